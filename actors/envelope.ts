@@ -1,0 +1,24 @@
+import type { WalletCommand } from "../machines/wallet.events";
+
+/** The caller's idempotency claim: same scope and key with the same fingerprint replays the first outcome. */
+export interface Idempotency {
+  scope: string;
+  key: string;
+  /** Hash of what was asked (operation, target, body); a different one under the same key is a conflict. */
+  fingerprint: string;
+}
+
+/** What a caller hears back: an HTTP-style status and a JSON body (a resource or a problem). */
+export interface Outcome {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+export interface Envelope {
+  command: WalletCommand;
+  idempotency?: Idempotency;
+}
+
+export function idempotencyId(i: Idempotency): string {
+  return `${i.scope}\u0000${i.key}`;
+}

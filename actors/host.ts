@@ -1,0 +1,77 @@
+import type { Db } from "../src/db/client";
+import { problem } from "../src/errors";
+import type { Envelope, Outcome } from "./envelope";
+import { ActorStale, type ActorLimits, type Render, WalletActor } from "./wallet-actor";
+
+export interface HostOptions extends ActorLimits {
+  idleMs: number;
+  /** Attempts when an actor turns out stale (another writer won); each reloads from Postgres. */
+  staleRetries: number;
+}
+
+/**
+ * Hosts this node's wallet actors: creates them on first use, routes commands to them, retries a
+ * caller whose actor was fenced off, and drops idle ones (their snapshot stays in Postgres).
+ */
+export class ActorHost {
+  private readonly actors = new Map<string, WalletActor>();
+  private readonly sweeper: Timer;
+
+  constructor(
+    private readonly db: Db,
+    private readonly render: Render,
+    private readonly options: HostOptions,
+  ) {
+    this.sweeper = setInterval(() => this.passivateIdle(), Math.max(50, Math.floor(options.idleMs / 2)));
+    this.sweeper.unref?.();
+  }
+
+  async dispatch(walletId: string, envelope: Envelope): Promise<Outcome> {
+    for (let attempt = 0; attempt <= this.options.staleRetries; attempt++) {
+      try {
+        return await this.actorFor(walletId).send(envelope);
+      } catch (error) {
+        if (!(error instanceof ActorStale)) throw error;
+      }
+    }
+    return { status: 503, body: problem("UNAVAILABLE", "the wallet is moving between owners; retry with the same idempotency key") };
+  }
+
+  inspect(walletId: string) {
+    const actor = this.actors.get(walletId);
+    return actor ? actor.inspect() : { loaded: false, state: null, context: null, version: null, mailboxDepth: 0, running: false };
+  }
+
+  get size(): number {
+    return this.actors.size;
+  }
+
+  /** Drop every actor whose mailbox is empty and which did nothing for idleMs. */
+  passivateIdle(now = Date.now()): number {
+    let dropped = 0;
+    for (const actor of this.actors.values()) {
+      if (!actor.busy && now - actor.lastActiveMs >= this.options.idleMs) {
+        actor.die();
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  /** Wait for every mailbox to empty (graceful shutdown), then stop. */
+  async stop(): Promise<void> {
+    clearInterval(this.sweeper);
+    for (let i = 0; i < 200 && [...this.actors.values()].some((a) => a.busy); i++) await Bun.sleep(25);
+  }
+
+  private actorFor(walletId: string): WalletActor {
+    let actor = this.actors.get(walletId);
+    if (!actor) {
+      actor = new WalletActor(walletId, this.db, this.render, this.options, (dead) => {
+        if (this.actors.get(dead.walletId) === dead) this.actors.delete(dead.walletId);
+      });
+      this.actors.set(walletId, actor);
+    }
+    return actor;
+  }
+}

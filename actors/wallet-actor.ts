@@ -1,0 +1,201 @@
+import { transition } from "xstate";
+import type { WalletCommand, WalletEffect } from "../machines/wallet.events";
+import { walletMachine, type WalletContext } from "../machines/wallet.machine";
+import type { Db } from "../src/db/client";
+import { problem } from "../src/errors";
+import { type Envelope, idempotencyId, type Idempotency, type Outcome } from "./envelope";
+import { LruCache } from "../src/util/lru";
+import { commitBatch, FencedError, KeysTakenError, loadOutcomes, loadWallet, type WalletSnapshot } from "./wallet-store";
+
+/** Turns a command's effects into what its caller hears (a resource view or a problem). */
+export type Render = (command: WalletCommand, effects: WalletEffect[], context: WalletContext) => Outcome;
+
+export interface ActorLimits {
+  batchMax: number;
+  mailboxMax: number;
+  /** Outcomes remembered in memory for quick replays; older ones are read from Postgres. */
+  recentMax: number;
+  /** Told what each committed batch did (e.g. to wake the transfer saga). */
+  afterCommit?: (effects: WalletEffect[]) => void;
+}
+
+/** The actor must be dropped and its callers retried against a fresh load (another writer won). */
+export class ActorStale extends Error {}
+
+interface Waiting {
+  envelope: Envelope;
+  resolve: (outcome: Outcome) => void;
+  reject: (error: Error) => void;
+}
+
+interface Remembered {
+  fingerprint: string;
+  outcome: Outcome;
+}
+
+/**
+ * One wallet's actor. Commands wait in a bounded mailbox and are applied one at a time, in order,
+ * to the machine. Whatever is waiting when a batch starts is applied together in memory and
+ * committed in ONE transaction (group commit); callers hear back only after that commit.
+ */
+export class WalletActor {
+  private snapshot!: WalletSnapshot;
+  private version = 0;
+  private loaded = false;
+  private running = false;
+  private readonly mailbox: Waiting[] = [];
+  private readonly recent: LruCache<string, Remembered>;
+  lastActiveMs = Date.now();
+  /** Set once the actor has been dropped; it takes no more commands. */
+  dead = false;
+
+  constructor(
+    readonly walletId: string,
+    private readonly db: Db,
+    private readonly render: Render,
+    private readonly limits: ActorLimits,
+    private readonly onDead: (actor: WalletActor) => void,
+  ) {
+    this.recent = new LruCache(limits.recentMax);
+  }
+
+  get mailboxDepth(): number {
+    return this.mailbox.length;
+  }
+
+  get busy(): boolean {
+    return this.running || this.mailbox.length > 0;
+  }
+
+  inspect() {
+    return {
+      loaded: this.loaded,
+      state: this.loaded ? this.snapshot.value : null,
+      context: this.loaded ? this.snapshot.context : null,
+      version: this.version,
+      mailboxDepth: this.mailbox.length,
+      running: this.running,
+    };
+  }
+
+  send(envelope: Envelope): Promise<Outcome> {
+    if (this.dead) return Promise.reject(new ActorStale(this.walletId));
+    if (this.mailbox.length >= this.limits.mailboxMax) {
+      return Promise.resolve({ status: 503, body: problem("OVERLOADED", "this wallet has too many commands waiting; retry later") });
+    }
+    this.lastActiveMs = Date.now();
+    return new Promise((resolve, reject) => {
+      this.mailbox.push({ envelope, resolve, reject });
+      if (!this.running) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.mailbox.length && !this.dead) {
+        const batch = this.mailbox.splice(0, this.limits.batchMax);
+        await this.runBatch(batch);
+      }
+    } finally {
+      this.running = false;
+      this.lastActiveMs = Date.now();
+      // Asking after a wallet that does not exist must not leave an actor behind for every id tried.
+      if (this.loaded && this.version === 0 && this.snapshot.value === "unopened" && !this.mailbox.length) this.die();
+    }
+  }
+
+  private async runBatch(batch: Waiting[]): Promise<void> {
+    try {
+      if (!this.loaded) {
+        const loaded = await loadWallet(this.db, this.walletId);
+        this.snapshot = loaded.snapshot;
+        this.version = loaded.version;
+        this.loaded = true;
+      }
+      // Keys another actor or node committed meanwhile make the commit fail; their stored outcomes
+      // are then fetched and the batch is applied again from the same starting state. Each round
+      // resolves at least one key, and a batch holds at most batchMax keys.
+      for (let attempt = 0; ; attempt++) {
+        const result = this.apply(batch);
+        try {
+          if (result.write) this.version = await commitBatch(this.db, { ...result.write, fromVersion: this.version });
+          this.snapshot = result.snapshot;
+          for (const [id, remembered] of result.remember) this.recent.set(id, remembered);
+          batch.forEach((w, i) => w.resolve(result.outcomes[i]!));
+          if (result.write) this.limits.afterCommit?.(result.write.effects);
+          return;
+        } catch (error) {
+          if (!(error instanceof KeysTakenError) || attempt >= this.limits.batchMax) throw error;
+          for (const [id, stored] of await loadOutcomes(this.db, error.taken)) this.recent.set(id, stored);
+        }
+      }
+    } catch (error) {
+      this.die();
+      if (error instanceof FencedError) {
+        // Someone else wrote this wallet: our state is stale. Callers are retried on a fresh load.
+        for (const w of batch) w.reject(new ActorStale(this.walletId));
+      } else {
+        // The database failed us (or the commit's fate is unknown). Nothing is acknowledged; the
+        // caller may retry with the same idempotency key and will get exactly one effect.
+        for (const w of batch) w.resolve({ status: 503, body: problem("UNAVAILABLE", "the ledger is unavailable; retry with the same idempotency key") });
+        console.error(JSON.stringify({ level: "error", msg: "wallet batch failed", walletId: this.walletId, error: String((error as Error)?.message ?? error) }));
+      }
+      for (const w of this.mailbox.splice(0)) w.reject(new ActorStale(this.walletId));
+    }
+  }
+
+  /** Pure part of a batch: run every command through the machine, starting from the committed state. */
+  private apply(batch: Waiting[]) {
+    let snapshot = this.snapshot;
+    const outcomes: Outcome[] = [];
+    const effects: WalletEffect[] = [];
+    const keyed: { idempotency: Idempotency; outcome: Outcome }[] = [];
+    const remember = new Map<string, Remembered>();
+    let at = "";
+
+    for (const { envelope } of batch) {
+      const idem = envelope.idempotency;
+      const id = idem ? idempotencyId(idem) : undefined;
+      const prior = id ? (remember.get(id) ?? this.recent.get(id)) : undefined;
+      if (idem && prior) {
+        outcomes.push(prior.fingerprint === idem.fingerprint ? prior.outcome : conflict());
+        continue;
+      }
+      const [next, actions] = transition(walletMachine, snapshot, envelope.command);
+      const emitted = emittedBy(actions as unknown as { type: string; params?: unknown }[]);
+      const outcome: Outcome = emitted.length
+        ? this.render(envelope.command, emitted, next.context)
+        : { status: 409, body: problem("INVALID_TRANSITION", `${envelope.command.type} is not allowed while the wallet is ${String(snapshot.value)}`) };
+      snapshot = next;
+      at = envelope.command.at;
+      outcomes.push(outcome);
+      effects.push(...emitted.filter((e) => e.type !== "rejected"));
+      if (idem && id) {
+        keyed.push({ idempotency: idem, outcome });
+        remember.set(id, { fingerprint: idem.fingerprint, outcome });
+      }
+    }
+
+    // A wallet that does not exist (and was not opened by this batch) writes nothing: there is no
+    // row to fence against, and a "not found" is not worth remembering.
+    const exists = this.version > 0 || snapshot.value !== "unopened";
+    const write = exists && (effects.length || keyed.length) ? { walletId: this.walletId, snapshot, at, effects, keyed } : undefined;
+    return { snapshot, outcomes, write, remember };
+  }
+
+  die(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.onDead(this);
+  }
+}
+
+function conflict(): Outcome {
+  return { status: 422, body: problem("IDEMPOTENCY_CONFLICT", "this idempotency key was already used with a different request") };
+}
+
+/** The machine's effects are its emitted events; the pure `transition` hands them back as actions. */
+function emittedBy(actions: { type: string; params?: unknown }[]): WalletEffect[] {
+  return actions.flatMap((a) => (a.type === "xstate.emit" ? [(a.params as { event: WalletEffect }).event] : []));
+}

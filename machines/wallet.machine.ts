@@ -1,0 +1,304 @@
+import { assign, emit, setup } from "xstate";
+import { move, SYSTEM_ACCOUNT } from "./journal";
+import type { RejectionCode, WalletCommand, WalletEffect } from "./wallet.events";
+import { nextWithdrawalStatus, type WithdrawalStep } from "./withdrawal.machine";
+
+/**
+ * One wallet: its status (unopened → active ⇄ frozen → closed) and its money. Pure: commands in,
+ * new state and effects (emitted events) out. The actor host persists the effects and the snapshot
+ * in one transaction; nothing here touches a clock, a database or a random number.
+ *
+ * Every command a state handles emits at least one effect (the result, or `rejected`). A command
+ * a state does not handle at all emits nothing, and the host answers INVALID_TRANSITION.
+ */
+export const WALLET_MACHINE_VERSION = 1;
+
+export interface OpenWithdrawal {
+  amount: bigint;
+  status: "requested" | "processing";
+}
+
+export interface OutgoingTransfer {
+  amount: bigint;
+  toWalletId: string;
+}
+
+export interface WalletContext {
+  walletId: string;
+  ownerId: string;
+  asset: string;
+  /** Sum of this wallet's postings in the ledger. */
+  posted: bigint;
+  /** Withdrawals that still hold money (requested or processing). */
+  withdrawals: Record<string, OpenWithdrawal>;
+  /** Transfers reserved from this wallet and not yet settled or voided. */
+  outgoing: Record<string, OutgoingTransfer>;
+}
+
+export function heldOf(context: WalletContext): bigint {
+  let held = 0n;
+  for (const withdrawal of Object.values(context.withdrawals)) held += withdrawal.amount;
+  return held;
+}
+
+export function availableOf(context: WalletContext): bigint {
+  return context.posted - heldOf(context);
+}
+
+type Ev<T extends WalletCommand["type"]> = Extract<WalletCommand, { type: T }>;
+
+/** A named, parameterised action: `reject(code, detail)` reads like the rule it enforces. */
+const reject = (code: RejectionCode, detail: string) => ({ type: "reject", params: { code, detail } }) as const;
+
+const withoutKey = <T>(record: Record<string, T>, key: string): Record<string, T> => {
+  const { [key]: _gone, ...rest } = record;
+  return rest;
+};
+
+const subject = (context: WalletContext, at: string) => ({ walletId: context.walletId, asset: context.asset, at });
+
+/** One step of an open withdrawal, allowed only where the withdrawal machine allows it. */
+const withdrawalStep = [
+  { guard: "withdrawalAllows", actions: ["emitWithdrawalStep", "applyWithdrawalStep"] },
+  { actions: reject("INVALID_TRANSITION", "this step is not allowed for the withdrawal in its current status") },
+] as const;
+
+export const walletMachine = setup({
+  types: {} as {
+    context: WalletContext;
+    events: WalletCommand;
+    emitted: WalletEffect;
+    input: { walletId: string };
+  },
+  actions: {
+    reject: emit((_, params: { code: RejectionCode; detail: string }) => ({ type: "rejected" as const, ...params })),
+    emitWithdrawalStep: emit(({ context, event }) => {
+      const e = event as LifecycleEvent;
+      const open = context.withdrawals[e.withdrawalId]!;
+      const status = nextWithdrawalStatus(open.status, stepOf(e.type))!;
+      return {
+        type: "withdrawal.changed" as const,
+        ...subject(context, e.at),
+        withdrawalId: e.withdrawalId,
+        amount: open.amount,
+        status,
+        ...("reason" in e && e.reason !== undefined ? { reason: e.reason } : {}),
+        ...(e.type === "withdrawal.complete"
+          ? { journal: move(e.journalId, "withdrawal", context.asset, context.walletId, SYSTEM_ACCOUNT.withdrawals, open.amount) }
+          : {}),
+      };
+    }),
+    // A completed withdrawal turns its hold into a posting (money leaves); failed and cancelled
+    // ones just drop the hold; processing keeps it.
+    applyWithdrawalStep: assign(({ context, event }) => {
+      const e = event as LifecycleEvent;
+      const open = context.withdrawals[e.withdrawalId]!;
+      const status = nextWithdrawalStatus(open.status, stepOf(e.type))!;
+      if (status === "processing") return { withdrawals: { ...context.withdrawals, [e.withdrawalId]: { ...open, status } } };
+      return {
+        posted: status === "completed" ? context.posted - open.amount : context.posted,
+        withdrawals: withoutKey(context.withdrawals, e.withdrawalId),
+      };
+    }),
+  },
+  guards: {
+    covers: ({ context, event }) => "amount" in event && availableOf(context) >= event.amount,
+    sameAsset: ({ context, event }) => event.type === "transfer.credit" && event.asset === context.asset,
+    isEmpty: ({ context }) =>
+      context.posted === 0n && Object.keys(context.withdrawals).length === 0 && Object.keys(context.outgoing).length === 0,
+    withdrawalAllows: ({ context, event }) => {
+      if (!("withdrawalId" in event) || !event.type.startsWith("withdrawal.") || event.type === "withdrawal.request") return false;
+      const open = context.withdrawals[event.withdrawalId];
+      return open !== undefined && nextWithdrawalStatus(open.status, stepOf(event.type)) !== undefined;
+    },
+    isOutgoing: ({ context, event }) => "transferId" in event && context.outgoing[event.transferId] !== undefined,
+  },
+}).createMachine({
+  id: "wallet",
+  initial: "unopened",
+  context: ({ input }) => ({ walletId: input.walletId, ownerId: "", asset: "", posted: 0n, withdrawals: {}, outgoing: {} }),
+  states: {
+    unopened: {
+      on: {
+        "wallet.open": {
+          target: "active",
+          actions: [
+            assign(({ event }) => ({ walletId: event.walletId, ownerId: event.ownerId, asset: event.asset })),
+            emit(({ event }) => ({ type: "wallet.opened", walletId: event.walletId, asset: event.asset, ownerId: event.ownerId, at: event.at })),
+          ],
+        },
+        "*": { actions: reject("WALLET_NOT_FOUND", "wallet not found") },
+      },
+    },
+
+    active: {
+      on: {
+        "wallet.open": { actions: reject("WALLET_EXISTS", "a wallet with this id already exists") },
+        "wallet.credit": {
+          actions: [
+            assign({ posted: ({ context, event }) => context.posted + event.amount }),
+            emit(({ context, event }) => ({
+              type: "wallet.credited",
+              ...subject(context, event.at),
+              journal: move(event.journalId, "credit", context.asset, SYSTEM_ACCOUNT.funding, context.walletId, event.amount, event.reference),
+            })),
+          ],
+        },
+        "wallet.payment": [
+          {
+            guard: "covers",
+            actions: [
+              assign({ posted: ({ context, event }) => context.posted - event.amount }),
+              emit(({ context, event }) => ({
+                type: "wallet.paid",
+                ...subject(context, event.at),
+                journal: move(event.journalId, "payment", context.asset, context.walletId, SYSTEM_ACCOUNT.payments, event.amount, event.reference),
+              })),
+            ],
+          },
+          { actions: reject("INSUFFICIENT_FUNDS", "the available balance does not cover this amount") },
+        ],
+        "withdrawal.request": [
+          {
+            guard: "covers",
+            actions: [
+              assign({
+                withdrawals: ({ context, event }) => ({ ...context.withdrawals, [event.withdrawalId]: { amount: event.amount, status: "requested" } }),
+              }),
+              emit(({ context, event }) => ({
+                type: "withdrawal.changed",
+                ...subject(context, event.at),
+                withdrawalId: event.withdrawalId,
+                amount: event.amount,
+                status: "requested",
+                destination: event.destination,
+              })),
+            ],
+          },
+          { actions: reject("INSUFFICIENT_FUNDS", "the available balance does not cover this amount") },
+        ],
+        "transfer.reserve": [
+          {
+            guard: "covers",
+            actions: [
+              assign(({ context, event }) => ({
+                posted: context.posted - event.amount,
+                outgoing: { ...context.outgoing, [event.transferId]: { amount: event.amount, toWalletId: event.toWalletId } },
+              })),
+              emit(({ context, event }) => ({
+                type: "transfer.reserved",
+                ...subject(context, event.at),
+                transferId: event.transferId,
+                toWalletId: event.toWalletId,
+                amount: event.amount,
+                journal: move(event.journalId, "transfer_reserve", context.asset, context.walletId, SYSTEM_ACCOUNT.transit, event.amount),
+              })),
+            ],
+          },
+          { actions: reject("INSUFFICIENT_FUNDS", "the available balance does not cover this amount") },
+        ],
+        "transfer.credit": [
+          {
+            guard: "sameAsset",
+            actions: [
+              assign({ posted: ({ context, event }) => context.posted + event.amount }),
+              emit(({ context, event }) => ({
+                type: "transfer.credited",
+                ...subject(context, event.at),
+                transferId: event.transferId,
+                fromWalletId: event.fromWalletId,
+                amount: event.amount,
+                journal: move(event.journalId, "transfer_credit", context.asset, SYSTEM_ACCOUNT.transit, context.walletId, event.amount),
+              })),
+            ],
+          },
+          { actions: reject("ASSET_MISMATCH", "the receiving wallet holds another asset") },
+        ],
+        "wallet.freeze": { target: "frozen", actions: emit(({ context, event }) => ({ type: "wallet.frozen", ...subject(context, event.at) })) },
+        "wallet.close": [
+          { guard: "isEmpty", target: "closed", actions: emit(({ context, event }) => ({ type: "wallet.closed", ...subject(context, event.at) })) },
+          { actions: reject("WALLET_NOT_EMPTY", "only an empty wallet with nothing in flight can be closed") },
+        ],
+      },
+    },
+
+    frozen: {
+      on: {
+        "wallet.open": { actions: reject("WALLET_EXISTS", "a wallet with this id already exists") },
+        "wallet.credit": { actions: reject("WALLET_FROZEN", "the wallet is frozen") },
+        "wallet.payment": { actions: reject("WALLET_FROZEN", "the wallet is frozen") },
+        "withdrawal.request": { actions: reject("WALLET_FROZEN", "the wallet is frozen") },
+        "transfer.reserve": { actions: reject("WALLET_FROZEN", "the wallet is frozen") },
+        "transfer.credit": { actions: reject("WALLET_FROZEN", "the receiving wallet is frozen") },
+        "wallet.unfreeze": { target: "active", actions: emit(({ context, event }) => ({ type: "wallet.unfrozen", ...subject(context, event.at) })) },
+        "wallet.close": [
+          { guard: "isEmpty", target: "closed", actions: emit(({ context, event }) => ({ type: "wallet.closed", ...subject(context, event.at) })) },
+          { actions: reject("WALLET_NOT_EMPTY", "only an empty wallet with nothing in flight can be closed") },
+        ],
+      },
+    },
+
+    closed: {
+      on: {
+        "wallet.open": { actions: reject("WALLET_EXISTS", "a wallet with this id already exists") },
+        "wallet.close": { actions: reject("INVALID_TRANSITION", "the wallet is already closed") },
+        "*": { actions: reject("WALLET_CLOSED", "the wallet is closed") },
+      },
+    },
+  },
+
+  // Money already promised keeps moving while a wallet is frozen: a payout in flight completes or
+  // fails, and a transfer already reserved settles or is voided. These handlers apply in both states.
+  on: {
+    "withdrawal.process": withdrawalStep,
+    "withdrawal.complete": withdrawalStep,
+    "withdrawal.fail": withdrawalStep,
+    "withdrawal.cancel": withdrawalStep,
+    "transfer.settle": [
+      {
+        guard: "isOutgoing",
+        actions: [
+          emit(({ context, event }) => ({
+            type: "transfer.settled",
+            ...subject(context, event.at),
+            transferId: event.transferId,
+            toWalletId: context.outgoing[event.transferId]!.toWalletId,
+            amount: context.outgoing[event.transferId]!.amount,
+          })),
+          assign({ outgoing: ({ context, event }) => withoutKey(context.outgoing, event.transferId) }),
+        ],
+      },
+      { actions: reject("INVALID_TRANSITION", "the transfer is not pending on this wallet") },
+    ],
+    "transfer.void": [
+      {
+        guard: "isOutgoing",
+        actions: [
+          emit(({ context, event }) => {
+            const outgoing = context.outgoing[event.transferId]!;
+            return {
+              type: "transfer.voided",
+              ...subject(context, event.at),
+              transferId: event.transferId,
+              toWalletId: outgoing.toWalletId,
+              amount: outgoing.amount,
+              reason: event.reason,
+              journal: move(event.journalId, "transfer_void", context.asset, SYSTEM_ACCOUNT.transit, context.walletId, outgoing.amount),
+            };
+          }),
+          assign(({ context, event }) => ({
+            posted: context.posted + context.outgoing[event.transferId]!.amount,
+            outgoing: withoutKey(context.outgoing, event.transferId),
+          })),
+        ],
+      },
+      { actions: reject("INVALID_TRANSITION", "the transfer is not pending on this wallet") },
+    ],
+  },
+});
+
+function stepOf(type: string): WithdrawalStep {
+  return type.slice("withdrawal.".length) as WithdrawalStep;
+}
+
+type LifecycleEvent = Ev<"withdrawal.process" | "withdrawal.complete" | "withdrawal.fail" | "withdrawal.cancel">;

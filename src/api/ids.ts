@@ -1,0 +1,25 @@
+import { createHash } from "node:crypto";
+
+/**
+ * A UUID (version 8, "custom") derived from a caller's idempotency key. Creating a wallet twice with
+ * the same key addresses the same actor, so the duplicate is serialized behind the first and replays
+ * its result, on any node, without a lock.
+ */
+export function idFromKey(purpose: string, scope: string, key: string): string {
+  const bytes = createHash("sha256").update(`coffer:${purpose}\u0000${scope}\u0000${key}`).digest().subarray(0, 16);
+  bytes[6] = (bytes[6]! & 0x0f) | 0x80;
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  const hex = bytes.toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+export function newId(): string {
+  return Bun.randomUUIDv7();
+}
+
+/** Stable hash of what a request asked for; the same key with another fingerprint is a conflict. */
+export function fingerprint(operation: string, target: string, normalized: unknown): string {
+  return createHash("sha256")
+    .update(`${operation}\n${target}\n${JSON.stringify(normalized, (_k, v) => (typeof v === "bigint" ? v.toString() : v))}`)
+    .digest("base64url");
+}

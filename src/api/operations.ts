@@ -1,0 +1,152 @@
+import type { Envelope, Outcome } from "../../actors/envelope";
+import type { Router } from "../../actors/router";
+import type { WalletCommand } from "../../machines/wallet.events";
+import type { WithdrawalStep } from "../../machines/withdrawal.machine";
+import type { Db } from "../db/client";
+import { CofferError } from "../errors";
+import type { Asset } from "../ledger/assets";
+import { maxMinorFor, parseAmount } from "../ledger/money";
+import { fingerprint, idFromKey, newId } from "./ids";
+import type { z } from "zod";
+import type { CreateTransfer, CreateWallet, MoneyIn, RequestWithdrawal } from "./schemas";
+import { LruCache } from "../util/lru";
+
+/** Who is asking. Idempotency keys are scoped to it (authentication fills it in later). */
+export interface Caller {
+  scope: string;
+}
+
+/**
+ * Every operation on money, independent of transport: REST and NATS both call these. Inputs are
+ * already shape-checked; here they are checked against the world (does the wallet exist, which
+ * asset and so which scale), turned into a command with fresh ids and a time, and routed to the
+ * wallet's actor. The outcome comes back from the actor after its commit.
+ */
+export class Operations {
+  private readonly walletAssets = new LruCache<string, Asset>(100_000);
+  private readonly withdrawalWallets = new LruCache<string, string>(100_000);
+
+  constructor(
+    private readonly db: Db,
+    private readonly router: Router,
+    private readonly maxAmountMajor: bigint,
+  ) {}
+
+  createWallet(caller: Caller, key: string, input: z.infer<typeof CreateWallet>): Promise<Outcome> {
+    const walletId = idFromKey("wallet", caller.scope, key);
+    return this.send(walletId, caller, key, "wallet.create", "", input, {
+      type: "wallet.open",
+      walletId,
+      ownerId: input.ownerId,
+      asset: input.asset,
+      at: now(),
+    });
+  }
+
+  async credit(caller: Caller, key: string, walletId: string, input: z.infer<typeof MoneyIn>): Promise<Outcome> {
+    const asset = await this.assetOf(walletId);
+    const amount = this.amount(input.amount, asset);
+    return this.send(walletId, caller, key, "wallet.credit", walletId, { amount, reference: input.reference }, {
+      type: "wallet.credit",
+      journalId: newId(),
+      amount,
+      ...(input.reference ? { reference: input.reference } : {}),
+      at: now(),
+    });
+  }
+
+  async pay(caller: Caller, key: string, walletId: string, input: z.infer<typeof MoneyIn>): Promise<Outcome> {
+    const asset = await this.assetOf(walletId);
+    const amount = this.amount(input.amount, asset);
+    return this.send(walletId, caller, key, "wallet.payment", walletId, { amount, reference: input.reference }, {
+      type: "wallet.payment",
+      journalId: newId(),
+      amount,
+      ...(input.reference ? { reference: input.reference } : {}),
+      at: now(),
+    });
+  }
+
+  async setStatus(caller: Caller, key: string, walletId: string, action: "freeze" | "unfreeze" | "close"): Promise<Outcome> {
+    await this.assetOf(walletId);
+    return this.send(walletId, caller, key, `wallet.${action}`, walletId, {}, { type: `wallet.${action}`, at: now() });
+  }
+
+  async requestWithdrawal(caller: Caller, key: string, walletId: string, input: z.infer<typeof RequestWithdrawal>): Promise<Outcome> {
+    const asset = await this.assetOf(walletId);
+    const amount = this.amount(input.amount, asset);
+    return this.send(walletId, caller, key, "withdrawal.request", walletId, { amount, destination: input.destination }, {
+      type: "withdrawal.request",
+      withdrawalId: newId(),
+      amount,
+      destination: input.destination,
+      at: now(),
+    });
+  }
+
+  async stepWithdrawal(caller: Caller, key: string, withdrawalId: string, step: WithdrawalStep, reason?: string): Promise<Outcome> {
+    const walletId = await this.walletOfWithdrawal(withdrawalId);
+    const at = now();
+    const command: WalletCommand =
+      step === "complete"
+        ? { type: "withdrawal.complete", withdrawalId, journalId: newId(), at }
+        : step === "process"
+          ? { type: "withdrawal.process", withdrawalId, at }
+          : { type: `withdrawal.${step}`, withdrawalId, ...(reason ? { reason } : {}), at };
+    return this.send(walletId, caller, key, `withdrawal.${step}`, withdrawalId, { reason }, command);
+  }
+
+  async createTransfer(caller: Caller, key: string, input: z.infer<typeof CreateTransfer>): Promise<Outcome> {
+    if (input.fromWalletId === input.toWalletId) throw new CofferError("SAME_WALLET", "a transfer needs two different wallets");
+    const [fromAsset, toAsset] = await Promise.all([this.assetOf(input.fromWalletId), this.assetOf(input.toWalletId)]);
+    if (fromAsset !== toAsset) throw new CofferError("ASSET_MISMATCH", `cannot transfer ${fromAsset} into a ${toAsset} wallet`);
+    const amount = this.amount(input.amount, fromAsset);
+    return this.send(input.fromWalletId, caller, key, "transfer.create", "", { ...input, amount }, {
+      type: "transfer.reserve",
+      transferId: newId(),
+      journalId: newId(),
+      toWalletId: input.toWalletId,
+      amount,
+      at: now(),
+    });
+  }
+
+  /** Internal steps (the transfer saga) use their own scope, keyed by transfer id and step. */
+  system(walletId: string, key: string, command: WalletCommand): Promise<Outcome> {
+    return this.router.send(walletId, { command, idempotency: { scope: "system", key, fingerprint: key } });
+  }
+
+  private send(walletId: string, caller: Caller, key: string, operation: string, target: string, normalized: unknown, command: WalletCommand): Promise<Outcome> {
+    const envelope: Envelope = { command, idempotency: { scope: caller.scope, key, fingerprint: fingerprint(operation, target, normalized) } };
+    return this.router.send(walletId, envelope);
+  }
+
+  private amount(text: string, asset: Asset): bigint {
+    const parsed = parseAmount(text, asset, maxMinorFor(this.maxAmountMajor, asset));
+    if (!parsed.ok) throw new CofferError("VALIDATION_FAILED", parsed.reason, { errors: [{ path: "amount", message: parsed.reason }] });
+    return parsed.minor;
+  }
+
+  /** A wallet's asset never changes, so it is cached once seen. */
+  async assetOf(walletId: string): Promise<Asset> {
+    const cached = this.walletAssets.get(walletId);
+    if (cached) return cached;
+    const [row] = await this.db`select asset from wallets where id = ${walletId}`;
+    if (!row) throw new CofferError("WALLET_NOT_FOUND", "wallet not found");
+    this.walletAssets.set(walletId, row.asset as Asset);
+    return row.asset as Asset;
+  }
+
+  private async walletOfWithdrawal(withdrawalId: string): Promise<string> {
+    const cached = this.withdrawalWallets.get(withdrawalId);
+    if (cached) return cached;
+    const [row] = await this.db`select wallet_id from withdrawals where id = ${withdrawalId}`;
+    if (!row) throw new CofferError("WITHDRAWAL_NOT_FOUND", "withdrawal not found");
+    this.withdrawalWallets.set(withdrawalId, row.wallet_id);
+    return row.wallet_id;
+  }
+}
+
+function now(): string {
+  return new Date().toISOString();
+}

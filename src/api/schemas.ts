@@ -1,0 +1,49 @@
+import { z } from "zod";
+import { ASSETS } from "../ledger/assets";
+
+/**
+ * Request bodies, shared by every transport. Objects are strict (an unknown field is a 400, so a
+ * typo never silently does something else) and every string has a ceiling.
+ */
+const text = (max: number) => z.string().min(1).max(max);
+/** Ids and references: printable ASCII without spaces or quotes, so they are safe in logs and URLs. */
+const token = (max: number) => text(max).regex(/^[A-Za-z0-9._:@\-]+$/, "use letters, digits and . _ : @ -");
+/** Amounts stay strings here; they become bigint only once the asset (and so the scale) is known. */
+export const AmountText = z.string().max(100);
+
+export const CreateWallet = z.strictObject({
+  ownerId: token(128),
+  asset: z.enum(ASSETS as [string, ...string[]]),
+});
+
+export const MoneyIn = z.strictObject({
+  amount: AmountText,
+  reference: token(128).optional(),
+});
+
+export const Destination = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("bank"), account: text(64).regex(/^[A-Za-z0-9 \-]+$/, "letters, digits, spaces and dashes only") }),
+  z.strictObject({ type: z.literal("crypto"), network: token(32), address: token(128) }),
+]);
+
+export const RequestWithdrawal = z.strictObject({
+  amount: AmountText,
+  destination: Destination,
+});
+
+export const WithdrawalStepBody = z.strictObject({ reason: text(500).optional() }).optional();
+
+export const CreateTransfer = z.strictObject({
+  fromWalletId: z.uuid(),
+  toWalletId: z.uuid(),
+  amount: AmountText,
+});
+
+export const Uuid = z.uuid();
+
+export const ListQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().regex(/^[0-9]{1,19}$/).optional(),
+});
+
+export const EmptyBody = z.strictObject({}).optional();

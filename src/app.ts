@@ -1,0 +1,51 @@
+import { ActorHost } from "../actors/host";
+import { InProcessRouter } from "../actors/router";
+import { Operations } from "./api/operations";
+import { renderWalletOutcome } from "./api/views";
+import type { Config } from "./config";
+import { connect, type Db } from "./db/client";
+import { migrate } from "./db/migrate";
+import { buildHttpApp } from "./http/app";
+import { TransferSaga } from "./workers/transfer-saga";
+
+/** One Coffer node, wired: database, actor host, router, operations, saga worker, HTTP app. */
+export interface Node {
+  db: Db;
+  host: ActorHost;
+  ops: Operations;
+  saga: TransferSaga;
+  http: ReturnType<typeof buildHttpApp>;
+  close(): Promise<void>;
+}
+
+export async function startNode(config: Config, databaseUrl: string): Promise<Node> {
+  const db = connect(databaseUrl, config.DB_POOL_MAX);
+  await migrate(db);
+  let saga: TransferSaga | undefined;
+  const host = new ActorHost(db, renderWalletOutcome, {
+    batchMax: config.ACTOR_BATCH_MAX,
+    mailboxMax: config.ACTOR_MAILBOX_MAX,
+    recentMax: 1024,
+    idleMs: config.ACTOR_IDLE_MS,
+    staleRetries: 3,
+    afterCommit: (effects) => {
+      if (effects.some((e) => e.type === "transfer.reserved" || e.type === "transfer.credited")) saga?.kick();
+    },
+  });
+  const ops = new Operations(db, new InProcessRouter(host), config.maxAmountMajor);
+  saga = new TransferSaga(db, ops);
+  saga.kick(); // resume transfers a previous run left in flight
+  const http = buildHttpApp({ db, ops, host });
+  return {
+    db,
+    host,
+    ops,
+    saga,
+    http,
+    async close() {
+      await saga!.stop();
+      await host.stop();
+      await db.end({ timeout: 5 });
+    },
+  };
+}

@@ -1,0 +1,32 @@
+import { z } from "zod";
+
+/** Environment, validated once at start-up. A bad value stops the process with a clear message. */
+const Env = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  DATABASE_URL: z.string().url().optional(),
+  /** Where `bun start` keeps its embedded Postgres and generated files when DATABASE_URL is unset. */
+  COFFER_HOME: z.string().default("./.coffer"),
+  /** Largest amount accepted in one request, in major units of any asset. */
+  MAX_AMOUNT: z.string().regex(/^[1-9][0-9]{0,30}$/).default("1000000000"),
+  /** Commands an actor applies and persists in one transaction at most. */
+  ACTOR_BATCH_MAX: z.coerce.number().int().min(1).max(10_000).default(256),
+  /** Commands waiting in one actor's mailbox at most; past it callers get 503 OVERLOADED. */
+  ACTOR_MAILBOX_MAX: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  /** An actor with nothing to do for this long is dropped from memory (its snapshot stays in Postgres). */
+  ACTOR_IDLE_MS: z.coerce.number().int().min(100).default(60_000),
+  /** How long an idempotency key's first result is replayed. */
+  IDEMPOTENCY_TTL_HOURS: z.coerce.number().int().min(24).default(48),
+  DB_POOL_MAX: z.coerce.number().int().min(2).max(500).default(20),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+});
+
+export type Config = z.infer<typeof Env> & { maxAmountMajor: bigint };
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = Env.safeParse(env);
+  if (!parsed.success) {
+    const fields = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new Error(`invalid configuration: ${fields}`);
+  }
+  return { ...parsed.data, maxAmountMajor: BigInt(parsed.data.MAX_AMOUNT) };
+}

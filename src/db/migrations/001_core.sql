@@ -1,0 +1,91 @@
+-- Core schema: wallets with their actor snapshot, the double-entry ledger, idempotency, outbox.
+-- Money is numeric(78,0): integers in the asset's smallest unit, wide enough for uint256 (wei).
+
+create table wallets (
+  id              uuid primary key,
+  owner_id        text not null,
+  asset           text not null,
+  status          text not null,
+  -- Projections of the snapshot, written in the same statement, so SQL (the verifier, listings)
+  -- can read them without parsing JSON. The snapshot stays the actor's truth.
+  posted          numeric(78,0) not null,
+  held            numeric(78,0) not null,
+  -- Fencing: every write is "where version = <the version this actor loaded>".
+  version         bigint not null,
+  machine_version int not null,
+  snapshot        jsonb not null,
+  created_at      timestamptz not null,
+  updated_at      timestamptz not null
+);
+create index wallets_owner on wallets (owner_id);
+
+create table journals (
+  id         uuid primary key,
+  kind       text not null,
+  asset      text not null,
+  wallet_id  uuid not null,
+  reference  text,
+  created_at timestamptz not null
+);
+
+create table postings (
+  id         bigserial primary key,
+  journal_id uuid not null references journals (id),
+  account    text not null,
+  asset      text not null,
+  amount     numeric(78,0) not null check (amount <> 0)
+);
+create index postings_account on postings (account, id);
+create index postings_journal on postings (journal_id);
+
+create table withdrawals (
+  id          uuid primary key,
+  wallet_id   uuid not null references wallets (id),
+  asset       text not null,
+  amount      numeric(78,0) not null check (amount > 0),
+  status      text not null,
+  destination jsonb not null,
+  reason      text,
+  created_at  timestamptz not null,
+  updated_at  timestamptz not null
+);
+create index withdrawals_wallet on withdrawals (wallet_id, created_at desc);
+
+create table transfers (
+  id             uuid primary key,
+  from_wallet_id uuid not null references wallets (id),
+  to_wallet_id   uuid not null references wallets (id),
+  asset          text not null,
+  amount         numeric(78,0) not null check (amount > 0),
+  status         text not null,
+  reason         text,
+  created_at     timestamptz not null,
+  updated_at     timestamptz not null
+);
+
+-- First result of every mutation, by the caller's key. Replays read it; the unique key stops two
+-- nodes or two actors from both acting on one key.
+create table idempotency_keys (
+  scope       text not null,
+  key         text not null,
+  fingerprint text not null,
+  status      int not null,
+  body        jsonb not null,
+  created_at  timestamptz not null default now(),
+  primary key (scope, key)
+);
+create index idempotency_keys_created on idempotency_keys (created_at);
+
+-- Domain events written in the same transaction as the change they describe. The saga worker
+-- drives transfers from them; later a relay publishes them.
+create table outbox (
+  seq          bigserial primary key,
+  id           uuid not null unique,
+  aggregate_id uuid not null,
+  type         text not null,
+  payload      jsonb not null,
+  created_at   timestamptz not null,
+  -- Set when the event still needs the transfer saga; cleared once its next step has committed.
+  saga_pending boolean not null default false
+);
+create index outbox_saga_pending on outbox (seq) where saga_pending;

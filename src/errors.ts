@@ -1,0 +1,73 @@
+/**
+ * The closed set of error codes Coffer answers with. Each code has one HTTP status, decided here and
+ * nowhere else, so REST, NATS and stored idempotent replies always agree.
+ */
+export const ERROR_STATUS = {
+  VALIDATION_FAILED: 400,
+  IDEMPOTENCY_KEY_REQUIRED: 400,
+  NOT_FOUND: 404,
+  WALLET_NOT_FOUND: 404,
+  WITHDRAWAL_NOT_FOUND: 404,
+  TRANSFER_NOT_FOUND: 404,
+  INVALID_TRANSITION: 409,
+  INSUFFICIENT_FUNDS: 409,
+  WALLET_FROZEN: 409,
+  WALLET_CLOSED: 409,
+  WALLET_NOT_EMPTY: 409,
+  WALLET_EXISTS: 409,
+  ASSET_MISMATCH: 422,
+  SAME_WALLET: 422,
+  IDEMPOTENCY_CONFLICT: 422,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  OVERLOADED: 503,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** A failure that is part of the contract: it has a stable code and a message safe to show anyone. */
+export class CofferError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(`${code}: ${detail}`);
+    this.status = ERROR_STATUS[code];
+  }
+
+  toProblem(instance?: string): Problem {
+    return problem(this.code, this.detail, instance, this.extra);
+  }
+}
+
+/** RFC 9457 problem details with our `code` extension member. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  code: ErrorCode;
+  detail: string;
+  instance?: string;
+  [extra: string]: unknown;
+}
+
+export function problem(code: ErrorCode, detail: string, instance?: string, extra: Record<string, unknown> = {}): Problem {
+  return {
+    ...extra,
+    type: `https://coffer.dev/problems/${code.toLowerCase().replaceAll("_", "-")}`,
+    title: code.replaceAll("_", " ").toLowerCase(),
+    status: ERROR_STATUS[code],
+    code,
+    detail,
+    ...(instance ? { instance } : {}),
+  };
+}
+
+/** Errors the caller may retry with the same idempotency key (the first attempt changed nothing or is replayed). */
+export function isRetryable(code: ErrorCode): boolean {
+  return code === "OVERLOADED" || code === "UNAVAILABLE";
+}

@@ -1,0 +1,41 @@
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { CofferError, problem } from "../errors";
+import { registerAdmin } from "./admin";
+import type { HttpDeps } from "./deps";
+import { sendError, sendProblem } from "./respond";
+import { registerTransfers } from "./transfers";
+import { registerWallets } from "./wallets";
+import { registerWithdrawals } from "./withdrawals";
+
+const MAX_BODY_BYTES = 64 * 1024;
+
+/** The REST API: one file per resource, one error handler, problem+json for every failure. */
+export function buildHttpApp(deps: HttpDeps): Hono {
+  const app = new Hono();
+
+  app.use("*", async (c, next) => {
+    const requestId = Bun.randomUUIDv7();
+    c.set("requestId" as never, requestId as never);
+    await next();
+    c.header("x-request-id", requestId);
+    c.header("x-content-type-options", "nosniff");
+    c.header("cache-control", "no-store");
+  });
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) => sendProblem(c, problem("PAYLOAD_TOO_LARGE", `bodies are limited to ${MAX_BODY_BYTES} bytes`, c.req.path)),
+    }),
+  );
+
+  registerWallets(app, deps);
+  registerWithdrawals(app, deps);
+  registerTransfers(app, deps);
+  registerAdmin(app, deps);
+
+  app.notFound((c) => sendProblem(c, new CofferError("NOT_FOUND", "no such route").toProblem(c.req.path)));
+  app.onError((error, c) => sendError(c, error));
+  return app;
+}

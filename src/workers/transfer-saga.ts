@@ -1,0 +1,109 @@
+import type { Db } from "../db/client";
+import type { Operations } from "../api/operations";
+import { newId } from "../api/ids";
+
+/**
+ * Drives transfers A → B from the outbox: `transfer.reserved` (A's money is in transit) asks B to
+ * credit; `transfer.credited` asks A to settle; if B refuses, A voids (transit → A). Each step is
+ * keyed by transfer id, so running one twice (after a crash, or on two nodes) has one effect. An
+ * event stays pending until its next step has committed, so a restart resumes where it stopped.
+ */
+interface SagaEvent {
+  id: string;
+  type: "transfer.reserved" | "transfer.credited";
+  payload: { transferId: string; walletId: string; toWalletId?: string; fromWalletId?: string; asset: string; amount: string; at: string };
+}
+
+const BATCH = 200;
+
+export class TransferSaga {
+  private running = false;
+  private again = false;
+  private stopped = false;
+  private readonly timer: Timer;
+
+  constructor(
+    private readonly db: Db,
+    private readonly ops: Operations,
+    pollMs = 500,
+  ) {
+    this.timer = setInterval(() => this.kick(), pollMs);
+    this.timer.unref?.();
+  }
+
+  /** Something was committed that may need a next step: look now rather than at the next poll. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    void this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    while (this.running) await Bun.sleep(10);
+  }
+
+  /** Resolves once no saga step is pending (tests and shutdown use it). */
+  async idle(timeoutMs = 30_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const [row] = await this.db`select count(*)::int as n from outbox where saga_pending`;
+      if (row!.n === 0 && !this.running) return true;
+      this.kick();
+      await Bun.sleep(20);
+    }
+    return false;
+  }
+
+  private async run(): Promise<void> {
+    this.running = true;
+    try {
+      do {
+        this.again = false;
+        const events = (await this.db`select id, type, payload from outbox where saga_pending order by seq limit ${BATCH}`) as unknown as SagaEvent[];
+        const done = (await Promise.all(events.map((e) => this.step(e).catch(() => false)))).flatMap((ok, i) => (ok ? [events[i]!.id] : []));
+        if (done.length) await this.db`update outbox set saga_pending = false where id in ${this.db(done)}`;
+        if (events.length === BATCH && done.length) this.again = true;
+      } while (this.again && !this.stopped);
+    } catch (error) {
+      console.error(JSON.stringify({ level: "warn", msg: "transfer saga pass failed; will retry", error: String((error as Error)?.message ?? error) }));
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Take the next step for one event; true when that step has committed (or was already taken). */
+  private async step(event: SagaEvent): Promise<boolean> {
+    const p = event.payload;
+    const at = new Date().toISOString();
+    if (event.type === "transfer.reserved") {
+      const credit = await this.ops.system(p.toWalletId!, `transfer:${p.transferId}:credit`, {
+        type: "transfer.credit",
+        transferId: p.transferId,
+        journalId: newId(),
+        fromWalletId: p.walletId,
+        asset: p.asset,
+        amount: BigInt(p.amount),
+        at,
+      });
+      if (credit.status < 300) return true;
+      if (credit.status >= 500) return false;
+      // B refused (frozen, closed, gone): give A its money back.
+      const reason = String(credit.body.code ?? "REFUSED");
+      const voided = await this.ops.system(p.walletId, `transfer:${p.transferId}:void`, {
+        type: "transfer.void",
+        transferId: p.transferId,
+        journalId: newId(),
+        reason,
+        at,
+      });
+      return voided.status < 300 || voided.body.code === "INVALID_TRANSITION";
+    }
+    const settled = await this.ops.system(p.fromWalletId!, `transfer:${p.transferId}:settle`, { type: "transfer.settle", transferId: p.transferId, at });
+    return settled.status < 300 || settled.body.code === "INVALID_TRANSITION";
+  }
+}

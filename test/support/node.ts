@@ -1,0 +1,74 @@
+import { startNode, type Node } from "../../src/app";
+import { loadConfig } from "../../src/config";
+import { createTestDatabase, type TestDatabase } from "./db";
+
+/**
+ * A whole Coffer node on its own fresh database, serving real HTTP on a free port.
+ * `api` sends JSON and returns status + parsed body; POSTs get a fresh Idempotency-Key unless one is given.
+ */
+export interface TestNode {
+  node: Node;
+  db: TestDatabase;
+  baseUrl: string;
+  api: Api;
+  stop(): Promise<void>;
+}
+
+export interface ApiResponse {
+  status: number;
+  body: any;
+  headers: Headers;
+}
+
+export type Api = (method: string, path: string, body?: unknown, opts?: { key?: string | null; raw?: string; headers?: Record<string, string> }) => Promise<ApiResponse>;
+
+export async function startTestNode(label: string, env: Record<string, string> = {}): Promise<TestNode> {
+  const db = await createTestDatabase(label);
+  const config = loadConfig({ ...env, DATABASE_URL: db.url });
+  const node = await startNode(config, db.url);
+  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
+  const baseUrl = `http://127.0.0.1:${server.port}`;
+  return {
+    node,
+    db,
+    baseUrl,
+    api: apiFor(baseUrl),
+    async stop() {
+      await server.stop(true);
+      await node.close();
+      await db.drop();
+    },
+  };
+}
+
+export function apiFor(baseUrl: string): Api {
+  return async (method, path, body, opts = {}) => {
+    const headers: Record<string, string> = { "content-type": "application/json", ...opts.headers };
+    if (method === "POST" && opts.key !== null) headers["idempotency-key"] = opts.key ?? crypto.randomUUID();
+    const res = await fetch(baseUrl + path, {
+      method,
+      headers,
+      body: opts.raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // leave as text: the test will see it
+    }
+    return { status: res.status, body: parsed, headers: res.headers };
+  };
+}
+
+/** Create a wallet and optionally fund it; returns its id. */
+export async function fundedWallet(api: Api, asset = "USD", amount?: string, ownerId = "owner-1"): Promise<string> {
+  const created = await api("POST", "/v1/wallets", { ownerId, asset });
+  if (created.status !== 201) throw new Error(`wallet create failed: ${created.status} ${JSON.stringify(created.body)}`);
+  const id = created.body.id as string;
+  if (amount) {
+    const credit = await api("POST", `/v1/wallets/${id}/credits`, { amount });
+    if (credit.status !== 201) throw new Error(`credit failed: ${credit.status} ${JSON.stringify(credit.body)}`);
+  }
+  return id;
+}
