@@ -6,6 +6,7 @@ import type { Config } from "./config";
 import { connect, type Db } from "./db/client";
 import { migrate } from "./db/migrate";
 import { buildHttpApp } from "./http/app";
+import { startIdempotencyExpiry } from "./workers/idempotency-expiry";
 import { TransferSaga } from "./workers/transfer-saga";
 
 /** One Coffer node, wired: database, actor host, router, operations, saga worker, HTTP app. */
@@ -35,6 +36,7 @@ export async function startNode(config: Config, databaseUrl: string): Promise<No
   const ops = new Operations(db, new InProcessRouter(host), config.maxAmountMajor);
   saga = new TransferSaga(db, ops);
   saga.kick(); // resume transfers a previous run left in flight
+  const stopExpiry = startIdempotencyExpiry(db, config.IDEMPOTENCY_TTL_HOURS);
   const http = buildHttpApp({ db, ops, host });
   return {
     db,
@@ -43,6 +45,7 @@ export async function startNode(config: Config, databaseUrl: string): Promise<No
     saga,
     http,
     async close() {
+      stopExpiry();
       await saga!.stop();
       await host.stop();
       await db.end({ timeout: 5 });

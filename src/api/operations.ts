@@ -98,8 +98,16 @@ export class Operations {
 
   async createTransfer(caller: Caller, key: string, input: z.infer<typeof CreateTransfer>): Promise<Outcome> {
     if (input.fromWalletId === input.toWalletId) throw new CofferError("SAME_WALLET", "a transfer needs two different wallets");
-    const [fromAsset, toAsset] = await Promise.all([this.assetOf(input.fromWalletId), this.assetOf(input.toWalletId)]);
+    const [fromAsset, toAsset, toStatus] = await Promise.all([
+      this.assetOf(input.fromWalletId),
+      this.assetOf(input.toWalletId),
+      this.statusOf(input.toWalletId),
+    ]);
     if (fromAsset !== toAsset) throw new CofferError("ASSET_MISMATCH", `cannot transfer ${fromAsset} into a ${toAsset} wallet`);
+    // Refuse early what the receiving wallet would refuse anyway. Its status can still change before
+    // the credit step; the saga then voids the transfer and the money returns.
+    if (toStatus === "frozen") throw new CofferError("WALLET_FROZEN", "the receiving wallet is frozen");
+    if (toStatus === "closed") throw new CofferError("WALLET_CLOSED", "the receiving wallet is closed");
     const amount = this.amount(input.amount, fromAsset);
     return this.send(input.fromWalletId, caller, key, "transfer.create", "", { ...input, amount }, {
       type: "transfer.reserve",
@@ -135,6 +143,11 @@ export class Operations {
     if (!row) throw new CofferError("WALLET_NOT_FOUND", "wallet not found");
     this.walletAssets.set(walletId, row.asset as Asset);
     return row.asset as Asset;
+  }
+
+  private async statusOf(walletId: string): Promise<string | undefined> {
+    const [row] = await this.db`select status from wallets where id = ${walletId}`;
+    return row?.status;
   }
 
   private async walletOfWithdrawal(withdrawalId: string): Promise<string> {

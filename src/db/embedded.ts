@@ -44,17 +44,17 @@ export async function startEmbeddedPostgres(home: string, log: (msg: string) => 
   });
 
   if (await answers(state, "postgres")) {
-    log(`embedded postgres already running on port ${state.port}; reusing it`);
-  } else {
-    if (!existsSync(join(dataDir, "PG_VERSION"))) {
-      log(`initialising embedded postgres in ${dataDir}`);
-      await server.initialise();
-    }
-    // A server killed with its parent leaves a stale pid file behind; postgres itself checks
-    // whether that pid is alive, so starting is safe.
-    await server.start();
-    log(`embedded postgres started on port ${state.port}`);
+    // Left running by an earlier run that was killed: stop it, so this process owns (and on exit
+    // stops) the server it uses.
+    log(`stopping the embedded postgres an earlier run left on port ${state.port}`);
+    await stopOrphan(dataDir, state);
   }
+  if (!existsSync(join(dataDir, "PG_VERSION"))) {
+    log(`initialising embedded postgres in ${dataDir}`);
+    await server.initialise();
+  }
+  await server.start();
+  log(`embedded postgres started on port ${state.port}`);
   if (!(await answers(state, "coffer"))) {
     const admin = postgres(`postgres://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/postgres`, { max: 1, onnotice: () => {} });
     await admin`create database coffer`.catch((e) => {
@@ -63,6 +63,15 @@ export async function startEmbeddedPostgres(home: string, log: (msg: string) => 
     await admin.end();
   }
   return { url, stop: () => server.stop() };
+}
+
+async function stopOrphan(dataDir: string, state: EmbeddedState): Promise<void> {
+  const pidFile = join(dataDir, "postmaster.pid");
+  const pid = existsSync(pidFile) ? Number((await Bun.file(pidFile).text()).split("\n")[0]) : NaN;
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`port ${state.port} is taken by a server that is not ours; set DATABASE_URL or free the port`);
+  process.kill(pid, "SIGINT"); // postgres "fast shutdown": roll back open transactions, checkpoint, exit
+  for (let i = 0; i < 300 && existsSync(pidFile); i++) await Bun.sleep(100);
+  if (existsSync(pidFile)) throw new Error("the earlier embedded postgres did not stop within 30 s");
 }
 
 async function answers(state: EmbeddedState, database: string): Promise<boolean> {

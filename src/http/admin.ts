@@ -13,13 +13,4 @@ export function registerAdmin(app: Hono, { db, host }: HttpDeps): void {
     const live = host.inspect(id);
     return c.json(JSON.parse(JSON.stringify({ walletId: id, ...live }, (_k, v) => (typeof v === "bigint" ? v.toString() : v))));
   });
-
-  app.get("/health", async (c) => {
-    try {
-      await db`select 1`;
-      return c.json({ status: "ok", actorsLoaded: host.size });
-    } catch {
-      return c.json({ status: "degraded", database: "unreachable" }, 503);
-    }
-  });
 }

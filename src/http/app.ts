@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { CofferError, problem } from "../errors";
 import { registerAdmin } from "./admin";
+import { registerHealth } from "./health";
 import type { HttpDeps } from "./deps";
 import { sendError, sendProblem } from "./respond";
 import { registerTransfers } from "./transfers";
@@ -34,6 +35,7 @@ export function buildHttpApp(deps: HttpDeps): Hono {
   registerWithdrawals(app, deps);
   registerTransfers(app, deps);
   registerAdmin(app, deps);
+  registerHealth(app, deps);
 
   app.notFound((c) => sendProblem(c, new CofferError("NOT_FOUND", "no such route").toProblem(c.req.path)));
   app.onError((error, c) => sendError(c, error));

@@ -1,0 +1,22 @@
+import type { Db } from "../db/client";
+
+/**
+ * Idempotency records are kept for IDEMPOTENCY_TTL_HOURS (at least 24 h) and then deleted, a
+ * bounded batch at a time so the sweep never holds long locks.
+ */
+export function startIdempotencyExpiry(db: Db, ttlHours: number, everyMs = 10 * 60_000): () => void {
+  const sweep = async () => {
+    try {
+      for (let round = 0; round < 100; round++) {
+        const deleted = await db`delete from idempotency_keys where ctid in (
+          select ctid from idempotency_keys where created_at < now() - make_interval(hours => ${ttlHours}) limit 10000)`;
+        if (deleted.count < 10000) break;
+      }
+    } catch (error) {
+      console.error(JSON.stringify({ level: "warn", msg: "idempotency expiry failed; will retry", error: String((error as Error)?.message ?? error) }));
+    }
+  };
+  const timer = setInterval(sweep, everyMs);
+  timer.unref?.();
+  return () => clearInterval(timer);
+}
