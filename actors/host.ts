@@ -1,9 +1,10 @@
 import type { Db } from "../src/db/client";
 import { problem } from "../src/errors";
+import { CommitQueue, type CommitQueueLimits } from "./commit-queue";
 import type { Envelope, Outcome } from "./envelope";
 import { ActorStale, type ActorLimits, type Render, WalletActor } from "./wallet-actor";
 
-export interface HostOptions extends ActorLimits {
+export interface HostOptions extends ActorLimits, CommitQueueLimits {
   idleMs: number;
   /** Attempts when an actor turns out stale (another writer won); each reloads from Postgres. */
   staleRetries: number;
@@ -16,12 +17,14 @@ export interface HostOptions extends ActorLimits {
 export class ActorHost {
   private readonly actors = new Map<string, WalletActor>();
   private readonly sweeper: Timer;
+  private readonly commits: CommitQueue;
 
   constructor(
     private readonly db: Db,
     private readonly render: Render,
     private readonly options: HostOptions,
   ) {
+    this.commits = new CommitQueue(db, options);
     this.sweeper = setInterval(() => this.passivateIdle(), Math.max(50, Math.floor(options.idleMs / 2)));
     this.sweeper.unref?.();
   }
@@ -67,7 +70,7 @@ export class ActorHost {
   private actorFor(walletId: string): WalletActor {
     let actor = this.actors.get(walletId);
     if (!actor) {
-      actor = new WalletActor(walletId, this.db, this.render, this.options, (dead) => {
+      actor = new WalletActor(walletId, this.db, this.commits, this.render, this.options, (dead) => {
         if (this.actors.get(dead.walletId) === dead) this.actors.delete(dead.walletId);
       });
       this.actors.set(walletId, actor);

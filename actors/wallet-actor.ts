@@ -5,7 +5,8 @@ import type { Db } from "../src/db/client";
 import { problem } from "../src/errors";
 import { type Envelope, idempotencyId, type Idempotency, type Outcome } from "./envelope";
 import { LruCache } from "../src/util/lru";
-import { commitBatch, FencedError, KeysTakenError, loadOutcomes, loadWallet, type WalletSnapshot } from "./wallet-store";
+import type { CommitQueue } from "./commit-queue";
+import { FencedError, KeysTakenError, loadOutcomes, loadWallet, type WalletSnapshot } from "./wallet-store";
 
 /** Turns a command's effects into what its caller hears (a resource view or a problem). */
 export type Render = (command: WalletCommand, effects: WalletEffect[], context: WalletContext) => Outcome;
@@ -43,6 +44,7 @@ export class WalletActor {
   private version = 0;
   private loaded = false;
   private running = false;
+  private yielding = false;
   private readonly mailbox: Waiting[] = [];
   private readonly recent: LruCache<string, Remembered>;
   lastActiveMs = Date.now();
@@ -52,6 +54,7 @@ export class WalletActor {
   constructor(
     readonly walletId: string,
     private readonly db: Db,
+    private readonly commits: CommitQueue,
     private readonly render: Render,
     private readonly limits: ActorLimits,
     private readonly onDead: (actor: WalletActor) => void,
@@ -64,7 +67,7 @@ export class WalletActor {
   }
 
   get busy(): boolean {
-    return this.running || this.mailbox.length > 0;
+    return (this.running && !this.yielding) || this.mailbox.length > 0;
   }
 
   inspect() {
@@ -96,6 +99,11 @@ export class WalletActor {
       while (this.mailbox.length && !this.dead) {
         const batch = this.mailbox.splice(0, this.limits.batchMax);
         await this.runBatch(batch);
+        // Let the callers just answered send their next command before the next batch is cut:
+        // bigger batches, fewer commits. While it waits the actor counts as idle.
+        this.yielding = true;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        this.yielding = false;
       }
     } finally {
       this.running = false;
@@ -119,7 +127,7 @@ export class WalletActor {
       for (let attempt = 0; ; attempt++) {
         const result = this.apply(batch);
         try {
-          if (result.write) this.version = await commitBatch(this.db, { ...result.write, fromVersion: this.version });
+          if (result.write) this.version = await this.commits.commit({ ...result.write, fromVersion: this.version });
           this.snapshot = result.snapshot;
           for (const [id, remembered] of result.remember) this.recent.set(id, remembered);
           batch.forEach((w, i) => w.resolve(result.outcomes[i]!));

@@ -50,6 +50,7 @@ export class KeysTakenError extends Error {
 
 export interface BatchWrite {
   walletId: string;
+  /** The version this actor loaded (0: the wallet has no row yet). */
   fromVersion: number;
   snapshot: WalletSnapshot;
   at: string;
@@ -57,98 +58,145 @@ export interface BatchWrite {
   keyed: { idempotency: Idempotency; outcome: Outcome }[];
 }
 
+/** What one commit of several batches found: new versions, or who was fenced and which keys were taken. */
+export interface CommitReport {
+  ok: boolean;
+  versions: Map<string, number>;
+  fenced: Set<string>;
+  taken: Map<string, Idempotency[]>;
+}
+
+class Abort extends Error {}
+
 /**
- * Everything a batch did, in one transaction: idempotency records, journals and postings, the rows
- * effects describe, outbox events and the new snapshot, guarded by the version the actor loaded.
- * The statements are pipelined (sent together), so a batch costs about one round trip.
+ * Everything some batches did (each from a different wallet), in ONE transaction: idempotency
+ * records, journals and postings, the rows effects describe, outbox events and each wallet's new
+ * snapshot, guarded by the version its actor loaded. The statements are pipelined (sent together).
+ * If any wallet was fenced or any key was already taken, nothing is written and the report says
+ * which, so the caller can answer those and commit the rest again.
  */
-export async function commitBatch(db: Db, write: BatchWrite): Promise<number> {
-  const context = write.snapshot.context;
-  const toVersion = write.fromVersion + 1;
-  const journals = write.effects.flatMap((e) => ("journal" in e && e.journal ? [{ journal: e.journal, effect: e }] : []));
+export async function commitWrites(db: Db, writes: BatchWrite[]): Promise<CommitReport> {
+  const report: CommitReport = { ok: true, versions: new Map(), fenced: new Set(), taken: new Map() };
+  const journals = writes.flatMap((w) =>
+    w.effects.flatMap((e) => ("journal" in e && e.journal ? [{ journal: e.journal, at: e.at, walletId: w.walletId }] : [])),
+  );
   for (const { journal } of journals) assertBalanced(journal);
+  const keyed = writes.flatMap((w) => w.keyed.map((k) => ({ ...k, walletId: w.walletId })));
+  const created = writes.filter((w) => w.fromVersion === 0);
+  const updated = writes.filter((w) => w.fromVersion > 0);
 
-  return db.begin(async (tx) => {
-    const keyRows = write.keyed.map(({ idempotency, outcome }) => ({
-      scope: idempotency.scope,
-      key: idempotency.key,
-      fingerprint: idempotency.fingerprint,
-      status: outcome.status,
-      body: outcome.body as never,
-    }));
-    const pending: Promise<unknown>[] = [];
-    const keysInserted = keyRows.length
-      ? tx`insert into idempotency_keys ${tx(keyRows, "scope", "key", "fingerprint", "status", "body")}
-           on conflict do nothing returning scope, key`
-      : Promise.resolve([]);
-
-    const opened = write.effects.find((e) => e.type === "wallet.opened");
-    const walletWrite =
-      write.fromVersion === 0
-        ? tx`insert into wallets (id, owner_id, asset, status, posted, held, version, machine_version, snapshot, created_at, updated_at)
-             values (${context.walletId}, ${context.ownerId}, ${context.asset}, ${String(write.snapshot.value)},
-                     ${context.posted.toString()}, ${heldOf(context).toString()}, ${toVersion}, ${WALLET_MACHINE_VERSION},
-                     ${persisted(write.snapshot)}::jsonb, ${opened?.at ?? write.at}, ${write.at})
+  try {
+    await db.begin(async (tx) => {
+      const q: Promise<unknown>[] = [];
+      const keysInserted = keyed.length
+        ? tx`insert into idempotency_keys ${tx(
+            keyed.map(({ idempotency, outcome }) => ({
+              scope: idempotency.scope,
+              key: idempotency.key,
+              fingerprint: idempotency.fingerprint,
+              status: outcome.status,
+              body: outcome.body as never,
+            })),
+            "scope", "key", "fingerprint", "status", "body",
+          )} on conflict do nothing returning scope, key`
+        : Promise.resolve([]);
+      const walletsCreated = created.length
+        ? tx`insert into wallets ${tx(created.map(walletRow), "id", "owner_id", "asset", "status", "posted", "held", "version", "machine_version", "snapshot", "created_at", "updated_at")}
              on conflict do nothing returning id`
-        : tx`update wallets set status = ${String(write.snapshot.value)}, posted = ${context.posted.toString()},
-               held = ${heldOf(context).toString()}, version = ${toVersion}, snapshot = ${persisted(write.snapshot)}::jsonb,
-               updated_at = ${write.at}
-             where id = ${context.walletId} and version = ${write.fromVersion} returning id`;
+        : Promise.resolve([]);
+      const walletsUpdated = updated.length
+        ? tx`update wallets as w set status = v.status, posted = v.posted::numeric, held = v.held::numeric,
+               version = v.to_version::bigint, snapshot = v.snapshot::jsonb, updated_at = v.updated_at::timestamptz
+             from (values ${tx(updated.map((u) => [u.walletId, u.fromVersion, u.fromVersion + 1, String(u.snapshot.value),
+               u.snapshot.context.posted.toString(), heldOf(u.snapshot.context).toString(), persisted(u.snapshot), u.at]))})
+               as v(id, from_version, to_version, status, posted, held, snapshot, updated_at)
+             where w.id = v.id::uuid and w.version = v.from_version::bigint returning w.id`
+        : Promise.resolve([]);
 
-    if (journals.length) {
-      pending.push(tx`insert into journals ${tx(
-        journals.map(({ journal, effect }) => ({
-          id: journal.id,
-          kind: journal.kind,
-          asset: journal.asset,
-          wallet_id: context.walletId,
-          reference: journal.reference ?? null,
-          created_at: effect.at,
-        })),
-        "id", "kind", "asset", "wallet_id", "reference", "created_at",
-      )}`);
-      pending.push(tx`insert into postings ${tx(
-        journals.flatMap(({ journal }) =>
-          journal.postings.map((p) => ({ journal_id: journal.id, account: p.account, asset: journal.asset, amount: p.amount.toString() })),
-        ),
-        "journal_id", "account", "asset", "amount",
-      )}`);
-    }
+      if (journals.length) {
+        q.push(tx`insert into journals ${tx(
+          journals.map(({ journal, at, walletId }) => ({
+            id: journal.id,
+            kind: journal.kind,
+            asset: journal.asset,
+            wallet_id: walletId,
+            reference: journal.reference ?? null,
+            created_at: at,
+          })),
+          "id", "kind", "asset", "wallet_id", "reference", "created_at",
+        )}`);
+        q.push(tx`insert into postings ${tx(
+          journals.flatMap(({ journal }) =>
+            journal.postings.map((p) => ({ journal_id: journal.id, account: p.account, asset: journal.asset, amount: p.amount.toString() })),
+          ),
+          "journal_id", "account", "asset", "amount",
+        )}`);
+      }
+      const effects = writes.flatMap((w) => w.effects);
+      const withdrawals = withdrawalRows(effects);
+      if (withdrawals.length) {
+        q.push(tx`insert into withdrawals ${tx(withdrawals, "id", "wallet_id", "asset", "amount", "status", "destination", "reason", "created_at", "updated_at")}
+          on conflict (id) do update set status = excluded.status, reason = coalesce(excluded.reason, withdrawals.reason), updated_at = excluded.updated_at`);
+      }
+      const transfers = transferRows(effects);
+      if (transfers.length) {
+        q.push(tx`insert into transfers ${tx(transfers, "id", "from_wallet_id", "to_wallet_id", "asset", "amount", "status", "reason", "created_at", "updated_at")}
+          on conflict (id) do update set status = excluded.status, reason = coalesce(excluded.reason, transfers.reason), updated_at = excluded.updated_at`);
+      }
+      const events = effects.filter((e) => e.type !== "rejected");
+      if (events.length) {
+        q.push(tx`insert into outbox ${tx(
+          events.map((e) => ({
+            id: Bun.randomUUIDv7(),
+            aggregate_id: (e as { walletId: string }).walletId,
+            type: e.type,
+            payload: JSON.parse(encodeForOutbox(e)),
+            created_at: e.at,
+            saga_pending: e.type === "transfer.reserved" || e.type === "transfer.credited",
+          })),
+          "id", "aggregate_id", "type", "payload", "created_at", "saga_pending",
+        )}`);
+      }
 
-    const withdrawals = withdrawalRows(write.effects);
-    if (withdrawals.length) {
-      pending.push(tx`insert into withdrawals ${tx(withdrawals, "id", "wallet_id", "asset", "amount", "status", "destination", "reason", "created_at", "updated_at")}
-        on conflict (id) do update set status = excluded.status, reason = coalesce(excluded.reason, withdrawals.reason), updated_at = excluded.updated_at`);
-    }
-    const transfers = transferRows(write.effects);
-    if (transfers.length) {
-      pending.push(tx`insert into transfers ${tx(transfers, "id", "from_wallet_id", "to_wallet_id", "asset", "amount", "status", "reason", "created_at", "updated_at")}
-        on conflict (id) do update set status = excluded.status, reason = coalesce(excluded.reason, transfers.reason), updated_at = excluded.updated_at`);
-    }
+      const [inserted, made, moved] = (await Promise.all([keysInserted, walletsCreated, walletsUpdated, ...q])) as { [k: string]: string }[][];
+      const written = new Set([...made!, ...moved!].map((r) => r.id));
+      for (const w of writes) {
+        if (written.has(w.walletId)) report.versions.set(w.walletId, w.fromVersion + 1);
+        else report.fenced.add(w.walletId);
+      }
+      if (inserted!.length !== keyed.length) {
+        const got = new Set(inserted!.map((r) => `${r.scope}\u0000${r.key}`));
+        for (const k of keyed) {
+          if (got.has(`${k.idempotency.scope}\u0000${k.idempotency.key}`)) continue;
+          report.taken.set(k.walletId, [...(report.taken.get(k.walletId) ?? []), k.idempotency]);
+        }
+      }
+      if (report.fenced.size || report.taken.size) throw new Abort();
+    });
+  } catch (error) {
+    if (!(error instanceof Abort)) throw error;
+    report.ok = false;
+    report.versions.clear();
+  }
+  return report;
+}
 
-    const events = write.effects.filter((e) => e.type !== "rejected");
-    if (events.length) {
-      pending.push(tx`insert into outbox ${tx(
-        events.map((e) => ({
-          id: Bun.randomUUIDv7(),
-          aggregate_id: context.walletId,
-          type: e.type,
-          payload: JSON.parse(encodeForOutbox(e)),
-          created_at: e.at,
-          saga_pending: e.type === "transfer.reserved" || e.type === "transfer.credited",
-        })),
-        "id", "aggregate_id", "type", "payload", "created_at", "saga_pending",
-      )}`);
-    }
-
-    const [inserted, walletRows] = await Promise.all([keysInserted, walletWrite, ...pending]);
-    if ((walletRows as unknown[]).length !== 1) throw new FencedError(context.walletId, write.fromVersion);
-    if ((inserted as unknown[]).length !== keyRows.length) {
-      const got = new Set((inserted as { scope: string; key: string }[]).map((r) => `${r.scope}\u0000${r.key}`));
-      throw new KeysTakenError(write.keyed.map((k) => k.idempotency).filter((i) => !got.has(`${i.scope}\u0000${i.key}`)));
-    }
-    return toVersion;
-  });
+function walletRow(w: BatchWrite) {
+  const c = w.snapshot.context;
+  const opened = w.effects.find((e) => e.type === "wallet.opened");
+  return {
+    id: w.walletId,
+    owner_id: c.ownerId,
+    asset: c.asset,
+    status: String(w.snapshot.value),
+    posted: c.posted.toString(),
+    held: heldOf(c).toString(),
+    version: 1,
+    machine_version: WALLET_MACHINE_VERSION,
+    snapshot: JSON.parse(persisted(w.snapshot)),
+    created_at: opened?.at ?? w.at,
+    updated_at: w.at,
+  };
 }
 
 /** Stored outcomes for keys someone else committed. */

@@ -29,6 +29,8 @@ export async function startNode(config: Config, databaseUrl: string): Promise<No
     recentMax: 1024,
     idleMs: config.ACTOR_IDLE_MS,
     staleRetries: 3,
+    inFlightMax: config.COMMIT_IN_FLIGHT_MAX,
+    writesMax: config.COMMIT_WALLETS_MAX,
     afterCommit: (effects) => {
       if (effects.some((e) => e.type === "transfer.reserved" || e.type === "transfer.credited")) saga?.kick();
     },

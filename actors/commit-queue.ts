@@ -1,0 +1,76 @@
+import type { Db } from "../src/db/client";
+import { commitWrites, FencedError, KeysTakenError, type BatchWrite } from "./wallet-store";
+
+interface Pending {
+  write: BatchWrite;
+  resolve: (version: number) => void;
+  reject: (error: Error) => void;
+}
+
+export interface CommitQueueLimits {
+  /** Transactions in flight at once. Writes arriving meanwhile wait and go out together. */
+  inFlightMax: number;
+  /** Batches (each from a different wallet) in one transaction at most. */
+  writesMax: number;
+}
+
+/**
+ * Group commit across wallets. Each actor hands over one batch at a time; batches from different
+ * actors that wait here together are written in one transaction. A busy wallet already batches its
+ * own commands; this makes many quiet wallets cost a few commits per second instead of one each.
+ * A wallet that was fenced or whose key was taken does not sink the others: it is answered, and
+ * the rest are committed again without it.
+ */
+export class CommitQueue {
+  private readonly waiting: Pending[] = [];
+  private inFlight = 0;
+
+  constructor(
+    private readonly db: Db,
+    private readonly limits: CommitQueueLimits,
+  ) {}
+
+  commit(write: BatchWrite): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ write, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.limits.inFlightMax && this.waiting.length) {
+      const group = this.waiting.splice(0, this.limits.writesMax);
+      this.inFlight++;
+      void this.flush(group).finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    }
+  }
+
+  private async flush(group: Pending[]): Promise<void> {
+    let remaining = group;
+    try {
+      // Each round either commits everything left or answers at least one wallet, so it ends.
+      while (remaining.length) {
+        const report = await commitWrites(this.db, remaining.map((p) => p.write));
+        if (report.ok) {
+          for (const p of remaining) p.resolve(report.versions.get(p.write.walletId)!);
+          return;
+        }
+        const next: Pending[] = [];
+        for (const p of remaining) {
+          const id = p.write.walletId;
+          if (report.fenced.has(id)) p.reject(new FencedError(id, p.write.fromVersion));
+          else if (report.taken.has(id)) p.reject(new KeysTakenError(report.taken.get(id)!));
+          else next.push(p);
+        }
+        remaining = next;
+      }
+    } catch (error) {
+      // The database failed (or the commit's fate is unknown): every batch in it must be treated
+      // as not acknowledged. The actors reload and their callers may retry with the same keys.
+      for (const p of remaining) p.reject(error as Error);
+    }
+  }
+}
