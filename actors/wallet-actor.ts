@@ -82,6 +82,8 @@ export class WalletActor {
   }
 
   send(envelope: Envelope): Promise<Outcome> {
+    // Amounts were validated at the edge; a non-positive one here is a programmer error.
+    if ("amount" in envelope.command && envelope.command.amount <= 0n) throw new Error(`${envelope.command.type} with a non-positive amount`);
     if (this.dead) return Promise.reject(new ActorStale(this.walletId));
     if (this.mailbox.length >= this.limits.mailboxMax) {
       return Promise.resolve({ status: 503, body: problem("OVERLOADED", "this wallet has too many commands waiting; retry later") });

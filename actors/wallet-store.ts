@@ -106,8 +106,9 @@ export async function commitWrites(db: Db, writes: BatchWrite[]): Promise<Commit
         : Promise.resolve([]);
       const walletsUpdated = updated.length
         ? tx`update wallets as w set status = v.status, posted = v.posted::numeric, held = v.held::numeric,
-               version = v.to_version::bigint, snapshot = v.snapshot::jsonb, updated_at = v.updated_at::timestamptz
-             from (values ${tx(updated.map((u) => [u.walletId, u.fromVersion, u.fromVersion + 1, String(u.snapshot.value),
+               version = v.to_version::bigint, snapshot = v.snapshot::jsonb,
+               updated_at = case when v.to_version::bigint > w.version then v.updated_at::timestamptz else w.updated_at end
+             from (values ${tx(updated.map((u) => [u.walletId, u.fromVersion, toVersion(u), String(u.snapshot.value),
                u.snapshot.context.posted.toString(), heldOf(u.snapshot.context).toString(), persisted(u.snapshot), u.at]))})
                as v(id, from_version, to_version, status, posted, held, snapshot, updated_at)
              where w.id = v.id::uuid and w.version = v.from_version::bigint returning w.id`
@@ -161,7 +162,7 @@ export async function commitWrites(db: Db, writes: BatchWrite[]): Promise<Commit
       const [inserted, made, moved] = (await Promise.all([keysInserted, walletsCreated, walletsUpdated, ...q])) as { [k: string]: string }[][];
       const written = new Set([...made!, ...moved!].map((r) => r.id));
       for (const w of writes) {
-        if (written.has(w.walletId)) report.versions.set(w.walletId, w.fromVersion + 1);
+        if (written.has(w.walletId)) report.versions.set(w.walletId, toVersion(w));
         else report.fenced.add(w.walletId);
       }
       if (inserted!.length !== keyed.length) {
@@ -179,6 +180,14 @@ export async function commitWrites(db: Db, writes: BatchWrite[]): Promise<Commit
     report.versions.clear();
   }
   return report;
+}
+
+/**
+ * A batch that only refused things (and records those refusals under their keys) leaves the wallet
+ * as it was: the version is checked (fencing) but not moved.
+ */
+function toVersion(w: BatchWrite): number {
+  return w.effects.length ? w.fromVersion + 1 : w.fromVersion;
 }
 
 function walletRow(w: BatchWrite) {

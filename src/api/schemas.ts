@@ -5,7 +5,9 @@ import { ASSETS } from "../ledger/assets";
  * Request bodies, shared by every transport. Objects are strict (an unknown field is a 400, so a
  * typo never silently does something else) and every string has a ceiling.
  */
-const text = (max: number) => z.string().min(1).max(max);
+/** Free text: no control characters and no broken surrogates (Postgres could not store them). */
+const text = (max: number) =>
+  z.string().min(1).max(max).regex(/^[^\p{Cc}\p{Cs}]*$/u, "control characters are not allowed");
 /** Ids and references: printable ASCII without spaces or quotes, so they are safe in logs and URLs. */
 const token = (max: number) => text(max).regex(/^[A-Za-z0-9._:@\-]+$/, "use letters, digits and . _ : @ -");
 /** Amounts stay strings here; they become bigint only once the asset (and so the scale) is known. */
@@ -22,7 +24,7 @@ export const MoneyIn = z.strictObject({
 });
 
 export const Destination = z.discriminatedUnion("type", [
-  z.strictObject({ type: z.literal("bank"), account: text(64).regex(/^[A-Za-z0-9 \-]+$/, "letters, digits, spaces and dashes only") }),
+  z.strictObject({ type: z.literal("bank"), account: text(64).regex(/^(?=.*[A-Za-z0-9])[A-Za-z0-9 \-]+$/, "letters, digits, spaces and dashes only") }),
   z.strictObject({ type: z.literal("crypto"), network: token(32), address: token(128) }),
 ]);
 
@@ -33,17 +35,24 @@ export const RequestWithdrawal = z.strictObject({
 
 export const WithdrawalStepBody = z.strictObject({ reason: text(500).optional() }).optional();
 
+/** Ids are compared as text everywhere, so they are made lower case at the edge: one spelling per id. */
+export const Uuid = z.uuid().transform((id) => id.toLowerCase());
+
 export const CreateTransfer = z.strictObject({
-  fromWalletId: z.uuid(),
-  toWalletId: z.uuid(),
+  fromWalletId: Uuid,
+  toWalletId: Uuid,
   amount: AmountText,
 });
 
-export const Uuid = z.uuid();
 
+const BIGINT_MAX = 2n ** 63n - 1n;
 export const ListQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().regex(/^[0-9]{1,19}$/).optional(),
+  limit: z.string().regex(/^[0-9]{1,3}$/, "a whole number from 1 to 200").transform(Number).pipe(z.number().min(1).max(200)).default(50),
+  cursor: z
+    .string()
+    .regex(/^[0-9]{1,19}$/, "use the nextCursor of the previous page")
+    .refine((c) => /^[0-9]{1,19}$/.test(c) && BigInt(c) <= BIGINT_MAX, "use the nextCursor of the previous page")
+    .optional(),
 });
 
 export const EmptyBody = z.strictObject({}).optional();

@@ -4,7 +4,7 @@ import { CofferError, problem } from "../errors";
 import { registerAdmin } from "./admin";
 import { registerHealth } from "./health";
 import type { HttpDeps } from "./deps";
-import { sendError, sendProblem } from "./respond";
+import { instanceOf, sendError, sendProblem } from "./respond";
 import { registerTransfers } from "./transfers";
 import { registerWallets } from "./wallets";
 import { registerWithdrawals } from "./withdrawals";
@@ -27,7 +27,7 @@ export function buildHttpApp(deps: HttpDeps): Hono {
     "*",
     bodyLimit({
       maxSize: MAX_BODY_BYTES,
-      onError: (c) => sendProblem(c, problem("PAYLOAD_TOO_LARGE", `bodies are limited to ${MAX_BODY_BYTES} bytes`, c.req.path)),
+      onError: (c) => sendProblem(c, problem("PAYLOAD_TOO_LARGE", `bodies are limited to ${MAX_BODY_BYTES} bytes`, instanceOf(c))),
     }),
   );
 
@@ -37,7 +37,7 @@ export function buildHttpApp(deps: HttpDeps): Hono {
   registerAdmin(app, deps);
   registerHealth(app, deps);
 
-  app.notFound((c) => sendProblem(c, new CofferError("NOT_FOUND", "no such route").toProblem(c.req.path)));
+  app.notFound((c) => sendProblem(c, new CofferError("NOT_FOUND", "no such route").toProblem(instanceOf(c))));
   app.onError((error, c) => sendError(c, error));
   return app;
 }

@@ -6,8 +6,18 @@ import { CofferError, problem, type Problem } from "../errors";
 
 /** Every answer leaves through here: resources as JSON, failures as RFC 9457 problem+json. */
 export function send(c: Context, outcome: Outcome): Response {
-  if (outcome.status >= 400) return sendProblem(c, { ...(outcome.body as Problem), instance: c.req.path });
+  if (outcome.status >= 400) return sendProblem(c, { ...(outcome.body as Problem), instance: instanceOf(c) });
   return c.json(outcome.body, outcome.status as ContentfulStatusCode);
+}
+
+/**
+ * The problem's `instance` is the request path, so a replayed answer is identical to the first.
+ * A path that is long or has odd characters (a hostile one) is not repeated back; the request id
+ * in the x-request-id header and the logs still identifies the occurrence.
+ */
+export function instanceOf(c: Context): string | undefined {
+  const path = c.req.path;
+  return path.length <= 128 && /^[A-Za-z0-9/_\-.]+$/.test(path) ? path : undefined;
 }
 
 export function sendProblem(c: Context, body: Problem): Response {
@@ -18,10 +28,10 @@ export function sendProblem(c: Context, body: Problem): Response {
 }
 
 export function sendError(c: Context, error: unknown): Response {
-  if (error instanceof CofferError) return sendProblem(c, error.toProblem(c.req.path));
+  if (error instanceof CofferError) return sendProblem(c, error.toProblem(instanceOf(c)));
   // A programmer error or an outage: log it with the request id, tell the caller nothing internal.
   console.error(JSON.stringify({ level: "error", msg: "unhandled error", requestId: c.get("requestId" as never), path: c.req.path, error: String((error as Error)?.message ?? error) }));
-  return sendProblem(c, problem("INTERNAL", "something went wrong on our side; it has been logged", c.req.path));
+  return sendProblem(c, problem("INTERNAL", "something went wrong on our side; it has been logged", instanceOf(c)));
 }
 
 const MAX_KEY = 255;
@@ -54,8 +64,18 @@ export async function body<S extends z.ZodType>(c: Context, schema: S, { optiona
 export function parse<S extends z.ZodType>(schema: S, raw: unknown, where: string): z.infer<S> {
   const result = schema.safeParse(raw);
   if (!result.success) {
-    const errors = result.error.issues.slice(0, 20).map((i) => ({ path: [where, ...i.path.map(String)].join("."), message: i.message }));
+    const errors = result.error.issues.slice(0, 20).map((i) => ({ path: clip([where, ...i.path.map(String)].join("."), 64), message: messageOf(i) }));
     throw new CofferError("VALIDATION_FAILED", `invalid ${where}: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`.slice(0, 1000), { errors });
   }
   return result.data;
+}
+
+/** Zod repeats unknown keys in its messages; those are the caller's strings, so keep them short. */
+function messageOf(issue: z.core.$ZodIssue): string {
+  if (issue.code === "unrecognized_keys") return `unknown field${issue.keys.length > 1 ? "s" : ""}: ${issue.keys.slice(0, 5).map((k) => clip(k, 32)).join(", ")}`;
+  return clip(issue.message, 200);
+}
+
+function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
