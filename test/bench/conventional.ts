@@ -14,7 +14,10 @@ export interface Conventional {
   accountIds: number[];
   /** Attempts that were rolled back and retried (serialization failures and deadlocks). */
   retries: number;
+  /** Resolves true once committed; throws (counted as an error) when it cannot be. */
   pay(accountId: number, key: string, amount_minor: bigint): Promise<boolean>;
+  /** Median time of one durable single-row commit, one after another: the floor under any acknowledged write. */
+  bareCommit_ms(samples: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -41,7 +44,8 @@ export async function setupConventional(url: string, accounts: number, balance_m
         try {
           return await sql.begin("isolation level serializable", async (tx) => {
             const [row] = await tx`select balance from bench_accounts where id = ${accountId} for update`;
-            if (!row || BigInt(row.balance as string) < amount_minor) return false;
+            if (!row) throw new Error(`account ${accountId} not found`);
+            if (BigInt(row.balance as string) < amount_minor) throw new Error("insufficient funds");
             await tx`update bench_accounts set balance = balance - ${amount_minor.toString()}::numeric where id = ${accountId}`;
             await tx`insert into bench_ledger (account_id, idempotency_key, amount) values (${accountId}, ${key}, ${(-amount_minor).toString()}::numeric)`;
             return true;
@@ -52,7 +56,18 @@ export async function setupConventional(url: string, accounts: number, balance_m
           state.retries++;
         }
       }
-      return false;
+      throw new Error(`gave up after ${MAX_ATTEMPTS} serialization failures or deadlocks`);
+    },
+    async bareCommit_ms(samples) {
+      await sql`create table if not exists bench_commit_probe (id bigserial primary key, at timestamptz not null default now())`;
+      const times: number[] = [];
+      for (let i = 0; i < samples; i++) {
+        const t0 = performance.now();
+        await sql`insert into bench_commit_probe default values`;
+        times.push(performance.now() - t0);
+      }
+      times.sort((a, b) => a - b);
+      return times[Math.floor(times.length / 2)] ?? Number.NaN;
     },
     async close() {
       await sql.end({ timeout: 5 });

@@ -8,6 +8,8 @@ export interface Row {
   measured: Measured;
   /** A note on the mechanism: commands per commit for Coffer, retries for the conventional pattern. */
   note: string;
+  /** A longer diagnostic printed under the table. */
+  detail?: string;
 }
 
 export const TARGETS = { hotRatio: 20, manyRatio: 5, p99_ms: 50 } as const;
@@ -31,6 +33,7 @@ export function printTable(rows: Row[]): void {
   console.log(line(header));
   console.log(widths.map((w) => "-".repeat(w)).join("  "));
   for (const b of body) console.log(line(b));
+  for (const r of rows) if (r.detail) console.log(`  ${r.workload}: ${r.detail}`);
 }
 
 export interface Check {
@@ -79,6 +82,7 @@ export function jsonLine(rows: Row[], list: Check[], settings: Record<string, un
       p50_ms: round(percentile(r.measured.latencies_ms, 50)),
       p99_ms: round(percentile(r.measured.latencies_ms, 99)),
       note: r.note,
+      ...(r.detail ? { detail: r.detail } : {}),
     })),
     checks: list.map((c) => ({ name: c.name, value: round(c.value), target: c.target, pass: c.pass })),
     pass: list.every((c) => c.pass),
