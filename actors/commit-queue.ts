@@ -24,6 +24,8 @@ export interface CommitQueueLimits {
 export class CommitQueue {
   private readonly waiting: Pending[] = [];
   private inFlight = 0;
+  /** Running totals, for operators and the benchmark: how well commits are being shared. */
+  readonly stats = { transactions: 0, batches: 0, busyMs: 0 };
 
   constructor(
     private readonly db: Db,
@@ -53,7 +55,11 @@ export class CommitQueue {
     try {
       // Each round either commits everything left or answers at least one wallet, so it ends.
       while (remaining.length) {
+        const started = performance.now();
         const report = await commitWrites(this.db, remaining.map((p) => p.write));
+        this.stats.transactions++;
+        this.stats.batches += remaining.length;
+        this.stats.busyMs += performance.now() - started;
         if (report.ok) {
           for (const p of remaining) p.resolve(report.versions.get(p.write.walletId)!);
           return;

@@ -45,6 +45,11 @@ export class ActorHost {
     return actor ? actor.inspect() : { loaded: false, state: null, context: null, version: null, mailboxDepth: 0, running: false };
   }
 
+  /** Commit totals since start (transactions, wallet batches in them, time spent committing). */
+  get commitStats(): Readonly<CommitQueue["stats"]> {
+    return this.commits.stats;
+  }
+
   get size(): number {
     return this.actors.size;
   }

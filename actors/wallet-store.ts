@@ -66,119 +66,84 @@ export interface CommitReport {
   taken: Map<string, Idempotency[]>;
 }
 
-class Abort extends Error {}
-
 /**
- * Everything some batches did (each from a different wallet), in ONE transaction: idempotency
- * records, journals and postings, the rows effects describe, outbox events and each wallet's new
- * snapshot, guarded by the version its actor loaded. The statements are pipelined (sent together).
- * If any wallet was fenced or any key was already taken, nothing is written and the report says
- * which, so the caller can answer those and commit the rest again.
+ * Everything some batches did (each from a different wallet), in ONE statement and so one
+ * transaction: idempotency records, journals and postings, the rows effects describe, outbox events
+ * and each wallet's new snapshot, guarded by the version its actor loaded. The SQL is
+ * `coffer_commit` (src/db/migrations/002_commit_batch.sql). If any wallet was fenced or any key was
+ * already taken, nothing is written and the report says which, so the caller can answer those and
+ * commit the rest again.
  */
 export async function commitWrites(db: Db, writes: BatchWrite[]): Promise<CommitReport> {
-  const report: CommitReport = { ok: true, versions: new Map(), fenced: new Set(), taken: new Map() };
   const journals = writes.flatMap((w) =>
     w.effects.flatMap((e) => ("journal" in e && e.journal ? [{ journal: e.journal, at: e.at, walletId: w.walletId }] : [])),
   );
   for (const { journal } of journals) assertBalanced(journal);
-  const keyed = writes.flatMap((w) => w.keyed.map((k) => ({ ...k, walletId: w.walletId })));
-  const created = writes.filter((w) => w.fromVersion === 0);
-  const updated = writes.filter((w) => w.fromVersion > 0);
+  const effects = writes.flatMap((w) => w.effects);
+  const events = effects.filter((e) => e.type !== "rejected");
+  const batch = {
+    keys: writes.flatMap((w) =>
+      w.keyed.map(({ idempotency, outcome }) => ({
+        scope: idempotency.scope,
+        key: idempotency.key,
+        fingerprint: idempotency.fingerprint,
+        status: outcome.status,
+        body: outcome.body,
+      })),
+    ),
+    creates: writes.filter((w) => w.fromVersion === 0).map(walletRow),
+    updates: writes
+      .filter((w) => w.fromVersion > 0)
+      .map((u) => ({
+        id: u.walletId,
+        from_version: u.fromVersion,
+        to_version: toVersion(u),
+        status: String(u.snapshot.value),
+        posted: u.snapshot.context.posted,
+        held: heldOf(u.snapshot.context),
+        snapshot: persistedForm(u.snapshot),
+        updated_at: u.at,
+      })),
+    journals: journals.map(({ journal, at, walletId }) => ({
+      id: journal.id,
+      kind: journal.kind,
+      asset: journal.asset,
+      wallet_id: walletId,
+      reference: journal.reference ?? null,
+      created_at: at,
+    })),
+    postings: journals.flatMap(({ journal }) =>
+      journal.postings.map((p) => ({ journal_id: journal.id, account: p.account, asset: journal.asset, amount: p.amount })),
+    ),
+    withdrawals: withdrawalRows(effects),
+    transfers: transferRows(effects),
+    events: events.map((e) => ({
+      id: Bun.randomUUIDv7(),
+      aggregate_id: (e as { walletId: string }).walletId,
+      type: e.type,
+      payload: outboxPayload(e),
+      created_at: e.at,
+      saga_pending: e.type === "transfer.reserved" || e.type === "transfer.credited",
+    })),
+  };
 
+  const report: CommitReport = { ok: true, versions: new Map(), fenced: new Set(), taken: new Map() };
   try {
-    await db.begin(async (tx) => {
-      const q: Promise<unknown>[] = [];
-      const keysInserted = keyed.length
-        ? tx`insert into idempotency_keys ${tx(
-            keyed.map(({ idempotency, outcome }) => ({
-              scope: idempotency.scope,
-              key: idempotency.key,
-              fingerprint: idempotency.fingerprint,
-              status: outcome.status,
-              body: outcome.body as never,
-            })),
-            "scope", "key", "fingerprint", "status", "body",
-          )} on conflict do nothing returning scope, key`
-        : Promise.resolve([]);
-      const walletsCreated = created.length
-        ? tx`insert into wallets ${tx(created.map(walletRow), "id", "owner_id", "asset", "status", "posted", "held", "version", "machine_version", "snapshot", "created_at", "updated_at")}
-             on conflict do nothing returning id`
-        : Promise.resolve([]);
-      const walletsUpdated = updated.length
-        ? tx`update wallets as w set status = v.status, posted = v.posted::numeric, held = v.held::numeric,
-               version = v.to_version::bigint, snapshot = v.snapshot::jsonb,
-               updated_at = case when v.to_version::bigint > w.version then v.updated_at::timestamptz else w.updated_at end
-             from (values ${tx(updated.map((u) => [u.walletId, u.fromVersion, toVersion(u), String(u.snapshot.value),
-               u.snapshot.context.posted.toString(), heldOf(u.snapshot.context).toString(), persisted(u.snapshot), u.at]))})
-               as v(id, from_version, to_version, status, posted, held, snapshot, updated_at)
-             where w.id = v.id::uuid and w.version = v.from_version::bigint returning w.id`
-        : Promise.resolve([]);
-
-      if (journals.length) {
-        q.push(tx`insert into journals ${tx(
-          journals.map(({ journal, at, walletId }) => ({
-            id: journal.id,
-            kind: journal.kind,
-            asset: journal.asset,
-            wallet_id: walletId,
-            reference: journal.reference ?? null,
-            created_at: at,
-          })),
-          "id", "kind", "asset", "wallet_id", "reference", "created_at",
-        )}`);
-        q.push(tx`insert into postings ${tx(
-          journals.flatMap(({ journal }) =>
-            journal.postings.map((p) => ({ journal_id: journal.id, account: p.account, asset: journal.asset, amount: p.amount.toString() })),
-          ),
-          "journal_id", "account", "asset", "amount",
-        )}`);
-      }
-      const effects = writes.flatMap((w) => w.effects);
-      const withdrawals = withdrawalRows(effects);
-      if (withdrawals.length) {
-        q.push(tx`insert into withdrawals ${tx(withdrawals, "id", "wallet_id", "asset", "amount", "status", "destination", "reason", "created_at", "updated_at")}
-          on conflict (id) do update set status = excluded.status, reason = coalesce(excluded.reason, withdrawals.reason), updated_at = excluded.updated_at`);
-      }
-      const transfers = transferRows(effects);
-      if (transfers.length) {
-        q.push(tx`insert into transfers ${tx(transfers, "id", "from_wallet_id", "to_wallet_id", "asset", "amount", "status", "reason", "created_at", "updated_at")}
-          on conflict (id) do update set status = excluded.status, reason = coalesce(excluded.reason, transfers.reason), updated_at = excluded.updated_at`);
-      }
-      const events = effects.filter((e) => e.type !== "rejected");
-      if (events.length) {
-        q.push(tx`insert into outbox ${tx(
-          events.map((e) => ({
-            id: Bun.randomUUIDv7(),
-            aggregate_id: (e as { walletId: string }).walletId,
-            type: e.type,
-            payload: JSON.parse(encodeForOutbox(e)),
-            created_at: e.at,
-            saga_pending: e.type === "transfer.reserved" || e.type === "transfer.credited",
-          })),
-          "id", "aggregate_id", "type", "payload", "created_at", "saga_pending",
-        )}`);
-      }
-
-      const [inserted, made, moved] = (await Promise.all([keysInserted, walletsCreated, walletsUpdated, ...q])) as { [k: string]: string }[][];
-      const written = new Set([...made!, ...moved!].map((r) => r.id));
-      for (const w of writes) {
-        if (written.has(w.walletId)) report.versions.set(w.walletId, toVersion(w));
-        else report.fenced.add(w.walletId);
-      }
-      if (inserted!.length !== keyed.length) {
-        const got = new Set(inserted!.map((r) => `${r.scope}\u0000${r.key}`));
-        for (const k of keyed) {
-          if (got.has(`${k.idempotency.scope}\u0000${k.idempotency.key}`)) continue;
-          report.taken.set(k.walletId, [...(report.taken.get(k.walletId) ?? []), k.idempotency]);
-        }
-      }
-      if (report.fenced.size || report.taken.size) throw new Abort();
-    });
+    // Sent as text and cast, so the driver does not encode it a second time.
+    await db`select coffer_commit(${JSON.stringify(batch, plainBigints)}::text::jsonb)`;
   } catch (error) {
-    if (!(error instanceof Abort)) throw error;
+    if ((error as { code?: string }).code !== "CF409") throw error;
+    const detail = JSON.parse((error as { detail: string }).detail) as { taken: { scope: string; key: string }[]; fenced: string[] };
     report.ok = false;
-    report.versions.clear();
+    for (const id of detail.fenced) report.fenced.add(id);
+    const takenIds = new Set(detail.taken.map((t) => `${t.scope}\u0000${t.key}`));
+    for (const w of writes) {
+      const taken = w.keyed.map((k) => k.idempotency).filter((i) => takenIds.has(`${i.scope}\u0000${i.key}`));
+      if (taken.length) report.taken.set(w.walletId, taken);
+    }
+    return report;
   }
+  for (const w of writes) report.versions.set(w.walletId, toVersion(w));
   return report;
 }
 
@@ -198,11 +163,10 @@ function walletRow(w: BatchWrite) {
     owner_id: c.ownerId,
     asset: c.asset,
     status: String(w.snapshot.value),
-    posted: c.posted.toString(),
-    held: heldOf(c).toString(),
-    version: 1,
+    posted: c.posted,
+    held: heldOf(c),
     machine_version: WALLET_MACHINE_VERSION,
-    snapshot: JSON.parse(persisted(w.snapshot)),
+    snapshot: persistedForm(w.snapshot),
     created_at: opened?.at ?? w.at,
     updated_at: w.at,
   };
@@ -219,16 +183,24 @@ export async function loadOutcomes(db: Db, keys: Idempotency[]): Promise<Map<str
   return found;
 }
 
-function persisted(snapshot: WalletSnapshot): string {
-  return encode({ value: snapshot.value, context: snapshot.context } satisfies PersistedWallet);
+/** The snapshot as stored: its bigints tagged (see codec.ts) so they come back as bigints. */
+function persistedForm(snapshot: WalletSnapshot): unknown {
+  return JSON.parse(encode({ value: snapshot.value, context: snapshot.context } satisfies PersistedWallet));
 }
 
 /**
- * Outbox payloads carry amounts as decimal strings of minor units, readable by any consumer.
- * Payout destinations stay in their own row: events travel further than the database does.
+ * Outbox payloads carry amounts as decimal strings of minor units, readable by any consumer, and
+ * name their journal rather than repeat its postings. Payout destinations stay in their own row:
+ * events travel further than the database does.
  */
-function encodeForOutbox(effect: WalletEffect): string {
-  return JSON.stringify(effect, (k, v) => (k === "destination" ? undefined : typeof v === "bigint" ? v.toString() : v));
+function outboxPayload(effect: WalletEffect): Record<string, unknown> {
+  const { destination: _private, journal, ...rest } = effect as WalletEffect & { destination?: unknown; journal?: Journal };
+  return journal ? { ...rest, journalId: journal.id } : rest;
+}
+
+/** Amounts in the commit payload are plain decimal strings (Postgres reads them into numeric). */
+function plainBigints(_key: string, value: unknown): unknown {
+  return typeof value === "bigint" ? value.toString() : value;
 }
 
 function assertBalanced(journal: Journal): void {

@@ -13,7 +13,7 @@ const Env = z.object({
   /** Commands waiting in one actor's mailbox at most; past it callers get 503 OVERLOADED. */
   ACTOR_MAILBOX_MAX: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
   /** Transactions one node keeps in flight; batches from many wallets that wait meanwhile share the next one. */
-  COMMIT_IN_FLIGHT_MAX: z.coerce.number().int().min(1).max(64).default(4),
+  COMMIT_IN_FLIGHT_MAX: z.coerce.number().int().min(1).max(64).default(2),
   /** Wallets' batches written in one transaction at most. */
   COMMIT_WALLETS_MAX: z.coerce.number().int().min(1).max(10_000).default(128),
   /** An actor with nothing to do for this long is dropped from memory (its snapshot stays in Postgres). */

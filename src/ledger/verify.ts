@@ -1,7 +1,7 @@
 import type { Db } from "../db/client";
 
 export interface Mismatch {
-  kind: "journal_unbalanced" | "posted_differs" | "held_differs" | "negative_available" | "asset_differs";
+  kind: "journal_unbalanced" | "posting_orphan" | "posted_differs" | "held_differs" | "negative_available" | "asset_differs";
   journalId?: string;
   walletId?: string;
   asset?: string;
@@ -11,12 +11,13 @@ export interface Mismatch {
 
 /**
  * Recomputes the books from the postings alone and compares them with what the actors wrote.
- * Every journal must sum to zero per asset; every wallet's posted balance must equal the sum of
+ * Every journal must sum to zero per asset and every posting belong to a journal; every wallet's posted balance must equal the sum of
  * its postings, its held amount the sum of its open withdrawals, and available must not be negative.
  */
 export async function verifyLedger(db: Db, limit = 1000): Promise<{ ok: boolean; mismatches: Mismatch[] }> {
-  const [unbalanced, posted, held, negative, assets] = await Promise.all([
+  const [unbalanced, orphans, posted, held, negative, assets] = await Promise.all([
     db`select journal_id, asset, sum(amount)::text as total from postings group by journal_id, asset having sum(amount) <> 0 limit ${limit}`,
+    db`select distinct p.journal_id from postings p left join journals j on j.id = p.journal_id where j.id is null limit ${limit}`,
     db`select w.id, w.posted::text as expected, coalesce(p.total, 0)::text as actual
        from wallets w left join (select account, sum(amount) as total from postings where account not like 'system:%' group by account) p
          on p.account = w.id::text
@@ -31,6 +32,7 @@ export async function verifyLedger(db: Db, limit = 1000): Promise<{ ok: boolean;
   ]);
   const mismatches: Mismatch[] = [
     ...unbalanced.map((r) => ({ kind: "journal_unbalanced" as const, journalId: r.journal_id, asset: r.asset, expected: "0", actual: r.total })),
+    ...orphans.map((r) => ({ kind: "posting_orphan" as const, journalId: r.journal_id })),
     ...posted.map((r) => ({ kind: "posted_differs" as const, walletId: r.id, expected: r.expected, actual: r.actual })),
     ...held.map((r) => ({ kind: "held_differs" as const, walletId: r.id, expected: r.expected, actual: r.actual })),
     ...negative.map((r) => ({ kind: "negative_available" as const, walletId: r.id, expected: ">= 0", actual: r.actual })),

@@ -160,7 +160,7 @@ async function main(): Promise<void> {
     console.log(`postgres: ${settings.map((s) => `${s.name}=${s.setting}`).join(" ")}; node: ${nodeSettings(config)}`);
 
     const hot = (await openFundedWallets(node, 1))[0]!;
-    const probe = new Probe(node.db);
+    const probe = new Probe(node.db, () => node!.host.commitStats);
     const hotBatches = new BatchSizes(node.host, hot);
     const many = await openFundedWallets(node, WALLETS);
     const anyOfMany = () => pick(many);

@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs";
 import type { Db } from "../../src/db/client";
 
 /**
- * Bench-only instrumentation, no change to the core: wraps the node pool's `begin` to count the
- * transactions the actors run and how long each takes (BEGIN to COMMIT), and samples CPU time of
+ * Bench-only instrumentation, no change to the core: reads the node's commit totals (how many
+ * transactions the actors ran and how long each took), and samples CPU time of
  * this process (Bun: load generator and node together), of the Postgres backends serving this
  * database (read from /proc, so only when Postgres runs on this machine), and of the whole machine
  * (which includes anyone else's work). Together they say where a payment's cost goes.
@@ -16,24 +16,16 @@ export class Probe {
   private backendsStart = new Map<number, number>();
   private wallStart = performance.now();
 
-  constructor(private readonly db: Db) {
-    const original = db.begin.bind(db) as (...args: unknown[]) => Promise<unknown>;
-    const wrapped = async (...args: unknown[]) => {
-      const t0 = performance.now();
-      try {
-        return await original(...args);
-      } finally {
-        this.total_ms += performance.now() - t0;
-        this.count++;
-      }
-    };
-    (db as unknown as { begin: typeof wrapped }).begin = wrapped;
-  }
+  constructor(
+    private readonly db: Db,
+    /** The node's commit totals (ActorHost.commitStats); read, never changed. */
+    private readonly commits: () => { transactions: number; busyMs: number },
+  ) {}
 
   async reset(): Promise<void> {
     this.backendsStart = await this.backendCpu_ms();
-    this.count = 0;
-    this.total_ms = 0;
+    this.count = this.commits().transactions;
+    this.total_ms = this.commits().busyMs;
     this.cpuStart = process.cpuUsage();
     this.machineStart = machineCpu_ms();
     this.wallStart = performance.now();
@@ -43,8 +35,8 @@ export class Probe {
     const wall_ms = performance.now() - this.wallStart;
     const cpu = process.cpuUsage(this.cpuStart);
     const machine_ms = machineCpu_ms() - this.machineStart;
-    const transactions = this.count;
-    const tx_total_ms = this.total_ms;
+    const transactions = this.commits().transactions - this.count;
+    const tx_total_ms = this.commits().busyMs - this.total_ms;
     let pg_ms = 0;
     for (const [pid, now_ms] of await this.backendCpu_ms()) pg_ms += now_ms - (this.backendsStart.get(pid) ?? 0);
     return {
