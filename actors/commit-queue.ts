@@ -1,4 +1,5 @@
 import type { Db } from "../src/db/client";
+import { idempotencyId } from "./envelope";
 import { commitWrites, FencedError, KeysTakenError, type BatchWrite } from "./wallet-store";
 
 interface Pending {
@@ -22,7 +23,7 @@ export interface CommitQueueLimits {
  * the rest are committed again without it.
  */
 export class CommitQueue {
-  private readonly waiting: Pending[] = [];
+  private waiting: Pending[] = [];
   private inFlight = 0;
   /** Running totals, for operators and the benchmark: how well commits are being shared. */
   readonly stats = { transactions: 0, batches: 0, busyMs: 0 };
@@ -30,6 +31,8 @@ export class CommitQueue {
   constructor(
     private readonly db: Db,
     private readonly limits: CommitQueueLimits,
+    /** The writer; tests may watch it, production uses commitWrites. */
+    private readonly write: typeof commitWrites = commitWrites,
   ) {}
 
   commit(write: BatchWrite): Promise<number> {
@@ -41,7 +44,7 @@ export class CommitQueue {
 
   private pump(): void {
     while (this.inFlight < this.limits.inFlightMax && this.waiting.length) {
-      const group = this.waiting.splice(0, this.limits.writesMax);
+      const group = this.takeGroup();
       this.inFlight++;
       void this.flush(group).finally(() => {
         this.inFlight--;
@@ -50,13 +53,35 @@ export class CommitQueue {
     }
   }
 
+  /**
+   * The next group, oldest first. Two batches that carry the same idempotency key (one key sent to
+   * two wallets at once) never share a transaction: inside one statement the second would be
+   * silently skipped instead of being seen as taken. The later one waits for the next group.
+   */
+  private takeGroup(): Pending[] {
+    const group: Pending[] = [];
+    const later: Pending[] = [];
+    const keys = new Set<string>();
+    for (const p of this.waiting) {
+      const ids = p.write.keyed.map((k) => idempotencyId(k.idempotency));
+      if (group.length < this.limits.writesMax && !ids.some((id) => keys.has(id))) {
+        group.push(p);
+        for (const id of ids) keys.add(id);
+      } else {
+        later.push(p);
+      }
+    }
+    this.waiting = later;
+    return group;
+  }
+
   private async flush(group: Pending[]): Promise<void> {
     let remaining = group;
     try {
       // Each round either commits everything left or answers at least one wallet, so it ends.
       while (remaining.length) {
         const started = performance.now();
-        const report = await commitWrites(this.db, remaining.map((p) => p.write));
+        const report = await this.write(this.db, remaining.map((p) => p.write));
         this.stats.transactions++;
         this.stats.batches += remaining.length;
         this.stats.busyMs += performance.now() - started;

@@ -79,6 +79,7 @@ export async function commitWrites(db: Db, writes: BatchWrite[]): Promise<Commit
     w.effects.flatMap((e) => ("journal" in e && e.journal ? [{ journal: e.journal, at: e.at, walletId: w.walletId }] : [])),
   );
   for (const { journal } of journals) assertBalanced(journal);
+  assertKeysDistinct(writes);
   const effects = writes.flatMap((w) => w.effects);
   const events = effects.filter((e) => e.type !== "rejected");
   const batch = {
@@ -201,6 +202,18 @@ function outboxPayload(effect: WalletEffect): Record<string, unknown> {
 /** Amounts in the commit payload are plain decimal strings (Postgres reads them into numeric). */
 function plainBigints(_key: string, value: unknown): unknown {
   return typeof value === "bigint" ? value.toString() : value;
+}
+
+/** One statement cannot both insert a key and see it taken: the queue never groups such batches. */
+function assertKeysDistinct(writes: BatchWrite[]): void {
+  const seen = new Set<string>();
+  for (const w of writes) {
+    for (const k of w.keyed) {
+      const id = `${k.idempotency.scope}\u0000${k.idempotency.key}`;
+      if (seen.has(id)) throw new Error("one idempotency key twice in one commit");
+      seen.add(id);
+    }
+  }
 }
 
 function assertBalanced(journal: Journal): void {

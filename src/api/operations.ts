@@ -43,23 +43,20 @@ export class Operations {
     });
   }
 
-  async credit(caller: Caller, key: string, walletId: string, input: z.infer<typeof MoneyIn>): Promise<Outcome> {
-    const asset = await this.assetOf(walletId);
-    const amount = this.amount(input.amount, asset);
-    return this.send(walletId, caller, key, "wallet.credit", walletId, { amount, reference: input.reference }, {
-      type: "wallet.credit",
-      journalId: newId(),
-      amount,
-      ...(input.reference ? { reference: input.reference } : {}),
-      at: now(),
-    });
+  /** Funding from outside (an admin operation; Stripe deposits replace it for end users later). */
+  credit(caller: Caller, key: string, walletId: string, input: z.infer<typeof MoneyIn>): Promise<Outcome> {
+    return this.moveMoney("wallet.credit", caller, key, walletId, input);
   }
 
-  async pay(caller: Caller, key: string, walletId: string, input: z.infer<typeof MoneyIn>): Promise<Outcome> {
-    const asset = await this.assetOf(walletId);
-    const amount = this.amount(input.amount, asset);
-    return this.send(walletId, caller, key, "wallet.payment", walletId, { amount, reference: input.reference }, {
-      type: "wallet.payment",
+  /** An immediate debit, refused with INSUFFICIENT_FUNDS when available is short. */
+  pay(caller: Caller, key: string, walletId: string, input: z.infer<typeof MoneyIn>): Promise<Outcome> {
+    return this.moveMoney("wallet.payment", caller, key, walletId, input);
+  }
+
+  private async moveMoney(type: "wallet.credit" | "wallet.payment", caller: Caller, key: string, walletId: string, input: z.infer<typeof MoneyIn>) {
+    const amount = this.amount(input.amount, await this.assetOf(walletId));
+    return this.send(walletId, caller, key, type, walletId, { amount, reference: input.reference }, {
+      type,
       journalId: newId(),
       amount,
       ...(input.reference ? { reference: input.reference } : {}),

@@ -47,15 +47,15 @@ export async function getTransfer(db: Db, transferId: string) {
 }
 
 /** A wallet's postings, newest first; the cursor is the last posting id seen (opaque to callers). */
-export async function listTransactions(db: Db, walletId: string, limit: number, cursor?: string) {
+export async function listTransactions(db: Db, walletId: string, pageSize: number, cursor?: string) {
   const [w] = await db`select asset from wallets where id = ${walletId}`;
   if (!w) throw new CofferError("WALLET_NOT_FOUND", "wallet not found");
   const rows = await db`
     select p.id::text as seq, p.amount::text, j.id as journal_id, j.kind, j.reference, j.created_at
     from postings p join journals j on j.id = p.journal_id
     where p.account = ${walletId} ${cursor ? db`and p.id < ${cursor}` : db``}
-    order by p.id desc limit ${limit + 1}`;
-  const page = rows.slice(0, limit);
+    order by p.id desc limit ${pageSize + 1}`;
+  const page = rows.slice(0, pageSize);
   return {
     items: page.map((r) => ({
       id: r.journal_id,
@@ -64,6 +64,6 @@ export async function listTransactions(db: Db, walletId: string, limit: number, 
       ...(r.reference ? { reference: r.reference } : {}),
       createdAt: r.created_at.toISOString(),
     })),
-    nextCursor: rows.length > limit ? page[page.length - 1]!.seq : null,
+    nextCursor: rows.length > pageSize ? page[page.length - 1]!.seq : null,
   };
 }

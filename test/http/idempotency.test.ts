@@ -119,6 +119,21 @@ describe("payments", () => {
   });
 });
 
+describe("one key sent to many wallets at the same moment", () => {
+  test("has exactly one effect: one 201, the rest 422, and only one wallet debited", async () => {
+    const wallets = await Promise.all(Array.from({ length: 20 }, () => fundedWallet(t.api, "USD", "10.00")));
+    const k = key();
+    // Sent in the same tick through the in-process API, so several wallets' batches are committed
+    // together in one group: the shared key must still count once.
+    const answers = await Promise.all(wallets.map((id) => t.node.ops.pay({ scope: "anonymous" }, k, id, { amount: "1.00" })));
+    expect(answers.filter((a) => a.status === 201)).toHaveLength(1);
+    expect(answers.filter((a) => a.status === 422 && a.body.code === "IDEMPOTENCY_CONFLICT")).toHaveLength(19);
+    const posted = await Promise.all(wallets.map(async (id) => (await walletRow(id)).balance.posted));
+    expect(posted.filter((p) => p === "9.00")).toHaveLength(1);
+    expect(posted.filter((p) => p === "10.00")).toHaveLength(19);
+  });
+});
+
 describe("a POST without an Idempotency-Key", () => {
   test("is a 400 IDEMPOTENCY_KEY_REQUIRED on every route and writes nothing", async () => {
     const wallet = await fundedWallet(t.api, "USD", "10.00");
