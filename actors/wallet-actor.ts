@@ -1,3 +1,4 @@
+import { log, reason } from "../src/log";
 import { transition } from "xstate";
 import type { WalletCommand, WalletEffect } from "../machines/wallet.events";
 import { walletMachine, type WalletContext } from "../machines/wallet.machine";
@@ -149,7 +150,7 @@ export class WalletActor {
         // The database failed us (or the commit's fate is unknown). Nothing is acknowledged; the
         // caller may retry with the same idempotency key and will get exactly one effect.
         for (const w of batch) w.resolve({ status: 503, body: problem("UNAVAILABLE", "the ledger is unavailable; retry with the same idempotency key") });
-        console.error(JSON.stringify({ level: "error", msg: "wallet batch failed", walletId: this.walletId, error: String((error as Error)?.message ?? error) }));
+        log("error", "wallet batch failed", { walletId: this.walletId, error: reason(error) });
       }
       for (const w of this.mailbox.splice(0)) w.reject(new ActorStale(this.walletId));
     }

@@ -1,3 +1,4 @@
+import { log, reason } from "../log";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
@@ -30,7 +31,7 @@ export function sendProblem(c: Context, body: Problem): Response {
 export function sendError(c: Context, error: unknown): Response {
   if (error instanceof CofferError) return sendProblem(c, error.toProblem(instanceOf(c)));
   // A programmer error or an outage: log it with the request id, tell the caller nothing internal.
-  console.error(JSON.stringify({ level: "error", msg: "unhandled error", requestId: c.get("requestId" as never), path: c.req.path, error: String((error as Error)?.message ?? error) }));
+  log("error", "unhandled error", { requestId: c.get("requestId" as never), route: c.req.routePath, error: reason(error) });
   return sendProblem(c, problem("INTERNAL", "something went wrong on our side; it has been logged", instanceOf(c)));
 }
 

@@ -1,3 +1,4 @@
+import { log, reason } from "../log";
 import type { Db } from "../db/client";
 
 /**
@@ -13,7 +14,7 @@ export function startIdempotencyExpiry(db: Db, ttlHours: number, everyMs = 10 * 
         if (deleted.count < 10000) break;
       }
     } catch (error) {
-      console.error(JSON.stringify({ level: "warn", msg: "idempotency expiry failed; will retry", error: String((error as Error)?.message ?? error) }));
+      log("warn", "idempotency expiry failed; will retry", { error: reason(error) });
     }
   };
   const timer = setInterval(sweep, everyMs);

@@ -1,3 +1,4 @@
+import { log, reason } from "../log";
 import type { Db } from "../db/client";
 import type { Operations } from "../api/operations";
 import { newId } from "../api/ids";
@@ -70,7 +71,7 @@ export class TransferSaga {
         if (events.length === BATCH && done.length) this.again = true;
       } while (this.again && !this.stopped);
     } catch (error) {
-      console.error(JSON.stringify({ level: "warn", msg: "transfer saga pass failed; will retry", error: String((error as Error)?.message ?? error) }));
+      log("warn", "transfer saga pass failed; will retry", { error: reason(error) });
     } finally {
       this.running = false;
     }
