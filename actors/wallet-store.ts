@@ -89,7 +89,7 @@ export async function commitWrites(db: Db, writes: BatchWrite[]): Promise<Commit
         key: idempotency.key,
         fingerprint: idempotency.fingerprint,
         status: outcome.status,
-        body: outcome.body,
+        body: JSON.stringify(outcome.body),
       })),
     ),
     creates: writes.filter((w) => w.fromVersion === 0).map(walletRow),

