@@ -1,3 +1,4 @@
+import { isDatabaseUnavailable } from "../db/errors";
 import { log, reason } from "../log";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -30,6 +31,10 @@ export function sendProblem(c: Context, body: Problem): Response {
 
 export function sendError(c: Context, error: unknown): Response {
   if (error instanceof CofferError) return sendProblem(c, error.toProblem(instanceOf(c)));
+  if (isDatabaseUnavailable(error)) {
+    log("warn", "database unavailable", { requestId: c.get("requestId" as never), route: c.req.routePath, error: reason(error) });
+    return sendProblem(c, problem("UNAVAILABLE", "the ledger is unavailable; retry with the same idempotency key", instanceOf(c)));
+  }
   // A programmer error or an outage: log it with the request id, tell the caller nothing internal.
   log("error", "unhandled error", { requestId: c.get("requestId" as never), route: c.req.routePath, error: reason(error) });
   return sendProblem(c, problem("INTERNAL", "something went wrong on our side; it has been logged", instanceOf(c)));
