@@ -82,16 +82,16 @@ export async function commitWrites(db: Db, writes: BatchWrite[]): Promise<Commit
   assertKeysDistinct(writes);
   const effects = writes.flatMap((w) => w.effects);
   const events = effects.filter((e) => e.type !== "rejected");
+  const keys = writes.flatMap((w) =>
+    w.keyed.map(({ idempotency, outcome }) => ({
+      scope: idempotency.scope,
+      key: idempotency.key,
+      fingerprint: idempotency.fingerprint,
+      status: outcome.status,
+      body: outcome.body,
+    })),
+  );
   const batch = {
-    keys: writes.flatMap((w) =>
-      w.keyed.map(({ idempotency, outcome }) => ({
-        scope: idempotency.scope,
-        key: idempotency.key,
-        fingerprint: idempotency.fingerprint,
-        status: outcome.status,
-        body: JSON.stringify(outcome.body),
-      })),
-    ),
     creates: writes.filter((w) => w.fromVersion === 0).map(walletRow),
     updates: writes
       .filter((w) => w.fromVersion > 0)
@@ -100,8 +100,8 @@ export async function commitWrites(db: Db, writes: BatchWrite[]): Promise<Commit
         from_version: u.fromVersion,
         to_version: toVersion(u),
         status: String(u.snapshot.value),
-        posted: u.snapshot.context.posted,
-        held: heldOf(u.snapshot.context),
+        posted: u.snapshot.context.posted.toString(),
+        held: heldOf(u.snapshot.context).toString(),
         snapshot: persistedForm(u.snapshot),
         updated_at: u.at,
       })),
@@ -114,7 +114,7 @@ export async function commitWrites(db: Db, writes: BatchWrite[]): Promise<Commit
       created_at: at,
     })),
     postings: journals.flatMap(({ journal }) =>
-      journal.postings.map((p) => ({ journal_id: journal.id, account: p.account, asset: journal.asset, amount: p.amount })),
+      journal.postings.map((p) => ({ journal_id: journal.id, account: p.account, asset: journal.asset, amount: p.amount.toString() })),
     ),
     withdrawals: withdrawalRows(effects),
     transfers: transferRows(effects),
@@ -130,8 +130,10 @@ export async function commitWrites(db: Db, writes: BatchWrite[]): Promise<Commit
 
   const report: CommitReport = { ok: true, versions: new Map(), fenced: new Set(), taken: new Map() };
   try {
-    // Sent as text and cast, so the driver does not encode it a second time.
-    await db`select coffer_commit(${JSON.stringify(batch, plainBigints)}::text::jsonb)`;
+    // Sent as text and cast, so the driver does not encode them a second time. Keys go as `json`
+    // (not jsonb) so each response body keeps its text, for byte-identical replays. Every bigint
+    // was made a decimal string above: JSON.stringify without a replacer is much faster.
+    await db`select coffer_commit(${JSON.stringify(batch)}::text::jsonb, ${JSON.stringify(keys)}::text::json)`;
   } catch (error) {
     if ((error as { code?: string }).code !== "CF409") throw error;
     const detail = JSON.parse((error as { detail: string }).detail) as { taken: { scope: string; key: string }[]; fenced: string[] };
@@ -164,8 +166,8 @@ function walletRow(w: BatchWrite) {
     owner_id: c.ownerId,
     asset: c.asset,
     status: String(w.snapshot.value),
-    posted: c.posted,
-    held: heldOf(c),
+    posted: c.posted.toString(),
+    held: heldOf(c).toString(),
     machine_version: WALLET_MACHINE_VERSION,
     snapshot: persistedForm(w.snapshot),
     created_at: opened?.at ?? w.at,
@@ -196,13 +198,11 @@ function persistedForm(snapshot: WalletSnapshot): unknown {
  */
 function outboxPayload(effect: WalletEffect): Record<string, unknown> {
   const { destination: _private, journal, ...rest } = effect as WalletEffect & { destination?: unknown; journal?: Journal };
-  return journal ? { ...rest, journalId: journal.id } : rest;
+  const payload: Record<string, unknown> = journal ? { ...rest, journalId: journal.id } : rest;
+  for (const [k, v] of Object.entries(payload)) if (typeof v === "bigint") payload[k] = v.toString();
+  return payload;
 }
 
-/** Amounts in the commit payload are plain decimal strings (Postgres reads them into numeric). */
-function plainBigints(_key: string, value: unknown): unknown {
-  return typeof value === "bigint" ? value.toString() : value;
-}
 
 /** One statement cannot both insert a key and see it taken: the queue never groups such batches. */
 function assertKeysDistinct(writes: BatchWrite[]): void {

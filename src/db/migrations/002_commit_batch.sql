@@ -1,23 +1,25 @@
--- coffer_commit(batch): everything one group commit writes, as ONE statement. Run outside an
+-- coffer_commit(batch, keys): everything one group commit writes, as ONE statement. Run outside an
 -- explicit transaction it is its own transaction and costs one round trip, which is what lets a
 -- group of wallet batches commit in well under a millisecond of database time.
 --
--- batch = {keys, creates, updates, journals, postings, withdrawals, transfers, events}, each an
--- array of rows (amounts as decimal strings; a key's response body as the JSON text to replay). Idempotency keys and wallet versions are checked
+-- batch = {creates, updates, journals, postings, withdrawals, transfers, events}, each an array of
+-- rows (amounts as decimal strings); keys = the idempotency records. Keys travel as `json`, not
+-- jsonb, so each response body keeps its exact text and a replay is byte-identical. Keys and wallet
+-- versions are checked
 -- first; if a key was already taken or a wallet's version moved (fencing), it raises SQLSTATE
 -- CF409 with {"taken": [...], "fenced": [...]} as DETAIL and nothing at all is written.
-create or replace function coffer_commit(batch jsonb) returns void
+create or replace function coffer_commit(batch jsonb, keys json) returns void
 language plpgsql as $$
 declare
   taken  jsonb;
   fenced jsonb;
 begin
   with wanted as (
-    select * from jsonb_to_recordset(batch->'keys')
-      as k(scope text, key text, fingerprint text, status int, body text)
+    select * from json_to_recordset(keys)
+      as k(scope text, key text, fingerprint text, status int, body json)
   ), inserted as (
     insert into idempotency_keys (scope, key, fingerprint, status, body)
-    select scope, key, fingerprint, status, body::json from wanted order by scope, key
+    select scope, key, fingerprint, status, body from wanted order by scope, key
     on conflict do nothing
     returning scope, key
   )
