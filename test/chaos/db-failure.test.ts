@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { testServerUrl } from "../support/db";
 import { fundedWallet, startTestNode, type TestNode } from "../support/node";
+import { seeded } from "../support/random";
 
 /**
  * The database drops the node's connections in the middle of a load: every backend serving the
@@ -56,16 +57,6 @@ const ok = (a: Answer) => a.status >= 200 && a.status < 300;
 const definite = (a: Answer) => ok(a) || a.status === 409;
 const acked = (kind: Kind) => ops.filter((o) => o.kind === kind && ok(last(o)));
 
-/** A small seeded generator (mulberry32): the same mix every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let r = Math.imul(a ^ (a >>> 15), 1 | a);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function request(method: "GET" | "POST", path: string, body?: unknown, key?: string): Promise<Answer> {
   const started = performance.now();

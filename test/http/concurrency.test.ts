@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { fundedWallet, startTestNode, type ApiResponse, type TestNode } from "../support/node";
+import { seeded } from "../support/random";
 
 /**
  * Many callers at once, through real HTTP, against one node on a real Postgres. The actor must
@@ -50,16 +51,6 @@ async function bounded(limit: number, next: () => Promise<void> | undefined): Pr
   await Promise.all(Array.from({ length: limit }, lane));
 }
 
-/** A small seeded generator (mulberry32), so a failing mix can be told apart from another run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let r = Math.imul(a ^ (a >>> 15), 1 | a);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("simultaneous payments on one wallet", () => {
   for (const [attempts, affordable] of [
