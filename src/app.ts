@@ -5,6 +5,7 @@ import { renderWalletOutcome } from "./api/views";
 import type { Config } from "./config";
 import { connect, type Db } from "./db/client";
 import { migrate } from "./db/migrate";
+import { loadKeyRing } from "./security/keys";
 import { buildHttpApp } from "./http/app";
 import { startIdempotencyExpiry } from "./workers/idempotency-expiry";
 import { TransferSaga } from "./workers/transfer-saga";
@@ -39,7 +40,8 @@ export async function startNode(config: Config, databaseUrl: string): Promise<No
   saga = new TransferSaga(db, ops);
   saga.kick(); // resume transfers a previous run left in flight
   const stopExpiry = startIdempotencyExpiry(db, config.IDEMPOTENCY_TTL_HOURS);
-  const http = buildHttpApp({ db, ops, host });
+  const keys = await loadKeyRing(config.keysFile);
+  const http = buildHttpApp({ db, ops, host, keys, tokens: { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE } });
   return {
     db,
     host,

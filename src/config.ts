@@ -20,11 +20,15 @@ const Env = z.object({
   ACTOR_IDLE_MS: z.coerce.number().int().min(100).default(60_000),
   /** How long an idempotency key's first result is replayed. */
   IDEMPOTENCY_TTL_HOURS: z.coerce.number().int().min(24).default(48),
+  /** Access-token keys (see src/security/keys.ts). Default: <COFFER_HOME>/jwt-keys.json, made on first start. */
+  JWT_KEYS_FILE: z.string().optional(),
+  JWT_ISSUER: z.string().min(1).default("coffer"),
+  JWT_AUDIENCE: z.string().min(1).default("coffer-api"),
   DB_POOL_MAX: z.coerce.number().int().min(2).max(500).default(20),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
 });
 
-export type Config = z.infer<typeof Env> & { maxAmountMajor: bigint };
+export type Config = z.infer<typeof Env> & { maxAmountMajor: bigint; keysFile: string };
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = Env.safeParse(env);
@@ -32,5 +36,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const fields = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
     throw new Error(`invalid configuration: ${fields}`);
   }
-  return { ...parsed.data, maxAmountMajor: BigInt(parsed.data.MAX_AMOUNT) };
+  return {
+    ...parsed.data,
+    maxAmountMajor: BigInt(parsed.data.MAX_AMOUNT),
+    keysFile: parsed.data.JWT_KEYS_FILE ?? `${parsed.data.COFFER_HOME}/jwt-keys.json`,
+  };
 }

@@ -2,6 +2,7 @@ import { startNode } from "./app";
 import { loadConfig } from "./config";
 import { startEmbeddedPostgres } from "./db/embedded";
 import { log, setLogLevel } from "./log";
+import { ensureKeyFile } from "./security/keys";
 
 /**
  * `bun start`: one Coffer node. Without DATABASE_URL it runs a real embedded Postgres in
@@ -16,6 +17,13 @@ if (!databaseUrl) {
   const embedded = await startEmbeddedPostgres(config.COFFER_HOME, info);
   databaseUrl = embedded.url;
   stopEmbedded = embedded.stop;
+}
+
+if (await ensureKeyFile(config.keysFile)) {
+  info("generated an access-token key", {
+    keysFile: config.keysFile,
+    mintAdminToken: "bun run coffer token --sub admin --role admin --ttl 3600",
+  });
 }
 
 const node = await startNode(config, databaseUrl);

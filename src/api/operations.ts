@@ -10,20 +10,30 @@ import { fingerprint, idFromKey, newId } from "./ids";
 import type { z } from "zod";
 import type { CreateTransfer, CreateWallet, MoneyIn, RequestWithdrawal } from "./schemas";
 import { LruCache } from "../util/lru";
+import { authorize, type Action } from "../security/policy";
+import type { Principal } from "../security/principal";
 
-/** Who is asking. Idempotency keys are scoped to it (authentication fills it in later). */
+/** Who is asking: the proven principal, and the scope its idempotency keys live in. */
 export interface Caller {
   scope: string;
+  principal: Principal;
+}
+
+/** What never changes about a wallet, so it is cached once seen. */
+interface WalletMeta {
+  asset: Asset;
+  ownerId: string;
 }
 
 /**
  * Every operation on money, independent of transport: REST and NATS both call these. Inputs are
  * already shape-checked; here they are checked against the world (does the wallet exist, which
  * asset and so which scale), turned into a command with fresh ids and a time, and routed to the
- * wallet's actor. The outcome comes back from the actor after its commit.
+ * wallet's actor. The outcome comes back from the actor after its commit. Every operation first
+ * asks the policy (src/security/policy.ts) whether this caller may do it to this wallet.
  */
 export class Operations {
-  private readonly walletAssets = new LruCache<string, Asset>(100_000);
+  private readonly wallets = new LruCache<string, WalletMeta>(100_000);
   private readonly withdrawalWallets = new LruCache<string, string>(100_000);
 
   constructor(
@@ -33,6 +43,10 @@ export class Operations {
   ) {}
 
   createWallet(caller: Caller, key: string, input: z.infer<typeof CreateWallet>): Promise<Outcome> {
+    authorize(caller.principal, "wallet.create");
+    if (caller.principal.role === "user" && input.ownerId !== caller.principal.sub) {
+      throw new CofferError("FORBIDDEN", "users open wallets for themselves only");
+    }
     const walletId = idFromKey("wallet", caller.scope, key);
     return this.send(walletId, caller, key, "wallet.create", "", input, {
       type: "wallet.open",
@@ -45,16 +59,24 @@ export class Operations {
 
   /** Funding from outside (an admin operation; Stripe deposits replace it for end users later). */
   credit(caller: Caller, key: string, walletId: string, input: z.infer<typeof MoneyIn>): Promise<Outcome> {
-    return this.moveMoney("wallet.credit", caller, key, walletId, input);
+    return this.moveMoney("wallet.credit", "wallet.credit", caller, key, walletId, input);
   }
 
   /** An immediate debit, refused with INSUFFICIENT_FUNDS when available is short. */
   pay(caller: Caller, key: string, walletId: string, input: z.infer<typeof MoneyIn>): Promise<Outcome> {
-    return this.moveMoney("wallet.payment", caller, key, walletId, input);
+    return this.moveMoney("wallet.payment", "wallet.pay", caller, key, walletId, input);
   }
 
-  private async moveMoney(type: "wallet.credit" | "wallet.payment", caller: Caller, key: string, walletId: string, input: z.infer<typeof MoneyIn>) {
-    const amount = this.amount(input.amount, await this.assetOf(walletId));
+  private async moveMoney(
+    type: "wallet.credit" | "wallet.payment",
+    action: Action,
+    caller: Caller,
+    key: string,
+    walletId: string,
+    input: z.infer<typeof MoneyIn>,
+  ) {
+    const wallet = await this.walletFor(caller, action, walletId);
+    const amount = this.amount(input.amount, wallet.asset);
     return this.send(walletId, caller, key, type, walletId, { amount, reference: input.reference }, {
       type,
       journalId: newId(),
@@ -65,13 +87,13 @@ export class Operations {
   }
 
   async setStatus(caller: Caller, key: string, walletId: string, action: "freeze" | "unfreeze" | "close"): Promise<Outcome> {
-    await this.assetOf(walletId);
+    await this.walletFor(caller, action === "close" ? "wallet.close" : "wallet.freeze", walletId);
     return this.send(walletId, caller, key, `wallet.${action}`, walletId, {}, { type: `wallet.${action}`, at: now() });
   }
 
   async requestWithdrawal(caller: Caller, key: string, walletId: string, input: z.infer<typeof RequestWithdrawal>): Promise<Outcome> {
-    const asset = await this.assetOf(walletId);
-    const amount = this.amount(input.amount, asset);
+    const wallet = await this.walletFor(caller, "withdrawal.request", walletId);
+    const amount = this.amount(input.amount, wallet.asset);
     return this.send(walletId, caller, key, "withdrawal.request", walletId, { amount, destination: input.destination }, {
       type: "withdrawal.request",
       withdrawalId: newId(),
@@ -83,6 +105,8 @@ export class Operations {
 
   async stepWithdrawal(caller: Caller, key: string, withdrawalId: string, step: WithdrawalStep, reason?: string): Promise<Outcome> {
     const walletId = await this.walletOfWithdrawal(withdrawalId);
+    const owner = (await this.meta(walletId)).ownerId;
+    authorize(caller.principal, step === "cancel" ? "withdrawal.cancel" : "withdrawal.process", [owner], "WITHDRAWAL_NOT_FOUND");
     const at = now();
     const command: WalletCommand =
       step === "complete"
@@ -95,11 +119,9 @@ export class Operations {
 
   async createTransfer(caller: Caller, key: string, input: z.infer<typeof CreateTransfer>): Promise<Outcome> {
     if (input.fromWalletId === input.toWalletId) throw new CofferError("SAME_WALLET", "a transfer needs two different wallets");
-    const [fromAsset, toAsset, toStatus] = await Promise.all([
-      this.assetOf(input.fromWalletId),
-      this.assetOf(input.toWalletId),
-      this.statusOf(input.toWalletId),
-    ]);
+    const from = await this.walletFor(caller, "transfer.create", input.fromWalletId);
+    const [to, toStatus] = await Promise.all([this.meta(input.toWalletId), this.statusOf(input.toWalletId)]);
+    const [fromAsset, toAsset] = [from.asset, to.asset];
     if (fromAsset !== toAsset) throw new CofferError("ASSET_MISMATCH", `cannot transfer ${fromAsset} into a ${toAsset} wallet`);
     // Refuse early what the receiving wallet would refuse anyway. Its status can still change before
     // the credit step; the saga then voids the transfer and the money returns.
@@ -132,14 +154,21 @@ export class Operations {
     return parsed.minor;
   }
 
-  /** A wallet's asset never changes, so it is cached once seen. */
-  async assetOf(walletId: string): Promise<Asset> {
-    const cached = this.walletAssets.get(walletId);
+  /** The wallet, once the caller is allowed to do `action` to it (a user sees others' as not found). */
+  private async walletFor(caller: Caller, action: Action, walletId: string): Promise<WalletMeta> {
+    const wallet = await this.meta(walletId);
+    authorize(caller.principal, action, [wallet.ownerId], "WALLET_NOT_FOUND");
+    return wallet;
+  }
+
+  async meta(walletId: string): Promise<WalletMeta> {
+    const cached = this.wallets.get(walletId);
     if (cached) return cached;
-    const [row] = await this.db`select asset from wallets where id = ${walletId}`;
+    const [row] = await this.db`select asset, owner_id from wallets where id = ${walletId}`;
     if (!row) throw new CofferError("WALLET_NOT_FOUND", "wallet not found");
-    this.walletAssets.set(walletId, row.asset as Asset);
-    return row.asset as Asset;
+    const meta = { asset: row.asset as Asset, ownerId: row.owner_id as string };
+    this.wallets.set(walletId, meta);
+    return meta;
   }
 
   private async statusOf(walletId: string): Promise<string | undefined> {

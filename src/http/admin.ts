@@ -1,14 +1,20 @@
 import type { Hono } from "hono";
 import { Uuid } from "../api/schemas";
 import { verifyLedger } from "../ledger/verify";
-import { type HttpDeps } from "./deps";
+import { authorize } from "../security/policy";
+import { principalOf } from "./auth";
+import type { HttpDeps } from "./deps";
 import { parse } from "./respond";
 
 export function registerAdmin(app: Hono, { db, host }: HttpDeps): void {
-  app.get("/admin/verify", async (c) => c.json(await verifyLedger(db)));
+  app.get("/admin/verify", async (c) => {
+    authorize(principalOf(c), "admin.read");
+    return c.json(await verifyLedger(db));
+  });
 
   /** The live actor, not the stored row: what it holds in memory and how much is waiting for it. */
   app.get("/admin/wallets/:id/state", async (c) => {
+    authorize(principalOf(c), "admin.read");
     const id = parse(Uuid, c.req.param("id"), "path.id");
     const live = host.inspect(id);
     return c.json(JSON.parse(JSON.stringify({ walletId: id, ...live }, (_k, v) => (typeof v === "bigint" ? v.toString() : v))));

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { CofferError, problem } from "../errors";
 import { registerAdmin } from "./admin";
+import { authenticate } from "./auth";
 import { registerHealth } from "./health";
 import type { HttpDeps } from "./deps";
 import { instanceOf, sendError, sendProblem } from "./respond";
@@ -30,6 +31,8 @@ export function buildHttpApp(deps: HttpDeps): Hono {
       onError: (c) => sendProblem(c, problem("PAYLOAD_TOO_LARGE", `bodies are limited to ${MAX_BODY_BYTES} bytes`, instanceOf(c))),
     }),
   );
+
+  app.use("*", authenticate(deps.keys, deps.tokens));
 
   registerWallets(app, deps);
   registerWithdrawals(app, deps);

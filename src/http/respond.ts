@@ -22,11 +22,10 @@ export function instanceOf(c: Context): string | undefined {
   return path.length <= 128 && /^[A-Za-z0-9/_\-.]+$/.test(path) ? path : undefined;
 }
 
-export function sendProblem(c: Context, body: Problem): Response {
-  return new Response(JSON.stringify(body), {
-    status: body.status,
-    headers: { "content-type": "application/problem+json" },
-  });
+export function sendProblem(_c: Context, body: Problem): Response {
+  const headers: Record<string, string> = { "content-type": "application/problem+json" };
+  if (body.status === 401) headers["www-authenticate"] = 'Bearer realm="coffer"';
+  return new Response(JSON.stringify(body), { status: body.status, headers });
 }
 
 export function sendError(c: Context, error: unknown): Response {

@@ -1,7 +1,8 @@
 import type { Hono } from "hono";
 import { getTransfer } from "../api/queries";
 import { CreateTransfer, Uuid } from "../api/schemas";
-import { callerOf, type HttpDeps } from "./deps";
+import { callerOf, principalOf } from "./auth";
+import type { HttpDeps } from "./deps";
 import { body, idempotencyKey, parse, send } from "./respond";
 
 export function registerTransfers(app: Hono, { db, ops }: HttpDeps): void {
@@ -10,5 +11,5 @@ export function registerTransfers(app: Hono, { db, ops }: HttpDeps): void {
     return send(c, await ops.createTransfer(callerOf(c), key, await body(c, CreateTransfer)));
   });
 
-  app.get("/v1/transfers/:id", async (c) => c.json(await getTransfer(db, parse(Uuid, c.req.param("id"), "path.id"))));
+  app.get("/v1/transfers/:id", async (c) => c.json(await getTransfer(db, principalOf(c), parse(Uuid, c.req.param("id"), "path.id"))));
 }

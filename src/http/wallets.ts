@@ -1,7 +1,8 @@
 import type { Hono } from "hono";
 import { getWallet, listTransactions } from "../api/queries";
 import { CreateWallet, EmptyBody, ListQuery, MoneyIn, Uuid } from "../api/schemas";
-import { callerOf, type HttpDeps } from "./deps";
+import { callerOf, principalOf } from "./auth";
+import type { HttpDeps } from "./deps";
 import { body, idempotencyKey, parse, send } from "./respond";
 
 export function registerWallets(app: Hono, { db, ops }: HttpDeps): void {
@@ -10,7 +11,7 @@ export function registerWallets(app: Hono, { db, ops }: HttpDeps): void {
     return send(c, await ops.createWallet(callerOf(c), key, await body(c, CreateWallet)));
   });
 
-  app.get("/v1/wallets/:id", async (c) => c.json(await getWallet(db, parse(Uuid, c.req.param("id"), "path.id"))));
+  app.get("/v1/wallets/:id", async (c) => c.json(await getWallet(db, principalOf(c), parse(Uuid, c.req.param("id"), "path.id"))));
 
   app.post("/v1/wallets/:id/credits", async (c) => {
     const key = idempotencyKey(c);
@@ -36,6 +37,6 @@ export function registerWallets(app: Hono, { db, ops }: HttpDeps): void {
   app.get("/v1/wallets/:id/transactions", async (c) => {
     const id = parse(Uuid, c.req.param("id"), "path.id");
     const query = parse(ListQuery, c.req.query(), "query");
-    return c.json(await listTransactions(db, id, query.limit, query.cursor));
+    return c.json(await listTransactions(db, principalOf(c), id, query.limit, query.cursor));
   });
 }

@@ -1,7 +1,8 @@
 import type { Hono } from "hono";
 import { getWithdrawal } from "../api/queries";
 import { RequestWithdrawal, Uuid, WithdrawalStepBody } from "../api/schemas";
-import { callerOf, type HttpDeps } from "./deps";
+import { callerOf, principalOf } from "./auth";
+import type { HttpDeps } from "./deps";
 import { body, idempotencyKey, parse, send } from "./respond";
 
 export function registerWithdrawals(app: Hono, { db, ops }: HttpDeps): void {
@@ -11,7 +12,7 @@ export function registerWithdrawals(app: Hono, { db, ops }: HttpDeps): void {
     return send(c, await ops.requestWithdrawal(callerOf(c), key, id, await body(c, RequestWithdrawal)));
   });
 
-  app.get("/v1/withdrawals/:id", async (c) => c.json(await getWithdrawal(db, parse(Uuid, c.req.param("id"), "path.id"))));
+  app.get("/v1/withdrawals/:id", async (c) => c.json(await getWithdrawal(db, principalOf(c), parse(Uuid, c.req.param("id"), "path.id"))));
 
   // Processors drive these until the real payout pipelines exist.
   for (const step of ["process", "complete", "fail", "cancel"] as const) {

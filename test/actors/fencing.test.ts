@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { startNode, type Node } from "../../src/app";
 import { loadConfig } from "../../src/config";
+import { testKeys } from "../support/auth";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { apiFor, fundedWallet, type Api, type ApiResponse } from "../support/node";
 
@@ -24,7 +25,7 @@ let a: Side;
 let b: Side;
 
 async function serve(name: Side["name"], url: string): Promise<Side> {
-  const node = await startNode(loadConfig({ DATABASE_URL: url }), url);
+  const node = await startNode(loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, DATABASE_URL: url }), url);
   const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
   return {
     name,

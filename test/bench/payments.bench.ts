@@ -10,6 +10,7 @@ import { startNode, type Node } from "../../src/app";
 import type { Caller } from "../../src/api/operations";
 import { loadConfig } from "../../src/config";
 import { verifyLedger } from "../../src/ledger/verify";
+import { ADMIN, callerFor, testKeys, tokenFor } from "../support/auth";
 import { createTestDatabase } from "../support/db";
 import { type Conventional, setupConventional } from "./conventional";
 import { type Attempt, ErrorSamples, inParallel, type Measured, runFor } from "./measure";
@@ -25,7 +26,8 @@ const PAYMENT = "0.01";
 const PAYMENT_MINOR = 1n;
 const FUNDING = "1000000";
 const FUNDING_MINOR = 100_000_000n;
-const CALLER: Caller = { scope: "bench" };
+/** The bench pays as an admin: the policy check is on the measured path, as in production. */
+const CALLER: Caller = callerFor(ADMIN);
 /** The conventional pattern's own connection pool, as a typical service would size it. */
 const CONVENTIONAL_POOL = 16;
 
@@ -115,13 +117,13 @@ function inProcessPay(node: Node, walletFor: () => string): MakeAttempt {
   };
 }
 
-function httpPay(baseUrl: string, walletFor: () => string): MakeAttempt {
+function httpPay(baseUrl: string, walletFor: () => string, token: string): MakeAttempt {
   const body = JSON.stringify({ amount: PAYMENT });
   return (errors) => async () => {
     const walletId = walletFor();
     const res = await fetch(`${baseUrl}/v1/wallets/${walletId}/payments`, {
       method: "POST",
-      headers: { "content-type": "application/json", "idempotency-key": crypto.randomUUID() },
+      headers: { "content-type": "application/json", "idempotency-key": crypto.randomUUID(), authorization: `Bearer ${token}` },
       body,
     });
     const text = await res.text();
@@ -151,7 +153,7 @@ async function main(): Promise<void> {
   let server: ReturnType<typeof Bun.serve> | undefined;
   let conv: Conventional | undefined;
   try {
-    const config = loadConfig({ ...process.env, DATABASE_URL: db.url });
+    const config = loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, ...process.env, DATABASE_URL: db.url });
     node = await startNode(config, db.url);
     server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
     const baseUrl = `http://127.0.0.1:${server.port}`;
@@ -166,9 +168,9 @@ async function main(): Promise<void> {
     const anyOfMany = () => pick(many);
     const rows: Row[] = [];
     rows.push(await cofferRow("coffer hot wallet, in-process", "hot", inProcessPay(node, () => hot), probe, hotBatches));
-    rows.push(await cofferRow("coffer hot wallet, HTTP", "hot", httpPay(baseUrl, () => hot), probe, hotBatches));
+    rows.push(await cofferRow("coffer hot wallet, HTTP", "hot", httpPay(baseUrl, () => hot, await tokenFor(ADMIN)), probe, hotBatches));
     rows.push(await cofferRow(`coffer ${WALLETS} wallets, in-process`, "many", inProcessPay(node, anyOfMany), probe));
-    rows.push(await cofferRow(`coffer ${WALLETS} wallets, HTTP`, "many", httpPay(baseUrl, anyOfMany), probe));
+    rows.push(await cofferRow(`coffer ${WALLETS} wallets, HTTP`, "many", httpPay(baseUrl, anyOfMany, await tokenFor(ADMIN)), probe));
 
     conv = await setupConventional(db.url, WALLETS, FUNDING_MINOR, CONVENTIONAL_POOL);
     const bareCommit_ms = await conv.bareCommit_ms(200);

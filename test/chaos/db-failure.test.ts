@@ -3,6 +3,7 @@ import postgres from "postgres";
 import { testServerUrl } from "../support/db";
 import { fundedWallet, startTestNode, type TestNode } from "../support/node";
 import { seeded } from "../support/random";
+import { ADMIN, tokenFor } from "../support/auth";
 
 /**
  * The database drops the node's connections in the middle of a load: every backend serving the
@@ -63,7 +64,7 @@ async function request(method: "GET" | "POST", path: string, body?: unknown, key
   try {
     const res = await fetch(t.baseUrl + path, {
       method,
-      headers: { "content-type": "application/json", ...(key ? { "idempotency-key": key } : {}) },
+      headers: { "content-type": "application/json", authorization: `Bearer ${await tokenFor(ADMIN)}`, ...(key ? { "idempotency-key": key } : {}) },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ERROR_STATUS } from "../../src/errors";
 import { fundedWallet, startTestNode, type TestNode } from "../support/node";
+import { ADMIN, tokenFor } from "../support/auth";
 
 /**
  * Every route x hostile input: always a 4xx problem+json with a known `code`, never a 5xx, never a
@@ -54,7 +55,7 @@ interface Request {
 }
 
 async function send({ method, path, body, key, headers = {} }: Request): Promise<Answer> {
-  const all: Record<string, string> = { "content-type": "application/json", ...headers };
+  const all: Record<string, string> = { "content-type": "application/json", authorization: `Bearer ${await tokenFor(ADMIN)}`, ...headers };
   if (method !== "GET" && key !== null) all["idempotency-key"] = key ?? crypto.randomUUID();
   const res = await fetch(t.baseUrl + path, { method, headers: all, body, ...(body instanceof ReadableStream ? { duplex: "half" } : {}) } as RequestInit);
   return { status: res.status, text: await res.text(), contentType: res.headers.get("content-type") ?? "" };

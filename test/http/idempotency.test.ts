@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { ADMIN, callerFor, tokenFor } from "../support/auth";
 import { fundedWallet, startTestNode, type ApiResponse, type TestNode } from "../support/node";
 
 /**
@@ -81,10 +82,11 @@ describe("payments", () => {
 
   test("a replay read back from Postgres is byte for byte the first answer", async () => {
     const id = await fundedWallet(t.api, "USD", "10.00");
+    const token = await tokenFor(ADMIN);
     const send = () =>
       fetch(`${t.baseUrl}/v1/wallets/${id}/payments`, {
         method: "POST",
-        headers: { "content-type": "application/json", "idempotency-key": `bytes-${id}` },
+        headers: { "content-type": "application/json", "idempotency-key": `bytes-${id}`, authorization: `Bearer ${token}` },
         body: JSON.stringify({ amount: "1.25", reference: "order-bytes" }),
       }).then(async (r) => ({ status: r.status, text: await r.text() }));
     const first = await send();
@@ -138,7 +140,7 @@ describe("one key sent to many wallets at the same moment", () => {
     const k = key();
     // Sent in the same tick through the in-process API, so several wallets' batches are committed
     // together in one group: the shared key must still count once.
-    const answers = await Promise.all(wallets.map((id) => t.node.ops.pay({ scope: "anonymous" }, k, id, { amount: "1.00" })));
+    const answers = await Promise.all(wallets.map((id) => t.node.ops.pay(callerFor(ADMIN), k, id, { amount: "1.00" })));
     expect(answers.filter((a) => a.status === 201)).toHaveLength(1);
     expect(answers.filter((a) => a.status === 422 && a.body.code === "IDEMPOTENCY_CONFLICT")).toHaveLength(19);
     const posted = await Promise.all(wallets.map(async (id) => (await walletRow(id)).balance.posted));

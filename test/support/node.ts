@@ -1,10 +1,12 @@
 import { startNode, type Node } from "../../src/app";
 import { loadConfig } from "../../src/config";
+import { ADMIN, testKeys, tokenFor, type As } from "./auth";
 import { createTestDatabase, type TestDatabase } from "./db";
 
 /**
  * A whole Coffer node on its own fresh database, serving real HTTP on a free port.
- * `api` sends JSON and returns status + parsed body; POSTs get a fresh Idempotency-Key unless one is given.
+ * `api` sends JSON and returns status + parsed body; POSTs get a fresh Idempotency-Key unless one is given,
+ * and every request carries an admin's token unless told to act as someone else.
  */
 export interface TestNode {
   node: Node;
@@ -20,11 +22,21 @@ export interface ApiResponse {
   headers: Headers;
 }
 
-export type Api = (method: string, path: string, body?: unknown, opts?: { key?: string | null; raw?: string; headers?: Record<string, string> }) => Promise<ApiResponse>;
+export interface ApiOptions {
+  key?: string | null;
+  raw?: string;
+  headers?: Record<string, string>;
+  /** Act as this identity (default: an admin). */
+  as?: As;
+  /** Send exactly this bearer token; null sends none. Overrides `as`. */
+  token?: string | null;
+}
+
+export type Api = (method: string, path: string, body?: unknown, opts?: ApiOptions) => Promise<ApiResponse>;
 
 export async function startTestNode(label: string, env: Record<string, string> = {}): Promise<TestNode> {
   const db = await createTestDatabase(label);
-  const config = loadConfig({ ...env, DATABASE_URL: db.url });
+  const config = loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, ...env, DATABASE_URL: db.url });
   const node = await startNode(config, db.url);
   const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
   const baseUrl = `http://127.0.0.1:${server.port}`;
@@ -44,6 +56,8 @@ export async function startTestNode(label: string, env: Record<string, string> =
 export function apiFor(baseUrl: string): Api {
   return async (method, path, body, opts = {}) => {
     const headers: Record<string, string> = { "content-type": "application/json", ...opts.headers };
+    const token = opts.token === undefined ? await tokenFor(opts.as ?? ADMIN) : opts.token;
+    if (token !== null) headers.authorization = `Bearer ${token}`;
     if (method === "POST" && opts.key !== null) headers["idempotency-key"] = opts.key ?? crypto.randomUUID();
     const res = await fetch(baseUrl + path, {
       method,

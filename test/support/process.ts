@@ -1,4 +1,5 @@
 import type { Subprocess } from "bun";
+import { testKeys } from "./auth";
 
 /**
  * The real service (`bun src/main.ts`) as a child process, for tests that kill it the hard way.
@@ -28,7 +29,7 @@ export async function startService(databaseUrl: string, env: Record<string, stri
   const port = freePort();
   const proc = Bun.spawn(["bun", "src/main.ts"], {
     cwd: ROOT,
-    env: { ...process.env, ...env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
+    env: { ...process.env, JWT_KEYS_FILE: (await testKeys()).file, ...env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",

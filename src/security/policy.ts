@@ -1,0 +1,75 @@
+import { CofferError, type ErrorCode } from "../errors";
+import type { Permission, Principal, Role } from "./principal";
+
+/**
+ * Who may do what, in one table. Admins may do everything; auditors may read everything and change
+ * nothing; services may do what their permissions name; users may act only on their own wallets
+ * (and what hangs off them), and only where the table lets owners act.
+ *
+ * A user asking about another user's wallet, withdrawal or transfer gets the same 404 as for one
+ * that does not exist: nobody learns what others hold. A caller who may see a thing but not do
+ * the thing gets 403.
+ */
+export type Action =
+  | "wallet.create"
+  | "wallet.read"
+  | "wallet.credit"
+  | "wallet.pay"
+  | "wallet.freeze"
+  | "wallet.close"
+  | "withdrawal.request"
+  | "withdrawal.read"
+  | "withdrawal.process"
+  | "withdrawal.cancel"
+  | "transfer.create"
+  | "transfer.read"
+  | "admin.read";
+
+interface Rule {
+  /** The owner of the wallet concerned may do it. */
+  owner: boolean;
+  /** A service with this permission may do it. */
+  permission: Permission | null;
+  /** Auditors may do it (reads only). */
+  read: boolean;
+}
+
+const RULES: Record<Action, Rule> = {
+  "wallet.create": { owner: true, permission: "wallets:write", read: false },
+  "wallet.read": { owner: true, permission: "wallets:read", read: true },
+  "wallet.credit": { owner: false, permission: "credits:write", read: false },
+  "wallet.pay": { owner: true, permission: "payments:write", read: false },
+  "wallet.freeze": { owner: false, permission: "wallets:admin", read: false },
+  "wallet.close": { owner: true, permission: "wallets:admin", read: false },
+  "withdrawal.request": { owner: true, permission: "withdrawals:write", read: false },
+  "withdrawal.read": { owner: true, permission: "withdrawals:read", read: true },
+  "withdrawal.process": { owner: false, permission: "withdrawals:process", read: false },
+  "withdrawal.cancel": { owner: true, permission: "withdrawals:process", read: false },
+  "transfer.create": { owner: true, permission: "transfers:write", read: false },
+  "transfer.read": { owner: true, permission: "transfers:read", read: true },
+  "admin.read": { owner: false, permission: null, read: true },
+};
+
+/**
+ * Allow or throw. `owners` are the owner ids of the wallets the action concerns (any one will do);
+ * `hidden` is the not-found code a user sees for something that is not theirs.
+ */
+export function authorize(p: Principal, action: Action, owners: readonly string[] = [], hidden: ErrorCode = "NOT_FOUND"): void {
+  const rule = RULES[action];
+  if (byRole[p.role](p, rule, owners, hidden)) return;
+  throw new CofferError("FORBIDDEN", "this credential may not do that");
+}
+
+const byRole: Record<Role, (p: Principal, rule: Rule, owners: readonly string[], hidden: ErrorCode) => boolean> = {
+  admin: () => true,
+  auditor: (_p, rule) => rule.read,
+  service: (p, rule) => rule.permission !== null && p.permissions.has(rule.permission),
+  user: (p, rule, owners, hidden) => {
+    if (owners.length && !owners.includes(p.sub)) throw new CofferError(hidden, notFoundDetail(hidden));
+    return rule.owner;
+  },
+};
+
+function notFoundDetail(code: ErrorCode): string {
+  return code.replace("_NOT_FOUND", "").toLowerCase().replace("not_found", "resource") + " not found";
+}

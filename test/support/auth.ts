@@ -1,0 +1,50 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Caller } from "../../src/api/operations";
+import { generateKeyFile, loadKeyRing, type KeyRing } from "../../src/security/keys";
+import { scopeOf, type Permission, type Principal, type Role } from "../../src/security/principal";
+import { mintToken } from "../../src/security/tokens";
+
+/**
+ * One access-token key file for the whole test process (nodes and subprocesses read it through
+ * JWT_KEYS_FILE), and tokens minted with it exactly as `bun run coffer token` does.
+ */
+export const TOKEN_SETTINGS = { issuer: "coffer", audience: "coffer-api" };
+
+let keys: Promise<{ file: string; ring: KeyRing }> | undefined;
+
+export function testKeys(): Promise<{ file: string; ring: KeyRing }> {
+  keys ??= (async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "coffer-keys-")), "jwt-keys.json");
+    await generateKeyFile(file, "test-key");
+    return { file, ring: await loadKeyRing(file) };
+  })();
+  return keys;
+}
+
+export interface As {
+  sub: string;
+  role: Role;
+  perms?: Permission[];
+}
+
+export const ADMIN: As = { sub: "test-admin", role: "admin" };
+
+const minted = new Map<string, string>();
+
+/** A valid token for `who` (cached per identity; they last an hour). */
+export async function tokenFor(who: As = ADMIN): Promise<string> {
+  const id = `${who.role}|${who.sub}|${(who.perms ?? []).join(",")}`;
+  const cached = minted.get(id);
+  if (cached) return cached;
+  const token = await mintToken((await testKeys()).ring, TOKEN_SETTINGS, { sub: who.sub, role: who.role, ttlSeconds: 3600, permissions: who.perms ?? [] });
+  minted.set(id, token);
+  return token;
+}
+
+/** The in-process equivalent of a request made with `who`'s token. */
+export function callerFor(who: As = ADMIN): Caller {
+  const principal: Principal = { sub: who.sub, role: who.role, permissions: new Set(who.perms ?? []) };
+  return { scope: scopeOf(principal), principal };
+}
