@@ -41,7 +41,7 @@ export async function startNode(config: Config, databaseUrl: string): Promise<No
   saga.kick(); // resume transfers a previous run left in flight
   const stopExpiry = startIdempotencyExpiry(db, config.IDEMPOTENCY_TTL_HOURS);
   const keys = await loadKeyRing(config.keysFile);
-  const http = buildHttpApp({ db, ops, host, keys, tokens: { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE } });
+  const http = buildHttpApp({ db, ops, host, keys, tokens: { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE }, corsOrigins: config.corsOrigins });
   return {
     db,
     host,

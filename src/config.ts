@@ -24,11 +24,13 @@ const Env = z.object({
   JWT_KEYS_FILE: z.string().optional(),
   JWT_ISSUER: z.string().min(1).default("coffer"),
   JWT_AUDIENCE: z.string().min(1).default("coffer-api"),
+  /** Comma-separated origins allowed to call from a browser (CORS). Empty: off. */
+  CORS_ORIGINS: z.string().default(""),
   DB_POOL_MAX: z.coerce.number().int().min(2).max(500).default(20),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
 });
 
-export type Config = z.infer<typeof Env> & { maxAmountMajor: bigint; keysFile: string };
+export type Config = z.infer<typeof Env> & { maxAmountMajor: bigint; keysFile: string; corsOrigins: string[] };
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = Env.safeParse(env);
@@ -40,5 +42,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ...parsed.data,
     maxAmountMajor: BigInt(parsed.data.MAX_AMOUNT),
     keysFile: parsed.data.JWT_KEYS_FILE ?? `${parsed.data.COFFER_HOME}/jwt-keys.json`,
+    corsOrigins: parsed.data.CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean),
   };
 }

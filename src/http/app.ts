@@ -1,5 +1,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import { secureHeaders } from "hono/secure-headers";
 import { CofferError, problem } from "../errors";
 import { registerAdmin } from "./admin";
 import { authenticate } from "./auth";
@@ -21,9 +23,21 @@ export function buildHttpApp(deps: HttpDeps): Hono {
     c.set("requestId" as never, requestId as never);
     await next();
     c.header("x-request-id", requestId);
-    c.header("x-content-type-options", "nosniff");
     c.header("cache-control", "no-store");
   });
+  // An API that serves JSON only: nothing may frame it, sniff it, or load anything from it.
+  app.use(
+    "*",
+    secureHeaders({
+      contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+      strictTransportSecurity: "max-age=31536000; includeSubDomains",
+      xFrameOptions: "DENY",
+      referrerPolicy: "no-referrer",
+      crossOriginResourcePolicy: "same-origin",
+    }),
+  );
+  // Cross-origin browser calls are off unless origins are configured.
+  if (deps.corsOrigins.length) app.use("*", cors({ origin: deps.corsOrigins, allowHeaders: ["authorization", "content-type", "idempotency-key"], maxAge: 600 }));
   app.use(
     "*",
     bodyLimit({

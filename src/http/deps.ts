@@ -11,4 +11,6 @@ export interface HttpDeps {
   host: ActorHost;
   keys: KeyRing;
   tokens: TokenSettings;
+  /** Origins allowed to call from a browser; empty: CORS off. */
+  corsOrigins: string[];
 }

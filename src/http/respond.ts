@@ -63,6 +63,7 @@ export async function body<S extends z.ZodType>(c: Context, schema: S, { optiona
   } else if (!optional) {
     throw new CofferError("VALIDATION_FAILED", "a JSON body is required");
   }
+  if (depthOf(raw) > MAX_JSON_DEPTH) throw new CofferError("VALIDATION_FAILED", `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
   return parse(schema, raw, "body");
 }
 
@@ -83,4 +84,21 @@ function messageOf(issue: z.core.$ZodIssue): string {
 
 function clip(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/** No request body here needs more than a few levels; deep nesting is only ever an attack. */
+const MAX_JSON_DEPTH = 16;
+
+/** Nesting depth of a parsed JSON value, without recursion (a hostile body must not blow the stack). */
+function depthOf(value: unknown): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    deepest = Math.max(deepest, depth);
+    if (deepest > MAX_JSON_DEPTH) return deepest;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return deepest;
 }
