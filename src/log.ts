@@ -1,6 +1,9 @@
+import { redactDeep } from "./security/redact";
+
 /**
  * Structured JSON logs, one line each, filtered by LOG_LEVEL. Callers pass facts, not secrets:
- * errors are reduced to their message (never a stack, never a bound parameter).
+ * errors are reduced to their message (never a stack, never a bound parameter), and every string
+ * field goes through the redactor (src/security/redact.ts) all the same.
  */
 const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
 type Level = Exclude<keyof typeof LEVELS, "silent">;
@@ -13,7 +16,7 @@ export function setLogLevel(level: keyof typeof LEVELS): void {
 
 export function log(level: Level, msg: string, fields: Record<string, unknown> = {}): void {
   if (LEVELS[level] < threshold) return;
-  const line = JSON.stringify({ level, time: new Date().toISOString(), msg, ...fields });
+  const line = JSON.stringify({ level, time: new Date().toISOString(), msg, ...redactDeep(fields) });
   if (LEVELS[level] >= LEVELS.warn) console.error(line);
   else console.log(line);
 }

@@ -1,5 +1,6 @@
 import { isDatabaseUnavailable } from "../db/errors";
 import { log, reason } from "../log";
+import { redact, redactDeep } from "../security/redact";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
@@ -25,7 +26,9 @@ export function instanceOf(c: Context): string | undefined {
 export function sendProblem(_c: Context, body: Problem): Response {
   const headers: Record<string, string> = { "content-type": "application/problem+json" };
   if (body.status === 401) headers["www-authenticate"] = 'Bearer realm="coffer"';
-  return new Response(JSON.stringify(body), { status: body.status, headers });
+  // Details are our own sentences, but some quote a field of the request: redact them anyway.
+  const safe = { ...body, detail: redact(body.detail), ...(Array.isArray(body.errors) ? { errors: redactDeep(body.errors) } : {}) };
+  return new Response(JSON.stringify(safe), { status: body.status, headers });
 }
 
 export function sendError(c: Context, error: unknown): Response {
