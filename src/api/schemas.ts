@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ASSETS } from "../ledger/assets";
+import { PERMISSIONS } from "../security/principal";
 
 /**
  * Request bodies, shared by every transport. Objects are strict (an unknown field is a 400, so a
@@ -56,3 +57,23 @@ export const ListQuery = z.strictObject({
 });
 
 export const EmptyBody = z.strictObject({}).optional();
+
+const Cidr = z.string().max(64).refine((c) => {
+  const [ip, bits, ...rest] = c.split("/");
+  if (rest.length || !ip) return false;
+  const v4 = /^\d{1,3}(\.\d{1,3}){3}$/.test(ip) && ip.split(".").every((p) => Number(p) <= 255);
+  const v6 = !v4 && /^[0-9a-fA-F:]+$/.test(ip) && ip.includes(":");
+  const max = v4 ? 32 : 128;
+  return (v4 || v6) && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max));
+}, "an IPv4 or IPv6 address or CIDR block");
+
+export const CreateApiKey = z.strictObject({
+  name: text(100),
+  subject: token(128),
+  permissions: z.array(z.enum(PERMISSIONS)).min(1).max(PERMISSIONS.length),
+  rateLimitPerMinute: z.number().int().min(1).max(1_000_000).optional(),
+  ipAllowlist: z.array(Cidr).min(1).max(50).optional(),
+  expiresAt: z.iso.datetime({ offset: true }).optional(),
+});
+
+export const RotateApiKey = z.strictObject({ overlapSeconds: z.number().int().min(0).max(7 * 24 * 3600).default(0) }).optional();

@@ -4,6 +4,7 @@ import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
 import { CofferError, problem } from "../errors";
 import { registerAdmin } from "./admin";
+import { registerApiKeys } from "./api-keys";
 import { authenticate } from "./auth";
 import { registerHealth } from "./health";
 import type { HttpDeps } from "./deps";
@@ -46,12 +47,13 @@ export function buildHttpApp(deps: HttpDeps): Hono {
     }),
   );
 
-  app.use("*", authenticate(deps.keys, deps.tokens));
+  app.use("*", authenticate(deps.keys, deps.tokens, deps.apiKeys));
 
   registerWallets(app, deps);
   registerWithdrawals(app, deps);
   registerTransfers(app, deps);
   registerAdmin(app, deps);
+  registerApiKeys(app, deps);
   registerHealth(app, deps);
 
   app.notFound((c) => sendProblem(c, new CofferError("NOT_FOUND", "no such route").toProblem(instanceOf(c))));

@@ -4,23 +4,43 @@ import type { KeyRing } from "../security/keys";
 import { scopeOf, type Principal } from "../security/principal";
 import { verifyToken, type TokenSettings } from "../security/tokens";
 import type { Caller } from "../api/operations";
+import { getConnInfo } from "hono/bun";
+import type { ApiKeys } from "../security/api-keys";
 
 /** Routes anyone may call: liveness only. */
 const PUBLIC_PATHS = new Set(["/health"]);
 
 /**
- * Every other route needs `Authorization: Bearer <token>`; the proven principal rides on the
- * context for the routes and the policy.
+ * Every other route needs a credential: `Authorization: Bearer <access token>` for users and
+ * operators, or an API key for services (`Authorization: Bearer cof_…` or `X-Api-Key: cof_…`).
+ * The proven principal rides on the context for the routes and the policy.
  */
-export function authenticate(ring: KeyRing, settings: TokenSettings): MiddlewareHandler {
+export function authenticate(ring: KeyRing, settings: TokenSettings, apiKeys: ApiKeys): MiddlewareHandler {
   return async (c, next) => {
     if (PUBLIC_PATHS.has(c.req.path)) return next();
     const header = c.req.header("authorization") ?? "";
-    const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(header);
-    if (!match) throw new CofferError("UNAUTHENTICATED", "a valid bearer token is required");
-    c.set("principal" as never, (await verifyToken(ring, settings, match[1]!)) as never);
+    const bearer = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(header)?.[1];
+    const apiKey = c.req.header("x-api-key") ?? (bearer?.startsWith("cof_") ? bearer : undefined);
+    let principal: Principal;
+    if (apiKey !== undefined) {
+      principal = (await apiKeys.authenticate(apiKey, clientIp(c))).principal;
+    } else if (bearer !== undefined) {
+      principal = await verifyToken(ring, settings, bearer);
+    } else {
+      throw new CofferError("UNAUTHENTICATED", "a valid bearer token or API key is required");
+    }
+    c.set("principal" as never, principal as never);
     return next();
   };
+}
+
+/** The peer's address as the server saw it (no proxy headers are trusted). */
+export function clientIp(c: Context): string | undefined {
+  try {
+    return getConnInfo(c).remote.address;
+  } catch {
+    return undefined; // not served by Bun.serve (e.g. app.request in a unit test)
+  }
 }
 
 export function principalOf(c: Context): Principal {

@@ -1,6 +1,7 @@
 import type { ActorHost } from "../../actors/host";
 import type { Operations } from "../api/operations";
 import type { Db } from "../db/client";
+import type { ApiKeys } from "../security/api-keys";
 import type { KeyRing } from "../security/keys";
 import type { TokenSettings } from "../security/tokens";
 
@@ -11,6 +12,7 @@ export interface HttpDeps {
   host: ActorHost;
   keys: KeyRing;
   tokens: TokenSettings;
+  apiKeys: ApiKeys;
   /** Origins allowed to call from a browser; empty: CORS off. */
   corsOrigins: string[];
 }

@@ -23,7 +23,9 @@ export type Action =
   | "withdrawal.cancel"
   | "transfer.create"
   | "transfer.read"
-  | "admin.read";
+  | "admin.read"
+  | "apikeys.read"
+  | "apikeys.manage";
 
 interface Rule {
   /** The owner of the wallet concerned may do it. */
@@ -48,6 +50,8 @@ const RULES: Record<Action, Rule> = {
   "transfer.create": { owner: true, permission: "transfers:write", read: false },
   "transfer.read": { owner: true, permission: "transfers:read", read: true },
   "admin.read": { owner: false, permission: null, read: true },
+  "apikeys.read": { owner: false, permission: null, read: true },
+  "apikeys.manage": { owner: false, permission: null, read: false },
 };
 
 /**
