@@ -6,6 +6,7 @@ import type { Config } from "./config";
 import { connect, type Db } from "./db/client";
 import { migrate } from "./db/migrate";
 import { ApiKeys } from "./security/api-keys";
+import { RateLimiter } from "./security/rate-limit";
 import { loadKeyRing } from "./security/keys";
 import { buildHttpApp } from "./http/app";
 import { startIdempotencyExpiry } from "./workers/idempotency-expiry";
@@ -42,7 +43,10 @@ export async function startNode(config: Config, databaseUrl: string): Promise<No
   saga.kick(); // resume transfers a previous run left in flight
   const stopExpiry = startIdempotencyExpiry(db, config.IDEMPOTENCY_TTL_HOURS);
   const keys = await loadKeyRing(config.keysFile);
-  const http = buildHttpApp({ db, ops, host, keys, tokens: { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE }, apiKeys: new ApiKeys(db), corsOrigins: config.corsOrigins });
+  const http = buildHttpApp({ db, ops, host, keys, tokens: { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE }, apiKeys: new ApiKeys(db),
+    limiter: config.RATE_LIMITS === "on" ? new RateLimiter(db) : undefined,
+    config,
+    corsOrigins: config.corsOrigins });
   return {
     db,
     host,

@@ -26,6 +26,19 @@ const Env = z.object({
   JWT_AUDIENCE: z.string().min(1).default("coffer-api"),
   /** Comma-separated origins allowed to call from a browser (CORS). Empty: off. */
   CORS_ORIGINS: z.string().default(""),
+  /** "off" disables every rate limit (benchmarks, trusted test rigs); limits below are per window. */
+  RATE_LIMITS: z.enum(["on", "off"]).default("on"),
+  RATE_IP_PER_SECOND: z.coerce.number().int().min(1).default(100),
+  RATE_IP_PER_MINUTE: z.coerce.number().int().min(1).default(3000),
+  RATE_IP_PER_HOUR: z.coerce.number().int().min(1).default(60000),
+  RATE_CALLER_PER_SECOND: z.coerce.number().int().min(1).default(100),
+  RATE_CALLER_PER_MINUTE: z.coerce.number().int().min(1).default(3000),
+  RATE_CALLER_PER_HOUR: z.coerce.number().int().min(1).default(60000),
+  /** Payments, withdrawals and transfers, per caller: stricter than everything else. */
+  RATE_MONEY_PER_SECOND: z.coerce.number().int().min(1).default(20),
+  RATE_MONEY_PER_MINUTE: z.coerce.number().int().min(1).default(600),
+  /** Failed authentications per IP per 15 minutes before that IP is locked out for the rest of the window. */
+  RATE_AUTH_FAILURES_PER_15_MINUTES: z.coerce.number().int().min(1).default(10),
   DB_POOL_MAX: z.coerce.number().int().min(2).max(500).default(20),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
 });

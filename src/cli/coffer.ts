@@ -14,17 +14,23 @@ const MAX_TTL_S = 30 * 24 * 3600;
 
 const [command, ...rest] = process.argv.slice(2);
 if (command !== "token") fail(USAGE);
-const { values } = parseArgs({
-  args: rest,
-  options: { sub: { type: "string" }, role: { type: "string" }, ttl: { type: "string", default: "3600" }, perm: { type: "string", multiple: true } },
-  strict: true,
-});
+const { values } = (() => {
+  try {
+    return parseArgs({
+      args: rest,
+      options: { sub: { type: "string" }, role: { type: "string" }, ttl: { type: "string", default: "3600" }, perm: { type: "string", multiple: true } },
+      strict: true,
+    });
+  } catch (error) {
+    return fail(`${(error as Error).message}\n${USAGE}`);
+  }
+})();
 if (!values.sub || !/^[A-Za-z0-9._:@-]{1,128}$/.test(values.sub)) fail(`--sub is required (letters, digits, . _ : @ -)\n${USAGE}`);
 if (!values.role || !(ROLES as readonly string[]).includes(values.role)) fail(`--role must be one of ${ROLES.join(", ")}\n${USAGE}`);
 const ttl = Number(values.ttl);
-if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_S) fail(`--ttl must be 1..${MAX_TTL_S} seconds`);
+if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_S) fail(`--ttl must be 1..${MAX_TTL_S} seconds\n${USAGE}`);
 const perms = values.perm ?? [];
-for (const p of perms) if (!(PERMISSIONS as readonly string[]).includes(p)) fail(`unknown permission ${p}; known: ${PERMISSIONS.join(", ")}`);
+for (const p of perms) if (!(PERMISSIONS as readonly string[]).includes(p)) fail(`unknown permission ${p}; known: ${PERMISSIONS.join(", ")}\n${USAGE}`);
 
 const config = loadConfig();
 const ring = await loadKeyRing(config.keysFile).catch(() => fail(`no usable key file at ${config.keysFile}: start the service once, or set JWT_KEYS_FILE`));

@@ -6,6 +6,7 @@ import { CofferError, problem } from "../errors";
 import { registerAdmin } from "./admin";
 import { registerApiKeys } from "./api-keys";
 import { authenticate } from "./auth";
+import { rateLimits } from "./rate-limit";
 import { registerHealth } from "./health";
 import type { HttpDeps } from "./deps";
 import { instanceOf, sendError, sendProblem } from "./respond";
@@ -47,7 +48,18 @@ export function buildHttpApp(deps: HttpDeps): Hono {
     }),
   );
 
-  app.use("*", authenticate(deps.keys, deps.tokens, deps.apiKeys));
+  const limits = rateLimits(deps.limiter, deps.config);
+  app.use("*", limits.beforeAuth);
+  app.use("*", async (c, next) => {
+    try {
+      await authenticate(deps.keys, deps.tokens, deps.apiKeys)(c, async () => {});
+    } catch (error) {
+      if (error instanceof CofferError && error.code === "UNAUTHENTICATED") await limits.authFailed(c);
+      throw error;
+    }
+    return next();
+  });
+  app.use("*", limits.afterAuth);
 
   registerWallets(app, deps);
   registerWithdrawals(app, deps);

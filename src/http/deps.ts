@@ -1,7 +1,9 @@
 import type { ActorHost } from "../../actors/host";
 import type { Operations } from "../api/operations";
 import type { Db } from "../db/client";
+import type { Config } from "../config";
 import type { ApiKeys } from "../security/api-keys";
+import type { RateLimiter } from "../security/rate-limit";
 import type { KeyRing } from "../security/keys";
 import type { TokenSettings } from "../security/tokens";
 
@@ -13,6 +15,9 @@ export interface HttpDeps {
   keys: KeyRing;
   tokens: TokenSettings;
   apiKeys: ApiKeys;
+  /** Shared rate limiter; undefined when RATE_LIMITS=off. */
+  limiter: RateLimiter | undefined;
+  config: Config;
   /** Origins allowed to call from a browser; empty: CORS off. */
   corsOrigins: string[];
 }

@@ -26,6 +26,7 @@ export function instanceOf(c: Context): string | undefined {
 export function sendProblem(_c: Context, body: Problem): Response {
   const headers: Record<string, string> = { "content-type": "application/problem+json" };
   if (body.status === 401) headers["www-authenticate"] = 'Bearer realm="coffer"';
+  if (body.status === 429 && typeof body.retryAfter === "number") headers["retry-after"] = String(body.retryAfter);
   // Details are our own sentences, but some quote a field of the request: redact them anyway.
   const safe = { ...body, detail: redact(body.detail), ...(Array.isArray(body.errors) ? { errors: redactDeep(body.errors) } : {}) };
   return new Response(JSON.stringify(safe), { status: body.status, headers });

@@ -128,7 +128,9 @@ export class ApiKeys {
     }
     this.touch(row);
     const permissions = new Set(row.permissions.filter((p): p is Permission => (PERMISSIONS as readonly string[]).includes(p)));
-    return { principal: { sub: row.subject, role: "service", permissions }, key: row };
+    const principal: Principal = { sub: row.subject, role: "service", permissions };
+    if (row.rate_limit_per_minute) principal.keyRateLimitPerMinute = row.rate_limit_per_minute;
+    return { principal, key: row };
   }
 
   private async lookup(prefix: string): Promise<ApiKeyRow | undefined> {

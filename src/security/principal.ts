@@ -21,6 +21,8 @@ export interface Principal {
   sub: string;
   role: Role;
   permissions: ReadonlySet<Permission>;
+  /** Set when the caller is an API key with a limit of its own. */
+  keyRateLimitPerMinute?: number;
 }
 
 /** Idempotency keys are scoped per caller: two callers can never replay each other's results. */

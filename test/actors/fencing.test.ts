@@ -25,7 +25,7 @@ let a: Side;
 let b: Side;
 
 async function serve(name: Side["name"], url: string): Promise<Side> {
-  const node = await startNode(loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, DATABASE_URL: url }), url);
+  const node = await startNode(loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", DATABASE_URL: url }), url);
   const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
   return {
     name,

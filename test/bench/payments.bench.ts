@@ -153,7 +153,7 @@ async function main(): Promise<void> {
   let server: ReturnType<typeof Bun.serve> | undefined;
   let conv: Conventional | undefined;
   try {
-    const config = loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, ...process.env, DATABASE_URL: db.url });
+    const config = loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", ...process.env, DATABASE_URL: db.url });
     node = await startNode(config, db.url);
     server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
     const baseUrl = `http://127.0.0.1:${server.port}`;

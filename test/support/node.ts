@@ -36,7 +36,9 @@ export type Api = (method: string, path: string, body?: unknown, opts?: ApiOptio
 
 export async function startTestNode(label: string, env: Record<string, string> = {}): Promise<TestNode> {
   const db = await createTestDatabase(label);
-  const config = loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, ...env, DATABASE_URL: db.url });
+  // Rate limits are off unless a suite asks for them: the load suites send far more than a real
+  // caller may. test/security/rate-limits.test.ts turns them on.
+  const config = loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", ...env, DATABASE_URL: db.url });
   const node = await startNode(config, db.url);
   const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
   const baseUrl = `http://127.0.0.1:${server.port}`;

@@ -29,7 +29,7 @@ export async function startService(databaseUrl: string, env: Record<string, stri
   const port = freePort();
   const proc = Bun.spawn(["bun", "src/main.ts"], {
     cwd: ROOT,
-    env: { ...process.env, JWT_KEYS_FILE: (await testKeys()).file, ...env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
+    env: { ...process.env, JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", ...env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
