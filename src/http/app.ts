@@ -3,6 +3,8 @@ import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
 import { CofferError, problem } from "../errors";
+import { log } from "../log";
+import type { Principal } from "../security/principal";
 import { registerAdmin } from "./admin";
 import { registerApiKeys } from "./api-keys";
 import { authenticate } from "./auth";
@@ -22,10 +24,21 @@ export function buildHttpApp(deps: HttpDeps): Hono {
 
   app.use("*", async (c, next) => {
     const requestId = Bun.randomUUIDv7();
+    const started = performance.now();
     c.set("requestId" as never, requestId as never);
     await next();
     c.header("x-request-id", requestId);
     c.header("cache-control", "no-store");
+    // One access line per request: the route pattern, never the raw path or query (ids stay out).
+    const principal = c.get("principal" as never) as Principal | undefined;
+    log("info", "request", {
+      requestId,
+      method: c.req.method,
+      route: c.req.routePath,
+      status: c.res.status,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+      ...(principal ? { caller: `${principal.role}:${principal.sub}` } : {}),
+    });
   });
   // An API that serves JSON only: nothing may frame it, sniff it, or load anything from it.
   app.use(
