@@ -63,9 +63,10 @@ export function buildHttpApp(deps: HttpDeps): Hono {
 
   const limits = rateLimits(deps.limiter, deps.config);
   app.use("*", limits.beforeAuth);
+  const authenticated = authenticate(deps.keys, deps.tokens, deps.apiKeys);
   app.use("*", async (c, next) => {
     try {
-      await authenticate(deps.keys, deps.tokens, deps.apiKeys)(c, async () => {});
+      await authenticated(c, async () => {});
     } catch (error) {
       if (error instanceof CofferError && error.code === "UNAUTHENTICATED") await limits.authFailed(c);
       throw error;

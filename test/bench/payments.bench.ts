@@ -10,12 +10,16 @@ import { startNode, type Node } from "../../src/app";
 import type { Caller } from "../../src/api/operations";
 import { loadConfig } from "../../src/config";
 import { verifyLedger } from "../../src/ledger/verify";
+import { setLogLevel } from "../../src/log";
 import { ADMIN, callerFor, testKeys, tokenFor } from "../support/auth";
 import { createTestDatabase } from "../support/db";
 import { type Conventional, setupConventional } from "./conventional";
 import { type Attempt, ErrorSamples, inParallel, type Measured, runFor } from "./measure";
 import { BatchSizes, Probe, type ProbeReading } from "./probe";
 import { checks, jsonLine, printChecks, printTable, rate, type Row } from "./report";
+
+// Access lines for every payment would flood the report (and measure the terminal); warnings stay.
+setLogLevel((process.env.LOG_LEVEL as "warn" | undefined) ?? "warn");
 
 const SECONDS = envNumber("BENCH_SECONDS", 5);
 const WARMUP_SECONDS = envNumber("BENCH_WARMUP_SECONDS", 1);
