@@ -5,7 +5,10 @@ import { renderWalletOutcome } from "./api/views";
 import type { Config } from "./config";
 import { connect, type Db } from "./db/client";
 import { migrate } from "./db/migrate";
+import { connect as connectNats } from "@nats-io/transport-node";
+import { startNatsApi } from "./nats/api";
 import { ApiKeys } from "./security/api-keys";
+import { Authenticator } from "./security/authenticator";
 import { RateLimiter } from "./security/rate-limit";
 import { loadKeyRing } from "./security/keys";
 import { buildHttpApp } from "./http/app";
@@ -42,11 +45,12 @@ export async function startNode(config: Config, databaseUrl: string): Promise<No
   saga = new TransferSaga(db, ops);
   saga.kick(); // resume transfers a previous run left in flight
   const stopExpiry = startIdempotencyExpiry(db, config.IDEMPOTENCY_TTL_HOURS);
-  const keys = await loadKeyRing(config.keysFile);
-  const http = buildHttpApp({ db, ops, host, keys, tokens: { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE }, apiKeys: new ApiKeys(db),
-    limiter: config.RATE_LIMITS === "on" ? new RateLimiter(db) : undefined,
-    config,
-    corsOrigins: config.corsOrigins });
+  const apiKeys = new ApiKeys(db);
+  const authenticator = new Authenticator(await loadKeyRing(config.keysFile), { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE }, apiKeys);
+  const limiter = config.RATE_LIMITS === "on" ? new RateLimiter(db) : undefined;
+  const http = buildHttpApp({ db, ops, host, authenticator, apiKeys, limiter, config, corsOrigins: config.corsOrigins });
+  const nats = config.NATS_URL ? await connectNats({ servers: config.NATS_URL.split(","), name: "coffer" }) : undefined;
+  if (nats) startNatsApi(nats, config.NATS_SUBJECT_PREFIX, { db, ops, authenticator, limiter, limits: config });
   return {
     db,
     host,
@@ -55,6 +59,7 @@ export async function startNode(config: Config, databaseUrl: string): Promise<No
     http,
     async close() {
       stopExpiry();
+      await nats?.drain();
       await saga!.stop();
       await host.stop();
       await db.end({ timeout: 5 });

@@ -39,6 +39,10 @@ const Env = z.object({
   RATE_MONEY_PER_MINUTE: z.coerce.number().int().min(1).default(600),
   /** Failed authentications per IP per 15 minutes before that IP is locked out for the rest of the window. */
   RATE_AUTH_FAILURES_PER_15_MINUTES: z.coerce.number().int().min(1).default(10),
+  /** NATS server(s) for the request-reply API; unset: no NATS API (REST only). */
+  NATS_URL: z.string().optional(),
+  /** First token of every subject (`<prefix>.v1.payments.create`); lets several deployments share a NATS. */
+  NATS_SUBJECT_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default("coffer"),
   DB_POOL_MAX: z.coerce.number().int().min(2).max(500).default(20),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
 });

@@ -63,7 +63,7 @@ export function buildHttpApp(deps: HttpDeps): Hono {
 
   const limits = rateLimits(deps.limiter, deps.config);
   app.use("*", limits.beforeAuth);
-  const authenticated = authenticate(deps.keys, deps.tokens, deps.apiKeys);
+  const authenticated = authenticate(deps.authenticator);
   app.use("*", async (c, next) => {
     try {
       await authenticated(c, async () => {});

@@ -4,16 +4,14 @@ import type { Db } from "../db/client";
 import type { Config } from "../config";
 import type { ApiKeys } from "../security/api-keys";
 import type { RateLimiter } from "../security/rate-limit";
-import type { KeyRing } from "../security/keys";
-import type { TokenSettings } from "../security/tokens";
+import type { Authenticator } from "../security/authenticator";
 
 /** What route handlers need; built once in src/app.ts. */
 export interface HttpDeps {
   db: Db;
   ops: Operations;
   host: ActorHost;
-  keys: KeyRing;
-  tokens: TokenSettings;
+  authenticator: Authenticator;
   apiKeys: ApiKeys;
   /** Shared rate limiter; undefined when RATE_LIMITS=off. */
   limiter: RateLimiter | undefined;

@@ -5,6 +5,7 @@ import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import type { Outcome } from "../../actors/envelope";
+import { parse, parseJson } from "../api/input";
 import { CofferError, problem, type Problem } from "../errors";
 
 /** Every answer leaves through here: resources as JSON, failures as RFC 9457 problem+json. */
@@ -56,53 +57,7 @@ export function idempotencyKey(c: Context): string {
 
 /** Parse a JSON body against a schema; anything off is a 400 that names the fields. */
 export async function body<S extends z.ZodType>(c: Context, schema: S, { optional = false } = {}): Promise<z.infer<S>> {
-  const text = await c.req.text();
-  let raw: unknown = undefined;
-  if (text.trim().length > 0) {
-    try {
-      raw = JSON.parse(text);
-    } catch {
-      throw new CofferError("VALIDATION_FAILED", "the body is not valid JSON");
-    }
-  } else if (!optional) {
-    throw new CofferError("VALIDATION_FAILED", "a JSON body is required");
-  }
-  if (depthOf(raw) > MAX_JSON_DEPTH) throw new CofferError("VALIDATION_FAILED", `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
-  return parse(schema, raw, "body");
+  return parseJson(await c.req.text(), schema, { optional });
 }
 
-export function parse<S extends z.ZodType>(schema: S, raw: unknown, where: string): z.infer<S> {
-  const result = schema.safeParse(raw);
-  if (!result.success) {
-    const errors = result.error.issues.slice(0, 20).map((i) => ({ path: clip([where, ...i.path.map(String)].join("."), 64), message: messageOf(i) }));
-    throw new CofferError("VALIDATION_FAILED", `invalid ${where}: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`.slice(0, 1000), { errors });
-  }
-  return result.data;
-}
-
-/** Zod repeats unknown keys in its messages; those are the caller's strings, so keep them short. */
-function messageOf(issue: z.core.$ZodIssue): string {
-  if (issue.code === "unrecognized_keys") return `unknown field${issue.keys.length > 1 ? "s" : ""}: ${issue.keys.slice(0, 5).map((k) => clip(k, 32)).join(", ")}`;
-  return clip(issue.message, 200);
-}
-
-function clip(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max)}…` : text;
-}
-
-/** No request body here needs more than a few levels; deep nesting is only ever an attack. */
-const MAX_JSON_DEPTH = 16;
-
-/** Nesting depth of a parsed JSON value, without recursion (a hostile body must not blow the stack). */
-function depthOf(value: unknown): number {
-  let deepest = 0;
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length) {
-    const [v, depth] = stack.pop()!;
-    if (v === null || typeof v !== "object") continue;
-    deepest = Math.max(deepest, depth);
-    if (deepest > MAX_JSON_DEPTH) return deepest;
-    for (const child of Object.values(v)) stack.push([child, depth + 1]);
-  }
-  return deepest;
-}
+export { parse };

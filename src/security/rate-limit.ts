@@ -1,4 +1,5 @@
 import type { Db } from "../db/client";
+import { CofferError } from "../errors";
 
 /**
  * Sliding-window rate limits that hold across nodes. Each tier has a window (1 s, 1 min, 1 h …)
@@ -111,4 +112,52 @@ function windowStart(tier: Tier, now: number): number {
 /** How much of the previous window still lies inside a sliding window ending now. */
 function overlap(tier: Tier, now: number): number {
   return 1 - (now - windowStart(tier, now)) / tier.windowMs;
+}
+
+const S = 1000;
+const M = 60 * S;
+const H = 60 * M;
+
+export interface TierSettings {
+  RATE_IP_PER_SECOND: number;
+  RATE_IP_PER_MINUTE: number;
+  RATE_IP_PER_HOUR: number;
+  RATE_CALLER_PER_SECOND: number;
+  RATE_CALLER_PER_MINUTE: number;
+  RATE_CALLER_PER_HOUR: number;
+  RATE_MONEY_PER_SECOND: number;
+  RATE_MONEY_PER_MINUTE: number;
+  RATE_AUTH_FAILURES_PER_15_MINUTES: number;
+}
+
+/** The configured tiers, the same for every transport. */
+export function tiersFrom(config: TierSettings) {
+  return {
+    ip: [
+      { name: "ip/s", windowMs: S, limit: config.RATE_IP_PER_SECOND },
+      { name: "ip/min", windowMs: M, limit: config.RATE_IP_PER_MINUTE },
+      { name: "ip/h", windowMs: H, limit: config.RATE_IP_PER_HOUR },
+    ] as Tier[],
+    caller: [
+      { name: "caller/s", windowMs: S, limit: config.RATE_CALLER_PER_SECOND },
+      { name: "caller/min", windowMs: M, limit: config.RATE_CALLER_PER_MINUTE },
+      { name: "caller/h", windowMs: H, limit: config.RATE_CALLER_PER_HOUR },
+    ] as Tier[],
+    money: [
+      { name: "money/s", windowMs: S, limit: config.RATE_MONEY_PER_SECOND },
+      { name: "money/min", windowMs: M, limit: config.RATE_MONEY_PER_MINUTE },
+    ] as Tier[],
+    authFailures: { name: "authfail/15min", windowMs: 15 * M, limit: config.RATE_AUTH_FAILURES_PER_15_MINUTES } as Tier,
+  };
+}
+
+/** The caller's tiers, plus its API key's own per-minute limit when it has one. */
+export function callerTiers(tiers: ReturnType<typeof tiersFrom>, keyRateLimitPerMinute: number | undefined): Tier[] {
+  return keyRateLimitPerMinute ? [...tiers.caller, { name: "key/min", windowMs: M, limit: keyRateLimitPerMinute }] : tiers.caller;
+}
+
+/** One hit against `tiers` for `subject`, as a 429 RATE_LIMITED when refused. */
+export async function enforce(limiter: RateLimiter, subject: string, tiers: Tier[]): Promise<void> {
+  const verdict = await limiter.hit(subject, tiers);
+  if (!verdict.allowed) throw new CofferError("RATE_LIMITED", `too many requests (${verdict.tier}); retry later`, { retryAfter: verdict.retryAfterS });
 }

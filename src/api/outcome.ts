@@ -1,0 +1,15 @@
+import type { Outcome } from "../../actors/envelope";
+import { isDatabaseUnavailable } from "../db/errors";
+import { CofferError, problem } from "../errors";
+import { log, reason } from "../log";
+
+/** Any failure as an outcome a caller may see: contract errors as they are, outages as 503, the rest as 500 (logged). */
+export function outcomeOf(error: unknown, context: Record<string, unknown> = {}): Outcome {
+  if (error instanceof CofferError) return { status: error.status, body: error.toProblem() };
+  if (isDatabaseUnavailable(error)) {
+    log("warn", "database unavailable", { ...context, error: reason(error) });
+    return { status: 503, body: problem("UNAVAILABLE", "the ledger is unavailable; retry with the same idempotency key") };
+  }
+  log("error", "unhandled error", { ...context, error: reason(error) });
+  return { status: 500, body: problem("INTERNAL", "something went wrong on our side; it has been logged") };
+}

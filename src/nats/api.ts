@@ -1,0 +1,121 @@
+import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
+import { z } from "zod";
+import type { Outcome } from "../../actors/envelope";
+import { parseJson } from "../api/input";
+import type { Caller, Operations } from "../api/operations";
+import { outcomeOf } from "../api/outcome";
+import { getTransfer, getWallet, getWithdrawal, listTransactions } from "../api/queries";
+import { CreateTransfer, CreateWallet, MoneyIn, RequestWithdrawal, Uuid } from "../api/schemas";
+import type { Db } from "../db/client";
+import { CofferError } from "../errors";
+import type { Authenticator } from "../security/authenticator";
+import { scopeOf } from "../security/principal";
+import { callerTiers, enforce, type RateLimiter, type TierSettings, tiersFrom } from "../security/rate-limit";
+
+/**
+ * The request-reply API for other services: the same operations, schemas, idempotency rules, error
+ * codes, authentication and rate limits as REST, on subjects `<prefix>.v1.<operation>`.
+ *
+ * Request: headers `Authorization: Bearer <token | cof_ API key>` (or `X-Api-Key`), and
+ * `Idempotency-Key` for every operation that changes something; payload: a JSON object with the
+ * REST body's fields plus the ids REST has in its path (`walletId`, `withdrawalId`, `transferId`).
+ * Reply: `{"status": <HTTP-style status>, "body": <resource or RFC 9457 problem>}`.
+ * Every node subscribes in one queue group, so each request is answered once, by any node.
+ */
+export interface NatsApiDeps {
+  db: Db;
+  ops: Operations;
+  authenticator: Authenticator;
+  limiter: RateLimiter | undefined;
+  limits: TierSettings;
+}
+
+interface Context {
+  caller: Caller;
+  key: string;
+}
+
+interface Handler {
+  input: z.ZodType;
+  /** Changes something: needs an Idempotency-Key. */
+  mutates: boolean;
+  /** Moves money out: the stricter money tier applies. */
+  money: boolean;
+  run(ctx: Context, input: any): Promise<Outcome>;
+}
+
+const MAX_PAYLOAD_BYTES = 64 * 1024;
+const WalletRef = z.strictObject({ walletId: Uuid });
+const WithdrawalStep = z.strictObject({ withdrawalId: Uuid, reason: z.string().min(1).max(500).regex(/^[^\p{Cc}\p{Cs}]*$/u).optional() });
+
+export function handlers(deps: NatsApiDeps): Record<string, Handler> {
+  const { ops, db } = deps;
+  const mutation = (input: z.ZodType, run: Handler["run"], money = false): Handler => ({ input, mutates: true, money, run });
+  const query = (input: z.ZodType, read: (ctx: Context, input: any) => Promise<Record<string, unknown>>): Handler => ({
+    input,
+    mutates: false,
+    money: false,
+    run: async (ctx, i) => ({ status: 200, body: await read(ctx, i) }),
+  });
+  const step = (s: "process" | "complete" | "fail" | "cancel") =>
+    mutation(WithdrawalStep, (c, i) => ops.stepWithdrawal(c.caller, c.key, i.withdrawalId, s, i.reason));
+  return {
+    "wallets.create": mutation(CreateWallet, (c, i) => ops.createWallet(c.caller, c.key, i)),
+    "wallets.get": query(WalletRef, (c, i) => getWallet(db, c.caller.principal, i.walletId)),
+    "wallets.transactions": query(
+      z.strictObject({ walletId: Uuid, limit: z.number().int().min(1).max(200).default(50), cursor: z.string().regex(/^[0-9]{1,18}$/).optional() }),
+      (c, i) => listTransactions(db, c.caller.principal, i.walletId, i.limit, i.cursor),
+    ),
+    "wallets.freeze": mutation(WalletRef, (c, i) => ops.setStatus(c.caller, c.key, i.walletId, "freeze")),
+    "wallets.unfreeze": mutation(WalletRef, (c, i) => ops.setStatus(c.caller, c.key, i.walletId, "unfreeze")),
+    "wallets.close": mutation(WalletRef, (c, i) => ops.setStatus(c.caller, c.key, i.walletId, "close")),
+    "credits.create": mutation(MoneyIn.extend({ walletId: Uuid }), (c, { walletId, ...i }) => ops.credit(c.caller, c.key, walletId, i)),
+    "payments.create": mutation(MoneyIn.extend({ walletId: Uuid }), (c, { walletId, ...i }) => ops.pay(c.caller, c.key, walletId, i), true),
+    "withdrawals.create": mutation(RequestWithdrawal.extend({ walletId: Uuid }), (c, { walletId, ...i }) => ops.requestWithdrawal(c.caller, c.key, walletId, i), true),
+    "withdrawals.get": query(z.strictObject({ withdrawalId: Uuid }), (c, i) => getWithdrawal(db, c.caller.principal, i.withdrawalId)),
+    "withdrawals.process": step("process"),
+    "withdrawals.complete": step("complete"),
+    "withdrawals.fail": step("fail"),
+    "withdrawals.cancel": step("cancel"),
+    "transfers.create": mutation(CreateTransfer, (c, i) => ops.createTransfer(c.caller, c.key, i), true),
+    "transfers.get": query(z.strictObject({ transferId: Uuid }), (c, i) => getTransfer(db, c.caller.principal, i.transferId)),
+  };
+}
+
+export function startNatsApi(nc: NatsConnection, prefix: string, deps: NatsApiDeps): Subscription {
+  const table = handlers(deps);
+  const tiers = tiersFrom(deps.limits);
+  const root = `${prefix}.v1.`;
+  return nc.subscribe(`${prefix}.v1.>`, {
+    queue: `${prefix}-api`,
+    callback: (error, msg) => {
+      if (error) return;
+      void answer(msg, table[msg.subject.slice(root.length)], deps, tiers).then((outcome) => {
+        if (msg.reply) msg.respond(JSON.stringify(outcome));
+      });
+    },
+  });
+}
+
+async function answer(msg: Msg, handler: Handler | undefined, deps: NatsApiDeps, tiers: ReturnType<typeof tiersFrom>): Promise<Outcome> {
+  try {
+    if (!handler) throw new CofferError("NOT_FOUND", "no such operation");
+    if (msg.data.length > MAX_PAYLOAD_BYTES) throw new CofferError("PAYLOAD_TOO_LARGE", `payloads are limited to ${MAX_PAYLOAD_BYTES} bytes`);
+    const principal = await deps.authenticator.principalFor({
+      authorization: msg.headers?.get("Authorization") || undefined,
+      apiKey: msg.headers?.get("X-Api-Key") || undefined,
+    });
+    const caller: Caller = { scope: scopeOf(principal), principal };
+    if (deps.limiter) {
+      await enforce(deps.limiter, caller.scope, callerTiers(tiers, principal.keyRateLimitPerMinute));
+      if (handler.money) await enforce(deps.limiter, caller.scope, tiers.money);
+    }
+    const key = msg.headers?.get("Idempotency-Key") ?? "";
+    if (handler.mutates && !key) throw new CofferError("IDEMPOTENCY_KEY_REQUIRED", "send an Idempotency-Key header with every change");
+    if (key.length > 255 || !/^[\x21-\x7e]*$/.test(key)) throw new CofferError("VALIDATION_FAILED", "Idempotency-Key must be 1 to 255 printable ASCII characters");
+    const input = parseJson(msg.string(), handler.input, { optional: true, where: "payload" });
+    return await handler.run({ caller, key }, input);
+  } catch (error) {
+    return outcomeOf(error, { subject: msg.subject });
+  }
+}
