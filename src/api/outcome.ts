@@ -2,10 +2,14 @@ import type { Outcome } from "../../actors/envelope";
 import { isDatabaseUnavailable } from "../db/errors";
 import { CofferError, problem } from "../errors";
 import { log, reason } from "../log";
+import { redact } from "../security/redact";
 
 /** Any failure as an outcome a caller may see: contract errors as they are, outages as 503, the rest as 500 (logged). */
 export function outcomeOf(error: unknown, context: Record<string, unknown> = {}): Outcome {
-  if (error instanceof CofferError) return { status: error.status, body: error.toProblem() };
+  if (error instanceof CofferError) {
+    const body = error.toProblem();
+    return { status: error.status, body: { ...body, detail: redact(body.detail) } };
+  }
   if (isDatabaseUnavailable(error)) {
     log("warn", "database unavailable", { ...context, error: reason(error) });
     return { status: 503, body: problem("UNAVAILABLE", "the ledger is unavailable; retry with the same idempotency key") };
