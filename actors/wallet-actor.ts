@@ -68,10 +68,6 @@ export class WalletActor {
     this.recent = new LruCache(limits.recentMax);
   }
 
-  get mailboxDepth(): number {
-    return this.mailbox.length;
-  }
-
   get busy(): boolean {
     return (this.running && !this.yielding) || this.mailbox.length > 0;
   }

@@ -15,7 +15,9 @@ export type JournalKind =
   | "withdrawal"
   | "transfer_reserve"
   | "transfer_credit"
-  | "transfer_void";
+  | "transfer_void"
+  | "chama_deposit"
+  | "chama_withdrawal";
 
 export interface Posting {
   account: string;

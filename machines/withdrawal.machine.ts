@@ -7,7 +7,6 @@ import { setup, transition } from "xstate";
  */
 export type WithdrawalStep = "process" | "complete" | "fail" | "cancel";
 export type WithdrawalStatus = "requested" | "processing" | "completed" | "failed" | "cancelled";
-export const OPEN_WITHDRAWAL_STATUSES = ["requested", "processing"] as const;
 
 export const withdrawalMachine = setup({
   types: {} as { events: { type: WithdrawalStep } },

@@ -21,7 +21,6 @@ export const ERROR_STATUS = {
   SAME_WALLET: 422,
   IDEMPOTENCY_CONFLICT: 422,
   PAYLOAD_TOO_LARGE: 413,
-  UNSUPPORTED_MEDIA_TYPE: 415,
   RATE_LIMITED: 429,
   OVERLOADED: 503,
   UNAVAILABLE: 503,
@@ -68,9 +67,4 @@ export function problem(code: ErrorCode, detail: string, instance?: string, extr
     detail,
     ...(instance ? { instance } : {}),
   };
-}
-
-/** Errors the caller may retry with the same idempotency key (the first attempt changed nothing or is replayed). */
-export function isRetryable(code: ErrorCode): boolean {
-  return code === "OVERLOADED" || code === "UNAVAILABLE";
 }

@@ -120,14 +120,12 @@ export class Operations {
   async createTransfer(caller: Caller, key: string, input: z.infer<typeof CreateTransfer>): Promise<Outcome> {
     if (input.fromWalletId === input.toWalletId) throw new CofferError("SAME_WALLET", "a transfer needs two different wallets");
     const from = await this.walletFor(caller, "transfer.create", input.fromWalletId);
-    const [to, toStatus] = await Promise.all([this.meta(input.toWalletId), this.statusOf(input.toWalletId)]);
-    const [fromAsset, toAsset] = [from.asset, to.asset];
-    if (fromAsset !== toAsset) throw new CofferError("ASSET_MISMATCH", `cannot transfer ${fromAsset} into a ${toAsset} wallet`);
-    // Refuse early what the receiving wallet would refuse anyway. Its status can still change before
-    // the credit step; the saga then voids the transfer and the money returns.
-    if (toStatus === "frozen") throw new CofferError("WALLET_FROZEN", "the receiving wallet is frozen");
-    if (toStatus === "closed") throw new CofferError("WALLET_CLOSED", "the receiving wallet is closed");
-    const amount = this.amount(input.amount, fromAsset);
+    const to = await this.meta(input.toWalletId);
+    // Only what never changes is checked before the actor (which replays a retried key): a wallet's
+    // existence and asset. Whether the receiver is frozen or closed is for the receiver to say; if
+    // it refuses, the saga voids the transfer and the money returns.
+    if (from.asset !== to.asset) throw new CofferError("ASSET_MISMATCH", "the two wallets hold different assets");
+    const amount = this.amount(input.amount, from.asset);
     return this.send(input.fromWalletId, caller, key, "transfer.create", "", { ...input, amount }, {
       type: "transfer.reserve",
       transferId: newId(),
@@ -169,11 +167,6 @@ export class Operations {
     const meta = { asset: row.asset as Asset, ownerId: row.owner_id as string };
     this.wallets.set(walletId, meta);
     return meta;
-  }
-
-  private async statusOf(walletId: string): Promise<string | undefined> {
-    const [row] = await this.db`select status from wallets where id = ${walletId}`;
-    return row?.status;
   }
 
   private async walletOfWithdrawal(withdrawalId: string): Promise<string> {

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { z } from "zod";
 import { ASSETS } from "../ledger/assets";
 import { PERMISSIONS } from "../security/principal";
@@ -47,24 +48,19 @@ export const CreateTransfer = z.strictObject({
 
 
 const BIGINT_MAX = 2n ** 63n - 1n;
+/** A page cursor: the last posting id seen, a positive bigint. */
+export const Cursor = z.string().refine((c) => /^[0-9]{1,19}$/.test(c) && BigInt(c) <= BIGINT_MAX, "use the nextCursor of the previous page");
 export const ListQuery = z.strictObject({
   limit: z.string().regex(/^[0-9]{1,3}$/, "a whole number from 1 to 200").transform(Number).pipe(z.number().min(1).max(200)).default(50),
-  cursor: z
-    .string()
-    .regex(/^[0-9]{1,19}$/, "use the nextCursor of the previous page")
-    .refine((c) => /^[0-9]{1,19}$/.test(c) && BigInt(c) <= BIGINT_MAX, "use the nextCursor of the previous page")
-    .optional(),
+  cursor: Cursor.optional(),
 });
 
 export const EmptyBody = z.strictObject({}).optional();
 
 const Cidr = z.string().max(64).refine((c) => {
   const [ip, bits, ...rest] = c.split("/");
-  if (rest.length || !ip) return false;
-  const v4 = /^\d{1,3}(\.\d{1,3}){3}$/.test(ip) && ip.split(".").every((p) => Number(p) <= 255);
-  const v6 = !v4 && /^[0-9a-fA-F:]+$/.test(ip) && ip.includes(":");
-  const max = v4 ? 32 : 128;
-  return (v4 || v6) && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max));
+  const family = ip ? isIP(ip) : 0;
+  return rest.length === 0 && family !== 0 && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)));
 }, "an IPv4 or IPv6 address or CIDR block");
 
 export const CreateApiKey = z.strictObject({

@@ -2,7 +2,7 @@ import type { Outcome } from "../../actors/envelope";
 import type { Destination, WalletCommand, WalletEffect } from "../../machines/wallet.events";
 import { availableOf, heldOf, type WalletContext } from "../../machines/wallet.machine";
 import { ERROR_STATUS, problem } from "../errors";
-import { isAsset, type Asset } from "../ledger/assets";
+import type { Asset } from "../ledger/assets";
 import { formatAmount } from "../ledger/money";
 
 /**
@@ -145,8 +145,4 @@ export function renderWalletOutcome(command: WalletCommand, effects: WalletEffec
     case "transfer.voided":
       return { status: 200, body: { transferId: first.transferId, step: first.type } };
   }
-}
-
-export function isKnownAsset(asset: string): asset is Asset {
-  return isAsset(asset);
 }

@@ -3,9 +3,12 @@ import postgres, { type Sql } from "postgres";
 export type Db = Sql;
 
 /** One pool per process. Options are explicit so nothing depends on the driver's defaults. */
-export function connect(url: string, max = 20): Db {
+export function connect(url: string, max = 20, timeouts = { statement_ms: 30_000, lock_ms: 5_000 }): Db {
   return postgres(url, {
     max,
+    // A commit stuck behind someone else's lock (an operator's open transaction, a migration) must
+    // fail and be retried, not hold its wallet, and the node's commit slots, forever.
+    connection: { statement_timeout: timeouts.statement_ms, lock_timeout: timeouts.lock_ms },
     idle_timeout: 30,
     connect_timeout: 10,
     max_lifetime: 60 * 30,

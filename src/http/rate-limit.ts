@@ -1,7 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { Config } from "../config";
 import { CofferError } from "../errors";
-import { callerTiers, enforce, RateLimiter, tiersFrom } from "../security/rate-limit";
+import { enforce, enforceCaller, RateLimiter, tiersFrom } from "../security/rate-limit";
 import { scopeOf } from "../security/principal";
 import { clientIp, principalOf } from "./auth";
 
@@ -40,7 +40,7 @@ export function rateLimits(limiter: RateLimiter | undefined, config: Config): Ra
       if (c.req.path === "/health") return next();
       const p = principalOf(c);
       const caller = scopeOf(p);
-      await enforce(limiter, caller, callerTiers(tiers, p.keyRateLimitPerMinute));
+      await enforceCaller(limiter, tiers, caller, p);
       if (c.req.method === "POST" && MONEY_ROUTE.test(c.req.path)) await enforce(limiter, caller, tiers.money);
       return next();
     },

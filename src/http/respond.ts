@@ -1,12 +1,11 @@
-import { isDatabaseUnavailable } from "../db/errors";
-import { log, reason } from "../log";
 import { redact, redactDeep } from "../security/redact";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import type { Outcome } from "../../actors/envelope";
 import { parse, parseJson } from "../api/input";
-import { CofferError, problem, type Problem } from "../errors";
+import { outcomeOf } from "../api/outcome";
+import { CofferError, type Problem } from "../errors";
 
 /** Every answer leaves through here: resources as JSON, failures as RFC 9457 problem+json. */
 export function send(c: Context, outcome: Outcome): Response {
@@ -34,14 +33,8 @@ export function sendProblem(_c: Context, body: Problem): Response {
 }
 
 export function sendError(c: Context, error: unknown): Response {
-  if (error instanceof CofferError) return sendProblem(c, error.toProblem(instanceOf(c)));
-  if (isDatabaseUnavailable(error)) {
-    log("warn", "database unavailable", { requestId: c.get("requestId" as never), route: c.req.routePath, error: reason(error) });
-    return sendProblem(c, problem("UNAVAILABLE", "the ledger is unavailable; retry with the same idempotency key", instanceOf(c)));
-  }
-  // A programmer error or an outage: log it with the request id, tell the caller nothing internal.
-  log("error", "unhandled error", { requestId: c.get("requestId" as never), route: c.req.routePath, error: reason(error) });
-  return sendProblem(c, problem("INTERNAL", "something went wrong on our side; it has been logged", instanceOf(c)));
+  const outcome = outcomeOf(error, { requestId: c.get("requestId" as never), route: c.req.routePath });
+  return sendProblem(c, { ...(outcome.body as Problem), instance: instanceOf(c) });
 }
 
 const MAX_KEY = 255;

@@ -5,12 +5,12 @@ import { parseJson } from "../api/input";
 import type { Caller, Operations } from "../api/operations";
 import { outcomeOf } from "../api/outcome";
 import { getTransfer, getWallet, getWithdrawal, listTransactions } from "../api/queries";
-import { CreateTransfer, CreateWallet, MoneyIn, RequestWithdrawal, Uuid } from "../api/schemas";
+import { CreateTransfer, CreateWallet, Cursor, MoneyIn, RequestWithdrawal, Uuid, WithdrawalStepBody } from "../api/schemas";
 import type { Db } from "../db/client";
 import { CofferError } from "../errors";
 import type { Authenticator } from "../security/authenticator";
 import { scopeOf } from "../security/principal";
-import { callerTiers, enforce, type RateLimiter, type TierSettings, tiersFrom } from "../security/rate-limit";
+import { enforce, enforceCaller, type RateLimiter, type TierSettings, tiersFrom } from "../security/rate-limit";
 
 /**
  * The request-reply API for other services: the same operations, schemas, idempotency rules, error
@@ -46,7 +46,7 @@ interface Handler {
 
 const MAX_PAYLOAD_BYTES = 64 * 1024;
 const WalletRef = z.strictObject({ walletId: Uuid });
-const WithdrawalStep = z.strictObject({ withdrawalId: Uuid, reason: z.string().min(1).max(500).regex(/^[^\p{Cc}\p{Cs}]*$/u).optional() });
+const StepInput = WithdrawalStepBody.unwrap().extend({ withdrawalId: Uuid });
 
 export function handlers(deps: NatsApiDeps): Record<string, Handler> {
   const { ops, db } = deps;
@@ -58,12 +58,12 @@ export function handlers(deps: NatsApiDeps): Record<string, Handler> {
     run: async (ctx, i) => ({ status: 200, body: await read(ctx, i) }),
   });
   const step = (s: "process" | "complete" | "fail" | "cancel") =>
-    mutation(WithdrawalStep, (c, i) => ops.stepWithdrawal(c.caller, c.key, i.withdrawalId, s, i.reason));
+    mutation(StepInput, (c, i) => ops.stepWithdrawal(c.caller, c.key, i.withdrawalId, s, i.reason));
   return {
     "wallets.create": mutation(CreateWallet, (c, i) => ops.createWallet(c.caller, c.key, i)),
     "wallets.get": query(WalletRef, (c, i) => getWallet(db, c.caller.principal, i.walletId)),
     "wallets.transactions": query(
-      z.strictObject({ walletId: Uuid, limit: z.number().int().min(1).max(200).default(50), cursor: z.string().regex(/^[0-9]{1,18}$/).optional() }),
+      z.strictObject({ walletId: Uuid, limit: z.number().int().min(1).max(200).default(50), cursor: Cursor.optional() }),
       (c, i) => listTransactions(db, c.caller.principal, i.walletId, i.limit, i.cursor),
     ),
     "wallets.freeze": mutation(WalletRef, (c, i) => ops.setStatus(c.caller, c.key, i.walletId, "freeze")),
@@ -90,8 +90,13 @@ export function startNatsApi(nc: NatsConnection, prefix: string, deps: NatsApiDe
     queue: `${prefix}-api`,
     callback: (error, msg) => {
       if (error) return;
-      void answer(msg, table[msg.subject.slice(root.length)], deps, tiers).then((outcome) => {
-        if (msg.reply) msg.respond(JSON.stringify(outcome));
+      const name = msg.subject.slice(root.length);
+      void answer(msg, Object.hasOwn(table, name) ? table[name] : undefined, deps, tiers).then((outcome) => {
+        try {
+          if (msg.reply) msg.respond(JSON.stringify(outcome));
+        } catch {
+          // the connection is closing (shutdown): the caller will time out and retry with its key
+        }
       });
     },
   });
@@ -107,7 +112,7 @@ async function answer(msg: Msg, handler: Handler | undefined, deps: NatsApiDeps,
     });
     const caller: Caller = { scope: scopeOf(principal), principal };
     if (deps.limiter) {
-      await enforce(deps.limiter, caller.scope, callerTiers(tiers, principal.keyRateLimitPerMinute));
+      await enforceCaller(deps.limiter, tiers, caller.scope, principal);
       if (handler.money) await enforce(deps.limiter, caller.scope, tiers.money);
     }
     const key = msg.headers?.get("Idempotency-Key") ?? "";

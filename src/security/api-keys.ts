@@ -129,7 +129,7 @@ export class ApiKeys {
     this.touch(row);
     const permissions = new Set(row.permissions.filter((p): p is Permission => (PERMISSIONS as readonly string[]).includes(p)));
     const principal: Principal = { sub: row.subject, role: "service", permissions };
-    if (row.rate_limit_per_minute) principal.keyRateLimitPerMinute = row.rate_limit_per_minute;
+    if (row.rate_limit_per_minute) principal.keyLimit = { keyId: row.id, perMinute: row.rate_limit_per_minute };
     return { principal, key: row };
   }
 
@@ -195,6 +195,7 @@ function toBytes(ip: string): number[] | undefined {
   const [head, tail] = ip.split("::") as [string, string | undefined];
   const h = head ? head.split(":") : [];
   const t = tail ? tail.split(":") : [];
+  if (ip.split("::").length > 2 || h.length + t.length > 8) return undefined;
   const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
   if (groups.length !== 8 || !groups.every((g) => /^[0-9a-f]{1,4}$/i.test(g))) return undefined;
   return groups.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]);

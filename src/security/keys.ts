@@ -1,5 +1,5 @@
 import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from "jose";
-import { chmod, mkdir } from "node:fs/promises";
+import { mkdir, rename, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 
@@ -45,8 +45,10 @@ export async function generateKeyFile(path: string, kid = `k-${new Date().toISOS
   const { publicKey, privateKey } = await generateKeyPair(TOKEN_ALGORITHM, { crv: "Ed25519", extractable: true });
   const file: KeyFile = { active: kid, keys: [{ kid, publicJwk: await exportJWK(publicKey), privateJwk: await exportJWK(privateKey) }] };
   await mkdir(dirname(path), { recursive: true });
-  await Bun.write(path, JSON.stringify(file, null, 2));
-  await chmod(path, 0o600);
+  // Written under a temporary name with owner-only permissions, then moved: never readable by others.
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, JSON.stringify(file, null, 2), { mode: 0o600 });
+  await rename(temporary, path);
 }
 
 export async function ensureKeyFile(path: string): Promise<boolean> {

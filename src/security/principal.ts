@@ -1,4 +1,4 @@
-/** Who is calling, as proven by a token (or, later, an API key). */
+/** Who is calling, as proven by an access token or an API key. */
 export const ROLES = ["user", "service", "admin", "auditor"] as const;
 export type Role = (typeof ROLES)[number];
 
@@ -21,8 +21,8 @@ export interface Principal {
   sub: string;
   role: Role;
   permissions: ReadonlySet<Permission>;
-  /** Set when the caller is an API key with a limit of its own. */
-  keyRateLimitPerMinute?: number;
+  /** Set when the caller is an API key with a limit of its own (counted per key, not per subject). */
+  keyLimit?: { keyId: string; perMinute: number };
 }
 
 /** Idempotency keys are scoped per caller: two callers can never replay each other's results. */

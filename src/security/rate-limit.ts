@@ -1,5 +1,6 @@
 import type { Db } from "../db/client";
 import { CofferError } from "../errors";
+import type { Principal } from "./principal";
 
 /**
  * Sliding-window rate limits that hold across nodes. Each tier has a window (1 s, 1 min, 1 h …)
@@ -151,9 +152,10 @@ export function tiersFrom(config: TierSettings) {
   };
 }
 
-/** The caller's tiers, plus its API key's own per-minute limit when it has one. */
-export function callerTiers(tiers: ReturnType<typeof tiersFrom>, keyRateLimitPerMinute: number | undefined): Tier[] {
-  return keyRateLimitPerMinute ? [...tiers.caller, { name: "key/min", windowMs: M, limit: keyRateLimitPerMinute }] : tiers.caller;
+/** Hits for `caller` against its tiers, then against its API key's own per-minute limit, if any. */
+export async function enforceCaller(limiter: RateLimiter, tiers: ReturnType<typeof tiersFrom>, caller: string, p: Principal): Promise<void> {
+  await enforce(limiter, caller, tiers.caller);
+  if (p.keyLimit) await enforce(limiter, p.keyLimit.keyId, [{ name: "key/min", windowMs: M, limit: p.keyLimit.perMinute }]);
 }
 
 /** One hit against `tiers` for `subject`, as a 429 RATE_LIMITED when refused. */

@@ -9,8 +9,13 @@ export function startIdempotencyExpiry(db: Db, ttlHours: number, everyMs = 10 * 
   const sweep = async () => {
     try {
       for (let round = 0; round < 100; round++) {
+        // The transfer saga's own keys (scope "system") are what make its steps exactly-once; they
+        // are kept for 30 days, far past any transfer's life, whatever the callers' TTL.
         const deleted = await db`delete from idempotency_keys where ctid in (
-          select ctid from idempotency_keys where created_at < now() - make_interval(hours => ${ttlHours}) limit 10000)`;
+          select ctid from idempotency_keys
+          where created_at < now() - make_interval(hours => ${ttlHours})
+            and (scope <> 'system' or created_at < now() - interval '30 days')
+          limit 10000)`;
         if (deleted.count < 10000) break;
       }
     } catch (error) {

@@ -66,7 +66,16 @@ export class TransferSaga {
       do {
         this.again = false;
         const events = (await this.db`select id, type, payload from outbox where saga_pending order by seq limit ${BATCH}`) as unknown as SagaEvent[];
-        const done = (await Promise.all(events.map((e) => this.step(e).catch(() => false)))).flatMap((ok, i) => (ok ? [events[i]!.id] : []));
+        const done = (
+          await Promise.all(
+            events.map((e) =>
+              this.step(e).catch((error) => {
+                log("warn", "transfer saga step failed; will retry", { eventId: e.id, type: e.type, error: reason(error) });
+                return false;
+              }),
+            ),
+          )
+        ).flatMap((ok, i) => (ok ? [events[i]!.id] : []));
         if (done.length) await this.db`update outbox set saga_pending = false where id in ${this.db(done)}`;
         if (events.length === BATCH && done.length) this.again = true;
       } while (this.again && !this.stopped);

@@ -1,0 +1,143 @@
+import type { ChamaWithdrawalStatus } from "./chama.withdrawal";
+import type { Journal } from "./journal";
+import type { Destination } from "./wallet.events";
+
+/**
+ * What a chama actor is told (commands) and what it tells the world back (effects).
+ * Ids, times and who is acting arrive inside commands: the machine never invents any of them, so
+ * replaying the same commands always gives the same effects. Who is acting (`by`, `memberId`,
+ * `reviewerId`, `createdBy`) is set by the host from the authenticated caller, never from a body.
+ */
+export type ChamaRole = "admin" | "member";
+export type ReviewDecision = "approve" | "reject";
+
+/** A chama's rules. Money is bigint in the asset's smallest unit; null means "no limit". */
+export type ChamaRules = {
+  /** Approvals a withdrawal needs, counted among admins other than the requester (M of the admins). */
+  approvalsRequired: number;
+  /** Rejections that reject a withdrawal (1: one admin saying no is enough). */
+  rejectionsToReject: number;
+  maxPerWithdrawal: bigint | null;
+  /** Sum of withdrawals requested in any rolling 24 h, released ones excluded. */
+  maxPerDay: bigint | null;
+  /** Withdrawals requested in any rolling `windowMs`, released ones excluded. */
+  maxWithdrawalsPerWindow: number | null;
+  windowMs: number;
+  /** How long a request lives, from the moment it is made until its payout starts. */
+  requestLifetimeMs: number;
+};
+
+/** Acting as the platform (payout processor, expiry timer) rather than as a member. */
+export const SYSTEM_ACTOR = "system";
+
+interface Stamp {
+  /** ISO-8601 time the host accepted the command. */
+  at: string;
+}
+
+export type ChamaCommand = Stamp &
+  (
+    | { type: "chama.open"; chamaId: string; name: string; asset: string; createdBy: string }
+    | { type: "chama.freeze"; by: string }
+    | { type: "chama.unfreeze"; by: string }
+    | { type: "chama.close"; by: string }
+    | { type: "member.invite"; memberId: string; role: ChamaRole; by: string }
+    | { type: "member.accept"; memberId: string }
+    | { type: "member.add"; memberId: string; role: ChamaRole; by: string }
+    | { type: "member.remove"; memberId: string; by: string; reason?: string }
+    | { type: "member.role"; memberId: string; role: ChamaRole; by: string }
+    | { type: "rules.change"; rules: Partial<ChamaRules>; by: string }
+    | { type: "chama.deposit"; journalId: string; memberId: string; amount: bigint; reference?: string }
+    | { type: "withdrawal.request"; withdrawalId: string; memberId: string; amount: bigint; destination: Destination }
+    | { type: "withdrawal.review"; withdrawalId: string; reviewerId: string; decision: ReviewDecision; note?: string }
+    | { type: "withdrawal.park"; withdrawalId: string; by: string; note?: string }
+    | { type: "withdrawal.continue"; withdrawalId: string; by: string }
+    | { type: "withdrawal.complete"; withdrawalId: string; journalId: string }
+    | { type: "withdrawal.fail"; withdrawalId: string; reason?: string }
+    | { type: "withdrawal.cancel"; withdrawalId: string; by: string; reason?: string }
+    | { type: "withdrawal.expire"; withdrawalId: string }
+  );
+
+export type ChamaCommandType = ChamaCommand["type"];
+
+/** Business refusals: data, not exceptions. The host turns them into a stable error code. */
+export type ChamaRejectionCode =
+  | "CHAMA_NOT_FOUND"
+  | "CHAMA_EXISTS"
+  | "CHAMA_FROZEN"
+  | "CHAMA_CLOSED"
+  | "CHAMA_NOT_EMPTY"
+  | "NOT_A_MEMBER"
+  | "NOT_INVITED"
+  | "MEMBER_EXISTS"
+  | "FORBIDDEN"
+  | "NOT_ENOUGH_ADMINS"
+  | "WITHDRAWAL_EXISTS"
+  | "INSUFFICIENT_FUNDS"
+  | "LIMIT_EXCEEDED"
+  | "VALIDATION_FAILED"
+  | "INVALID_TRANSITION";
+
+/** A value an audit record may hold: plain, JSON-able with bigints (see actors/codec.ts). */
+export type AuditValue = string | number | bigint | boolean | null | readonly string[];
+export type AuditRecord = Readonly<Record<string, AuditValue>>;
+
+interface Subject {
+  chamaId: string;
+  asset: string;
+  at: string;
+}
+
+export type ChamaEffect =
+  | { type: "rejected"; code: ChamaRejectionCode; detail: string }
+  | (Subject & { type: "chama.opened"; name: string; createdBy: string })
+  | (Subject & { type: "chama.frozen" | "chama.unfrozen" | "chama.closed"; by: string })
+  | (Subject & { type: "member.invited"; memberId: string; role: ChamaRole; by: string })
+  | (Subject & { type: "member.joined"; memberId: string; role: ChamaRole; by: string; contributed: bigint })
+  | (Subject & { type: "member.removed"; memberId: string; role: ChamaRole; by: string; contributed: bigint; reason?: string })
+  | (Subject & { type: "member.invitation_revoked"; memberId: string; by: string })
+  | (Subject & { type: "member.role_changed"; memberId: string; before: ChamaRole; after: ChamaRole; by: string })
+  | (Subject & { type: "rules.changed"; before: ChamaRules; after: ChamaRules; by: string })
+  | (Subject & { type: "chama.deposited"; memberId: string; amount: bigint; contributed: bigint; journal: Journal })
+  | (Subject & {
+      type: "withdrawal.reviewed";
+      withdrawalId: string;
+      reviewerId: string;
+      decision: ReviewDecision;
+      note?: string;
+      /** The withdrawal's status after this review. */
+      status: ChamaWithdrawalStatus;
+      approvals: readonly string[];
+      rejections: readonly string[];
+    })
+  | (Subject & {
+      type: "withdrawal.changed";
+      withdrawalId: string;
+      memberId: string;
+      amount: bigint;
+      from: ChamaWithdrawalStatus;
+      status: ChamaWithdrawalStatus;
+      /** Who made the change: a member id or SYSTEM_ACTOR. */
+      by: string;
+      approvals: readonly string[];
+      rejections: readonly string[];
+      /** Where the money goes: on the request and when the payout starts (processing). */
+      destination?: Destination;
+      reason?: string;
+      note?: string;
+      /** Only when completed: the money leaving the chama. */
+      journal?: Journal;
+    })
+  | (Subject & {
+      /** One per accepted command: who did what, when, and what it changed. Never holds destinations. */
+      type: "audit.recorded";
+      actor: string;
+      action: ChamaCommandType;
+      /** The member or withdrawal acted on, when there is one. */
+      target?: string;
+      before?: AuditRecord;
+      after?: AuditRecord;
+      note?: string;
+    });
+
+export type ChamaEffectType = ChamaEffect["type"];

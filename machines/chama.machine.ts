@@ -1,0 +1,292 @@
+import { emit, enqueueActions, setup } from "xstate";
+import { applyCommand, type Cmd, STEP_OF, type WithdrawalStepCommand } from "./chama.apply";
+import {
+  actorOf,
+  adminCount,
+  assertChamaInvariants,
+  availableOf,
+  CHAMA_LIMITS,
+  type ChamaContext,
+  type ChamaWithdrawal,
+  countedIn,
+  DAY_MS,
+  eligibleApprovers,
+  emptyChamaContext,
+  isAdmin,
+  mergeRules,
+  own,
+  pruneRecent,
+  rulesProblem,
+  timeOf,
+} from "./chama.context";
+import type { ChamaCommand, ChamaEffect, ChamaRejectionCode } from "./chama.events";
+import { nextChamaWithdrawalStatus } from "./chama.withdrawal";
+
+/**
+ * One chama (group wallet): its status (unopened → active ⇄ frozen → closed), its members and
+ * rules, and its money. Pure: commands in, new state and effects (emitted events) out. The actor
+ * host persists the effects and the snapshot in one transaction; nothing here touches a clock, a
+ * database or a random number.
+ *
+ * Each command's refusals are listed in order, first match wins, before the one branch that
+ * applies it; a refusal changes nothing and emits only `rejected`. An accepted command emits its
+ * domain effects and then exactly one `audit.recorded`. Every command is handled in every state,
+ * so the host never has to guess: an empty effect list would still mean INVALID_TRANSITION.
+ * What an accepted command does lives in chama.apply.ts.
+ */
+export const CHAMA_MACHINE_VERSION = 1;
+
+interface Args {
+  context: ChamaContext;
+  event: ChamaCommand;
+}
+
+const memberIdOf = (event: ChamaCommand): string => (event as { memberId: string }).memberId;
+const withdrawalIdOf = (event: ChamaCommand): string => (event as { withdrawalId: string }).withdrawalId;
+const amountOf = (event: ChamaCommand): bigint => (event as { amount: bigint }).amount;
+const openWithdrawal = (context: ChamaContext, event: ChamaCommand): ChamaWithdrawal | undefined =>
+  own(context.withdrawals, withdrawalIdOf(event));
+
+/** Each guard is true when its command must be refused for the reason in its name. */
+const guards = {
+  actorIsStranger: ({ context, event }: Args) => own(context.members, actorOf(event)) === undefined,
+  actorIsNotAdmin: ({ context, event }: Args) => !isAdmin(context, actorOf(event)),
+  actorIsNeitherAdminNorRequester: ({ context, event }: Args) =>
+    !isAdmin(context, actorOf(event)) && openWithdrawal(context, event)?.memberId !== actorOf(event),
+  actorIsNeitherAdminNorTarget: ({ context, event }: Args) => !isAdmin(context, actorOf(event)) && memberIdOf(event) !== actorOf(event),
+  actorIsRequester: ({ context, event }: Args) => openWithdrawal(context, event)?.memberId === actorOf(event),
+
+  targetIsKnown: ({ context, event }: Args) =>
+    own(context.members, memberIdOf(event)) !== undefined || own(context.invitations, memberIdOf(event)) !== undefined,
+  targetIsUnknown: ({ context, event }: Args) =>
+    own(context.members, memberIdOf(event)) === undefined && own(context.invitations, memberIdOf(event)) === undefined,
+  targetIsNotMember: ({ context, event }: Args) => own(context.members, memberIdOf(event)) === undefined,
+  targetIsNotInvited: ({ context, event }: Args) => own(context.invitations, memberIdOf(event)) === undefined,
+  roleUnchanged: ({ context, event }: Args) => event.type === "member.role" && own(context.members, event.memberId)?.role === event.role,
+  /** The chama keeps at least one admin, and at least as many as a withdrawal needs approvals. */
+  leavesTooFewAdmins: ({ context, event }: Args) => {
+    if (own(context.members, memberIdOf(event))?.role !== "admin") return false;
+    if (event.type === "member.role" && event.role === "admin") return false;
+    return adminCount(context) - 1 < Math.max(1, context.rules.approvalsRequired);
+  },
+  membersFull: ({ context }: Args) => Object.keys(context.members).length >= CHAMA_LIMITS.membersMax,
+  invitationsFull: ({ context }: Args) => Object.keys(context.invitations).length >= CHAMA_LIMITS.invitationsMax,
+
+  rulesMalformed: ({ event }: Args) => event.type === "rules.change" && rulesProblem(event.rules) !== undefined,
+  rulesNeedMoreAdmins: ({ context, event }: Args) =>
+    event.type === "rules.change" && mergeRules(context.rules, event.rules).approvalsRequired > adminCount(context),
+
+  amountNotPositive: ({ event }: Args) => amountOf(event) <= 0n,
+  withdrawalIdTaken: ({ context, event }: Args) =>
+    openWithdrawal(context, event) !== undefined || context.ended.some((e) => e.withdrawalId === withdrawalIdOf(event)),
+  /** The requester never approves their own request, so the other admins must be enough. */
+  tooFewApprovers: ({ context, event }: Args) => eligibleApprovers(context, memberIdOf(event)) < context.rules.approvalsRequired,
+  tooManyOpen: ({ context }: Args) => Object.keys(context.withdrawals).length >= CHAMA_LIMITS.openWithdrawalsMax,
+  tooManyRecent: ({ context, event }: Args) => pruneRecent(context.recent, context.rules, timeOf(event.at)).length >= CHAMA_LIMITS.recentMax,
+  overPerWithdrawalMax: ({ context, event }: Args) =>
+    context.rules.maxPerWithdrawal !== null && amountOf(event) > context.rules.maxPerWithdrawal,
+  overDailyMax: ({ context, event }: Args) =>
+    context.rules.maxPerDay !== null && countedIn(context.recent, timeOf(event.at), DAY_MS).amount + amountOf(event) > context.rules.maxPerDay,
+  overWindowCount: ({ context, event }: Args) =>
+    context.rules.maxWithdrawalsPerWindow !== null &&
+    countedIn(context.recent, timeOf(event.at), context.rules.windowMs).count + 1 > context.rules.maxWithdrawalsPerWindow,
+  exceedsAvailable: ({ context, event }: Args) => amountOf(event) > availableOf(context),
+
+  /** The withdrawal is not open here, or the withdrawal machine does not allow this step from its status. */
+  stepRefused: ({ context, event }: Args) => {
+    const open = openWithdrawal(context, event);
+    return open === undefined || nextChamaWithdrawalStatus(open.status, STEP_OF[event.type as WithdrawalStepCommand["type"]]) === undefined;
+  },
+  requestExpired: ({ context, event }: Args) => timeOf(event.at) >= timeOf(openWithdrawal(context, event)!.expiresAt),
+  requestNotYetExpired: ({ context, event }: Args) => timeOf(event.at) < timeOf(openWithdrawal(context, event)!.expiresAt),
+  alreadyReviewed: ({ context, event }: Args) => {
+    const open = openWithdrawal(context, event)!;
+    return open.approvals.includes(actorOf(event)) || open.rejections.includes(actorOf(event));
+  },
+
+  holdsMoney: ({ context }: Args) => context.posted !== 0n || Object.keys(context.withdrawals).length > 0,
+};
+
+type GuardName = keyof typeof guards;
+
+/** A named, parameterised action: `reject(code, detail)` reads like the rule it enforces. */
+const reject = (code: ChamaRejectionCode, detail: string) => ({ type: "reject", params: { code, detail } }) as const;
+const refuse = (guard: GuardName, code: ChamaRejectionCode, detail: string) => ({ guard, actions: reject(code, detail) }) as const;
+
+const notAMember = refuse("actorIsStranger", "NOT_A_MEMBER", "the caller is not a member of this chama");
+const adminsOnly = (what: string) => refuse("actorIsNotAdmin", "FORBIDDEN", `only admins ${what}`);
+const stepNotAllowed = { guard: "stepRefused", actions: "rejectStep" } as const;
+const apply = { actions: "apply" } as const;
+
+// Handlers shared by active and frozen: a frozen chama still manages its members and rules, reviews,
+// cancels and expires requests, and lets a payout already in flight complete or fail.
+const commonHandlers = {
+  "member.invite": [
+    notAMember,
+    adminsOnly("invite members"),
+    refuse("targetIsKnown", "MEMBER_EXISTS", "this person is already a member or invited"),
+    refuse("invitationsFull", "LIMIT_EXCEEDED", "this chama has too many open invitations"),
+    apply,
+  ],
+  "member.accept": [
+    refuse("targetIsNotInvited", "NOT_INVITED", "there is no invitation for this person"),
+    refuse("membersFull", "LIMIT_EXCEEDED", "this chama has as many members as it can hold"),
+    apply,
+  ],
+  "member.add": [
+    notAMember,
+    adminsOnly("add members"),
+    refuse("targetIsKnown", "MEMBER_EXISTS", "this person is already a member or invited"),
+    refuse("membersFull", "LIMIT_EXCEEDED", "this chama has as many members as it can hold"),
+    apply,
+  ],
+  "member.remove": [
+    notAMember,
+    refuse("actorIsNeitherAdminNorTarget", "FORBIDDEN", "only admins remove other members"),
+    refuse("targetIsUnknown", "NOT_A_MEMBER", "this person is neither a member nor invited"),
+    refuse("leavesTooFewAdmins", "NOT_ENOUGH_ADMINS", "the chama would have fewer admins than it needs; add an admin or lower approvalsRequired first"),
+    apply,
+  ],
+  "member.role": [
+    notAMember,
+    adminsOnly("change roles"),
+    refuse("targetIsNotMember", "NOT_A_MEMBER", "this person is not a member of this chama"),
+    refuse("roleUnchanged", "INVALID_TRANSITION", "the member already has this role"),
+    refuse("leavesTooFewAdmins", "NOT_ENOUGH_ADMINS", "the chama would have fewer admins than it needs; add an admin or lower approvalsRequired first"),
+    apply,
+  ],
+  "rules.change": [
+    notAMember,
+    adminsOnly("change the rules"),
+    { guard: "rulesMalformed", actions: "rejectRules" },
+    refuse("rulesNeedMoreAdmins", "NOT_ENOUGH_ADMINS", "approvalsRequired cannot exceed the number of admins"),
+    apply,
+  ],
+  "withdrawal.review": [
+    notAMember,
+    adminsOnly("review withdrawals"),
+    stepNotAllowed,
+    refuse("actorIsRequester", "FORBIDDEN", "a requester never reviews their own withdrawal"),
+    refuse("requestExpired", "INVALID_TRANSITION", "the withdrawal request has expired"),
+    refuse("alreadyReviewed", "INVALID_TRANSITION", "this admin already reviewed this withdrawal"),
+    apply,
+  ],
+  "withdrawal.park": [notAMember, adminsOnly("park withdrawals for manual review"), stepNotAllowed, apply],
+  "withdrawal.cancel": [
+    notAMember,
+    refuse("actorIsNeitherAdminNorRequester", "FORBIDDEN", "only the requester or an admin cancels a withdrawal"),
+    stepNotAllowed,
+    apply,
+  ],
+  "withdrawal.complete": [stepNotAllowed, apply],
+  "withdrawal.fail": [stepNotAllowed, apply],
+  "withdrawal.expire": [stepNotAllowed, refuse("requestNotYetExpired", "INVALID_TRANSITION", "the withdrawal request has not expired yet"), apply],
+} as const;
+
+const close = [
+  notAMember,
+  adminsOnly("close the chama"),
+  refuse("holdsMoney", "CHAMA_NOT_EMPTY", "only a chama with no money and no open withdrawals can be closed"),
+  { target: "closed", actions: "apply" },
+] as const;
+const exists = { actions: reject("CHAMA_EXISTS", "a chama with this id already exists") } as const;
+
+export const chamaMachine = setup({
+  types: {} as {
+    context: ChamaContext;
+    events: ChamaCommand;
+    emitted: ChamaEffect;
+    input: { chamaId: string };
+  },
+  guards,
+  actions: {
+    reject: emit((_, params: { code: ChamaRejectionCode; detail: string }) => ({ type: "rejected" as const, ...params })),
+    rejectStep: emit(({ context, event }) => ({ type: "rejected" as const, code: "INVALID_TRANSITION" as const, detail: stepRefusal(context, event) })),
+    rejectRules: emit(({ event }) => ({
+      type: "rejected" as const,
+      code: "VALIDATION_FAILED" as const,
+      detail: rulesProblem((event as Cmd<"rules.change">).rules) ?? "the rules are malformed",
+    })),
+    apply: enqueueActions(({ context, event, enqueue }) => {
+      const { patch, effects } = applyCommand(context, event);
+      // Assert before anything is emitted: a broken invariant must never reach the ledger.
+      assertChamaInvariants({ ...context, ...patch });
+      enqueue.assign(patch);
+      for (const effect of effects) enqueue.emit(effect);
+    }),
+  },
+}).createMachine({
+  id: "chama",
+  initial: "unopened",
+  context: ({ input }) => emptyChamaContext(input.chamaId),
+  states: {
+    unopened: {
+      on: {
+        "chama.open": { target: "active", actions: "apply" },
+        "*": { actions: reject("CHAMA_NOT_FOUND", "chama not found") },
+      },
+    },
+
+    active: {
+      on: {
+        "chama.open": exists,
+        "chama.freeze": [notAMember, adminsOnly("freeze the chama"), { target: "frozen", actions: "apply" }],
+        "chama.unfreeze": { actions: reject("INVALID_TRANSITION", "the chama is not frozen") },
+        "chama.close": close,
+        "chama.deposit": [notAMember, refuse("amountNotPositive", "VALIDATION_FAILED", "a deposit must be a positive amount"), apply],
+        "withdrawal.request": [
+          notAMember,
+          refuse("amountNotPositive", "VALIDATION_FAILED", "a withdrawal must be a positive amount"),
+          refuse("withdrawalIdTaken", "WITHDRAWAL_EXISTS", "a withdrawal with this id already exists"),
+          refuse("tooFewApprovers", "NOT_ENOUGH_ADMINS", "there are not enough admins other than the requester to approve it"),
+          refuse("overPerWithdrawalMax", "LIMIT_EXCEEDED", "the amount is above this chama's maximum per withdrawal"),
+          refuse("overDailyMax", "LIMIT_EXCEEDED", "the amount would take this chama past its daily maximum"),
+          refuse("overWindowCount", "LIMIT_EXCEEDED", "this chama has reached its maximum number of withdrawals for the time window"),
+          refuse("tooManyOpen", "LIMIT_EXCEEDED", "this chama has too many open withdrawals"),
+          refuse("tooManyRecent", "LIMIT_EXCEEDED", "this chama has too many recent withdrawals"),
+          refuse("exceedsAvailable", "INSUFFICIENT_FUNDS", "the available balance does not cover this amount"),
+          apply,
+        ],
+        "withdrawal.continue": [
+          notAMember,
+          refuse("actorIsNeitherAdminNorRequester", "FORBIDDEN", "only the requester or an admin continues a withdrawal"),
+          stepNotAllowed,
+          refuse("requestExpired", "INVALID_TRANSITION", "the withdrawal request has expired"),
+          apply,
+        ],
+      },
+    },
+
+    frozen: {
+      on: {
+        "chama.open": exists,
+        "chama.freeze": { actions: reject("INVALID_TRANSITION", "the chama is already frozen") },
+        "chama.unfreeze": [notAMember, adminsOnly("unfreeze the chama"), { target: "active", actions: "apply" }],
+        "chama.close": close,
+        "chama.deposit": { actions: reject("CHAMA_FROZEN", "the chama is frozen") },
+        "withdrawal.request": { actions: reject("CHAMA_FROZEN", "the chama is frozen") },
+        "withdrawal.continue": { actions: reject("CHAMA_FROZEN", "the chama is frozen") },
+      },
+    },
+
+    closed: {
+      on: {
+        "chama.open": exists,
+        "chama.close": { actions: reject("INVALID_TRANSITION", "the chama is already closed") },
+        "*": { actions: reject("CHAMA_CLOSED", "the chama is closed") },
+      },
+    },
+  },
+  on: commonHandlers,
+});
+
+/** Why a withdrawal step is refused: the withdrawal is unknown, already over, or in the wrong status. */
+function stepRefusal(context: ChamaContext, command: ChamaCommand): string {
+  const id = withdrawalIdOf(command);
+  const open = own(context.withdrawals, id);
+  const step = STEP_OF[command.type as WithdrawalStepCommand["type"]];
+  if (open) return `cannot ${step} a withdrawal that is ${open.status}`;
+  const ended = context.ended.findLast((e) => e.withdrawalId === id);
+  if (ended) return `cannot ${step} a withdrawal that is already ${ended.status}`;
+  return "there is no open withdrawal with this id on this chama";
+}
