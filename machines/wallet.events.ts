@@ -10,6 +10,15 @@ export type Destination =
   | { type: "bank"; account: string }
   | { type: "crypto"; network: string; address: string };
 
+/**
+ * A payout destination as the ledger carries it: sealed at the edge (AES-256-GCM, see
+ * src/security/encryption.ts) plus a masked form for display. Nothing past the edge sees it whole.
+ */
+export interface SealedDestination {
+  masked: Record<string, string>;
+  sealed: { kid: string; iv: string; ct: string; tag: string };
+}
+
 interface Stamp {
   /** ISO-8601 time the host accepted the command. */
   at: string;
@@ -23,7 +32,7 @@ export type WalletCommand = Stamp &
     | { type: "wallet.freeze" }
     | { type: "wallet.unfreeze" }
     | { type: "wallet.close" }
-    | { type: "withdrawal.request"; withdrawalId: string; amount: bigint; destination: Destination }
+    | { type: "withdrawal.request"; withdrawalId: string; amount: bigint; destination: SealedDestination }
     | { type: "withdrawal.process"; withdrawalId: string }
     | { type: "withdrawal.complete"; withdrawalId: string; journalId: string }
     | { type: "withdrawal.fail"; withdrawalId: string; reason?: string }
@@ -64,7 +73,7 @@ export type WalletEffect =
       withdrawalId: string;
       amount: bigint;
       status: WithdrawalStatus;
-      destination?: Destination;
+      destination?: SealedDestination;
       reason?: string;
       journal?: Journal;
     })

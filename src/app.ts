@@ -8,6 +8,7 @@ import { migrate } from "./db/migrate";
 import { connect as connectNats } from "@nats-io/transport-node";
 import { startNatsApi } from "./nats/api";
 import { ApiKeys } from "./security/api-keys";
+import { ensureVaultFile, Vault } from "./security/encryption";
 import { Authenticator } from "./security/authenticator";
 import { RateLimiter } from "./security/rate-limit";
 import { loadKeyRing } from "./security/keys";
@@ -41,7 +42,8 @@ export async function startNode(config: Config, databaseUrl: string): Promise<No
       if (effects.some((e) => e.type === "transfer.reserved" || e.type === "transfer.credited")) saga?.kick();
     },
   });
-  const ops = new Operations(db, new InProcessRouter(host), config.maxAmountMajor);
+  await ensureVaultFile(config.vaultFile);
+  const ops = new Operations(db, new InProcessRouter(host), config.maxAmountMajor, await Vault.load(config.vaultFile));
   saga = new TransferSaga(db, ops);
   saga.kick(); // resume transfers a previous run left in flight
   const stopExpiry = startIdempotencyExpiry(db, config.IDEMPOTENCY_TTL_HOURS);

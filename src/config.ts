@@ -22,6 +22,8 @@ const Env = z.object({
   IDEMPOTENCY_TTL_HOURS: z.coerce.number().int().min(24).default(48),
   /** Access-token keys (see src/security/keys.ts). Default: <COFFER_HOME>/jwt-keys.json, made on first start. */
   JWT_KEYS_FILE: z.string().optional(),
+  /** Keys for sealing sensitive fields at rest (src/security/encryption.ts). Default: <COFFER_HOME>/encryption-keys.json, made on first start. */
+  ENCRYPTION_KEYS_FILE: z.string().optional(),
   JWT_ISSUER: z.string().min(1).default("coffer"),
   JWT_AUDIENCE: z.string().min(1).default("coffer-api"),
   /** Comma-separated origins allowed to call from a browser (CORS). Empty: off. */
@@ -47,7 +49,7 @@ const Env = z.object({
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
 });
 
-export type Config = z.infer<typeof Env> & { maxAmountMajor: bigint; keysFile: string; corsOrigins: string[] };
+export type Config = z.infer<typeof Env> & { maxAmountMajor: bigint; keysFile: string; vaultFile: string; corsOrigins: string[] };
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = Env.safeParse(env);
@@ -59,6 +61,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ...parsed.data,
     maxAmountMajor: BigInt(parsed.data.MAX_AMOUNT),
     keysFile: parsed.data.JWT_KEYS_FILE ?? `${parsed.data.COFFER_HOME}/jwt-keys.json`,
+    vaultFile: parsed.data.ENCRYPTION_KEYS_FILE ?? `${parsed.data.COFFER_HOME}/encryption-keys.json`,
     corsOrigins: parsed.data.CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean),
   };
 }

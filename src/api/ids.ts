@@ -17,9 +17,11 @@ export function newId(): string {
   return Bun.randomUUIDv7();
 }
 
-/** Stable hash of what a request asked for; the same key with another fingerprint is a conflict. */
-export function fingerprint(operation: string, target: string, normalized: unknown): string {
-  return createHash("sha256")
-    .update(`${operation}\n${target}\n${JSON.stringify(normalized, (_k, v) => (typeof v === "bigint" ? v.toString() : v))}`)
-    .digest("base64url");
+/**
+ * Stable keyed hash of what a request asked for; the same key with another fingerprint is a
+ * conflict. Keyed (HMAC, see Vault.mac) because requests carry account numbers: a plain hash of a
+ * low-entropy field could be brute-forced back from the stored fingerprint.
+ */
+export function fingerprint(mac: (text: string) => string, operation: string, target: string, normalized: unknown): string {
+  return mac(`${operation}\n${target}\n${JSON.stringify(normalized, (_k, v) => (typeof v === "bigint" ? v.toString() : v))}`);
 }

@@ -10,6 +10,8 @@ import { fingerprint, idFromKey, newId } from "./ids";
 import type { z } from "zod";
 import type { CreateTransfer, CreateWallet, MoneyIn, RequestWithdrawal } from "./schemas";
 import { LruCache } from "../util/lru";
+import type { Vault } from "../security/encryption";
+import { maskDestination } from "./views";
 import { authorize, type Action } from "../security/policy";
 import type { Principal } from "../security/principal";
 
@@ -40,6 +42,7 @@ export class Operations {
     private readonly db: Db,
     private readonly router: Router,
     private readonly maxAmountMajor: bigint,
+    private readonly vault: Vault,
   ) {}
 
   createWallet(caller: Caller, key: string, input: z.infer<typeof CreateWallet>): Promise<Outcome> {
@@ -94,11 +97,13 @@ export class Operations {
   async requestWithdrawal(caller: Caller, key: string, walletId: string, input: z.infer<typeof RequestWithdrawal>): Promise<Outcome> {
     const wallet = await this.walletFor(caller, "withdrawal.request", walletId);
     const amount = this.amount(input.amount, wallet.asset);
+    const withdrawalId = newId();
     return this.send(walletId, caller, key, "withdrawal.request", walletId, { amount, destination: input.destination }, {
       type: "withdrawal.request",
-      withdrawalId: newId(),
+      withdrawalId,
       amount,
-      destination: input.destination,
+      // Sealed here, bound to the withdrawal's id: past this line only the masked form is readable.
+      destination: { masked: maskDestination(input.destination), sealed: this.vault.seal(input.destination, withdrawalId) },
       at: now(),
     });
   }
@@ -142,7 +147,10 @@ export class Operations {
   }
 
   private send(walletId: string, caller: Caller, key: string, operation: string, target: string, normalized: unknown, command: WalletCommand): Promise<Outcome> {
-    const envelope: Envelope = { command, idempotency: { scope: caller.scope, key, fingerprint: fingerprint(operation, target, normalized) } };
+    const envelope: Envelope = {
+      command,
+      idempotency: { scope: caller.scope, key, fingerprint: fingerprint((t) => this.vault.mac(t), operation, target, normalized) },
+    };
     return this.router.send(walletId, envelope);
   }
 

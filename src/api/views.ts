@@ -22,12 +22,12 @@ export function walletView(w: { walletId: string; ownerId: string; asset: string
   };
 }
 
-export function maskDestination(d: Destination | Record<string, unknown>): Record<string, unknown> {
+export function maskDestination(d: Destination | Record<string, unknown>): Record<string, string> {
   const tail = (s: unknown, n: number) => (typeof s === "string" ? s.replace(/\s/g, "").slice(-n) : "");
   if (d.type === "bank") return { type: "bank", account: `****${tail(d.account, 4)}` };
   if (d.type === "crypto") {
     const address = typeof d.address === "string" ? d.address : "";
-    return { type: "crypto", network: d.network, address: address.length > 10 ? `${address.slice(0, 6)}…${address.slice(-4)}` : "****" };
+    return { type: "crypto", network: String(d.network), address: address.length > 10 ? `${address.slice(0, 6)}…${address.slice(-4)}` : "****" };
   }
   return { type: "unknown" };
 }
@@ -38,7 +38,8 @@ export function withdrawalView(w: {
   asset: string;
   amount: bigint | string;
   status: string;
-  destination?: Destination | Record<string, unknown>;
+  /** As stored: sealed with its masked form. Only the masked form is ever shown. */
+  destination?: { masked?: Record<string, string> };
   reason?: string | null;
   createdAt?: string;
   updatedAt: string;
@@ -49,7 +50,7 @@ export function withdrawalView(w: {
     asset: w.asset,
     amount: fmt(w.amount, w.asset),
     status: w.status,
-    ...(w.destination ? { destination: maskDestination(w.destination) } : {}),
+    ...(w.destination?.masked ? { destination: w.destination.masked } : {}),
     ...(w.reason ? { reason: w.reason } : {}),
     ...(w.createdAt ? { createdAt: w.createdAt } : {}),
     updatedAt: w.updatedAt,

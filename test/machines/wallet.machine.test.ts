@@ -3,7 +3,8 @@ import { SYSTEM_ACCOUNT } from "../../machines/journal";
 import { availableOf, heldOf, walletMachine } from "../../machines/wallet.machine";
 import { activeWallet, AT, type Command, expectMove, expectRejected, run, type Snapshot, step, unopened, WALLET } from "./drive";
 
-const bank = { type: "bank", account: "DE89 3704" } as const;
+/** The machine only carries a destination (sealed at the edge); its content is not its business. */
+const bank = { masked: { type: "bank", account: "****3704" }, sealed: { kid: "e1", iv: "iv", ct: "ct", tag: "tag" } };
 const withdraw = (withdrawalId: string, amount: bigint): Command => ({ type: "withdrawal.request", withdrawalId, amount, destination: bank });
 const reserve = (transferId: string, amount: bigint, toWalletId = "w-2"): Command => ({ type: "transfer.reserve", transferId, journalId: `j-${transferId}`, toWalletId, amount });
 const freeze: Command = { type: "wallet.freeze" };

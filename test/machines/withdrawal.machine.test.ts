@@ -26,7 +26,7 @@ describe("the withdrawal status table", () => {
   }
 });
 
-const destination = { type: "crypto", network: "ethereum", address: "0xabc" } as const;
+const destination = { masked: { type: "crypto", network: "ethereum", address: "****" }, sealed: { kid: "e1", iv: "iv", ct: "ct", tag: "tag" } };
 const request: Command = { type: "withdrawal.request", withdrawalId: "wd-1", amount: 300n, destination };
 const processStep: Command = { type: "withdrawal.process", withdrawalId: "wd-1" };
 const complete: Command = { type: "withdrawal.complete", withdrawalId: "wd-1", journalId: "j-wd" };
