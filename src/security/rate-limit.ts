@@ -15,7 +15,8 @@ import type { Principal } from "./principal";
 export interface Tier {
   name: string;
   windowMs: number;
-  limit: number;
+  /** Hits allowed per sliding window. */
+  maxHits: number;
 }
 
 export interface Verdict {
@@ -55,7 +56,7 @@ export class RateLimiter {
       where bucket = ${`${tier.name}:${subject}`} and window_start in (${start}, ${start - tier.windowMs})`;
     const current = Number(rows.find((r) => Number(r.window_start) === start)?.used ?? 0);
     const previous = Number(rows.find((r) => Number(r.window_start) === start - tier.windowMs)?.used ?? 0);
-    return current + Math.ceil(previous * overlap(tier, now)) >= tier.limit;
+    return current + Math.ceil(previous * overlap(tier, now)) >= tier.maxHits;
   }
 
   private async take(bucket: string, tier: Tier, now: number): Promise<boolean> {
@@ -90,17 +91,17 @@ export class RateLimiter {
   /** Reserve up to a slice of the window's allowance; returns how much was granted (0: spent). */
   private async reserve(bucket: string, tier: Tier, now: number): Promise<number> {
     const start = windowStart(tier, now);
-    const want = Math.max(1, Math.floor(tier.limit / SLICE_DIVISOR));
+    const want = Math.max(1, Math.floor(tier.maxHits / SLICE_DIVISOR));
     const weight = overlap(tier, now);
     const [row] = await this.db`
       with prev as (
         select ceil(coalesce((select used from rate_windows where bucket = ${bucket} and window_start = ${start - tier.windowMs}), 0) * ${weight}::float8)::int as used
       )
       insert into rate_windows as c (bucket, window_start, used, last_grant)
-      select ${bucket}, ${start}, g, g from (select greatest(0, least(${want}::int, ${tier.limit}::int - (select used from prev))) as g) x
+      select ${bucket}, ${start}, g, g from (select greatest(0, least(${want}::int, ${tier.maxHits}::int - (select used from prev))) as g) x
       on conflict (bucket, window_start) do update
-        set last_grant = greatest(0, least(${want}::int, ${tier.limit}::int - (select used from prev) - c.used)),
-            used = c.used + greatest(0, least(${want}::int, ${tier.limit}::int - (select used from prev) - c.used))
+        set last_grant = greatest(0, least(${want}::int, ${tier.maxHits}::int - (select used from prev) - c.used)),
+            used = c.used + greatest(0, least(${want}::int, ${tier.maxHits}::int - (select used from prev) - c.used))
       returning last_grant`;
     return Number(row!.last_grant);
   }
@@ -135,27 +136,27 @@ export interface TierSettings {
 export function tiersFrom(config: TierSettings) {
   return {
     ip: [
-      { name: "ip/s", windowMs: S, limit: config.RATE_IP_PER_SECOND },
-      { name: "ip/min", windowMs: M, limit: config.RATE_IP_PER_MINUTE },
-      { name: "ip/h", windowMs: H, limit: config.RATE_IP_PER_HOUR },
+      { name: "ip/s", windowMs: S, maxHits: config.RATE_IP_PER_SECOND },
+      { name: "ip/min", windowMs: M, maxHits: config.RATE_IP_PER_MINUTE },
+      { name: "ip/h", windowMs: H, maxHits: config.RATE_IP_PER_HOUR },
     ] as Tier[],
     caller: [
-      { name: "caller/s", windowMs: S, limit: config.RATE_CALLER_PER_SECOND },
-      { name: "caller/min", windowMs: M, limit: config.RATE_CALLER_PER_MINUTE },
-      { name: "caller/h", windowMs: H, limit: config.RATE_CALLER_PER_HOUR },
+      { name: "caller/s", windowMs: S, maxHits: config.RATE_CALLER_PER_SECOND },
+      { name: "caller/min", windowMs: M, maxHits: config.RATE_CALLER_PER_MINUTE },
+      { name: "caller/h", windowMs: H, maxHits: config.RATE_CALLER_PER_HOUR },
     ] as Tier[],
     money: [
-      { name: "money/s", windowMs: S, limit: config.RATE_MONEY_PER_SECOND },
-      { name: "money/min", windowMs: M, limit: config.RATE_MONEY_PER_MINUTE },
+      { name: "money/s", windowMs: S, maxHits: config.RATE_MONEY_PER_SECOND },
+      { name: "money/min", windowMs: M, maxHits: config.RATE_MONEY_PER_MINUTE },
     ] as Tier[],
-    authFailures: { name: "authfail/15min", windowMs: 15 * M, limit: config.RATE_AUTH_FAILURES_PER_15_MINUTES } as Tier,
+    authFailures: { name: "authfail/15min", windowMs: 15 * M, maxHits: config.RATE_AUTH_FAILURES_PER_15_MINUTES } as Tier,
   };
 }
 
 /** Hits for `caller` against its tiers, then against its API key's own per-minute limit, if any. */
 export async function enforceCaller(limiter: RateLimiter, tiers: ReturnType<typeof tiersFrom>, caller: string, p: Principal): Promise<void> {
   await enforce(limiter, caller, tiers.caller);
-  if (p.keyLimit) await enforce(limiter, p.keyLimit.keyId, [{ name: "key/min", windowMs: M, limit: p.keyLimit.perMinute }]);
+  if (p.keyLimit) await enforce(limiter, p.keyLimit.keyId, [{ name: "key/min", windowMs: M, maxHits: p.keyLimit.perMinute }]);
 }
 
 /** One hit against `tiers` for `subject`, as a 429 RATE_LIMITED when refused. */
