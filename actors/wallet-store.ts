@@ -198,7 +198,8 @@ function persistedForm(snapshot: WalletSnapshot): unknown {
  */
 function outboxPayload(effect: WalletEffect): Record<string, unknown> {
   const { destination: _private, journal, ...rest } = effect as WalletEffect & { destination?: unknown; journal?: Journal };
-  const payload: Record<string, unknown> = journal ? { ...rest, journalId: journal.id } : rest;
+  // A journal's moved amount is its positive posting; events that carry a journal name it and say how much.
+  const payload: Record<string, unknown> = journal ? { amount: journal.postings.find((p) => p.amount > 0n)!.amount, ...rest, journalId: journal.id } : rest;
   for (const [k, v] of Object.entries(payload)) if (typeof v === "bigint") payload[k] = v.toString();
   return payload;
 }

@@ -14,6 +14,7 @@ import { RateLimiter } from "./security/rate-limit";
 import { loadKeyRing } from "./security/keys";
 import { buildHttpApp } from "./http/app";
 import { startIdempotencyExpiry } from "./workers/idempotency-expiry";
+import { OutboxRelay } from "./workers/outbox-relay";
 import { TransferSaga } from "./workers/transfer-saga";
 
 /** One Coffer node, wired: database, actor host, router, operations, saga worker, HTTP app. */
@@ -22,6 +23,8 @@ export interface Node {
   host: ActorHost;
   ops: Operations;
   saga: TransferSaga;
+  /** Present when NATS_URL is set: publishes the outbox to JetStream. */
+  relay: OutboxRelay | undefined;
   http: ReturnType<typeof buildHttpApp>;
   close(): Promise<void>;
 }
@@ -30,6 +33,7 @@ export async function startNode(config: Config, databaseUrl: string): Promise<No
   const db = connect(databaseUrl, config.DB_POOL_MAX);
   await migrate(db);
   let saga: TransferSaga | undefined;
+  let relay: OutboxRelay | undefined;
   const host = new ActorHost(db, renderWalletOutcome, {
     batchMax: config.ACTOR_BATCH_MAX,
     mailboxMax: config.ACTOR_MAILBOX_MAX,
@@ -40,6 +44,7 @@ export async function startNode(config: Config, databaseUrl: string): Promise<No
     writesMax: config.COMMIT_WALLETS_MAX,
     afterCommit: (effects) => {
       if (effects.some((e) => e.type === "transfer.reserved" || e.type === "transfer.credited")) saga?.kick();
+      relay?.kick();
     },
   });
   await ensureVaultFile(config.vaultFile);
@@ -53,14 +58,18 @@ export async function startNode(config: Config, databaseUrl: string): Promise<No
   const http = buildHttpApp({ db, ops, host, authenticator, apiKeys, limiter, config, corsOrigins: config.corsOrigins });
   const nats = config.NATS_URL ? await connectNats({ servers: config.NATS_URL.split(","), name: "coffer" }) : undefined;
   if (nats) startNatsApi(nats, config.NATS_SUBJECT_PREFIX, { db, ops, authenticator, limiter, limits: config });
+  relay = nats ? new OutboxRelay(db, nats, config.NATS_SUBJECT_PREFIX) : undefined;
+  await relay?.start();
   return {
     db,
     host,
     ops,
     saga,
+    relay,
     http,
     async close() {
       stopExpiry();
+      await relay?.stop();
       await nats?.drain();
       await saga!.stop();
       await host.stop();

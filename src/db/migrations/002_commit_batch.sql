@@ -86,9 +86,12 @@ begin
   on conflict (id) do update
     set status = excluded.status, reason = coalesce(excluded.reason, transfers.reason), updated_at = excluded.updated_at;
 
+  -- In the order given: a wallet's events get increasing outbox seqs, which the relay keeps.
   insert into outbox (id, aggregate_id, type, payload, created_at, saga_pending)
-  select id, aggregate_id, type, payload, created_at, saga_pending
-  from jsonb_to_recordset(batch->'events')
-    as o(id uuid, aggregate_id uuid, type text, payload jsonb, created_at timestamptz, saga_pending boolean);
+  select o.id, o.aggregate_id, o.type, o.payload, o.created_at, o.saga_pending
+  from jsonb_array_elements(batch->'events') with ordinality as e(doc, n)
+  cross join lateral jsonb_to_record(e.doc)
+    as o(id uuid, aggregate_id uuid, type text, payload jsonb, created_at timestamptz, saga_pending boolean)
+  order by e.n;
 end
 $$;
