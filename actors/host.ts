@@ -54,6 +54,24 @@ export class ActorHost {
     return this.actors.size;
   }
 
+  /** Commands waiting in every mailbox on this node. */
+  get mailboxDepth(): number {
+    let depth = 0;
+    for (const actor of this.actors.values()) depth += actor.inspect().mailboxDepth;
+    return depth;
+  }
+
+  /**
+   * Drop the actors of wallets this node no longer owns (a shard handed over): each finishes what
+   * it has in hand first (bounded wait); their snapshots are in Postgres for the next owner.
+   */
+  async dropWhere(matches: (walletId: string) => boolean, waitMs = 5_000): Promise<void> {
+    const leaving = [...this.actors.values()].filter((a) => matches(a.walletId));
+    const deadline = Date.now() + waitMs;
+    while (leaving.some((a) => a.busy) && Date.now() < deadline) await Bun.sleep(10);
+    for (const actor of leaving) actor.die();
+  }
+
   /** Drop every actor whose mailbox is empty and which did nothing for idleMs. */
   passivateIdle(now = Date.now()): number {
     let dropped = 0;

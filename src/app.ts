@@ -1,4 +1,6 @@
 import { ActorHost } from "../actors/host";
+import { Cluster } from "../actors/cluster";
+import { NatsRouter } from "../actors/nats-router";
 import { InProcessRouter } from "../actors/router";
 import { Operations } from "./api/operations";
 import { renderWalletOutcome } from "./api/views";
@@ -25,6 +27,8 @@ export interface Node {
   saga: TransferSaga;
   /** Present when NATS_URL is set: publishes the outbox to JetStream. */
   relay: OutboxRelay | undefined;
+  /** Present when NATS_URL is set: this node's shard leases. */
+  cluster: Cluster | undefined;
   http: ReturnType<typeof buildHttpApp>;
   close(): Promise<void>;
 }
@@ -48,27 +52,38 @@ export async function startNode(config: Config, databaseUrl: string): Promise<No
     },
   });
   await ensureVaultFile(config.vaultFile);
-  const ops = new Operations(db, new InProcessRouter(host), config.maxAmountMajor, await Vault.load(config.vaultFile));
+  // With NATS, wallet commands travel to whichever node holds the wallet's shard; without, they
+  // stay in this process.
+  const nats = config.NATS_URL ? await connectNats({ servers: config.NATS_URL.split(","), name: "coffer" }) : undefined;
+  const router = nats
+    ? new NatsRouter(nats, { prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, requestTimeoutMs: 5_000, deadlineMs: config.LEASE_TTL_MS * 3 })
+    : new InProcessRouter(host);
+  const ops = new Operations(db, router, config.maxAmountMajor, await Vault.load(config.vaultFile));
   saga = new TransferSaga(db, ops);
   saga.kick(); // resume transfers a previous run left in flight
   const stopExpiry = startIdempotencyExpiry(db, config.IDEMPOTENCY_TTL_HOURS);
   const apiKeys = new ApiKeys(db);
   const authenticator = new Authenticator(await loadKeyRing(config.keysFile), { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE }, apiKeys);
   const limiter = config.RATE_LIMITS === "on" ? new RateLimiter(db) : undefined;
-  const http = buildHttpApp({ db, ops, host, authenticator, apiKeys, limiter, config, corsOrigins: config.corsOrigins });
-  const nats = config.NATS_URL ? await connectNats({ servers: config.NATS_URL.split(","), name: "coffer" }) : undefined;
+  const cluster = nats
+    ? new Cluster(nats, host, { nodeId: config.NODE_ID ?? Bun.randomUUIDv7(), prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, leaseTtlMs: config.LEASE_TTL_MS })
+    : undefined;
+  const http = buildHttpApp({ db, ops, host, cluster, authenticator, apiKeys, limiter, config, corsOrigins: config.corsOrigins });
   if (nats) startNatsApi(nats, config.NATS_SUBJECT_PREFIX, { db, ops, authenticator, limiter, limits: config });
   relay = nats ? new OutboxRelay(db, nats, config.NATS_SUBJECT_PREFIX) : undefined;
   await relay?.start();
+  await cluster?.start();
   return {
     db,
     host,
     ops,
     saga,
     relay,
+    cluster,
     http,
     async close() {
       stopExpiry();
+      await cluster?.stop();
       await relay?.stop();
       await nats?.drain();
       await saga!.stop();

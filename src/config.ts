@@ -45,6 +45,12 @@ const Env = z.object({
   NATS_URL: z.string().optional(),
   /** First token of every subject (`<prefix>.v1.payments.create`); lets several deployments share a NATS. */
   NATS_SUBJECT_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default("coffer"),
+  /** This node's name in the cluster (default: a fresh id each start). */
+  NODE_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+  /** Shards wallets are spread over (never change it on a running cluster: it moves wallets). */
+  SHARDS: z.coerce.number().int().min(1).max(4096).default(256),
+  /** Life of a shard lease; a node that stops renewing loses its shards after this long. */
+  LEASE_TTL_MS: z.coerce.number().int().min(1000).max(60_000).default(5000),
   DB_POOL_MAX: z.coerce.number().int().min(2).max(500).default(20),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
 });

@@ -6,7 +6,14 @@ import { principalOf } from "./auth";
 import type { HttpDeps } from "./deps";
 import { parse } from "./respond";
 
-export function registerAdmin(app: Hono, { db, host }: HttpDeps): void {
+export function registerAdmin(app: Hono, { db, host, cluster }: HttpDeps): void {
+  /** Nodes, their shards and lease ages, actors loaded and mailbox depths. */
+  app.get("/admin/cluster", async (c) => {
+    authorize(principalOf(c), "admin.read");
+    if (!cluster) return c.json({ mode: "single", nodes: [{ nodeId: "local", actorsLoaded: host.size, mailboxDepth: host.mailboxDepth }] });
+    return c.json({ mode: "cluster", ...(await cluster.clusterStatus()) });
+  });
+
   app.get("/admin/verify", async (c) => {
     authorize(principalOf(c), "admin.read");
     return c.json(await verifyLedger(db));

@@ -1,3 +1,4 @@
+import type { Cluster } from "../../actors/cluster";
 import type { ActorHost } from "../../actors/host";
 import type { Operations } from "../api/operations";
 import type { Db } from "../db/client";
@@ -11,6 +12,8 @@ export interface HttpDeps {
   db: Db;
   ops: Operations;
   host: ActorHost;
+  /** Present in cluster mode (NATS_URL set). */
+  cluster?: Cluster | undefined;
   authenticator: Authenticator;
   apiKeys: ApiKeys;
   /** Shared rate limiter; undefined when RATE_LIMITS=off. */

@@ -87,6 +87,7 @@ export const ROUTES: RouteCase[] = [
   },
   { method: "GET", pattern: "/v1/transfers/:id", id: "transfer", state: "funded", ok: 200, stranger: "TRANSFER_NOT_FOUND", owner: true, permission: "transfers:read" },
   { method: "GET", pattern: "/admin/verify", state: "funded", ok: 200, stranger: "FORBIDDEN", owner: false, permission: null },
+  { method: "GET", pattern: "/admin/cluster", state: "funded", ok: 200, stranger: "FORBIDDEN", owner: false, permission: null },
   { method: "GET", pattern: "/admin/wallets/:id/state", id: "wallet", state: "funded", ok: 200, stranger: "FORBIDDEN", owner: false, permission: null },
   {
     method: "POST",

@@ -1,0 +1,45 @@
+import type { NatsConnection } from "@nats-io/transport-node";
+import { problem } from "../src/errors";
+import { decode, encode } from "./codec";
+import type { Envelope, Outcome } from "./envelope";
+import type { Router } from "./router";
+import { shardOf } from "./shards";
+
+/**
+ * Wallet commands over NATS: a command for wallet W goes to `<prefix>.wallet.<shard>.<W>`, where
+ * only the node holding that shard's lease listens. While a shard changes hands nobody answers for
+ * a moment; the request is sent again (same envelope, same idempotency key, so at most one effect)
+ * until an owner answers or the deadline passes (503, retry later).
+ */
+export interface NatsRouterOptions {
+  prefix: string;
+  shardCount: number;
+  /** How long one attempt waits for the owner's answer. */
+  requestTimeoutMs: number;
+  /** How long to keep trying while no node owns the shard (about a lease's life and a bit). */
+  deadlineMs: number;
+}
+
+export class NatsRouter implements Router {
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly options: NatsRouterOptions,
+  ) {}
+
+  async send(walletId: string, envelope: Envelope): Promise<Outcome> {
+    const subject = `${this.options.prefix}.wallet.${shardOf(walletId, this.options.shardCount)}.${walletId}`;
+    const payload = encode(envelope);
+    const deadline = Date.now() + this.options.deadlineMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const reply = await this.nc.request(subject, payload, { timeout: this.options.requestTimeoutMs });
+        return decode<Outcome>(reply.string());
+      } catch {
+        // No responders (nobody owns the shard yet) or no answer in time (the owner died): ask again.
+        if (Date.now() >= deadline) break;
+        await Bun.sleep(Math.min(50 * 2 ** attempt, 500));
+      }
+    }
+    return { status: 503, body: problem("UNAVAILABLE", "no node answers for this wallet right now; retry with the same idempotency key") };
+  }
+}
