@@ -54,7 +54,10 @@ export async function startNode(config: Config, databaseUrl: string): Promise<No
   await ensureVaultFile(config.vaultFile);
   // With NATS, wallet commands travel to whichever node holds the wallet's shard; without, they
   // stay in this process.
-  const nats = config.NATS_URL ? await connectNats({ servers: config.NATS_URL.split(","), name: "coffer" }) : undefined;
+  // Reconnect for ever: a NATS restart must not take the node down with it.
+  const nats = config.NATS_URL
+    ? await connectNats({ servers: config.NATS_URL.split(","), name: "coffer", maxReconnectAttempts: -1, reconnectTimeWait: 250 })
+    : undefined;
   const router = nats
     ? new NatsRouter(nats, { prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, requestTimeoutMs: 5_000, deadlineMs: config.LEASE_TTL_MS * 3 })
     : new InProcessRouter(host);
