@@ -1,5 +1,5 @@
 import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from "jose";
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { link, mkdir, unlink, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 
@@ -40,19 +40,29 @@ export async function loadKeyRing(path: string): Promise<KeyRing> {
   return { activeKid: file.active, ...(signingKey ? { signingKey } : {}), verifying };
 }
 
-/** A new key file with one active key, readable by its owner only. */
-export async function generateKeyFile(path: string, kid = `k-${new Date().toISOString().slice(0, 10)}-${crypto.randomUUID().slice(0, 8)}`): Promise<void> {
+/**
+ * A new key file with one active key, readable by its owner only. Written under a temporary name
+ * and published with link(), which fails if the file appeared meanwhile: nodes starting together
+ * on one COFFER_HOME end up with the same keys. Returns false when another process won.
+ */
+export async function generateKeyFile(path: string, kid = `k-${new Date().toISOString().slice(0, 10)}-${crypto.randomUUID().slice(0, 8)}`): Promise<boolean> {
   const { publicKey, privateKey } = await generateKeyPair(TOKEN_ALGORITHM, { crv: "Ed25519", extractable: true });
   const file: KeyFile = { active: kid, keys: [{ kid, publicJwk: await exportJWK(publicKey), privateJwk: await exportJWK(privateKey) }] };
   await mkdir(dirname(path), { recursive: true });
-  // Written under a temporary name with owner-only permissions, then moved: never readable by others.
-  const temporary = `${path}.${process.pid}.tmp`;
+  const temporary = `${path}.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   await writeFile(temporary, JSON.stringify(file, null, 2), { mode: 0o600 });
-  await rename(temporary, path);
+  try {
+    await link(temporary, path);
+    return true;
+  } catch (error) {
+    if ((error as { code?: string }).code === "EEXIST") return false;
+    throw error;
+  } finally {
+    await unlink(temporary);
+  }
 }
 
 export async function ensureKeyFile(path: string): Promise<boolean> {
   if (existsSync(path)) return false;
-  await generateKeyFile(path);
-  return true;
+  return generateKeyFile(path);
 }
