@@ -3,7 +3,11 @@
  * through the in-process API and through HTTP, against the conventional pattern (a SERIALIZABLE
  * SELECT ... FOR UPDATE transaction per payment) on the same Postgres. Not a test: it prints numbers.
  *
- * Env: BENCH_SECONDS (5), BENCH_WARMUP_SECONDS (1), BENCH_CONCURRENCY (16), BENCH_WALLETS (1000).
+ * Then the same workloads through a cluster of three node processes, the fail-over time after a
+ * SIGKILL, and payments over the NATS request-reply API (cluster.bench.ts; skipped without NATS).
+ *
+ * Env: BENCH_SECONDS (5), BENCH_WARMUP_SECONDS (1), BENCH_CONCURRENCY (16), BENCH_WALLETS (1000),
+ * NATS_URL (nats://127.0.0.1:4222, for the cluster part only: the single node runs without NATS).
  * The node's own settings (ACTOR_BATCH_MAX, DB_POOL_MAX, ...) are read from the environment as usual.
  */
 import { startNode, type Node } from "../../src/app";
@@ -16,6 +20,7 @@ import { createTestDatabase } from "../support/db";
 import { type Conventional, setupConventional } from "./conventional";
 import { type Attempt, ErrorSamples, inParallel, type Measured, runFor } from "./measure";
 import { BatchSizes, Probe, type ProbeReading } from "./probe";
+import { clusterBench } from "./cluster.bench";
 import { checks, jsonLine, printChecks, printTable, rate, type Row } from "./report";
 
 // Access lines for every payment would flood the report (and measure the terminal); warnings stay.
@@ -157,7 +162,7 @@ async function main(): Promise<void> {
   let server: ReturnType<typeof Bun.serve> | undefined;
   let conv: Conventional | undefined;
   try {
-    const config = loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", ...process.env, DATABASE_URL: db.url });
+    const config = loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", ...process.env, NATS_URL: undefined, DATABASE_URL: db.url });
     node = await startNode(config, db.url);
     server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
     const baseUrl = `http://127.0.0.1:${server.port}`;
@@ -202,3 +207,4 @@ async function main(): Promise<void> {
 }
 
 await main();
+await clusterBench({ seconds: SECONDS, warmupSeconds: WARMUP_SECONDS, concurrency: CONCURRENCY, wallets: WALLETS, payment: PAYMENT, funding: FUNDING });

@@ -73,20 +73,25 @@ export function jsonLine(rows: Row[], list: Check[], settings: Record<string, un
   return JSON.stringify({
     bench: "payments",
     ...settings,
-    results: rows.map((r) => ({
-      workload: r.workload,
-      kind: r.kind,
-      payments_per_s: round(rate(r.measured)),
-      ok: r.measured.ok,
-      errors: r.measured.errors,
-      p50_ms: round(percentile(r.measured.latencies_ms, 50)),
-      p99_ms: round(percentile(r.measured.latencies_ms, 99)),
-      note: r.note,
-      ...(r.detail ? { detail: r.detail } : {}),
-    })),
+    results: rows.map(rowJson),
     checks: list.map((c) => ({ name: c.name, value: round(c.value), target: c.target, pass: c.pass })),
     pass: list.every((c) => c.pass),
   });
+}
+
+/** One row as the JSON line reports it. */
+export function rowJson(r: Row): Record<string, unknown> {
+  return {
+    workload: r.workload,
+    kind: r.kind,
+    payments_per_s: round(rate(r.measured)),
+    ok: r.measured.ok,
+    errors: r.measured.errors,
+    p50_ms: round(percentile(r.measured.latencies_ms, 50)),
+    p99_ms: round(percentile(r.measured.latencies_ms, 99)),
+    note: r.note,
+    ...(r.detail ? { detail: r.detail } : {}),
+  };
 }
 
 function fmt(n: number): string {
