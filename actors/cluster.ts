@@ -1,3 +1,4 @@
+import { jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { log, reason } from "../src/log";
@@ -47,7 +48,8 @@ export class Cluster {
   ) {}
 
   async start(): Promise<void> {
-    const kvm = new Kvm(this.nc);
+    // A round must finish well inside a lease's life: JetStream calls give up after a third of it.
+    const kvm = new Kvm(jetstream(this.nc, { timeout: Math.max(500, Math.floor(this.options.leaseTtlMs / 3)) }));
     const bucket = (name: string) => kvm.create(`${this.options.prefix}_${name}`, { ttl: this.options.leaseTtlMs, history: 1 });
     [this.nodesKv, this.leasesKv] = await Promise.all([bucket("nodes"), bucket("leases")]);
     this.nc.subscribe(`${this.options.prefix}.cluster.status.${this.options.nodeId}`, {
@@ -57,6 +59,10 @@ export class Cluster {
     });
     await this.reconcile();
     this.timer = setInterval(() => void this.tick(), Math.max(100, Math.floor(this.options.leaseTtlMs / 3)));
+    // Back from a NATS outage: renew at once rather than at the next tick.
+    void (async () => {
+      for await (const s of this.nc.status()) if (s.type === "reconnect") this.tick();
+    })().catch(() => {});
   }
 
   /** Leave cleanly: hand every shard back (after its actors drain) so others take them at once. */

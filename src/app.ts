@@ -59,7 +59,7 @@ export async function startNode(config: Config, databaseUrl: string): Promise<No
     ? await connectNats({ servers: config.NATS_URL.split(","), name: "coffer", maxReconnectAttempts: -1, reconnectTimeWait: 250 })
     : undefined;
   const router = nats
-    ? new NatsRouter(nats, { prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, requestTimeoutMs: 5_000, deadlineMs: config.LEASE_TTL_MS * 3 })
+    ? new NatsRouter(nats, { prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, requestTimeoutMs: 2_000, deadlineMs: config.LEASE_TTL_MS * 3 })
     : new InProcessRouter(host);
   const ops = new Operations(db, router, config.maxAmountMajor, await Vault.load(config.vaultFile));
   saga = new TransferSaga(db, ops);
