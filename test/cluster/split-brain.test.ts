@@ -1,0 +1,102 @@
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import type { Envelope, Outcome } from "../../actors/envelope";
+import { shardOf } from "../../actors/shards";
+import { startNode, type Node } from "../../src/app";
+import { loadConfig } from "../../src/config";
+import { testKeys } from "../support/auth";
+import { createTestDatabase, type TestDatabase } from "../support/db";
+import { apiFor, type Api } from "../support/node";
+
+/**
+ * A split brain forced on purpose: node A holds a wallet's shard, and node B is made to believe it
+ * holds it too (commands handed straight to B's actor host, as a node that missed losing its lease
+ * would). Both serve the wallet at once. The snapshot's version check must refuse the loser's
+ * writes: no unit is spent twice, and the books stay whole.
+ */
+const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+const PREFIX = `cofferbrain${crypto.randomUUID().slice(0, 8)}`;
+const SHARDS = 8;
+
+let db: TestDatabase;
+const nodes: { node: Node; api: Api; stop(): Promise<void> }[] = [];
+
+async function start(nodeId: string) {
+  const config = loadConfig({
+    JWT_KEYS_FILE: (await testKeys()).file,
+    RATE_LIMITS: "off",
+    DATABASE_URL: db.url,
+    NATS_URL,
+    NATS_SUBJECT_PREFIX: PREFIX,
+    SHARDS: String(SHARDS),
+    LEASE_TTL_MS: "2000",
+    NODE_ID: nodeId,
+  });
+  const node = await startNode(config, db.url);
+  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
+  nodes.push({ node, api: apiFor(`http://127.0.0.1:${server.port}`), stop: async () => (await server.stop(true), await node.close()) });
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase("splitbrain");
+  await start("a");
+  await start("b");
+  // Nothing announces that the shards have settled: poll the cluster view, bounded.
+  for (let i = 0; i < 100; i++) {
+    const held = (await nodes[0]!.api("GET", "/admin/cluster")).body.nodes as { shards?: number[] }[];
+    if (held.length === 2 && held.reduce((n, x) => n + (x.shards?.length ?? 0), 0) === SHARDS && held.every((x) => x.shards!.length)) break;
+    await Bun.sleep(100);
+  }
+});
+
+afterAll(async () => {
+  for (const n of nodes) await n.stop();
+  const nc = await connect({ servers: NATS_URL });
+  const jsm = await jetstreamManager(nc);
+  for (const name of [`KV_${PREFIX}_nodes`, `KV_${PREFIX}_leases`, `${PREFIX.toUpperCase()}_EVENTS`]) await jsm.streams.delete(name).catch(() => {});
+  await nc.drain();
+  await db.drop();
+});
+
+test("two nodes serving one wallet at once never spend a unit twice: the loser's writes are refused", async () => {
+  const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+  // A wallet whose shard node A holds, funded for exactly 37 payments.
+  let walletId = "";
+  for (let i = 0; i < 50 && !walletId; i++) {
+    const created = await a.api("POST", "/v1/wallets", { ownerId: "brain", asset: "USD" });
+    const shard = shardOf(created.body.id, SHARDS);
+    if (a.node.cluster!.status().shards.includes(shard)) walletId = created.body.id;
+  }
+  expect(walletId).not.toBe("");
+  expect((await a.api("POST", `/v1/wallets/${walletId}/credits`, { amount: "37.00" })).status).toBe(201);
+
+  // Half the payments go the proper way (routed to A); half straight into B's actors.
+  const viaB = (i: number): Promise<Outcome> => {
+    const key = `brain-b-${i}`;
+    const envelope: Envelope = {
+      command: { type: "wallet.payment", journalId: Bun.randomUUIDv7(), amount: 100n, at: new Date().toISOString() },
+      idempotency: { scope: "admin:split-brain", key, fingerprint: key },
+    };
+    return b.node.host.dispatch(walletId, envelope);
+  };
+  const answers = await Promise.all(
+    Array.from({ length: 100 }, (_, i) =>
+      i % 2 ? viaB(i) : a.api("POST", `/v1/wallets/${walletId}/payments`, { amount: "1.00" }).then((r) => ({ status: r.status, body: r.body })),
+    ),
+  );
+  const ok = answers.filter((x) => x.status === 201).length;
+  const refused = answers.filter((x) => x.status === 409 && x.body.code === "INSUFFICIENT_FUNDS").length;
+  const retryable = answers.filter((x) => x.status === 503).length;
+  expect(ok + refused + retryable).toBe(100);
+  expect(ok).toBeLessThanOrEqual(37);
+
+  // Every success is one journal and one debit; the balance never went below zero.
+  const [row] = await a.node.db`select posted::text, held::text from wallets where id = ${walletId}`;
+  const [journals] = await a.node.db`select count(*)::int as n from journals where wallet_id = ${walletId} and kind = 'payment'`;
+  expect(journals!.n).toBe(ok);
+  expect(BigInt(row!.posted)).toBe(3700n - 100n * BigInt(ok));
+  expect(BigInt(row!.posted)).toBeGreaterThanOrEqual(0n);
+  expect((await a.api("GET", "/admin/verify")).body).toEqual({ ok: true, mismatches: [] });
+  console.info(`split brain: ${ok} paid, ${refused} refused for funds, ${retryable} told to retry`);
+});
