@@ -179,4 +179,20 @@ describe("three nodes", () => {
     const joined = view.find((n) => n.nodeId === "n4")!;
     expect(joined.shards!.length).toBeGreaterThanOrEqual(Math.floor(SHARDS / 3) - 6);
   }, 60_000);
+
+  test("a node that leaves cleanly hands its shards over sooner than a lease would expire", async () => {
+    const leaving = nodes.get("n4")!;
+    const before = (await cluster("n1")).find((n) => n.nodeId === "n4")!.shards!;
+    expect(before.length).toBeGreaterThan(0);
+    const started = Date.now();
+    leaving.service.proc.kill("SIGTERM"); // graceful: drain its actors, release its leases, leave
+    await leaving.service.proc.exited;
+    nodes.delete("n4");
+    const view = await settled("n1", ["n1", "n3"], LEASE_TTL_MS * 3);
+    const elapsed = Date.now() - started;
+    for (const s of before) expect(view.flatMap((n) => n.shards!)).toContain(s);
+    console.info(`cluster: n4 left cleanly; its ${before.length} shards were taken over ${elapsed} ms after SIGTERM`);
+    // Handed back, not expired: well under a lease's life after the node was gone.
+    expect(elapsed).toBeLessThan(LEASE_TTL_MS);
+  }, 60_000);
 });
