@@ -3,7 +3,7 @@ import type { ActorHost } from "./host";
 
 /**
  * Where a wallet command goes. In one process it goes straight to the local host; with NATS it
- * will travel on `coffer.wallet.<shard>.<walletId>` to whichever node owns the shard.
+ * travels on `<prefix>.wallet.<shard>.<walletId>` to whichever node owns the shard (nats-router.ts).
  */
 export interface Router {
   send(walletId: string, envelope: Envelope): Promise<Outcome>;
