@@ -112,10 +112,10 @@ export class Cluster {
 
   private async reconcile(): Promise<void> {
     await this.nodesKv.put(this.key("node", this.options.nodeId), JSON.stringify({ at: Date.now() }));
-    const nodes: string[] = [];
-    for await (const k of await this.nodesKv.keys(this.key("node", "*"))) nodes.push(k.slice("node.".length));
-    if (!nodes.includes(this.options.nodeId)) nodes.push(this.options.nodeId);
-    this.liveNodes = nodes.sort();
+    // A key listing can name a key twice (several stored revisions): count each node once.
+    const nodes = new Set<string>([this.options.nodeId]);
+    for await (const k of await this.nodesKv.keys(this.key("node", "*"))) nodes.add(k.slice("node.".length));
+    this.liveNodes = [...nodes].sort();
 
     const work: Promise<unknown>[] = [];
     for (let shard = 0; shard < this.options.shardCount; shard++) {
