@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
 import type { Envelope, Outcome } from "../../actors/envelope";
 import { shardOf } from "../../actors/shards";
 import { startNode, type Node } from "../../src/app";
 import { loadConfig } from "../../src/config";
 import { testKeys } from "../support/auth";
+import { deleteClusterState } from "../support/nats";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { apiFor, type Api } from "../support/node";
 
@@ -52,10 +51,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const n of nodes) await n.stop();
-  const nc = await connect({ servers: NATS_URL });
-  const jsm = await jetstreamManager(nc);
-  for (const name of [`KV_${PREFIX}_nodes`, `KV_${PREFIX}_leases`, `${PREFIX.toUpperCase()}_EVENTS`]) await jsm.streams.delete(name).catch(() => {});
-  await nc.drain();
+  await deleteClusterState(PREFIX);
   await db.drop();
 });
 

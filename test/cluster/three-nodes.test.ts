@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
 import postgres from "postgres";
+import { deleteClusterState } from "../support/nats";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { apiFor, type Api } from "../support/node";
 import { startService, type ServiceProcess } from "../support/process";
@@ -74,10 +73,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([...nodes.values()].map((n) => n.service.kill()));
-  const nc = await connect({ servers: NATS_URL });
-  const jsm = await jetstreamManager(nc);
-  for (const name of [`KV_${PREFIX}_nodes`, `KV_${PREFIX}_leases`, `${PREFIX.toUpperCase()}_EVENTS`]) await jsm.streams.delete(name).catch(() => {});
-  await nc.drain();
+  await deleteClusterState(PREFIX);
   await db.drop();
 });
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { tokenFor, type As } from "../support/auth";
+import { deleteClusterState } from "../support/nats";
 import { fundedWallet, startTestNode, type TestNode } from "../support/node";
 
 /**
@@ -19,6 +20,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await nc.drain();
   await t.stop();
+  await deleteClusterState(PREFIX, `${PREFIX}l`);
 });
 
 interface Reply {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { deleteClusterState } from "../support/nats";
 import { fundedWallet, startTestNode, type TestNode } from "../support/node";
 
 /** The outbox reaches JetStream: every committed event once, in commit order per wallet. */
@@ -16,9 +17,9 @@ beforeAll(async () => {
   jsm = await jetstreamManager(nc);
 });
 afterAll(async () => {
-  await jsm.streams.delete(t.node.relay!.stream).catch(() => {});
   await nc.drain();
   await t.stop();
+  await deleteClusterState(PREFIX);
 });
 
 /** Every message in the stream, in stream order. */
