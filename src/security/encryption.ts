@@ -1,7 +1,6 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { link, mkdir, unlink, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { publishOnce } from "../util/files";
 
 /**
  * Sensitive fields at rest (payout destinations: bank accounts, addresses) are sealed with
@@ -66,23 +65,9 @@ export class Vault {
   }
 }
 
-/**
- * Make a key file if there is none. Published with link(), which fails if the file appeared
- * meanwhile: two processes starting together end up with the same keys, never one each.
- */
+/** Make a key file if there is none (see publishOnce: processes starting together share one). */
 export async function ensureVaultFile(path: string): Promise<boolean> {
   if (existsSync(path)) return false;
   const file: KeyFile = { active: "e1", keys: { e1: randomBytes(32).toString("base64") }, fingerprintKey: randomBytes(32).toString("base64") };
-  await mkdir(dirname(path), { recursive: true });
-  const temporary = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  await writeFile(temporary, JSON.stringify(file, null, 2), { mode: 0o600 });
-  try {
-    await link(temporary, path);
-    return true;
-  } catch (error) {
-    if ((error as { code?: string }).code === "EEXIST") return false;
-    throw error;
-  } finally {
-    await unlink(temporary);
-  }
+  return publishOnce(path, JSON.stringify(file, null, 2));
 }

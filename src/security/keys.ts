@@ -1,7 +1,6 @@
 import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from "jose";
-import { link, mkdir, unlink, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { dirname } from "node:path";
+import { publishOnce } from "../util/files";
 
 /**
  * The keys that sign and verify access tokens, by key id (`kid`), so they rotate without downtime:
@@ -40,26 +39,11 @@ export async function loadKeyRing(path: string): Promise<KeyRing> {
   return { activeKid: file.active, ...(signingKey ? { signingKey } : {}), verifying };
 }
 
-/**
- * A new key file with one active key, readable by its owner only. Written under a temporary name
- * and published with link(), which fails if the file appeared meanwhile: nodes starting together
- * on one COFFER_HOME end up with the same keys. Returns false when another process won.
- */
+/** A new key file with one active key, readable by its owner only; false if another process made one first. */
 export async function generateKeyFile(path: string, kid = `k-${new Date().toISOString().slice(0, 10)}-${crypto.randomUUID().slice(0, 8)}`): Promise<boolean> {
   const { publicKey, privateKey } = await generateKeyPair(TOKEN_ALGORITHM, { crv: "Ed25519", extractable: true });
   const file: KeyFile = { active: kid, keys: [{ kid, publicJwk: await exportJWK(publicKey), privateJwk: await exportJWK(privateKey) }] };
-  await mkdir(dirname(path), { recursive: true });
-  const temporary = `${path}.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-  await writeFile(temporary, JSON.stringify(file, null, 2), { mode: 0o600 });
-  try {
-    await link(temporary, path);
-    return true;
-  } catch (error) {
-    if ((error as { code?: string }).code === "EEXIST") return false;
-    throw error;
-  } finally {
-    await unlink(temporary);
-  }
+  return publishOnce(path, JSON.stringify(file, null, 2));
 }
 
 export async function ensureKeyFile(path: string): Promise<boolean> {

@@ -1,7 +1,7 @@
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Db } from "../db/client";
-import { log, reason } from "../log";
+import { Pump } from "./pump";
 
 /**
  * Publishes committed domain events (the outbox) to JetStream, on `<prefix>.events.<type>.<aggregateId>`
@@ -26,10 +26,7 @@ interface Row {
 }
 
 export class OutboxRelay {
-  private running = false;
-  private again = false;
-  private stopped = false;
-  private readonly timer: Timer;
+  private readonly pump: Pump;
   private js: JetStreamClient | undefined;
 
   constructor(
@@ -38,8 +35,7 @@ export class OutboxRelay {
     private readonly prefix: string,
     pollMs = 500,
   ) {
-    this.timer = setInterval(() => this.kick(), pollMs);
-    this.timer.unref?.();
+    this.pump = new Pump("outbox relay", () => this.pass(), pollMs);
   }
 
   get stream(): string {
@@ -57,59 +53,38 @@ export class OutboxRelay {
   }
 
   kick(): void {
-    if (this.stopped || !this.js) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    void this.run();
+    this.pump.kick();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.timer);
-    while (this.running) await Bun.sleep(10);
+  stop(): Promise<void> {
+    return this.pump.stop();
   }
 
   /** Resolves once every event committed so far is published (tests, shutdown). */
-  async idle(timeoutMs = 30_000): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const [row] = await this.db`select count(*)::int as n from outbox where published_at is null`;
-      if (row!.n === 0) return true;
-      this.kick();
-      await Bun.sleep(20);
-    }
-    return false;
+  idle(timeoutMs = 30_000): Promise<boolean> {
+    return this.pump.until(async () => (await this.db`select count(*)::int as n from outbox where published_at is null`)[0]!.n === 0, timeoutMs);
   }
 
-  private async run(): Promise<void> {
-    this.running = true;
-    try {
-      do {
-        this.again = false;
-        const published = await this.db.begin(async (tx) => {
-          const [lock] = await tx`select pg_try_advisory_xact_lock(${RELAY_LOCK_ID}) as mine`;
-          if (!lock!.mine) return 0; // another node is relaying right now
-          // (outbox.seq, not the text alias: "10" sorts before "9")
-          const rows = (await tx`select seq::text, id, aggregate_id, type, payload, created_at from outbox
-            where published_at is null order by outbox.seq limit ${BATCH}`) as unknown as Row[];
-          const done: string[] = [];
-          for (const row of rows) {
-            // One at a time, in order: a failure stops the pass, and later events wait their turn.
-            await this.js!.publish(`${this.prefix}.events.${row.type}.${row.aggregate_id}`, JSON.stringify(event(row)), { msgID: row.id });
-            done.push(row.id);
-          }
-          if (done.length) await tx`update outbox set published_at = now() where id in ${tx(done)}`;
-          return done.length;
-        });
-        if (published === BATCH) this.again = true;
-      } while (this.again && !this.stopped);
-    } catch (error) {
-      log("warn", "outbox relay pass failed; will retry", { error: reason(error) });
-    } finally {
-      this.running = false;
-    }
+  /** One pass: publish up to a batch, in order; true when a full batch went out (there may be more). */
+  private async pass(): Promise<boolean> {
+    const js = this.js;
+    if (!js) return false; // not started yet
+    const published = await this.db.begin(async (tx) => {
+      const [lock] = await tx`select pg_try_advisory_xact_lock(${RELAY_LOCK_ID}) as mine`;
+      if (!lock!.mine) return 0; // another node is relaying right now
+      // (outbox.seq, not the text alias: "10" sorts before "9")
+      const rows = (await tx`select seq::text, id, aggregate_id, type, payload, created_at from outbox
+        where published_at is null order by outbox.seq limit ${BATCH}`) as unknown as Row[];
+      const done: string[] = [];
+      for (const row of rows) {
+        // One at a time, in order: a failure stops the pass, and later events wait their turn.
+        await js.publish(`${this.prefix}.events.${row.type}.${row.aggregate_id}`, JSON.stringify(event(row)), { msgID: row.id });
+        done.push(row.id);
+      }
+      if (done.length) await tx`update outbox set published_at = now() where id in ${tx(done)}`;
+      return done.length;
+    });
+    return published === BATCH;
   }
 }
 

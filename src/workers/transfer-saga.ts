@@ -2,6 +2,7 @@ import { log, reason } from "../log";
 import type { Db } from "../db/client";
 import type { Operations } from "../api/operations";
 import { newId } from "../api/ids";
+import { Pump } from "./pump";
 
 /**
  * Drives transfers A → B from the outbox: `transfer.reserved` (A's money is in transit) asks B to
@@ -18,72 +19,45 @@ interface SagaEvent {
 const BATCH = 200;
 
 export class TransferSaga {
-  private running = false;
-  private again = false;
-  private stopped = false;
-  private readonly timer: Timer;
+  private readonly pump: Pump;
 
   constructor(
     private readonly db: Db,
     private readonly ops: Operations,
     pollMs = 500,
   ) {
-    this.timer = setInterval(() => this.kick(), pollMs);
-    this.timer.unref?.();
+    this.pump = new Pump("transfer saga", () => this.pass(), pollMs);
   }
 
   /** Something was committed that may need a next step: look now rather than at the next poll. */
   kick(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    void this.run();
+    this.pump.kick();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.timer);
-    while (this.running) await Bun.sleep(10);
+  stop(): Promise<void> {
+    return this.pump.stop();
   }
 
   /** Resolves once no saga step is pending (tests and shutdown use it). */
-  async idle(timeoutMs = 30_000): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const [row] = await this.db`select count(*)::int as n from outbox where saga_pending`;
-      if (row!.n === 0 && !this.running) return true;
-      this.kick();
-      await Bun.sleep(20);
-    }
-    return false;
+  idle(timeoutMs = 30_000): Promise<boolean> {
+    return this.pump.until(async () => (await this.db`select count(*)::int as n from outbox where saga_pending`)[0]!.n === 0, timeoutMs);
   }
 
-  private async run(): Promise<void> {
-    this.running = true;
-    try {
-      do {
-        this.again = false;
-        const events = (await this.db`select id, type, payload from outbox where saga_pending order by seq limit ${BATCH}`) as unknown as SagaEvent[];
-        const done = (
-          await Promise.all(
-            events.map((e) =>
-              this.step(e).catch((error) => {
-                log("warn", "transfer saga step failed; will retry", { eventId: e.id, type: e.type, error: reason(error) });
-                return false;
-              }),
-            ),
-          )
-        ).flatMap((ok, i) => (ok ? [events[i]!.id] : []));
-        if (done.length) await this.db`update outbox set saga_pending = false where id in ${this.db(done)}`;
-        if (events.length === BATCH && done.length) this.again = true;
-      } while (this.again && !this.stopped);
-    } catch (error) {
-      log("warn", "transfer saga pass failed; will retry", { error: reason(error) });
-    } finally {
-      this.running = false;
-    }
+  /** One pass over pending events; true when a full batch was done (there may be more). */
+  private async pass(): Promise<boolean> {
+    const events = (await this.db`select id, type, payload from outbox where saga_pending order by seq limit ${BATCH}`) as unknown as SagaEvent[];
+    const done = (
+      await Promise.all(
+        events.map((e) =>
+          this.step(e).catch((error) => {
+            log("warn", "transfer saga step failed; will retry", { eventId: e.id, type: e.type, error: reason(error) });
+            return false;
+          }),
+        ),
+      )
+    ).flatMap((ok, i) => (ok ? [events[i]!.id] : []));
+    if (done.length) await this.db`update outbox set saga_pending = false where id in ${this.db(done)}`;
+    return events.length === BATCH && done.length > 0;
   }
 
   /** Take the next step for one event; true when that step has committed (or was already taken). */
