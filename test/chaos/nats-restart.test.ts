@@ -9,6 +9,7 @@ import postgres from "postgres";
 import { ADMIN, tokenFor } from "../support/auth";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { freePort, startService, type ServiceProcess } from "../support/process";
+import { untilDefinite as retryUntilDefinite } from "../support/retry";
 
 /**
  * The NATS server under a two-node cluster is SIGKILLed in the middle of a load of payments and
@@ -80,15 +81,9 @@ async function request(nodeId: string, method: "GET" | "POST", path: string, bod
   }
 }
 
-/** Send until a definite answer: 503 and no answer mean "ask again with the same key" (bounded). */
-async function untilDefinite(send: () => Promise<Answer>, answers: Answer[] = []): Promise<Answer> {
-  answers.push(await send());
-  for (let attempt = 1; attempt < RETRY_ATTEMPTS && !definite(answers[answers.length - 1]!); attempt++) {
-    await Bun.sleep(RETRY_PAUSE_MS);
-    answers.push(await send());
-  }
-  return answers[answers.length - 1]!;
-}
+/** Send until a definite answer, with this file's bounds (see test/support/retry.ts). */
+const untilDefinite = (send: () => Promise<Answer>, answers: Answer[] = []) =>
+  retryUntilDefinite(send, definite, { attempts: RETRY_ATTEMPTS, pauseMs: RETRY_PAUSE_MS }, answers);
 
 function startNats(): Subprocess {
   return Bun.spawn(["nats-server", "-js", "-sd", storeDir, "-p", String(natsPort), "-a", "127.0.0.1"], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });

@@ -7,6 +7,7 @@ import { loadConfig } from "../../src/config";
 import { startEmbeddedPostgres } from "../../src/db/embedded";
 import { ADMIN, testKeys, tokenFor } from "../support/auth";
 import { seeded } from "../support/random";
+import { untilDefinite as retryUntilDefinite } from "../support/retry";
 
 /**
  * The Postgres server under a node is stopped and started again (same data, same port) while 16
@@ -80,15 +81,9 @@ async function request(method: "GET" | "POST", path: string, body?: unknown, key
   }
 }
 
-/** Send until a definite answer: a 503 or no answer means "ask again with the same key" (bounded). */
-async function untilDefinite(send: () => Promise<Answer>, answers: Answer[] = []): Promise<Answer> {
-  answers.push(await send());
-  for (let attempt = 1; attempt < RETRY_ATTEMPTS && !definite(answers[answers.length - 1]!); attempt++) {
-    await Bun.sleep(RETRY_PAUSE_MS);
-    answers.push(await send());
-  }
-  return answers[answers.length - 1]!;
-}
+/** Send until a definite answer, with this file's bounds (see test/support/retry.ts). */
+const untilDefinite = (send: () => Promise<Answer>, answers: Answer[] = []) =>
+  retryUntilDefinite(send, definite, { attempts: RETRY_ATTEMPTS, pauseMs: RETRY_PAUSE_MS }, answers);
 
 const send = (op: Op) => request("POST", op.path, op.body, op.key);
 

@@ -4,6 +4,7 @@ import { deleteClusterState } from "../support/nats";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { apiFor, type Api } from "../support/node";
 import { startService, type ServiceProcess } from "../support/process";
+import { untilDefinite } from "../support/retry";
 
 /**
  * Three real node processes on one Postgres and one NATS (NATS_URL, default 127.0.0.1:4222; .ci/run
@@ -56,14 +57,8 @@ async function settled(via: string, expected: string[], deadline_ms = LEASE_TTL_
 }
 
 /** Send until a definite answer (a 503 means "ask again, same key"). */
-async function definite(send: () => Promise<{ status: number; body: any }>, attempts = 40) {
-  let answer = await send();
-  for (let i = 1; i < attempts && answer.status === 503; i++) {
-    await Bun.sleep(100);
-    answer = await send();
-  }
-  return answer;
-}
+const definite = (send: () => Promise<{ status: number; body: any }>) =>
+  untilDefinite(send, (a) => a.status !== 503, { attempts: 40, pauseMs: 100 });
 
 beforeAll(async () => {
   db = await createTestDatabase("cluster");
