@@ -1,6 +1,7 @@
 import type { Db } from "../src/db/client";
 import { idempotencyId } from "./envelope";
-import { commitWrites, FencedError, KeysTakenError, type BatchWrite } from "./wallet-store";
+import { FencedError, KeysTakenError } from "./store-errors";
+import { commitWrites, type BatchWrite } from "./wallet-store";
 
 interface Pending {
   write: BatchWrite;

@@ -1,3 +1,4 @@
+import type { ChamaCommand } from "../machines/chama.events";
 import type { WalletCommand } from "../machines/wallet.events";
 
 /** The caller's idempotency claim: same scope and key with the same fingerprint replays the first outcome. */
@@ -14,10 +15,12 @@ export interface Outcome {
   body: Record<string, unknown>;
 }
 
-export interface Envelope {
-  command: WalletCommand;
-  idempotency?: Idempotency;
-}
+/** Which machine an actor runs. Ids are UUIDs, so a wallet and a chama never share one. */
+export type ActorKindName = "wallet" | "chama";
+
+export type Envelope =
+  | { kind?: "wallet"; command: WalletCommand; idempotency?: Idempotency }
+  | { kind: "chama"; command: ChamaCommand; idempotency?: Idempotency };
 
 export function idempotencyId(i: Idempotency): string {
   return `${i.scope}\u0000${i.key}`;

@@ -34,19 +34,7 @@ export function emptyContext(walletId: string): WalletContext {
   return { walletId, ownerId: "", asset: "", posted: 0n, withdrawals: {}, outgoing: {} };
 }
 
-/** The other side's write won: this actor's state is stale and must be reloaded. */
-export class FencedError extends Error {
-  constructor(walletId: string, version: number) {
-    super(`wallet ${walletId} moved past version ${version}`);
-  }
-}
-
-/** Some idempotency keys were committed by someone else meanwhile; their stored outcomes apply. */
-export class KeysTakenError extends Error {
-  constructor(readonly taken: Idempotency[]) {
-    super(`${taken.length} idempotency keys already used`);
-  }
-}
+export { FencedError, KeysTakenError } from "./store-errors";
 
 export interface BatchWrite {
   walletId: string;
@@ -175,17 +163,6 @@ function walletRow(w: BatchWrite) {
   };
 }
 
-/** Stored outcomes for keys someone else committed. */
-export async function loadOutcomes(db: Db, keys: Idempotency[]): Promise<Map<string, { fingerprint: string; outcome: Outcome }>> {
-  const found = new Map<string, { fingerprint: string; outcome: Outcome }>();
-  if (!keys.length) return found;
-  const rows = await db`select k.scope, k.key, k.fingerprint, k.status, k.body from idempotency_keys k
-    join unnest(${db.array(keys.map((k) => k.scope))}::text[], ${db.array(keys.map((k) => k.key))}::text[]) as wanted(scope, key)
-      on k.scope = wanted.scope and k.key = wanted.key`;
-  for (const r of rows) found.set(`${r.scope}\u0000${r.key}`, { fingerprint: r.fingerprint, outcome: { status: r.status, body: r.body } });
-  return found;
-}
-
 /** The snapshot as stored: its bigints tagged (see codec.ts) so they come back as bigints. */
 function persistedForm(snapshot: WalletSnapshot): unknown {
   return JSON.parse(encode({ value: snapshot.value, context: snapshot.context } satisfies PersistedWallet));
@@ -196,7 +173,7 @@ function persistedForm(snapshot: WalletSnapshot): unknown {
  * name their journal rather than repeat its postings. Payout destinations stay in their own row:
  * events travel further than the database does.
  */
-function outboxPayload(effect: WalletEffect): Record<string, unknown> {
+export function outboxPayload(effect: object): Record<string, unknown> {
   const { destination: _private, journal, ...rest } = effect as WalletEffect & { destination?: unknown; journal?: Journal };
   // A journal's moved amount is its positive posting; events that carry a journal name it and say how much.
   const payload: Record<string, unknown> = journal ? { amount: journal.postings.find((p) => p.amount > 0n)!.amount, ...rest, journalId: journal.id } : rest;
@@ -217,7 +194,7 @@ function assertKeysDistinct(writes: BatchWrite[]): void {
   }
 }
 
-function assertBalanced(journal: Journal): void {
+export function assertBalanced(journal: Journal): void {
   let sum = 0n;
   for (const p of journal.postings) sum += p.amount;
   if (sum !== 0n || journal.postings.length < 2) throw new Error(`journal ${journal.id} does not balance`);

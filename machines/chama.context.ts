@@ -1,7 +1,7 @@
 import type { ChamaCommand, ChamaRole, ChamaRules } from "./chama.events";
 import { SYSTEM_ACTOR } from "./chama.events";
 import type { EndedChamaWithdrawalStatus, OpenChamaWithdrawalStatus } from "./chama.withdrawal";
-import type { Destination } from "./wallet.events";
+import type { SealedDestination as Destination } from "./wallet.events";
 
 /**
  * What a chama remembers, and the pure questions asked of it (available money, limits, who may

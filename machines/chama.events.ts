@@ -1,6 +1,6 @@
 import type { ChamaWithdrawalStatus } from "./chama.withdrawal";
 import type { Journal } from "./journal";
-import type { Destination } from "./wallet.events";
+import type { SealedDestination as Destination } from "./wallet.events";
 
 /**
  * What a chama actor is told (commands) and what it tells the world back (effects).

@@ -1,4 +1,10 @@
 import { ActorHost } from "../actors/host";
+import { chamaKind } from "../actors/chama-kind";
+import { CommitQueue } from "../actors/commit-queue";
+import { walletKind } from "../actors/wallet-kind";
+import { ChamaOperations } from "./api/chama-operations";
+import { renderChamaOutcome } from "./api/chama-views";
+import { ChamaExpiry } from "./workers/chama-expiry";
 import { Cluster } from "../actors/cluster";
 import { NatsRouter } from "../actors/nats-router";
 import { InProcessRouter } from "../actors/router";
@@ -24,7 +30,9 @@ export interface Node {
   db: Db;
   host: ActorHost;
   ops: Operations;
+  chamas: ChamaOperations;
   saga: TransferSaga;
+  chamaExpiry: ChamaExpiry;
   /** Present when NATS_URL is set: publishes the outbox to JetStream. */
   relay: OutboxRelay | undefined;
   /** Present when NATS_URL is set: this node's shard leases. */
@@ -33,23 +41,28 @@ export interface Node {
   close(): Promise<void>;
 }
 
-export async function startNode(config: Config, databaseUrl: string): Promise<Node> {
+export interface NodeOptions {
+  /** The node's clock for chama commands and their expiry (tests move it instead of sleeping). */
+  now?: () => Date;
+}
+
+export async function startNode(config: Config, databaseUrl: string, options: NodeOptions = {}): Promise<Node> {
   const db = connect(databaseUrl, config.DB_POOL_MAX);
   await migrate(db);
   let saga: TransferSaga | undefined;
   let relay: OutboxRelay | undefined;
-  const host = new ActorHost(db, renderWalletOutcome, {
+  const commits = new CommitQueue(db, { inFlightMax: config.COMMIT_IN_FLIGHT_MAX, writesMax: config.COMMIT_WALLETS_MAX });
+  const wallets = walletKind(commits, renderWalletOutcome, (effects) => {
+    if (effects.some((e) => e.type === "transfer.reserved" || e.type === "transfer.credited")) saga?.kick();
+    relay?.kick();
+  });
+  const chamaActors = chamaKind(db, renderChamaOutcome, () => relay?.kick());
+  const host = new ActorHost(db, { wallet: wallets, chama: chamaActors }, commits, {
     batchMax: config.ACTOR_BATCH_MAX,
     mailboxMax: config.ACTOR_MAILBOX_MAX,
     recentMax: 1024,
     idleMs: config.ACTOR_IDLE_MS,
     staleRetries: 3,
-    inFlightMax: config.COMMIT_IN_FLIGHT_MAX,
-    writesMax: config.COMMIT_WALLETS_MAX,
-    afterCommit: (effects) => {
-      if (effects.some((e) => e.type === "transfer.reserved" || e.type === "transfer.credited")) saga?.kick();
-      relay?.kick();
-    },
   });
   await ensureVaultFile(config.vaultFile);
   // With NATS, wallet commands travel to whichever node holds the wallet's shard; without, they
@@ -61,7 +74,10 @@ export async function startNode(config: Config, databaseUrl: string): Promise<No
   const router = nats
     ? new NatsRouter(nats, { prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, requestTimeoutMs: 2_000, deadlineMs: config.LEASE_TTL_MS * 3 })
     : new InProcessRouter(host);
-  const ops = new Operations(db, router, config.maxAmountMajor, await Vault.load(config.vaultFile));
+  const vault = await Vault.load(config.vaultFile);
+  const ops = new Operations(db, router, config.maxAmountMajor, vault);
+  const chamas = new ChamaOperations(db, router, config.maxAmountMajor, vault, options.now);
+  const chamaExpiry = new ChamaExpiry(db, chamas);
   saga = new TransferSaga(db, ops);
   saga.kick(); // resume transfers a previous run left in flight
   const stopExpiry = startIdempotencyExpiry(db, config.IDEMPOTENCY_TTL_HOURS);
@@ -71,8 +87,8 @@ export async function startNode(config: Config, databaseUrl: string): Promise<No
   const cluster = nats
     ? new Cluster(nats, host, { nodeId: config.NODE_ID ?? Bun.randomUUIDv7(), prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, leaseTtlMs: config.LEASE_TTL_MS })
     : undefined;
-  const http = buildHttpApp({ db, ops, host, cluster, authenticator, apiKeys, limiter, config, corsOrigins: config.corsOrigins });
-  if (nats) startNatsApi(nats, config.NATS_SUBJECT_PREFIX, { db, ops, authenticator, limiter, limits: config });
+  const http = buildHttpApp({ db, ops, chamas, host, cluster, authenticator, apiKeys, limiter, config, corsOrigins: config.corsOrigins });
+  if (nats) startNatsApi(nats, config.NATS_SUBJECT_PREFIX, { db, ops, chamas, authenticator, limiter, limits: config });
   relay = nats ? new OutboxRelay(db, nats, config.NATS_SUBJECT_PREFIX) : undefined;
   await relay?.start();
   await cluster?.start();
@@ -80,12 +96,15 @@ export async function startNode(config: Config, databaseUrl: string): Promise<No
     db,
     host,
     ops,
+    chamas,
     saga,
+    chamaExpiry,
     relay,
     cluster,
     http,
     async close() {
       stopExpiry();
+      await chamaExpiry.stop();
       await cluster?.stop();
       await relay?.stop();
       await nats?.drain();

@@ -1,4 +1,4 @@
-import type { Envelope, Outcome } from "../../actors/envelope";
+import type { Envelope, Idempotency, Outcome } from "../../actors/envelope";
 import type { Router } from "../../actors/router";
 import type { WalletCommand } from "../../machines/wallet.events";
 import type { WithdrawalStep } from "../../machines/withdrawal.machine";
@@ -147,17 +147,12 @@ export class Operations {
   }
 
   private send(walletId: string, caller: Caller, key: string, operation: string, target: string, normalized: unknown, command: WalletCommand): Promise<Outcome> {
-    const envelope: Envelope = {
-      command,
-      idempotency: { scope: caller.scope, key, fingerprint: fingerprint((t) => this.vault.mac(t), operation, target, normalized) },
-    };
+    const envelope: Envelope = { command, idempotency: claimOf(this.vault, caller, key, operation, target, normalized) };
     return this.router.send(walletId, envelope);
   }
 
   private amount(text: string, asset: Asset): bigint {
-    const parsed = parseAmount(text, asset, maxMinorFor(this.maxAmountMajor, asset));
-    if (!parsed.ok) throw new CofferError("VALIDATION_FAILED", parsed.reason, { errors: [{ path: "amount", message: parsed.reason }] });
-    return parsed.minor;
+    return amountIn(text, asset, this.maxAmountMajor);
   }
 
   /** The wallet, once the caller is allowed to do `action` to it (a user sees others' as not found). */
@@ -189,4 +184,16 @@ export class Operations {
 
 function now(): string {
   return new Date().toISOString();
+}
+
+/** The caller's idempotency claim for an operation: its key, and a keyed hash of what it asked. */
+export function claimOf(vault: Vault, caller: Caller, key: string, operation: string, target: string, normalized: unknown): Idempotency {
+  return { scope: caller.scope, key, fingerprint: fingerprint((t) => vault.mac(t), operation, target, normalized) };
+}
+
+/** A decimal amount in the asset's smallest unit, positive and under the configured maximum; else 400. */
+export function amountIn(text: string, asset: Asset, maxAmountMajor: bigint, path = "amount"): bigint {
+  const parsed = parseAmount(text, asset, maxMinorFor(maxAmountMajor, asset));
+  if (!parsed.ok) throw new CofferError("VALIDATION_FAILED", path === "amount" ? parsed.reason : `${path}: ${parsed.reason}`, { errors: [{ path, message: parsed.reason }] });
+  return parsed.minor;
 }

@@ -73,3 +73,44 @@ export const CreateApiKey = z.strictObject({
 });
 
 export const RotateApiKey = z.strictObject({ overlapSeconds: z.number().int().min(0).max(7 * 24 * 3600).default(0) }).optional();
+
+// Chamas. Member ids are the members' token subjects, so they follow the same rule as any id.
+export const MemberId = token(128);
+const ChamaRole = z.enum(["admin", "member"]);
+const Note = text(500);
+
+export const CreateChama = z.strictObject({
+  name: text(100),
+  asset: z.enum(ASSETS as [string, ...string[]]),
+  /** The founding admin; a user may only name themselves (the default). */
+  adminId: MemberId.optional(),
+});
+
+export const AddMember = z.strictObject({ memberId: MemberId, role: ChamaRole.default("member") });
+export const ChangeRole = z.strictObject({ role: ChamaRole });
+export const RemoveMember = z.strictObject({ reason: Note.optional() }).optional();
+
+/** Rules as callers send them: money as decimal strings (null: no limit), times in milliseconds. */
+export const RULE_FIELDS = {
+  approvalsRequired: z.number().int().min(1).max(500).optional(),
+  rejectionsToReject: z.number().int().min(1).max(500).optional(),
+  maxPerWithdrawal: AmountText.nullable().optional(),
+  maxPerDay: AmountText.nullable().optional(),
+  maxWithdrawalsPerWindow: z.number().int().min(1).max(1_000).nullable().optional(),
+  windowMs: z.number().int().min(60_000).max(31 * 86_400_000).optional(),
+  requestLifetimeMs: z.number().int().min(60_000).max(90 * 86_400_000).optional(),
+};
+export const someRuleGiven = (rules: Record<string, unknown>) => Object.keys(RULE_FIELDS).some((k) => rules[k] !== undefined);
+export const ChangeRules = z.strictObject(RULE_FIELDS).refine(someRuleGiven, "give at least one rule to change");
+
+export const ChamaDeposit = z.strictObject({ memberId: MemberId, amount: AmountText, reference: token(128).optional() });
+export const ReviewBody = z.strictObject({ note: Note.optional() }).optional();
+export const ChamaStepBody = z.strictObject({ reason: Note.optional() }).optional();
+
+const CHAMA_WITHDRAWAL_STATUSES = ["pending_approval", "manual_review", "approved", "processing", "completed", "failed", "rejected", "expired", "cancelled"] as const;
+export const ChamaWithdrawalQuery = z.strictObject({
+  status: z.enum(CHAMA_WITHDRAWAL_STATUSES).optional(),
+  limit: ListQuery.shape.limit,
+  cursor: z.uuid().optional(),
+});
+export const AuditQuery = ListQuery;

@@ -7,6 +7,7 @@ import { log } from "../log";
 import type { Principal } from "../security/principal";
 import { registerAdmin } from "./admin";
 import { registerApiKeys } from "./api-keys";
+import { registerChamas } from "./chamas";
 import { authenticate } from "./auth";
 import { rateLimits } from "./rate-limit";
 import { registerHealth } from "./health";
@@ -78,6 +79,7 @@ export function buildHttpApp(deps: HttpDeps): Hono {
   registerWallets(app, deps);
   registerWithdrawals(app, deps);
   registerTransfers(app, deps);
+  registerChamas(app, deps);
   registerAdmin(app, deps);
   registerApiKeys(app, deps);
   registerHealth(app, deps);

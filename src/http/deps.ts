@@ -1,5 +1,6 @@
 import type { Cluster } from "../../actors/cluster";
 import type { ActorHost } from "../../actors/host";
+import type { ChamaOperations } from "../api/chama-operations";
 import type { Operations } from "../api/operations";
 import type { Db } from "../db/client";
 import type { Config } from "../config";
@@ -11,6 +12,7 @@ import type { Authenticator } from "../security/authenticator";
 export interface HttpDeps {
   db: Db;
   ops: Operations;
+  chamas: ChamaOperations;
   host: ActorHost;
   /** Present in cluster mode (NATS_URL set). */
   cluster?: Cluster | undefined;

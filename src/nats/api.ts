@@ -3,9 +3,29 @@ import { z } from "zod";
 import type { Outcome } from "../../actors/envelope";
 import { parseJson } from "../api/input";
 import type { Caller, Operations } from "../api/operations";
+import type { ChamaOperations, ChamaWithdrawalStep } from "../api/chama-operations";
+import { getChama, getChamaWithdrawal, getMember, listAudit, listChamaWithdrawals, listMembers } from "../api/chama-queries";
 import { outcomeOf } from "../api/outcome";
 import { getTransfer, getWallet, getWithdrawal, listTransactions } from "../api/queries";
-import { CreateTransfer, CreateWallet, Cursor, MoneyIn, RequestWithdrawal, Uuid, WithdrawalStepBody } from "../api/schemas";
+import {
+  AddMember,
+  ChamaDeposit,
+  ChamaStepBody,
+  ChamaWithdrawalQuery,
+  ChangeRole,
+  CreateChama,
+  CreateTransfer,
+  CreateWallet,
+  Cursor,
+  MemberId,
+  MoneyIn,
+  RequestWithdrawal,
+  ReviewBody,
+  RULE_FIELDS,
+  someRuleGiven,
+  Uuid,
+  WithdrawalStepBody,
+} from "../api/schemas";
 import type { Db } from "../db/client";
 import { CofferError } from "../errors";
 import type { Authenticator } from "../security/authenticator";
@@ -25,6 +45,7 @@ import { enforce, enforceCaller, type RateLimiter, type TierSettings, tiersFrom 
 export interface NatsApiDeps {
   db: Db;
   ops: Operations;
+  chamas: ChamaOperations;
   authenticator: Authenticator;
   limiter: RateLimiter | undefined;
   limits: TierSettings;
@@ -49,7 +70,7 @@ const WalletRef = z.strictObject({ walletId: Uuid });
 const StepInput = WithdrawalStepBody.unwrap().extend({ withdrawalId: Uuid });
 
 export function handlers(deps: NatsApiDeps): Record<string, Handler> {
-  const { ops, db } = deps;
+  const { ops, db, chamas } = deps;
   const mutation = (input: z.ZodType, run: Handler["run"], money = false): Handler => ({ input, mutates: true, money, run });
   const query = (input: z.ZodType, read: (ctx: Context, input: any) => Promise<Record<string, unknown>>): Handler => ({
     input,
@@ -79,6 +100,55 @@ export function handlers(deps: NatsApiDeps): Record<string, Handler> {
     "withdrawals.cancel": step("cancel"),
     "transfers.create": mutation(CreateTransfer, (c, i) => ops.createTransfer(c.caller, c.key, i), true),
     "transfers.get": query(z.strictObject({ transferId: Uuid }), (c, i) => getTransfer(db, c.caller.principal, i.transferId)),
+    ...chamaHandlers(db, chamas, mutation, query),
+  };
+}
+
+/** Chamas: the REST routes of src/http/chamas.ts as `chamas.*` subjects; path ids go in the payload. */
+function chamaHandlers(
+  db: Db,
+  chamas: ChamaOperations,
+  mutation: (input: z.ZodType, run: Handler["run"], money?: boolean) => Handler,
+  query: (input: z.ZodType, read: (ctx: Context, input: any) => Promise<Record<string, unknown>>) => Handler,
+): Record<string, Handler> {
+  const ref = z.strictObject({ chamaId: Uuid });
+  const memberRef = z.strictObject({ chamaId: Uuid, memberId: MemberId });
+  const withdrawalRef = { chamaId: Uuid, withdrawalId: Uuid };
+  const status = (action: "freeze" | "unfreeze" | "close") => mutation(ref, (c, i) => chamas.setStatus(c.caller, c.key, i.chamaId, action));
+  const review = (decision: "approve" | "reject") =>
+    mutation(ReviewBody.unwrap().extend(withdrawalRef), (c, i) => chamas.review(c.caller, c.key, i.chamaId, i.withdrawalId, decision, i.note));
+  const step = (name: ChamaWithdrawalStep, body: z.ZodObject, read: (i: any) => string | undefined = () => undefined, money = false) =>
+    mutation(body.extend(withdrawalRef), (c, i) => chamas.step(c.caller, c.key, i.chamaId, i.withdrawalId, name, read(i)), money);
+  return {
+    "chamas.create": mutation(CreateChama, (c, i) => chamas.create(c.caller, c.key, i)),
+    "chamas.get": query(ref, (c, i) => getChama(db, c.caller.principal, i.chamaId)),
+    "chamas.freeze": status("freeze"),
+    "chamas.unfreeze": status("unfreeze"),
+    "chamas.close": status("close"),
+    "chamas.invitations.create": mutation(AddMember.extend(ref.shape), (c, { chamaId, ...i }) => chamas.invite(c.caller, c.key, chamaId, i)),
+    "chamas.invitations.accept": mutation(ref, (c, i) => chamas.accept(c.caller, c.key, i.chamaId)),
+    "chamas.members.add": mutation(AddMember.extend(ref.shape), (c, { chamaId, ...i }) => chamas.addMember(c.caller, c.key, chamaId, i)),
+    "chamas.members.list": query(ref, async (c, i) => ({ items: await listMembers(db, c.caller.principal, i.chamaId) })),
+    "chamas.members.get": query(memberRef, (c, i) => getMember(db, c.caller.principal, i.chamaId, i.memberId)),
+    "chamas.members.remove": mutation(ChamaStepBody.unwrap().extend(memberRef.shape), (c, i) =>
+      chamas.removeMember(c.caller, c.key, i.chamaId, i.memberId, i.reason)),
+    "chamas.members.role": mutation(memberRef.extend(ChangeRole.shape), (c, i) => chamas.changeRole(c.caller, c.key, i.chamaId, i.memberId, i.role)),
+    "chamas.rules": mutation(z.strictObject({ ...RULE_FIELDS, ...ref.shape }).refine(someRuleGiven, "give at least one rule to change"), (c, { chamaId, ...i }) =>
+      chamas.changeRules(c.caller, c.key, chamaId, i)),
+    "chamas.deposits.create": mutation(ChamaDeposit.extend(ref.shape), (c, { chamaId, ...i }) => chamas.deposit(c.caller, c.key, chamaId, i)),
+    "chamas.withdrawals.create": mutation(RequestWithdrawal.extend(ref.shape), (c, { chamaId, ...i }) => chamas.requestWithdrawal(c.caller, c.key, chamaId, i), true),
+    "chamas.withdrawals.list": query(ChamaWithdrawalQuery.extend({ ...ref.shape, limit: z.number().int().min(1).max(200).default(50) }), (c, { chamaId, ...q }) =>
+      listChamaWithdrawals(db, c.caller.principal, chamaId, q)),
+    "chamas.withdrawals.get": query(z.strictObject(withdrawalRef), (c, i) => getChamaWithdrawal(db, c.caller.principal, i.chamaId, i.withdrawalId)),
+    "chamas.withdrawals.approve": review("approve"),
+    "chamas.withdrawals.reject": review("reject"),
+    "chamas.withdrawals.park": step("park", ReviewBody.unwrap(), (i) => i.note),
+    "chamas.withdrawals.continue": step("continue", z.strictObject({}), undefined, true),
+    "chamas.withdrawals.cancel": step("cancel", ChamaStepBody.unwrap(), (i) => i.reason),
+    "chamas.withdrawals.complete": step("complete", z.strictObject({})),
+    "chamas.withdrawals.fail": step("fail", ChamaStepBody.unwrap(), (i) => i.reason),
+    "chamas.audit": query(z.strictObject({ ...ref.shape, limit: z.number().int().min(1).max(200).default(50), cursor: Cursor.optional() }), (c, i) =>
+      listAudit(db, c.caller.principal, i.chamaId, i.limit, i.cursor)),
   };
 }
 

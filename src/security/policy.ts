@@ -4,7 +4,7 @@ import type { Permission, Principal, Role } from "./principal";
 /**
  * Who may do what, in one table. Admins may do everything; auditors may read everything and change
  * nothing; services may do what their permissions name; users may act only on their own wallets
- * (and what hangs off them), and only where the table lets owners act.
+ * (and what hangs off them) and on chamas they belong to, and only where the table lets owners act.
  *
  * A user asking about another user's wallet, withdrawal or transfer gets the same 404 as for one
  * that does not exist: nobody learns what others hold. A caller who may see a thing but not do
@@ -23,6 +23,12 @@ export type Action =
   | "withdrawal.cancel"
   | "transfer.create"
   | "transfer.read"
+  | "chama.create"
+  | "chama.act"
+  | "chama.read"
+  | "chama.audit"
+  | "chama.deposit"
+  | "chama.process"
   | "admin.read"
   | "apikeys.read"
   | "apikeys.manage";
@@ -49,6 +55,16 @@ const RULES: Record<Action, Rule> = {
   "withdrawal.cancel": { owner: true, permission: "withdrawals:process", read: false },
   "transfer.create": { owner: true, permission: "transfers:write", read: false },
   "transfer.read": { owner: true, permission: "transfers:read", read: true },
+  // Chamas: "owner" means a person who is (or was) part of the chama, and for the audit log one of
+  // its admins. Whether a member may do a given thing (approve, change rules…) is the chama
+  // machine's call, made inside the actor; platform admins and services act as their own subject,
+  // so they are not members and cannot consent for a group.
+  "chama.create": { owner: true, permission: "chamas:write", read: false },
+  "chama.act": { owner: true, permission: "chamas:write", read: false },
+  "chama.read": { owner: true, permission: "chamas:read", read: true },
+  "chama.audit": { owner: true, permission: "chamas:read", read: true },
+  "chama.deposit": { owner: false, permission: "credits:write", read: false },
+  "chama.process": { owner: false, permission: "withdrawals:process", read: false },
   "admin.read": { owner: false, permission: null, read: true },
   "apikeys.read": { owner: false, permission: null, read: true },
   "apikeys.manage": { owner: false, permission: null, read: false },

@@ -14,6 +14,8 @@ export const PERMISSIONS = [
   "withdrawals:process",
   "transfers:read",
   "transfers:write",
+  "chamas:read",
+  "chamas:write",
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

@@ -1,4 +1,4 @@
-import { startNode, type Node } from "../../src/app";
+import { startNode, type Node, type NodeOptions } from "../../src/app";
 import { loadConfig } from "../../src/config";
 import { ADMIN, testKeys, tokenFor, type As } from "./auth";
 import { createTestDatabase, type TestDatabase } from "./db";
@@ -34,12 +34,12 @@ export interface ApiOptions {
 
 export type Api = (method: string, path: string, body?: unknown, opts?: ApiOptions) => Promise<ApiResponse>;
 
-export async function startTestNode(label: string, env: Record<string, string> = {}): Promise<TestNode> {
+export async function startTestNode(label: string, env: Record<string, string> = {}, options: NodeOptions = {}): Promise<TestNode> {
   const db = await createTestDatabase(label);
   // Rate limits are off unless a suite asks for them: the load suites send far more than a real
   // caller may. test/security/rate-limits.test.ts turns them on.
   const config = loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", ...env, DATABASE_URL: db.url });
-  const node = await startNode(config, db.url);
+  const node = await startNode(config, db.url, options);
   const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
   const baseUrl = `http://127.0.0.1:${server.port}`;
   return {

@@ -1,24 +1,17 @@
 import { log, reason } from "../src/log";
-import { type Actor, createActor } from "xstate";
-import type { WalletCommand, WalletEffect } from "../machines/wallet.events";
-import { walletMachine, type WalletContext } from "../machines/wallet.machine";
+import type { AnyActorRef, AnyMachineSnapshot } from "xstate";
 import type { Db } from "../src/db/client";
 import { problem } from "../src/errors";
 import { type Envelope, idempotencyId, type Idempotency, type Outcome } from "./envelope";
 import { LruCache } from "../src/util/lru";
-import type { CommitQueue } from "./commit-queue";
-import { FencedError, KeysTakenError, loadOutcomes, loadWallet, type WalletSnapshot } from "./wallet-store";
-
-/** Turns a command's effects into what its caller hears (a resource view or a problem). */
-export type Render = (command: WalletCommand, effects: WalletEffect[], context: WalletContext) => Outcome;
+import type { ActorKind, AnyEffect } from "./actor-kind";
+import { FencedError, KeysTakenError, loadOutcomes } from "./store-errors";
 
 export interface ActorLimits {
   batchMax: number;
   mailboxMax: number;
   /** Outcomes remembered in memory for quick replays; older ones are read from Postgres. */
   recentMax: number;
-  /** Told what each committed batch did (e.g. to wake the transfer saga). */
-  afterCommit?: (effects: WalletEffect[]) => void;
 }
 
 /** The actor must be dropped and its callers retried against a fresh load (another writer won). */
@@ -36,17 +29,18 @@ interface Remembered {
 }
 
 /**
- * One wallet's actor. Commands wait in a bounded mailbox and are applied one at a time, in order,
+ * One wallet's or one chama's actor (its kind says which machine, how to load, render and commit).
+ * Commands wait in a bounded mailbox and are applied one at a time, in order,
  * to the machine. Whatever is waiting when a batch starts is applied together in memory and
  * committed in ONE transaction (group commit); callers hear back only after that commit.
  */
-export class WalletActor {
-  /** The committed state: what Postgres holds for this wallet. */
-  private snapshot!: WalletSnapshot;
+export class MachineActor {
+  /** The committed state: what Postgres holds for this wallet or chama. */
+  private snapshot!: AnyMachineSnapshot;
   /** The running machine; ahead of `snapshot` only while a batch is being applied and committed. */
-  private machine!: Actor<typeof walletMachine>;
+  private machine!: AnyActorRef;
   /** Effects the machine emitted for the command being applied. */
-  private emitted: WalletEffect[] = [];
+  private emitted: AnyEffect[] = [];
   private version = 0;
   private loaded = false;
   private running = false;
@@ -58,12 +52,11 @@ export class WalletActor {
   dead = false;
 
   constructor(
-    readonly walletId: string,
+    readonly id: string,
+    readonly kind: ActorKind,
     private readonly db: Db,
-    private readonly commits: CommitQueue,
-    private readonly render: Render,
     private readonly limits: ActorLimits,
-    private readonly onDead: (actor: WalletActor) => void,
+    private readonly onDead: (actor: MachineActor) => void,
   ) {
     this.recent = new LruCache(limits.recentMax);
   }
@@ -86,9 +79,9 @@ export class WalletActor {
   send(envelope: Envelope): Promise<Outcome> {
     // Amounts were validated at the edge; a non-positive one here is a programmer error.
     if ("amount" in envelope.command && envelope.command.amount <= 0n) throw new Error(`${envelope.command.type} with a non-positive amount`);
-    if (this.dead) return Promise.reject(new ActorStale(this.walletId));
+    if (this.dead) return Promise.reject(new ActorStale(this.id));
     if (this.mailbox.length >= this.limits.mailboxMax) {
-      return Promise.resolve({ status: 503, body: problem("OVERLOADED", "this wallet has too many commands waiting; retry later") });
+      return Promise.resolve({ status: 503, body: problem("OVERLOADED", `this ${this.kind.name} has too many commands waiting; retry later`) });
     }
     this.lastActiveMs = Date.now();
     return new Promise((resolve, reject) => {
@@ -112,7 +105,7 @@ export class WalletActor {
     } finally {
       this.running = false;
       this.lastActiveMs = Date.now();
-      // Asking after a wallet that does not exist must not leave an actor behind for every id tried.
+      // Asking after a wallet (or chama) that does not exist must not leave an actor behind for every id tried.
       if (this.loaded && this.version === 0 && this.snapshot.value === "unopened" && !this.mailbox.length) this.die();
     }
   }
@@ -120,7 +113,7 @@ export class WalletActor {
   private async runBatch(batch: Waiting[]): Promise<void> {
     try {
       if (!this.loaded) {
-        const loaded = await loadWallet(this.db, this.walletId);
+        const loaded = await this.kind.load(this.db, this.id);
         this.snapshot = loaded.snapshot;
         this.version = loaded.version;
         this.machine = this.start(loaded.snapshot);
@@ -132,11 +125,11 @@ export class WalletActor {
       for (let attempt = 0; ; attempt++) {
         const result = this.apply(batch);
         try {
-          if (result.write) this.version = await this.commits.commit({ ...result.write, fromVersion: this.version });
+          if (result.write) this.version = await this.kind.commit({ ...result.write, fromVersion: this.version });
           this.snapshot = result.snapshot;
           for (const [id, remembered] of result.remember) this.recent.set(id, remembered);
           batch.forEach((w, i) => w.resolve(result.outcomes[i]!));
-          if (result.write) this.limits.afterCommit?.(result.write.effects);
+          if (result.write) this.kind.afterCommit?.(result.write.effects);
           return;
         } catch (error) {
           if (!(error instanceof KeysTakenError) || attempt >= this.limits.batchMax) throw error;
@@ -147,15 +140,15 @@ export class WalletActor {
     } catch (error) {
       this.die();
       if (error instanceof FencedError) {
-        // Someone else wrote this wallet: our state is stale. Callers are retried on a fresh load.
-        for (const w of batch) w.reject(new ActorStale(this.walletId));
+        // Someone else wrote this wallet or chama: our state is stale. Callers are retried on a fresh load.
+        for (const w of batch) w.reject(new ActorStale(this.id));
       } else {
         // The database failed us (or the commit's fate is unknown). Nothing is acknowledged; the
         // caller may retry with the same idempotency key and will get exactly one effect.
         for (const w of batch) w.resolve({ status: 503, body: problem("UNAVAILABLE", "the ledger is unavailable; retry with the same idempotency key") });
-        log("error", "wallet batch failed", { walletId: this.walletId, error: reason(error) });
+        log("error", `${this.kind.name} batch failed`, { id: this.id, error: reason(error) });
       }
-      for (const w of this.mailbox.splice(0)) w.reject(new ActorStale(this.walletId));
+      for (const w of this.mailbox.splice(0)) w.reject(new ActorStale(this.id));
     }
   }
 
@@ -164,9 +157,9 @@ export class WalletActor {
    * pure `transition` function because that costs a fraction as much per command; the actor is
    * restarted from the committed snapshot whenever a batch has to be applied again.
    */
-  private start(snapshot: WalletSnapshot): Actor<typeof walletMachine> {
-    const machine = createActor(walletMachine, { snapshot, input: { walletId: this.walletId } });
-    machine.on("*", (effect) => this.emitted.push(effect as WalletEffect));
+  private start(snapshot: AnyMachineSnapshot): AnyActorRef {
+    const machine = this.kind.start(snapshot, this.id);
+    machine.on("*", (effect) => this.emitted.push(effect as AnyEffect));
     machine.start();
     return machine;
   }
@@ -175,7 +168,7 @@ export class WalletActor {
   private apply(batch: Waiting[]) {
     let snapshot = this.snapshot;
     const outcomes: Outcome[] = [];
-    const effects: WalletEffect[] = [];
+    const effects: AnyEffect[] = [];
     const keyed: { idempotency: Idempotency; outcome: Outcome }[] = [];
     const remember = new Map<string, Remembered>();
     let at = "";
@@ -192,11 +185,11 @@ export class WalletActor {
       this.machine.send(envelope.command);
       const next = this.machine.getSnapshot();
       // A throwing guard or action is a programmer error: fail the batch, never persist it.
-      if (next.status === "error") throw new Error(`wallet machine failed on ${envelope.command.type}`);
+      if (next.status === "error") throw new Error(`${this.kind.name} machine failed on ${envelope.command.type}`);
       const emitted = this.emitted;
       const outcome: Outcome = emitted.length
-        ? this.render(envelope.command, emitted, next.context)
-        : { status: 409, body: problem("INVALID_TRANSITION", `${envelope.command.type} is not allowed while the wallet is ${String(snapshot.value)}`) };
+        ? this.kind.render(envelope.command, emitted, next)
+        : { status: 409, body: problem("INVALID_TRANSITION", `${envelope.command.type} is not allowed while the ${this.kind.name} is ${String(snapshot.value)}`) };
       snapshot = next;
       at = envelope.command.at;
       outcomes.push(outcome);
@@ -207,10 +200,10 @@ export class WalletActor {
       }
     }
 
-    // A wallet that does not exist (and was not opened by this batch) writes nothing: there is no
-    // row to fence against, and a "not found" is not worth remembering.
+    // A wallet or chama that does not exist (and was not opened by this batch) writes nothing: there
+    // is no row to fence against, and a "not found" is not worth remembering.
     const exists = this.version > 0 || snapshot.value !== "unopened";
-    const write = exists && (effects.length || keyed.length) ? { walletId: this.walletId, snapshot, at, effects, keyed } : undefined;
+    const write = exists && (effects.length || keyed.length) ? { id: this.id, snapshot, at, effects, keyed } : undefined;
     return { snapshot, outcomes, write, remember };
   }
 

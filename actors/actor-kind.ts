@@ -1,0 +1,41 @@
+import type { AnyActorRef, AnyMachineSnapshot } from "xstate";
+import type { Db } from "../src/db/client";
+import type { ActorKindName, Idempotency, Outcome } from "./envelope";
+
+/** What every machine's effects have in common: a type, and "rejected" for a refusal. */
+export interface AnyEffect {
+  type: string;
+}
+
+/** What one batch of one actor asks to persist, in one transaction. */
+export interface ActorWrite {
+  id: string;
+  /** The version the actor loaded (0: no row yet). */
+  fromVersion: number;
+  snapshot: AnyMachineSnapshot;
+  at: string;
+  /** Accepted effects only (refusals change nothing). */
+  effects: AnyEffect[];
+  keyed: { idempotency: Idempotency; outcome: Outcome }[];
+}
+
+/**
+ * What makes an actor a wallet or a chama. The actor (machine-actor.ts) does the rest the same way
+ * for both: mailbox, batches through a live XState actor, idempotent replay, fencing, restarts.
+ */
+export interface ActorKind {
+  name: ActorKindName;
+  /** The committed snapshot and its version (0 and the "unopened" state when there is no row). */
+  load(db: Db, id: string): Promise<{ snapshot: AnyMachineSnapshot; version: number }>;
+  /** The machine, running, from a snapshot. */
+  start(snapshot: AnyMachineSnapshot, id: string): AnyActorRef;
+  /** Turns a command's effects into what its caller hears (a resource view or a problem). */
+  render(command: { type: string }, effects: AnyEffect[], snapshot: AnyMachineSnapshot): Outcome;
+  /**
+   * Persist one batch; resolves with the new version. Rejects with FencedError (another writer
+   * won) or KeysTakenError (some idempotency keys were used meanwhile), see store-errors.ts.
+   */
+  commit(write: ActorWrite): Promise<number>;
+  /** Told what each committed batch did (to wake workers). */
+  afterCommit?(effects: AnyEffect[]): void;
+}

@@ -1,0 +1,27 @@
+import type { Db } from "../src/db/client";
+import type { Idempotency, Outcome } from "./envelope";
+
+/** The other side's write won: this actor's state is stale and must be reloaded. */
+export class FencedError extends Error {
+  constructor(id: string, version: number) {
+    super(`${id} moved past version ${version}`);
+  }
+}
+
+/** Some idempotency keys were committed by someone else meanwhile; their stored outcomes apply. */
+export class KeysTakenError extends Error {
+  constructor(readonly taken: Idempotency[]) {
+    super(`${taken.length} idempotency keys already used`);
+  }
+}
+
+/** Stored outcomes for keys someone else committed. */
+export async function loadOutcomes(db: Db, keys: Idempotency[]): Promise<Map<string, { fingerprint: string; outcome: Outcome }>> {
+  const found = new Map<string, { fingerprint: string; outcome: Outcome }>();
+  if (!keys.length) return found;
+  const rows = await db`select k.scope, k.key, k.fingerprint, k.status, k.body from idempotency_keys k
+    join unnest(${db.array(keys.map((k) => k.scope))}::text[], ${db.array(keys.map((k) => k.key))}::text[]) as wanted(scope, key)
+      on k.scope = wanted.scope and k.key = wanted.key`;
+  for (const r of rows) found.set(`${r.scope}\u0000${r.key}`, { fingerprint: r.fingerprint, outcome: { status: r.status, body: r.body } });
+  return found;
+}

@@ -1,0 +1,22 @@
+import { createActor } from "xstate";
+import type { WalletCommand, WalletEffect } from "../machines/wallet.events";
+import { walletMachine, type WalletContext } from "../machines/wallet.machine";
+import type { ActorKind, AnyEffect } from "./actor-kind";
+import type { CommitQueue } from "./commit-queue";
+import type { Outcome } from "./envelope";
+import { loadWallet, type WalletSnapshot } from "./wallet-store";
+
+export type RenderWallet = (command: WalletCommand, effects: WalletEffect[], context: WalletContext) => Outcome;
+
+/** Wallets: loaded from `wallets`, committed through the cross-wallet group commit. */
+export function walletKind(commits: CommitQueue, render: RenderWallet, afterCommit?: (effects: WalletEffect[]) => void): ActorKind {
+  return {
+    name: "wallet",
+    load: loadWallet,
+    start: (snapshot, walletId) => createActor(walletMachine, { snapshot: snapshot as WalletSnapshot, input: { walletId } }),
+    render: (command, effects, snapshot) => render(command as WalletCommand, effects as WalletEffect[], snapshot.context as WalletContext),
+    commit: (w) =>
+      commits.commit({ walletId: w.id, fromVersion: w.fromVersion, snapshot: w.snapshot as WalletSnapshot, at: w.at, effects: w.effects as WalletEffect[], keyed: w.keyed }),
+    ...(afterCommit ? { afterCommit: (effects: AnyEffect[]) => afterCommit(effects as WalletEffect[]) } : {}),
+  };
+}

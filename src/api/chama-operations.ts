@@ -1,0 +1,200 @@
+import type { Outcome } from "../../actors/envelope";
+import type { Router } from "../../actors/router";
+import type { ChamaCommand, ChamaRules } from "../../machines/chama.events";
+import type { Db } from "../db/client";
+import { CofferError } from "../errors";
+import type { Asset } from "../ledger/assets";
+import type { Vault } from "../security/encryption";
+import { authorize, type Action } from "../security/policy";
+import { LruCache } from "../util/lru";
+import type { z } from "zod";
+import { idFromKey, newId } from "./ids";
+import { amountIn, claimOf, type Caller } from "./operations";
+import type { AddMember, ChamaDeposit, ChangeRules, CreateChama, RequestWithdrawal } from "./schemas";
+import { maskDestination } from "./views";
+
+/** Steps on a chama withdrawal that callers ask for by name (review has its own call). */
+export type ChamaWithdrawalStep = "park" | "continue" | "cancel" | "complete" | "fail";
+
+/**
+ * Every chama operation, independent of transport. Like wallet operations: inputs are already
+ * shape-checked; here the caller is checked against the policy, amounts get the chama's scale,
+ * and a command with fresh ids, the time and WHO IS ACTING (always the caller's own subject) goes
+ * to the chama's actor. Whether that member may do it (admin? requester? member at all?) is the
+ * chama machine's decision, made in the actor against the chama's current state.
+ */
+export class ChamaOperations {
+  private readonly assets = new LruCache<string, Asset>(10_000);
+
+  constructor(
+    private readonly db: Db,
+    private readonly router: Router,
+    private readonly maxAmountMajor: bigint,
+    private readonly vault: Vault,
+    /** The node's clock: every command's `at`. Tests move it to reach expiry without sleeping. */
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  create(caller: Caller, key: string, input: z.infer<typeof CreateChama>): Promise<Outcome> {
+    authorize(caller.principal, "chama.create");
+    const admin = input.adminId ?? caller.principal.sub;
+    if (caller.principal.role === "user" && admin !== caller.principal.sub) throw new CofferError("FORBIDDEN", "users create chamas with themselves as the admin");
+    const chamaId = idFromKey("chama", caller.scope, key);
+    return this.send(chamaId, caller, key, "chama.create", "", input, { type: "chama.open", chamaId, name: input.name, asset: input.asset, createdBy: admin, at: this.now() });
+  }
+
+  async setStatus(caller: Caller, key: string, chamaId: string, action: "freeze" | "unfreeze" | "close"): Promise<Outcome> {
+    await this.chamaFor(caller, "chama.act", chamaId);
+    return this.send(chamaId, caller, key, `chama.${action}`, chamaId, {}, { type: `chama.${action}`, by: caller.principal.sub, at: this.now() });
+  }
+
+  async invite(caller: Caller, key: string, chamaId: string, input: z.infer<typeof AddMember>): Promise<Outcome> {
+    await this.chamaFor(caller, "chama.act", chamaId);
+    return this.send(chamaId, caller, key, "chama.invite", chamaId, input, { type: "member.invite", ...input, by: caller.principal.sub, at: this.now() });
+  }
+
+  /** The caller accepts their own invitation. */
+  async accept(caller: Caller, key: string, chamaId: string): Promise<Outcome> {
+    await this.chamaFor(caller, "chama.act", chamaId);
+    return this.send(chamaId, caller, key, "chama.accept", chamaId, {}, { type: "member.accept", memberId: caller.principal.sub, at: this.now() });
+  }
+
+  async addMember(caller: Caller, key: string, chamaId: string, input: z.infer<typeof AddMember>): Promise<Outcome> {
+    await this.chamaFor(caller, "chama.act", chamaId);
+    return this.send(chamaId, caller, key, "chama.add", chamaId, input, { type: "member.add", ...input, by: caller.principal.sub, at: this.now() });
+  }
+
+  async removeMember(caller: Caller, key: string, chamaId: string, memberId: string, reason?: string): Promise<Outcome> {
+    await this.chamaFor(caller, "chama.act", chamaId);
+    return this.send(chamaId, caller, key, "chama.remove", `${chamaId}/${memberId}`, { reason }, {
+      type: "member.remove",
+      memberId,
+      by: caller.principal.sub,
+      ...(reason ? { reason } : {}),
+      at: this.now(),
+    });
+  }
+
+  async changeRole(caller: Caller, key: string, chamaId: string, memberId: string, role: "admin" | "member"): Promise<Outcome> {
+    await this.chamaFor(caller, "chama.act", chamaId);
+    return this.send(chamaId, caller, key, "chama.role", `${chamaId}/${memberId}`, { role }, { type: "member.role", memberId, role, by: caller.principal.sub, at: this.now() });
+  }
+
+  async changeRules(caller: Caller, key: string, chamaId: string, input: z.infer<typeof ChangeRules>): Promise<Outcome> {
+    const asset = await this.chamaFor(caller, "chama.act", chamaId);
+    const money = (name: "maxPerWithdrawal" | "maxPerDay") => {
+      const given = input[name];
+      return given === undefined ? {} : { [name]: given === null ? null : amountIn(given, asset, this.maxAmountMajor, name) };
+    };
+    const rules: Partial<ChamaRules> = {
+      ...defined({
+        approvalsRequired: input.approvalsRequired,
+        rejectionsToReject: input.rejectionsToReject,
+        maxWithdrawalsPerWindow: input.maxWithdrawalsPerWindow,
+        windowMs: input.windowMs,
+        requestLifetimeMs: input.requestLifetimeMs,
+      }),
+      ...money("maxPerWithdrawal"),
+      ...money("maxPerDay"),
+    };
+    return this.send(chamaId, caller, key, "chama.rules", chamaId, rules, { type: "rules.change", rules, by: caller.principal.sub, at: this.now() });
+  }
+
+  /** Money in from outside, attributed to a member (a processor's or an admin's call, like wallet credits). */
+  async deposit(caller: Caller, key: string, chamaId: string, input: z.infer<typeof ChamaDeposit>): Promise<Outcome> {
+    const asset = await this.chamaFor(caller, "chama.deposit", chamaId);
+    const amount = amountIn(input.amount, asset, this.maxAmountMajor);
+    return this.send(chamaId, caller, key, "chama.deposit", chamaId, { ...input, amount }, {
+      type: "chama.deposit",
+      journalId: newId(),
+      memberId: input.memberId,
+      amount,
+      ...(input.reference ? { reference: input.reference } : {}),
+      at: this.now(),
+    });
+  }
+
+  async requestWithdrawal(caller: Caller, key: string, chamaId: string, input: z.infer<typeof RequestWithdrawal>): Promise<Outcome> {
+    const asset = await this.chamaFor(caller, "chama.act", chamaId);
+    const amount = amountIn(input.amount, asset, this.maxAmountMajor);
+    const withdrawalId = newId();
+    return this.send(chamaId, caller, key, "chama.withdrawal.request", chamaId, { amount, destination: input.destination }, {
+      type: "withdrawal.request",
+      withdrawalId,
+      memberId: caller.principal.sub,
+      amount,
+      // Sealed here, bound to the withdrawal's id: past this line only the masked form is readable.
+      destination: { masked: maskDestination(input.destination), sealed: this.vault.seal(input.destination, withdrawalId) },
+      at: this.now(),
+    });
+  }
+
+  async review(caller: Caller, key: string, chamaId: string, withdrawalId: string, decision: "approve" | "reject", note?: string): Promise<Outcome> {
+    await this.chamaFor(caller, "chama.act", chamaId);
+    return this.send(chamaId, caller, key, `chama.withdrawal.${decision}`, withdrawalId, { note }, {
+      type: "withdrawal.review",
+      withdrawalId,
+      reviewerId: caller.principal.sub,
+      decision,
+      ...(note ? { note } : {}),
+      at: this.now(),
+    });
+  }
+
+  async step(caller: Caller, key: string, chamaId: string, withdrawalId: string, step: ChamaWithdrawalStep, text?: string): Promise<Outcome> {
+    const processor = step === "complete" || step === "fail";
+    await this.chamaFor(caller, processor ? "chama.process" : "chama.act", chamaId);
+    const at = this.now();
+    const by = caller.principal.sub;
+    const command: ChamaCommand =
+      step === "complete"
+        ? { type: "withdrawal.complete", withdrawalId, journalId: newId(), at }
+        : step === "fail"
+          ? { type: "withdrawal.fail", withdrawalId, ...(text ? { reason: text } : {}), at }
+          : step === "park"
+            ? { type: "withdrawal.park", withdrawalId, by, ...(text ? { note: text } : {}), at }
+            : step === "cancel"
+              ? { type: "withdrawal.cancel", withdrawalId, by, ...(text ? { reason: text } : {}), at }
+              : { type: "withdrawal.continue", withdrawalId, by, at };
+    return this.send(chamaId, caller, key, `chama.withdrawal.${step}`, withdrawalId, { text }, command);
+  }
+
+  /** Platform steps (the expiry worker) use their own scope, keyed by what they do. */
+  system(chamaId: string, key: string, command: ChamaCommand): Promise<Outcome> {
+    return this.router.send(chamaId, { kind: "chama", command, idempotency: { scope: "system", key, fingerprint: key } });
+  }
+
+  now(): string {
+    return this.clock().toISOString();
+  }
+
+  private send(chamaId: string, caller: Caller, key: string, operation: string, target: string, normalized: unknown, command: ChamaCommand): Promise<Outcome> {
+    return this.router.send(chamaId, { kind: "chama", command, idempotency: claimOf(this.vault, caller, key, operation, target, normalized) });
+  }
+
+  /**
+   * The chama's asset, once the caller may do `action` to it. A user who was never part of the
+   * chama sees it as not found. Being part of it only ever widens (nobody is forgotten), so this
+   * check cannot turn a retried request's stored answer into a different one.
+   */
+  private async chamaFor(caller: Caller, action: Action, chamaId: string): Promise<Asset> {
+    const asset = await this.assetOf(chamaId);
+    const p = caller.principal;
+    const involved = p.role === "user" ? await this.db`select 1 from chama_members where chama_id = ${chamaId} and member_id = ${p.sub}` : [];
+    authorize(p, action, p.role === "user" && involved.length ? [p.sub] : ["(nobody)"], "CHAMA_NOT_FOUND");
+    return asset;
+  }
+
+  private async assetOf(chamaId: string): Promise<Asset> {
+    const cached = this.assets.get(chamaId);
+    if (cached) return cached;
+    const [row] = await this.db`select asset from chamas where id = ${chamaId}`;
+    if (!row) throw new CofferError("CHAMA_NOT_FOUND", "chama not found");
+    this.assets.set(chamaId, row.asset as Asset);
+    return row.asset as Asset;
+  }
+}
+
+function defined<T extends object>(fields: T): Partial<T> {
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

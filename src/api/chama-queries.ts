@@ -1,0 +1,127 @@
+import type { ChamaRules } from "../../machines/chama.events";
+import { decode } from "../../actors/codec";
+import type { Db } from "../db/client";
+import { CofferError } from "../errors";
+import { authorize, type Action } from "../security/policy";
+import type { Principal } from "../security/principal";
+import { chamaView, chamaWithdrawalView, memberView } from "./chama-views";
+
+/**
+ * Chama reads, from committed state only (the projections chama-store.ts writes with each
+ * snapshot). Anyone who is or was part of a chama may read it; only its admins read its audit log.
+ * A user who was never part of it sees 404, as for a chama that does not exist.
+ */
+async function chamaFor(db: Db, p: Principal, chamaId: string, action: Action) {
+  const [c] = await db`select c.id, c.name, c.asset, c.status, c.created_by, c.posted::text, c.held::text, c.snapshot->'context'->'rules' as rules,
+      (select count(*) from chama_members m where m.chama_id = c.id and m.status = 'member')::int as members,
+      (select coalesce(sum(contributed), 0)::text from chama_members m where m.chama_id = c.id and m.status = 'member') as total,
+      (select jsonb_build_object('status', m.status, 'role', m.role) from chama_members m where m.chama_id = c.id and m.member_id = ${p.sub}) as caller
+    from chamas c where c.id = ${chamaId}`;
+  if (!c) throw new CofferError("CHAMA_NOT_FOUND", "chama not found");
+  const caller = c.caller as { status: string; role: string | null } | null;
+  const allowed = action === "chama.audit" ? caller?.status === "member" && caller.role === "admin" : caller !== null;
+  authorize(p, action, [allowed ? p.sub : "(nobody)"], "CHAMA_NOT_FOUND");
+  return c;
+}
+
+export async function getChama(db: Db, p: Principal, chamaId: string) {
+  const c = await chamaFor(db, p, chamaId, "chama.read");
+  return chamaView({
+    id: c.id,
+    name: c.name,
+    asset: c.asset,
+    status: c.status,
+    createdBy: c.created_by,
+    posted: BigInt(c.posted),
+    held: BigInt(c.held),
+    // The rules as the snapshot stores them: bigints tagged, so decode brings them back.
+    rules: decode<ChamaRules>(JSON.stringify(c.rules)),
+    members: c.members,
+  });
+}
+
+export async function listMembers(db: Db, p: Principal, chamaId: string, memberId?: string) {
+  const c = await chamaFor(db, p, chamaId, "chama.read");
+  const rows = await db`select member_id, role, status, contributed::text, withdrawn::text from chama_members
+    where chama_id = ${chamaId} ${memberId === undefined ? db`` : db`and member_id = ${memberId}`}
+    order by status, member_id limit 1000`;
+  return rows.map((m) =>
+    memberView({
+      chamaId,
+      memberId: m.member_id,
+      role: m.role,
+      status: m.status,
+      contributed: BigInt(m.contributed),
+      withdrawn: BigInt(m.withdrawn),
+      asset: c.asset,
+      total: BigInt(c.total),
+    }),
+  );
+}
+
+export async function getMember(db: Db, p: Principal, chamaId: string, memberId: string) {
+  const [member] = await listMembers(db, p, chamaId, memberId);
+  if (!member) throw new CofferError("NOT_FOUND", "this person is not part of this chama");
+  return member;
+}
+
+const withdrawalRow = (w: Record<string, any>) =>
+  chamaWithdrawalView({
+    id: w.id,
+    chamaId: w.chama_id,
+    memberId: w.member_id,
+    asset: w.asset,
+    amount: w.amount,
+    status: w.status,
+    approvals: w.approvals,
+    rejections: w.rejections,
+    destination: w.destination,
+    reason: w.reason,
+    expiresAt: w.expires_at.toISOString(),
+    createdAt: w.created_at.toISOString(),
+    updatedAt: w.updated_at.toISOString(),
+  });
+
+export async function listChamaWithdrawals(db: Db, p: Principal, chamaId: string, q: { status?: string | undefined; limit: number; cursor?: string | undefined }) {
+  await chamaFor(db, p, chamaId, "chama.read");
+  const rows = await db`select id, chama_id, member_id, asset, amount::text, status, destination, approvals, rejections, reason, expires_at, created_at, updated_at
+    from chama_withdrawals where chama_id = ${chamaId}
+    ${q.status ? db`and status = ${q.status}` : db``}
+    ${q.cursor ? db`and (created_at, id) < (select created_at, id from chama_withdrawals where id = ${q.cursor} and chama_id = ${chamaId})` : db``}
+    order by created_at desc, id desc limit ${q.limit + 1}`;
+  const page = rows.slice(0, q.limit);
+  return { items: page.map(withdrawalRow), nextCursor: rows.length > q.limit ? page[page.length - 1]!.id : null };
+}
+
+export async function getChamaWithdrawal(db: Db, p: Principal, chamaId: string, withdrawalId: string) {
+  await chamaFor(db, p, chamaId, "chama.read");
+  const [w] = await db`select id, chama_id, member_id, asset, amount::text, status, destination, approvals, rejections, reason, expires_at, created_at, updated_at
+    from chama_withdrawals where id = ${withdrawalId} and chama_id = ${chamaId}`;
+  if (!w) throw new CofferError("WITHDRAWAL_NOT_FOUND", "withdrawal not found");
+  const reviews = await db`select reviewer_id, decision, note, status, at from chama_reviews where withdrawal_id = ${withdrawalId} order by seq`;
+  return {
+    ...withdrawalRow(w),
+    reviews: reviews.map((r) => ({ reviewerId: r.reviewer_id, decision: r.decision, ...(r.note ? { note: r.note } : {}), status: r.status, at: r.at.toISOString() })),
+  };
+}
+
+/** Newest first; the cursor is the last `seq` seen. */
+export async function listAudit(db: Db, p: Principal, chamaId: string, limit: number, cursor?: string) {
+  await chamaFor(db, p, chamaId, "chama.audit");
+  const rows = await db`select seq::text, actor, action, target, before, after, note, at from chama_audit
+    where chama_id = ${chamaId} ${cursor ? db`and seq < ${cursor}` : db``} order by seq desc limit ${limit + 1}`;
+  const page = rows.slice(0, limit);
+  return {
+    items: page.map((r) => ({
+      seq: r.seq,
+      actor: r.actor,
+      action: r.action,
+      ...(r.target ? { target: r.target } : {}),
+      ...(r.before ? { before: r.before } : {}),
+      ...(r.after ? { after: r.after } : {}),
+      ...(r.note ? { note: r.note } : {}),
+      at: r.at.toISOString(),
+    })),
+    nextCursor: rows.length > limit ? page[page.length - 1]!.seq : null,
+  };
+}
