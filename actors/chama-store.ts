@@ -81,7 +81,9 @@ export async function commitChama(db: Db, write: ActorWrite): Promise<number> {
       const row = { ...w, destination: tx.json(w.destination as never), approvals: tx.json(w.approvals as never), rejections: tx.json(w.rejections as never) };
       await tx`insert into chama_withdrawals ${tx(row)} on conflict (id) do update
         set status = excluded.status, approvals = excluded.approvals, rejections = excluded.rejections,
-            reason = coalesce(excluded.reason, chama_withdrawals.reason), updated_at = excluded.updated_at`;
+            reason = coalesce(excluded.reason, chama_withdrawals.reason), updated_at = excluded.updated_at
+        where (chama_withdrawals.status, chama_withdrawals.approvals, chama_withdrawals.rejections)
+          is distinct from (excluded.status, excluded.approvals, excluded.rejections)`;
     }
     const reviews = effects.flatMap((e) =>
       e.type === "withdrawal.reviewed"
@@ -161,6 +163,30 @@ function withdrawalRows(context: ChamaContext, effects: ChamaEffect[]) {
       created_at: (before?.created_at as string | undefined) ?? e.at,
       updated_at: e.at,
     });
+  }
+  // A member removed or demoted takes their undecided votes along (no withdrawal effect says so):
+  // open requests are refreshed from the chama's state; rows whose votes did not change are left
+  // alone by the upsert.
+  for (const e of effects) {
+    if (e.type !== "member.removed" && e.type !== "member.role_changed") continue;
+    for (const [id, w] of Object.entries(context.withdrawals)) {
+      const stored = rows.get(id);
+      rows.set(id, {
+        id,
+        chama_id: context.chamaId,
+        member_id: w.memberId,
+        asset: context.asset,
+        amount: w.amount.toString(),
+        status: w.status,
+        destination: stored?.destination ?? w.destination,
+        approvals: [...w.approvals],
+        rejections: [...w.rejections],
+        reason: stored?.reason ?? null,
+        expires_at: w.expiresAt,
+        created_at: stored?.created_at ?? w.requestedAt,
+        updated_at: stored?.updated_at ?? e.at,
+      });
+    }
   }
   return [...rows.values()];
 }

@@ -51,8 +51,11 @@ const openWithdrawal = (context: ChamaContext, event: ChamaCommand): ChamaWithdr
 const guards = {
   actorIsStranger: ({ context, event }: Args) => own(context.members, actorOf(event)) === undefined,
   actorIsNotAdmin: ({ context, event }: Args) => !isAdmin(context, actorOf(event)),
-  actorIsNeitherAdminNorRequester: ({ context, event }: Args) =>
-    !isAdmin(context, actorOf(event)) && openWithdrawal(context, event)?.memberId !== actorOf(event),
+  /** Only for an open withdrawal: one that ended (or never was) is refused as a step, whoever asks. */
+  actorIsNeitherAdminNorRequester: ({ context, event }: Args) => {
+    const open = openWithdrawal(context, event);
+    return open !== undefined && !isAdmin(context, actorOf(event)) && open.memberId !== actorOf(event);
+  },
   actorIsNeitherAdminNorTarget: ({ context, event }: Args) => !isAdmin(context, actorOf(event)) && memberIdOf(event) !== actorOf(event),
   actorIsRequester: ({ context, event }: Args) => openWithdrawal(context, event)?.memberId === actorOf(event),
 

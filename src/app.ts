@@ -44,6 +44,8 @@ export interface Node {
 export interface NodeOptions {
   /** The node's clock for chama commands and their expiry (tests move it instead of sleeping). */
   now?: () => Date;
+  /** How often the chama expiry worker looks for overdue requests (tests that move the clock call runOnce instead). */
+  chamaExpiryPollMs?: number;
 }
 
 export async function startNode(config: Config, databaseUrl: string, options: NodeOptions = {}): Promise<Node> {
@@ -77,7 +79,7 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   const vault = await Vault.load(config.vaultFile);
   const ops = new Operations(db, router, config.maxAmountMajor, vault);
   const chamas = new ChamaOperations(db, router, config.maxAmountMajor, vault, options.now);
-  const chamaExpiry = new ChamaExpiry(db, chamas);
+  const chamaExpiry = new ChamaExpiry(db, chamas, options.chamaExpiryPollMs);
   saga = new TransferSaga(db, ops);
   saga.kick(); // resume transfers a previous run left in flight
   const stopExpiry = startIdempotencyExpiry(db, config.IDEMPOTENCY_TTL_HOURS);

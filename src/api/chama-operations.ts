@@ -10,7 +10,7 @@ import { LruCache } from "../util/lru";
 import type { z } from "zod";
 import { idFromKey, newId } from "./ids";
 import { amountIn, claimOf, type Caller } from "./operations";
-import type { AddMember, ChamaDeposit, ChangeRules, CreateChama, RequestWithdrawal } from "./schemas";
+import { MemberId, type AddMember, type ChamaDeposit, type ChangeRules, type CreateChama, type RequestWithdrawal } from "./schemas";
 import { maskDestination } from "./views";
 
 /** Steps on a chama withdrawal that callers ask for by name (review has its own call). */
@@ -37,31 +37,32 @@ export class ChamaOperations {
 
   create(caller: Caller, key: string, input: z.infer<typeof CreateChama>): Promise<Outcome> {
     authorize(caller.principal, "chama.create");
-    const admin = input.adminId ?? caller.principal.sub;
-    if (caller.principal.role === "user" && admin !== caller.principal.sub) throw new CofferError("FORBIDDEN", "users create chamas with themselves as the admin");
+    const admin = input.adminId ?? actorOf(caller);
+    if (caller.principal.role === "user" && admin !== actorOf(caller)) throw new CofferError("FORBIDDEN", "users create chamas with themselves as the admin");
+    if (!MemberId.safeParse(admin).success) throw new CofferError("VALIDATION_FAILED", "name the chama's first admin in adminId: a platform credential is not a member");
     const chamaId = idFromKey("chama", caller.scope, key);
     return this.send(chamaId, caller, key, "chama.create", "", input, { type: "chama.open", chamaId, name: input.name, asset: input.asset, createdBy: admin, at: this.now() });
   }
 
   async setStatus(caller: Caller, key: string, chamaId: string, action: "freeze" | "unfreeze" | "close"): Promise<Outcome> {
     await this.chamaFor(caller, "chama.act", chamaId);
-    return this.send(chamaId, caller, key, `chama.${action}`, chamaId, {}, { type: `chama.${action}`, by: caller.principal.sub, at: this.now() });
+    return this.send(chamaId, caller, key, `chama.${action}`, chamaId, {}, { type: `chama.${action}`, by: actorOf(caller), at: this.now() });
   }
 
   async invite(caller: Caller, key: string, chamaId: string, input: z.infer<typeof AddMember>): Promise<Outcome> {
     await this.chamaFor(caller, "chama.act", chamaId);
-    return this.send(chamaId, caller, key, "chama.invite", chamaId, input, { type: "member.invite", ...input, by: caller.principal.sub, at: this.now() });
+    return this.send(chamaId, caller, key, "chama.invite", chamaId, input, { type: "member.invite", ...input, by: actorOf(caller), at: this.now() });
   }
 
   /** The caller accepts their own invitation. */
   async accept(caller: Caller, key: string, chamaId: string): Promise<Outcome> {
     await this.chamaFor(caller, "chama.act", chamaId);
-    return this.send(chamaId, caller, key, "chama.accept", chamaId, {}, { type: "member.accept", memberId: caller.principal.sub, at: this.now() });
+    return this.send(chamaId, caller, key, "chama.accept", chamaId, {}, { type: "member.accept", memberId: actorOf(caller), at: this.now() });
   }
 
   async addMember(caller: Caller, key: string, chamaId: string, input: z.infer<typeof AddMember>): Promise<Outcome> {
     await this.chamaFor(caller, "chama.act", chamaId);
-    return this.send(chamaId, caller, key, "chama.add", chamaId, input, { type: "member.add", ...input, by: caller.principal.sub, at: this.now() });
+    return this.send(chamaId, caller, key, "chama.add", chamaId, input, { type: "member.add", ...input, by: actorOf(caller), at: this.now() });
   }
 
   async removeMember(caller: Caller, key: string, chamaId: string, memberId: string, reason?: string): Promise<Outcome> {
@@ -69,7 +70,7 @@ export class ChamaOperations {
     return this.send(chamaId, caller, key, "chama.remove", `${chamaId}/${memberId}`, { reason }, {
       type: "member.remove",
       memberId,
-      by: caller.principal.sub,
+      by: actorOf(caller),
       ...(reason ? { reason } : {}),
       at: this.now(),
     });
@@ -77,7 +78,7 @@ export class ChamaOperations {
 
   async changeRole(caller: Caller, key: string, chamaId: string, memberId: string, role: "admin" | "member"): Promise<Outcome> {
     await this.chamaFor(caller, "chama.act", chamaId);
-    return this.send(chamaId, caller, key, "chama.role", `${chamaId}/${memberId}`, { role }, { type: "member.role", memberId, role, by: caller.principal.sub, at: this.now() });
+    return this.send(chamaId, caller, key, "chama.role", `${chamaId}/${memberId}`, { role }, { type: "member.role", memberId, role, by: actorOf(caller), at: this.now() });
   }
 
   async changeRules(caller: Caller, key: string, chamaId: string, input: z.infer<typeof ChangeRules>): Promise<Outcome> {
@@ -97,7 +98,7 @@ export class ChamaOperations {
       ...money("maxPerWithdrawal"),
       ...money("maxPerDay"),
     };
-    return this.send(chamaId, caller, key, "chama.rules", chamaId, rules, { type: "rules.change", rules, by: caller.principal.sub, at: this.now() });
+    return this.send(chamaId, caller, key, "chama.rules", chamaId, rules, { type: "rules.change", rules, by: actorOf(caller), at: this.now() });
   }
 
   /** Money in from outside, attributed to a member (a processor's or an admin's call, like wallet credits). */
@@ -121,7 +122,7 @@ export class ChamaOperations {
     return this.send(chamaId, caller, key, "chama.withdrawal.request", chamaId, { amount, destination: input.destination }, {
       type: "withdrawal.request",
       withdrawalId,
-      memberId: caller.principal.sub,
+      memberId: actorOf(caller),
       amount,
       // Sealed here, bound to the withdrawal's id: past this line only the masked form is readable.
       destination: { masked: maskDestination(input.destination), sealed: this.vault.seal(input.destination, withdrawalId) },
@@ -134,7 +135,7 @@ export class ChamaOperations {
     return this.send(chamaId, caller, key, `chama.withdrawal.${decision}`, withdrawalId, { note }, {
       type: "withdrawal.review",
       withdrawalId,
-      reviewerId: caller.principal.sub,
+      reviewerId: actorOf(caller),
       decision,
       ...(note ? { note } : {}),
       at: this.now(),
@@ -145,7 +146,7 @@ export class ChamaOperations {
     const processor = step === "complete" || step === "fail";
     await this.chamaFor(caller, processor ? "chama.process" : "chama.act", chamaId);
     const at = this.now();
-    const by = caller.principal.sub;
+    const by = actorOf(caller);
     const command: ChamaCommand =
       step === "complete"
         ? { type: "withdrawal.complete", withdrawalId, journalId: newId(), at }
@@ -193,6 +194,17 @@ export class ChamaOperations {
     this.assets.set(chamaId, row.asset as Asset);
     return row.asset as Asset;
   }
+}
+
+/**
+ * Who a caller is inside a chama. A user is their subject, which is what member ids are. Anyone
+ * else (a platform admin, a service, an auditor) gets an id no member can have ("#" is not allowed
+ * in member ids), so a credential whose subject happens to equal a member's can never act as them:
+ * API-key subjects are free text, and group consent must not hang on a name.
+ */
+export function actorOf(caller: Caller): string {
+  const p = caller.principal;
+  return p.role === "user" ? p.sub : `${p.role}#${p.sub}`;
 }
 
 function defined<T extends object>(fields: T): Partial<T> {

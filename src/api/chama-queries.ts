@@ -19,8 +19,11 @@ async function chamaFor(db: Db, p: Principal, chamaId: string, action: Action) {
     from chamas c where c.id = ${chamaId}`;
   if (!c) throw new CofferError("CHAMA_NOT_FOUND", "chama not found");
   const caller = c.caller as { status: string; role: string | null } | null;
-  const allowed = action === "chama.audit" ? caller?.status === "member" && caller.role === "admin" : caller !== null;
-  authorize(p, action, [allowed ? p.sub : "(nobody)"], "CHAMA_NOT_FOUND");
+  authorize(p, action, [caller !== null ? p.sub : "(nobody)"], "CHAMA_NOT_FOUND");
+  // Members may see the chama exists; its audit log is for its admins.
+  if (p.role === "user" && action === "chama.audit" && !(caller?.status === "member" && caller.role === "admin")) {
+    throw new CofferError("FORBIDDEN", "only this chama's admins read its audit log");
+  }
   return c;
 }
 

@@ -131,7 +131,8 @@ const STATUS_AFTER = { "chama.opened": "active", "chama.frozen": "frozen", "cham
 
 /** The outcome a chama command's caller hears, built from what the machine emitted. */
 export function renderChamaOutcome(command: ChamaCommand, effects: ChamaEffect[], context: ChamaContext, status: string): Outcome {
-  const first = effects[0]!;
+  // Removing a member may first cancel their open requests; the caller asked about the member.
+  const first = (command.type === "member.remove" && effects.find((e) => e.type === "member.removed" || e.type === "member.invitation_revoked")) || effects[0]!;
   if (first.type === "rejected") {
     // A step on a withdrawal this chama never had (or forgot long ago) names nothing: 404.
     if (first.code === "INVALID_TRANSITION" && "withdrawalId" in command && command.type !== "withdrawal.request") {

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { PERMISSIONS, type Permission } from "../../src/security/principal";
 import type { As } from "../support/auth";
 import { startTestNode, type ApiResponse, type TestNode } from "../support/node";
+import { CHAMA_ROUTES, chamaRouteName } from "./chama-routes";
 import { nameOf, OWNER_A, OWNER_B, OWNER_C, pathOf, PUBLIC_ROUTES, ROUTES, type Fixture, type RouteCase, type State } from "./routes";
 import { expectProblem, footprint } from "./support";
 
@@ -69,7 +70,7 @@ const forbidden = (route: RouteCase, f: Fixture, as: As) => expectRefusedUnchang
 
 test("the route table lists exactly the routes the app serves", () => {
   const served = t.node.http.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${r.path}`);
-  const listed = [...ROUTES.map(nameOf), ...PUBLIC_ROUTES.map((r) => `${r.method} ${r.pattern}`)];
+  const listed = [...ROUTES.map(nameOf), ...CHAMA_ROUTES.map(chamaRouteName), ...PUBLIC_ROUTES.map((r) => `${r.method} ${r.pattern}`)];
   expect([...new Set(served)].sort()).toEqual(listed.sort());
 });
 
