@@ -93,7 +93,7 @@ export async function commitChama(db: Db, write: ActorWrite): Promise<number> {
     if (reviews.length) await tx`insert into chama_reviews ${tx(reviews)}`;
     const audits = effects.flatMap((e) =>
       e.type === "audit.recorded"
-        ? [{ chama_id: e.chamaId, actor: e.actor, action: e.action, target: e.target ?? null, before: shown(tx, e.before, context.asset), after: shown(tx, e.after, context.asset), note: e.note ?? null, at: e.at }]
+        ? [{ chama_id: e.chamaId, actor: e.actor, action: e.action, target: e.target ?? null, before: shown(tx, e.before, context.asset), after: shown(tx, e.after, context.asset), note: e.note ?? null, via: e.via ?? null, at: e.at }]
         : [],
     );
     if (audits.length) await tx`insert into chama_audit ${tx(audits)}`;

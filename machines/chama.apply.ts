@@ -103,7 +103,8 @@ interface AuditFields {
 }
 
 function audit(context: ChamaContext, command: ChamaCommand, fields: AuditFields = {}): ChamaEffect {
-  return { type: "audit.recorded", ...subject(context, command.at), actor: actorOf(command), action: command.type, ...defined(fields) };
+  const via = "via" in command ? command.via : undefined;
+  return { type: "audit.recorded", ...subject(context, command.at), actor: actorOf(command), action: command.type, ...defined({ ...fields, via }) };
 }
 
 function open(context: ChamaContext, command: Cmd<"chama.open">): Outcome {

@@ -47,13 +47,13 @@ export type ChamaCommand = Stamp &
     | { type: "member.remove"; memberId: string; by: string; reason?: string }
     | { type: "member.role"; memberId: string; role: ChamaRole; by: string }
     | { type: "rules.change"; rules: Partial<ChamaRules>; by: string }
-    | { type: "chama.deposit"; journalId: string; memberId: string; amount: bigint; reference?: string }
+    | { type: "chama.deposit"; journalId: string; memberId: string; amount: bigint; reference?: string; via?: string }
     | { type: "withdrawal.request"; withdrawalId: string; memberId: string; amount: bigint; destination: Destination }
     | { type: "withdrawal.review"; withdrawalId: string; reviewerId: string; decision: ReviewDecision; note?: string }
     | { type: "withdrawal.park"; withdrawalId: string; by: string; note?: string }
     | { type: "withdrawal.continue"; withdrawalId: string; by: string }
-    | { type: "withdrawal.complete"; withdrawalId: string; journalId: string }
-    | { type: "withdrawal.fail"; withdrawalId: string; reason?: string }
+    | { type: "withdrawal.complete"; withdrawalId: string; journalId: string; via?: string }
+    | { type: "withdrawal.fail"; withdrawalId: string; reason?: string; via?: string }
     | { type: "withdrawal.cancel"; withdrawalId: string; by: string; reason?: string }
     | { type: "withdrawal.expire"; withdrawalId: string }
   );
@@ -138,6 +138,8 @@ export type ChamaEffect =
       before?: AuditRecord;
       after?: AuditRecord;
       note?: string;
+      /** The platform credential that reported it, when the actor is not who acted (a deposit's processor, a payout's). */
+      via?: string;
     });
 
 export type ChamaEffectType = ChamaEffect["type"];

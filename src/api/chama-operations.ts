@@ -111,6 +111,7 @@ export class ChamaOperations {
       memberId: input.memberId,
       amount,
       ...(input.reference ? { reference: input.reference } : {}),
+      via: actorOf(caller),
       at: this.now(),
     });
   }
@@ -149,9 +150,9 @@ export class ChamaOperations {
     const by = actorOf(caller);
     const command: ChamaCommand =
       step === "complete"
-        ? { type: "withdrawal.complete", withdrawalId, journalId: newId(), at }
+        ? { type: "withdrawal.complete", withdrawalId, journalId: newId(), via: by, at }
         : step === "fail"
-          ? { type: "withdrawal.fail", withdrawalId, ...(text ? { reason: text } : {}), at }
+          ? { type: "withdrawal.fail", withdrawalId, ...(text ? { reason: text } : {}), via: by, at }
           : step === "park"
             ? { type: "withdrawal.park", withdrawalId, by, ...(text ? { note: text } : {}), at }
             : step === "cancel"

@@ -111,7 +111,7 @@ export async function getChamaWithdrawal(db: Db, p: Principal, chamaId: string, 
 /** Newest first; the cursor is the last `seq` seen. */
 export async function listAudit(db: Db, p: Principal, chamaId: string, limit: number, cursor?: string) {
   await chamaFor(db, p, chamaId, "chama.audit");
-  const rows = await db`select seq::text, actor, action, target, before, after, note, at from chama_audit
+  const rows = await db`select seq::text, actor, action, target, before, after, note, via, at from chama_audit
     where chama_id = ${chamaId} ${cursor ? db`and seq < ${cursor}` : db``} order by seq desc limit ${limit + 1}`;
   const page = rows.slice(0, limit);
   return {
@@ -123,6 +123,7 @@ export async function listAudit(db: Db, p: Principal, chamaId: string, limit: nu
       ...(r.before ? { before: r.before } : {}),
       ...(r.after ? { after: r.after } : {}),
       ...(r.note ? { note: r.note } : {}),
+      ...(r.via ? { via: r.via } : {}),
       at: r.at.toISOString(),
     })),
     nextCursor: rows.length > limit ? page[page.length - 1]!.seq : null,

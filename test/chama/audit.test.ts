@@ -120,6 +120,22 @@ describe("the audit log", () => {
     expect(JSON.stringify(log)).not.toContain(BANK_ACCOUNT);
   });
 
+  test("deposits and payout endings name the platform credential that reported them (via)", async () => {
+    const p = people("a1", "a2", "m1");
+    const c = await newChama(n.t, { admins: [p.a1, p.a2], members: [p.m1] });
+    const processor = { sub: "svc-payouts", role: "service" as const, perms: ["credits:write" as const, "withdrawals:process" as const] };
+    expectOk(await c.call("POST", "/deposits", { memberId: p.m1, amount: "20.00" }, processor), 201);
+    const w = await c.requested(p.m1, "5.00");
+    expectOk(await c.step(w.id, "approve", p.a1));
+    expectOk(await c.step(w.id, "continue", p.m1));
+    expectOk(await c.step(w.id, "fail", processor, { reason: "bank refused" }));
+    const log = await c.audit();
+    expect(log.find((r) => r.action === "chama.deposit")).toMatchObject({ actor: p.m1, via: "service#svc-payouts" });
+    expect(log.find((r) => r.action === "withdrawal.fail")).toMatchObject({ actor: "system", via: "service#svc-payouts", note: "bank refused" });
+    // Members' own actions have no go-between.
+    expect(log.find((r) => r.action === "withdrawal.review")!.via).toBeUndefined();
+  });
+
   test("chama admins, platform admins and auditors may read it; a plain member may not; a stranger gets 404", async () => {
     const p = people("a1", "a2", "m1", "stranger");
     const c = await newChama(n.t, { admins: [p.a1, p.a2], members: [p.m1], fund: "5.00" });

@@ -78,6 +78,9 @@ create table chama_audit (
   before   jsonb,
   after    jsonb,
   note     text,
+  -- The platform credential that reported a deposit or a payout's end (the actor is the member or
+  -- "system" then).
+  via      text,
   at       timestamptz not null
 );
 create index chama_audit_chama on chama_audit (chama_id, seq desc);
