@@ -10,7 +10,10 @@ export function connect(url: string, max = 20, timeouts = { statement_ms: 30_000
     // fail and be retried, not hold its wallet, and the node's commit slots, forever.
     connection: { statement_timeout: timeouts.statement_ms, lock_timeout: timeouts.lock_ms },
     idle_timeout: 30,
-    connect_timeout: 10,
+    // Setting up a connection to Postgres takes milliseconds. When Postgres ends backends while
+    // the pool is reconnecting, some new connections never finish their start-up and only this
+    // timeout frees them: at 10 s a node stalled that long (test/chaos/chama-db-failure.test.ts).
+    connect_timeout: 2,
     max_lifetime: 60 * 30,
     prepare: true,
     onnotice: () => {},
