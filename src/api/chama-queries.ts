@@ -85,15 +85,15 @@ const withdrawalRow = (w: Record<string, any>) =>
     updatedAt: w.updated_at.toISOString(),
   });
 
-export async function listChamaWithdrawals(db: Db, p: Principal, chamaId: string, q: { status?: string | undefined; limit: number; cursor?: string | undefined }) {
+export async function listChamaWithdrawals(db: Db, p: Principal, chamaId: string, q: { status?: string | undefined; pageSize: number; cursor?: string | undefined }) {
   await chamaFor(db, p, chamaId, "chama.read");
   const rows = await db`select id, chama_id, member_id, asset, amount::text, status, destination, approvals, rejections, reason, expires_at, created_at, updated_at
     from chama_withdrawals where chama_id = ${chamaId}
     ${q.status ? db`and status = ${q.status}` : db``}
     ${q.cursor ? db`and (created_at, id) < (select created_at, id from chama_withdrawals where id = ${q.cursor} and chama_id = ${chamaId})` : db``}
-    order by created_at desc, id desc limit ${q.limit + 1}`;
-  const page = rows.slice(0, q.limit);
-  return { items: page.map(withdrawalRow), nextCursor: rows.length > q.limit ? page[page.length - 1]!.id : null };
+    order by created_at desc, id desc limit ${q.pageSize + 1}`;
+  const page = rows.slice(0, q.pageSize);
+  return { items: page.map(withdrawalRow), nextCursor: rows.length > q.pageSize ? page[page.length - 1]!.id : null };
 }
 
 export async function getChamaWithdrawal(db: Db, p: Principal, chamaId: string, withdrawalId: string) {
@@ -109,11 +109,11 @@ export async function getChamaWithdrawal(db: Db, p: Principal, chamaId: string, 
 }
 
 /** Newest first; the cursor is the last `seq` seen. */
-export async function listAudit(db: Db, p: Principal, chamaId: string, limit: number, cursor?: string) {
+export async function listAudit(db: Db, p: Principal, chamaId: string, pageSize: number, cursor?: string) {
   await chamaFor(db, p, chamaId, "chama.audit");
   const rows = await db`select seq::text, actor, action, target, before, after, note, via, at from chama_audit
-    where chama_id = ${chamaId} ${cursor ? db`and seq < ${cursor}` : db``} order by seq desc limit ${limit + 1}`;
-  const page = rows.slice(0, limit);
+    where chama_id = ${chamaId} ${cursor ? db`and seq < ${cursor}` : db``} order by seq desc limit ${pageSize + 1}`;
+  const page = rows.slice(0, pageSize);
   return {
     items: page.map((r) => ({
       seq: r.seq,
@@ -126,6 +126,6 @@ export async function listAudit(db: Db, p: Principal, chamaId: string, limit: nu
       ...(r.via ? { via: r.via } : {}),
       at: r.at.toISOString(),
     })),
-    nextCursor: rows.length > limit ? page[page.length - 1]!.seq : null,
+    nextCursor: rows.length > pageSize ? page[page.length - 1]!.seq : null,
   };
 }

@@ -90,7 +90,8 @@ export function registerChamas(app: Hono, { db, chamas }: HttpDeps): void {
   });
   app.get("/v1/chamas/:id/withdrawals", async (c) => {
     const id = chamaIdOf(c);
-    return c.json(await listChamaWithdrawals(db, principalOf(c), id, parse(ChamaWithdrawalQuery, c.req.query(), "query")));
+    const q = parse(ChamaWithdrawalQuery, c.req.query(), "query");
+    return c.json(await listChamaWithdrawals(db, principalOf(c), id, { status: q.status, pageSize: q.limit, cursor: q.cursor }));
   });
   app.get("/v1/chamas/:id/withdrawals/:withdrawalId", async (c) => c.json(await getChamaWithdrawal(db, principalOf(c), chamaIdOf(c), withdrawalIdOf(c))));
   for (const decision of ["approve", "reject"] as const) {

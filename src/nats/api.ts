@@ -137,8 +137,8 @@ function chamaHandlers(
       chamas.changeRules(c.caller, c.key, chamaId, i)),
     "chamas.deposits.create": mutation(ChamaDeposit.extend(ref.shape), (c, { chamaId, ...i }) => chamas.deposit(c.caller, c.key, chamaId, i)),
     "chamas.withdrawals.create": mutation(RequestWithdrawal.extend(ref.shape), (c, { chamaId, ...i }) => chamas.requestWithdrawal(c.caller, c.key, chamaId, i), true),
-    "chamas.withdrawals.list": query(ChamaWithdrawalQuery.extend({ ...ref.shape, limit: z.number().int().min(1).max(200).default(50) }), (c, { chamaId, ...q }) =>
-      listChamaWithdrawals(db, c.caller.principal, chamaId, q)),
+    "chamas.withdrawals.list": query(ChamaWithdrawalQuery.extend({ ...ref.shape, limit: z.number().int().min(1).max(200).default(50) }), (c, q) =>
+      listChamaWithdrawals(db, c.caller.principal, q.chamaId, { status: q.status, pageSize: q.limit, cursor: q.cursor })),
     "chamas.withdrawals.get": query(z.strictObject(withdrawalRef), (c, i) => getChamaWithdrawal(db, c.caller.principal, i.chamaId, i.withdrawalId)),
     "chamas.withdrawals.approve": review("approve"),
     "chamas.withdrawals.reject": review("reject"),

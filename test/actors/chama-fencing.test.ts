@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { startNode, type Node } from "../../src/app";
-import { loadConfig } from "../../src/config";
-import { testKeys, type As } from "../support/auth";
+import type { As } from "../support/auth";
+import { serveOn, type Side } from "../support/split-brain";
 import { createTestDatabase, type TestDatabase } from "../support/db";
-import { apiFor, type Api, type ApiResponse } from "../support/node";
+import type { ApiResponse } from "../support/node";
 import { seeded } from "../support/random";
 import { untilDefinite } from "../support/retry";
 
@@ -15,37 +14,16 @@ import { untilDefinite } from "../support/retry";
  * the snapshot version; only that stands between the two nodes and a double hold or double payout.
  * A caller told 503 (UNAVAILABLE / OVERLOADED) retries with the same key, on the other node.
  */
-interface Side {
-  name: "A" | "B";
-  node: Node;
-  api: Api;
-  stop(): Promise<void>;
-}
-
 let db: TestDatabase;
 let sql: postgres.Sql;
 let a: Side;
 let b: Side;
 
-async function serve(name: Side["name"], url: string): Promise<Side> {
-  const node = await startNode(loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", DATABASE_URL: url }), url);
-  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
-  return {
-    name,
-    node,
-    api: apiFor(`http://127.0.0.1:${server.port}`),
-    async stop() {
-      await server.stop(true);
-      await node.close();
-    },
-  };
-}
-
 beforeAll(async () => {
   db = await createTestDatabase("chamafence");
   sql = postgres(db.url, { max: 2, onnotice: () => {} });
-  a = await serve("A", db.url);
-  b = await serve("B", db.url);
+  a = await serveOn("A", db.url);
+  b = await serveOn("B", db.url);
 });
 
 /** Stops the balance watcher of a test that failed before stopping it itself. */

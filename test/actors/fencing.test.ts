@@ -1,10 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { startNode, type Node } from "../../src/app";
-import { loadConfig } from "../../src/config";
-import { testKeys } from "../support/auth";
+import { serveOn, type Side } from "../support/split-brain";
 import { createTestDatabase, type TestDatabase } from "../support/db";
-import { apiFor, fundedWallet, type Api, type ApiResponse } from "../support/node";
+import { fundedWallet, type ApiResponse } from "../support/node";
 
 /**
  * Split brain on purpose: two nodes on ONE database, both holding the same wallet's actor in
@@ -12,38 +10,17 @@ import { apiFor, fundedWallet, type Api, type ApiResponse } from "../support/nod
  * the snapshot version (fencing) stands between them and a double spend. A node that loses a race
  * must reload and retry, or tell its caller to retry; it must never act on its stale state.
  */
-interface Side {
-  name: "A" | "B";
-  node: Node;
-  api: Api;
-  stop(): Promise<void>;
-}
-
 let db: TestDatabase;
 let sql: postgres.Sql;
 let a: Side;
 let b: Side;
 
-async function serve(name: Side["name"], url: string): Promise<Side> {
-  const node = await startNode(loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", DATABASE_URL: url }), url);
-  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
-  return {
-    name,
-    node,
-    api: apiFor(`http://127.0.0.1:${server.port}`),
-    async stop() {
-      await server.stop(true);
-      await node.close();
-    },
-  };
-}
-
 beforeAll(async () => {
   db = await createTestDatabase("fencing");
   sql = postgres(db.url, { max: 2, onnotice: () => {} });
   // One after the other: both run the migrations (the second finds them applied).
-  a = await serve("A", db.url);
-  b = await serve("B", db.url);
+  a = await serveOn("A", db.url);
+  b = await serveOn("B", db.url);
 });
 
 afterAll(async () => {

@@ -1,0 +1,29 @@
+import { startNode, type Node } from "../../src/app";
+import { loadConfig } from "../../src/config";
+import { testKeys } from "./auth";
+import { apiFor, type Api } from "./node";
+
+/**
+ * One side of a split brain made on purpose: a whole node serving HTTP on a database another node
+ * also serves, with no NATS, so nothing routes an actor to one owner and only fencing protects it.
+ */
+export interface Side {
+  name: "A" | "B";
+  node: Node;
+  api: Api;
+  stop(): Promise<void>;
+}
+
+export async function serveOn(name: Side["name"], url: string): Promise<Side> {
+  const node = await startNode(loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", DATABASE_URL: url }), url);
+  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
+  return {
+    name,
+    node,
+    api: apiFor(`http://127.0.0.1:${server.port}`),
+    async stop() {
+      await server.stop(true);
+      await node.close();
+    },
+  };
+}
