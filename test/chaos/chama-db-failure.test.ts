@@ -301,5 +301,6 @@ describe("Postgres connections terminated while chamas are busy", () => {
     let verify = await request("GET", "/admin/verify");
     for (let attempt = 1; attempt < 5 && verify.status === 503; attempt++) verify = await request("GET", "/admin/verify");
     expect(verify.body).toEqual({ ok: true, mismatches: [] });
-  });
+    // Hundreds of replays, some of which first meet a pooled connection killed while idle (503, retried).
+  }, 30_000);
 });
