@@ -1,7 +1,7 @@
 import type { Db } from "../src/db/client";
 import { formatAmount } from "../src/ledger/money";
 import type { Asset } from "../src/ledger/assets";
-import { emptyChamaContext, heldOf, own, type ChamaContext } from "../machines/chama.context";
+import { emptyChamaContext, heldOf, own, personOf, type ChamaContext } from "../machines/chama.context";
 import type { AuditRecord, ChamaEffect } from "../machines/chama.events";
 import { CHAMA_MACHINE_VERSION, chamaMachine } from "../machines/chama.machine";
 import type { ActorWrite } from "./actor-kind";
@@ -122,17 +122,14 @@ function memberRows(context: ChamaContext, effects: ChamaEffect[], at: string) {
     else if ("memberId" in e) touched.add(e.memberId);
   }
   return [...touched].map((memberId) => {
-    const member = own(context.members, memberId);
-    const invited = own(context.invitations, memberId);
-    const former = own(context.former, memberId);
-    const status = member ? "member" : invited ? "invited" : former ? "former" : "revoked";
+    const person = personOf(context, memberId);
     return {
       chama_id: context.chamaId,
       member_id: memberId,
-      role: member?.role ?? invited?.role ?? null,
-      status,
-      contributed: (member?.contributed ?? former?.contributed ?? 0n).toString(),
-      withdrawn: (member?.withdrawn ?? former?.withdrawn ?? 0n).toString(),
+      role: person.role,
+      status: person.status,
+      contributed: person.contributed.toString(),
+      withdrawn: person.withdrawn.toString(),
       updated_at: at,
     };
   });

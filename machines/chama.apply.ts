@@ -5,6 +5,7 @@ import {
   type ChamaContext,
   type ChamaMember,
   type ChamaWithdrawal,
+  defined,
   own,
   mergeRules,
   pruneRecent,
@@ -90,10 +91,6 @@ export function applyCommand(context: ChamaContext, command: ChamaCommand): Outc
 
 const subject = (context: ChamaContext, at: string) => ({ chamaId: context.chamaId, asset: context.asset, at });
 
-/** Drop keys whose value is undefined, so effects and snapshots survive a JSON round trip unchanged. */
-function defined<T extends object>(fields: T): T {
-  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as T;
-}
 
 interface AuditFields {
   target?: string;

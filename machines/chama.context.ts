@@ -137,6 +137,28 @@ export function withoutKey<T>(record: Readonly<Record<string, T>>, key: string):
   return rest;
 }
 
+/** Drop keys whose value is undefined, so effects and snapshots survive a JSON round trip unchanged. */
+export function defined<T extends object>(fields: T): T {
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as T;
+}
+
+/** Where someone stands with a chama now; "revoked" is an invitation taken back (or no standing at all). */
+export type PersonStatus = "member" | "invited" | "former" | "revoked";
+
+/** A person as the chama sees them now: what the member rows and the member view both show. */
+export function personOf(context: ChamaContext, personId: string) {
+  const member = own(context.members, personId);
+  const invited = own(context.invitations, personId);
+  const former = own(context.former, personId);
+  const status: PersonStatus = member ? "member" : invited ? "invited" : former ? "former" : "revoked";
+  return {
+    role: member?.role ?? invited?.role ?? null,
+    status,
+    contributed: member?.contributed ?? former?.contributed ?? 0n,
+    withdrawn: member?.withdrawn ?? former?.withdrawn ?? 0n,
+  };
+}
+
 export function heldOf(context: ChamaContext): bigint {
   let held = 0n;
   for (const withdrawal of Object.values(context.withdrawals)) held += withdrawal.amount;

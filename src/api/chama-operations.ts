@@ -1,5 +1,6 @@
 import type { Outcome } from "../../actors/envelope";
 import type { Router } from "../../actors/router";
+import { defined } from "../../machines/chama.context";
 import type { ChamaCommand, ChamaRules } from "../../machines/chama.events";
 import type { Db } from "../db/client";
 import { CofferError } from "../errors";
@@ -37,8 +38,8 @@ export class ChamaOperations {
 
   create(caller: Caller, key: string, input: z.infer<typeof CreateChama>): Promise<Outcome> {
     authorize(caller.principal, "chama.create");
-    const admin = input.adminId ?? actorOf(caller);
-    if (caller.principal.role === "user" && admin !== actorOf(caller)) throw new CofferError("FORBIDDEN", "users create chamas with themselves as the admin");
+    const admin = input.adminId ?? memberIdOf(caller);
+    if (caller.principal.role === "user" && admin !== memberIdOf(caller)) throw new CofferError("FORBIDDEN", "users create chamas with themselves as the admin");
     if (!MemberId.safeParse(admin).success) throw new CofferError("VALIDATION_FAILED", "name the chama's first admin in adminId: a platform credential is not a member");
     const chamaId = idFromKey("chama", caller.scope, key);
     return this.send(chamaId, caller, key, "chama.create", "", input, { type: "chama.open", chamaId, name: input.name, asset: input.asset, createdBy: admin, at: this.now() });
@@ -46,23 +47,23 @@ export class ChamaOperations {
 
   async setStatus(caller: Caller, key: string, chamaId: string, action: "freeze" | "unfreeze" | "close"): Promise<Outcome> {
     await this.chamaFor(caller, "chama.act", chamaId);
-    return this.send(chamaId, caller, key, `chama.${action}`, chamaId, {}, { type: `chama.${action}`, by: actorOf(caller), at: this.now() });
+    return this.send(chamaId, caller, key, `chama.${action}`, chamaId, {}, { type: `chama.${action}`, by: memberIdOf(caller), at: this.now() });
   }
 
   async invite(caller: Caller, key: string, chamaId: string, input: z.infer<typeof AddMember>): Promise<Outcome> {
     await this.chamaFor(caller, "chama.act", chamaId);
-    return this.send(chamaId, caller, key, "chama.invite", chamaId, input, { type: "member.invite", ...input, by: actorOf(caller), at: this.now() });
+    return this.send(chamaId, caller, key, "chama.invite", chamaId, input, { type: "member.invite", ...input, by: memberIdOf(caller), at: this.now() });
   }
 
   /** The caller accepts their own invitation. */
   async accept(caller: Caller, key: string, chamaId: string): Promise<Outcome> {
     await this.chamaFor(caller, "chama.act", chamaId);
-    return this.send(chamaId, caller, key, "chama.accept", chamaId, {}, { type: "member.accept", memberId: actorOf(caller), at: this.now() });
+    return this.send(chamaId, caller, key, "chama.accept", chamaId, {}, { type: "member.accept", memberId: memberIdOf(caller), at: this.now() });
   }
 
   async addMember(caller: Caller, key: string, chamaId: string, input: z.infer<typeof AddMember>): Promise<Outcome> {
     await this.chamaFor(caller, "chama.act", chamaId);
-    return this.send(chamaId, caller, key, "chama.add", chamaId, input, { type: "member.add", ...input, by: actorOf(caller), at: this.now() });
+    return this.send(chamaId, caller, key, "chama.add", chamaId, input, { type: "member.add", ...input, by: memberIdOf(caller), at: this.now() });
   }
 
   async removeMember(caller: Caller, key: string, chamaId: string, memberId: string, reason?: string): Promise<Outcome> {
@@ -70,7 +71,7 @@ export class ChamaOperations {
     return this.send(chamaId, caller, key, "chama.remove", `${chamaId}/${memberId}`, { reason }, {
       type: "member.remove",
       memberId,
-      by: actorOf(caller),
+      by: memberIdOf(caller),
       ...(reason ? { reason } : {}),
       at: this.now(),
     });
@@ -78,7 +79,7 @@ export class ChamaOperations {
 
   async changeRole(caller: Caller, key: string, chamaId: string, memberId: string, role: "admin" | "member"): Promise<Outcome> {
     await this.chamaFor(caller, "chama.act", chamaId);
-    return this.send(chamaId, caller, key, "chama.role", `${chamaId}/${memberId}`, { role }, { type: "member.role", memberId, role, by: actorOf(caller), at: this.now() });
+    return this.send(chamaId, caller, key, "chama.role", `${chamaId}/${memberId}`, { role }, { type: "member.role", memberId, role, by: memberIdOf(caller), at: this.now() });
   }
 
   async changeRules(caller: Caller, key: string, chamaId: string, input: z.infer<typeof ChangeRules>): Promise<Outcome> {
@@ -98,7 +99,7 @@ export class ChamaOperations {
       ...money("maxPerWithdrawal"),
       ...money("maxPerDay"),
     };
-    return this.send(chamaId, caller, key, "chama.rules", chamaId, rules, { type: "rules.change", rules, by: actorOf(caller), at: this.now() });
+    return this.send(chamaId, caller, key, "chama.rules", chamaId, rules, { type: "rules.change", rules, by: memberIdOf(caller), at: this.now() });
   }
 
   /** Money in from outside, attributed to a member (a processor's or an admin's call, like wallet credits). */
@@ -111,7 +112,7 @@ export class ChamaOperations {
       memberId: input.memberId,
       amount,
       ...(input.reference ? { reference: input.reference } : {}),
-      via: actorOf(caller),
+      via: memberIdOf(caller),
       at: this.now(),
     });
   }
@@ -123,7 +124,7 @@ export class ChamaOperations {
     return this.send(chamaId, caller, key, "chama.withdrawal.request", chamaId, { amount, destination: input.destination }, {
       type: "withdrawal.request",
       withdrawalId,
-      memberId: actorOf(caller),
+      memberId: memberIdOf(caller),
       amount,
       // Sealed here, bound to the withdrawal's id: past this line only the masked form is readable.
       destination: { masked: maskDestination(input.destination), sealed: this.vault.seal(input.destination, withdrawalId) },
@@ -136,7 +137,7 @@ export class ChamaOperations {
     return this.send(chamaId, caller, key, `chama.withdrawal.${decision}`, withdrawalId, { note }, {
       type: "withdrawal.review",
       withdrawalId,
-      reviewerId: actorOf(caller),
+      reviewerId: memberIdOf(caller),
       decision,
       ...(note ? { note } : {}),
       at: this.now(),
@@ -147,7 +148,7 @@ export class ChamaOperations {
     const processor = step === "complete" || step === "fail";
     await this.chamaFor(caller, processor ? "chama.process" : "chama.act", chamaId);
     const at = this.now();
-    const by = actorOf(caller);
+    const by = memberIdOf(caller);
     const command: ChamaCommand =
       step === "complete"
         ? { type: "withdrawal.complete", withdrawalId, journalId: newId(), via: by, at }
@@ -203,11 +204,7 @@ export class ChamaOperations {
  * in member ids), so a credential whose subject happens to equal a member's can never act as them:
  * API-key subjects are free text, and group consent must not hang on a name.
  */
-export function actorOf(caller: Caller): string {
+export function memberIdOf(caller: Caller): string {
   const p = caller.principal;
   return p.role === "user" ? p.sub : `${p.role}#${p.sub}`;
-}
-
-function defined<T extends object>(fields: T): Partial<T> {
-  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -1,5 +1,5 @@
 import type { Outcome } from "../../actors/envelope";
-import { heldOf, own, type ChamaContext, type ChamaMember } from "../../machines/chama.context";
+import { heldOf, own, personOf, type ChamaContext } from "../../machines/chama.context";
 import type { ChamaCommand, ChamaEffect, ChamaRules } from "../../machines/chama.events";
 import { ERROR_STATUS, problem } from "../errors";
 import type { Asset } from "../ledger/assets";
@@ -96,21 +96,8 @@ function contributedByMembers(context: ChamaContext): bigint {
   return total;
 }
 
-/** A person as the chama sees them now: member, invited, former, or gone (an invitation revoked). */
-function personOf(context: ChamaContext, memberId: string) {
-  const member: ChamaMember | undefined = own(context.members, memberId);
-  const invited = own(context.invitations, memberId);
-  const former = own(context.former, memberId);
-  return memberView({
-    chamaId: context.chamaId,
-    memberId,
-    role: member?.role ?? invited?.role ?? null,
-    status: member ? "member" : invited ? "invited" : former ? "former" : "revoked",
-    contributed: member?.contributed ?? former?.contributed ?? 0n,
-    withdrawn: member?.withdrawn ?? former?.withdrawn ?? 0n,
-    asset: context.asset,
-    total: contributedByMembers(context),
-  });
+function personView(context: ChamaContext, memberId: string) {
+  return memberView({ chamaId: context.chamaId, memberId, ...personOf(context, memberId), asset: context.asset, total: contributedByMembers(context) });
 }
 
 function chamaOf(context: ChamaContext, status: string) {
@@ -151,13 +138,13 @@ export function renderChamaOutcome(command: ChamaCommand, effects: ChamaEffect[]
     case "rules.changed":
       return { status: 200, body: chamaOf(context, status) };
     case "member.invited":
-      return { status: 201, body: personOf(context, first.memberId) };
+      return { status: 201, body: personView(context, first.memberId) };
     case "member.joined":
-      return { status: command.type === "member.add" ? 201 : 200, body: personOf(context, first.memberId) };
+      return { status: command.type === "member.add" ? 201 : 200, body: personView(context, first.memberId) };
     case "member.removed":
     case "member.invitation_revoked":
     case "member.role_changed":
-      return { status: 200, body: personOf(context, first.memberId) };
+      return { status: 200, body: personView(context, first.memberId) };
     case "chama.deposited":
       return {
         status: 201,
