@@ -1,5 +1,6 @@
 import type { AnyActorRef, AnyMachineSnapshot } from "xstate";
 import type { Db } from "../src/db/client";
+import type { PrincipalClaim } from "../src/security/principal";
 import type { ActorKindName, Idempotency, Outcome } from "./envelope";
 
 /** What every machine's effects have in common: a type, and "rejected" for a refusal. */
@@ -27,6 +28,11 @@ export interface ActorKind {
   name: ActorKindName;
   /** The committed snapshot and its version (0 and the "unopened" state when there is no row). */
   load(db: Db, id: string): Promise<{ snapshot: AnyMachineSnapshot; version: number }>;
+  /**
+   * The actor's own check that `principal` may send `command` to this actor in its current state
+   * (actors/command-policy.ts); throws CofferError when not. Checked before anything else.
+   */
+  check(principal: PrincipalClaim, command: { type: string }, snapshot: AnyMachineSnapshot): void;
   /** The machine, running, from a snapshot. */
   start(snapshot: AnyMachineSnapshot, id: string): AnyActorRef;
   /** Turns a command's effects into what its caller hears (a resource view or a problem). */

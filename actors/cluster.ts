@@ -2,8 +2,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { log, reason } from "../src/log";
-import { decode, encode } from "./codec";
-import type { Envelope } from "./envelope";
+import type { BusGuard } from "./bus/guard";
 import type { ActorHost } from "./host";
 import { ownerOf, shardOf } from "./shards";
 
@@ -36,27 +35,47 @@ export class Cluster {
   private nodesKv!: KV;
   private leasesKv!: KV;
   private readonly held = new Map<number, Held>();
+  /** Subscriptions the node cannot do without (its status/probe subject, the NATS API): one closed, the node is unhealthy. */
+  private readonly vital = new Map<string, Subscription>();
   private timer: Timer | undefined;
   private round: Promise<void> | undefined;
   private stopped = false;
   private liveNodes: string[] = [];
+  private healthy: { ok: boolean; reason?: string } = { ok: true };
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly host: ActorHost,
+    private readonly bus: BusGuard,
     private readonly options: ClusterOptions,
   ) {}
+
+  /** Watch a subscription the node needs (the NATS API): if it closes, the node reports itself unhealthy. */
+  watch(name: string, subscription: Subscription): void {
+    this.vital.set(name, subscription);
+  }
 
   async start(): Promise<void> {
     // A round must finish well inside a lease's life: JetStream calls give up after a third of it.
     const kvm = new Kvm(jetstream(this.nc, { timeout: Math.max(500, Math.floor(this.options.leaseTtlMs / 3)) }));
     const bucket = (name: string) => kvm.create(`${this.options.prefix}_${name}`, { ttl: this.options.leaseTtlMs, history: 1 });
     [this.nodesKv, this.leasesKv] = await Promise.all([bucket("nodes"), bucket("leases")]);
-    this.nc.subscribe(`${this.options.prefix}.cluster.status.${this.options.nodeId}`, {
-      callback: (_e, msg) => {
-        msg.respond(JSON.stringify(this.status()));
-      },
-    });
+    // Other nodes ask for this node's status here, and the node asks itself (its health probe): only
+    // signed requests are answered, with a signed reply.
+    this.watch(
+      "status",
+      this.nc.subscribe(this.statusSubject(this.options.nodeId), {
+        callback: (error, msg) => {
+          if (error) return void this.bus.drop("failed", msg?.subject ?? "cluster.status");
+          try {
+            const opened = this.bus.open(msg.subject, msg.data);
+            if (opened && msg.reply) msg.respond(this.bus.sealReply(opened.nonce, JSON.stringify(this.status())));
+          } catch {
+            this.bus.drop("failed", msg.subject);
+          }
+        },
+      }),
+    );
     await this.reconcile();
     this.timer = setInterval(() => void this.tick(), Math.max(100, Math.floor(this.options.leaseTtlMs / 3)));
     // Back from a NATS outage: renew at once rather than at the next tick.
@@ -79,15 +98,19 @@ export class Cluster {
     const nodes = await Promise.all(
       this.liveNodes.map(async (nodeId) => {
         if (nodeId === this.options.nodeId) return this.status();
-        try {
-          const reply = await this.nc.request(`${this.options.prefix}.cluster.status.${nodeId}`, "", { timeout: 1_000 });
-          return JSON.parse(reply.string()) as ReturnType<Cluster["status"]>;
-        } catch {
-          return { nodeId, unreachable: true };
-        }
+        const answer = await this.ask(nodeId, 1_000);
+        return answer ? (JSON.parse(answer) as ReturnType<Cluster["status"]>) : { nodeId, unreachable: true };
       }),
     );
     return { shardCount: this.options.shardCount, leaseTtlMs: this.options.leaseTtlMs, answeredBy: this.options.nodeId, nodes };
+  }
+
+  /**
+   * Whether this node can do its part: its NATS connection and subscriptions answer. A node that
+   * cannot stops renewing its leases (others take its shards) and /health answers 503.
+   */
+  health(): { ok: boolean; reason?: string } {
+    return this.healthy;
   }
 
   /** This node's view: who is alive and what it holds. */
@@ -100,6 +123,8 @@ export class Cluster {
       actorsLoaded: this.host.size,
       mailboxDepth: this.host.mailboxDepth,
       liveNodes: this.liveNodes,
+      healthy: this.healthy.ok,
+      busDropped: this.bus.dropped,
     };
   }
 
@@ -111,6 +136,13 @@ export class Cluster {
   }
 
   private async reconcile(): Promise<void> {
+    // A node that cannot hear commands must not keep its shards: it stops renewing (and announcing
+    // itself), so the others take them when the leases run out. It comes back once the probe passes.
+    this.healthy = await this.probe();
+    if (!this.healthy.ok) {
+      log("warn", "node unhealthy: not renewing its leases", { nodeId: this.options.nodeId, reason: this.healthy.reason });
+      return;
+    }
     await this.nodesKv.put(this.key("node", this.options.nodeId), JSON.stringify({ at: Date.now() }));
     // A key listing can name a key twice (several stored revisions): count each node once.
     const nodes = new Set<string>([this.options.nodeId]);
@@ -121,6 +153,11 @@ export class Cluster {
     for (let shard = 0; shard < this.options.shardCount; shard++) {
       const mine = ownerOf(shard, this.liveNodes) === this.options.nodeId;
       const held = this.held.get(shard);
+      // A shard whose subscription died is served by nobody here: hand it back (it is taken again, freshly subscribed).
+      if (held?.subscription.isClosed()) {
+        work.push(this.release(shard));
+        continue;
+      }
       if (held && mine) work.push(this.renew(shard, held));
       else if (held && !mine) work.push(this.release(shard));
       else if (!held && mine) work.push(this.take(shard));
@@ -165,17 +202,55 @@ export class Cluster {
     await this.host.dropWhere((walletId) => shardOf(walletId, this.options.shardCount) === shard);
   }
 
+  /**
+   * Commands for one shard. Whatever arrives is checked by the bus guard (signature, age, replay,
+   * shape, shard) before an actor sees it; nothing a publisher sends can throw out of this callback.
+   */
   private serve(shard: number): Subscription {
     return this.nc.subscribe(`${this.options.prefix}.wallet.${shard}.*`, {
       queue: `${this.options.prefix}-wallet-${shard}`,
-      callback: (_error, msg) => {
-        const walletId = msg.subject.slice(msg.subject.lastIndexOf(".") + 1);
-        void this.host
-          .dispatch(walletId, decode<Envelope>(msg.string()))
-          .then((outcome) => msg.respond(encode(outcome)))
-          .catch((error) => log("error", "wallet command failed on this node", { walletId, error: reason(error) }));
+      callback: (error, msg) => {
+        if (error) return void this.bus.drop("failed", `${this.options.prefix}.wallet.${shard}`);
+        try {
+          if (!msg.reply) return void this.bus.drop("no_reply_subject", msg.subject);
+          const command = this.bus.openCommand(msg.subject, msg.data);
+          if (!command) return;
+          void this.host
+            .dispatch(command.id, command.envelope)
+            .then((outcome) => msg.respond(this.bus.sealOutcome(command.nonce, outcome)))
+            .catch((e) => log("error", "command failed on this node", { error: reason(e) }));
+        } catch (e) {
+          this.bus.drop("failed", msg.subject, reason(e));
+        }
       },
     });
+  }
+
+  /**
+   * Can this node hear commands? Its connection is up, the subscriptions it needs are open, and a
+   * signed request to itself goes through the server and back (so a dead reader is caught too).
+   */
+  private async probe(): Promise<{ ok: boolean; reason?: string }> {
+    if (this.nc.isClosed()) return { ok: false, reason: "the NATS connection is closed" };
+    for (const [name, sub] of this.vital) if (sub.isClosed()) return { ok: false, reason: `the ${name} subscription is closed` };
+    const answer = await this.ask(this.options.nodeId, Math.max(250, Math.floor(this.options.leaseTtlMs / 5)));
+    return answer === undefined ? { ok: false, reason: "the node does not hear its own probe" } : { ok: true };
+  }
+
+  /** A node's signed status, or undefined when it does not answer (or the answer is not a node's). */
+  private async ask(nodeId: string, timeoutMs: number): Promise<string | undefined> {
+    const subject = this.statusSubject(nodeId);
+    const { payload, nonce } = this.bus.seal(subject, "");
+    try {
+      const reply = await this.nc.request(subject, payload, { timeout: timeoutMs });
+      return this.bus.openReply(nonce, reply.data, subject);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private statusSubject(nodeId: string): string {
+    return `${this.options.prefix}.cluster.status.${nodeId}`;
   }
 
   private key(kind: "node" | "shard", id: string | number): string {

@@ -1,5 +1,6 @@
 import type { ChamaCommand } from "../machines/chama.events";
 import type { WalletCommand } from "../machines/wallet.events";
+import type { PrincipalClaim } from "../src/security/principal";
 
 /** The caller's idempotency claim: same scope and key with the same fingerprint replays the first outcome. */
 export interface Idempotency {
@@ -18,9 +19,13 @@ export interface Outcome {
 /** Which machine an actor runs. Ids are UUIDs, so a wallet and a chama never share one. */
 export type ActorKindName = "wallet" | "chama";
 
+/**
+ * One command for one actor, with the caller's idempotency claim and who the edge proved the caller
+ * to be (the actor checks again that this principal may send this command to this actor).
+ */
 export type Envelope =
-  | { kind?: "wallet"; command: WalletCommand; idempotency?: Idempotency }
-  | { kind: "chama"; command: ChamaCommand; idempotency?: Idempotency };
+  | { kind?: "wallet"; command: WalletCommand; idempotency: Idempotency; principal: PrincipalClaim }
+  | { kind: "chama"; command: ChamaCommand; idempotency: Idempotency; principal: PrincipalClaim };
 
 export function idempotencyId(i: Idempotency): string {
   return `${i.scope}\u0000${i.key}`;

@@ -1,7 +1,8 @@
 import { log, reason } from "../src/log";
 import type { AnyActorRef, AnyMachineSnapshot } from "xstate";
 import type { Db } from "../src/db/client";
-import { problem } from "../src/errors";
+import { CofferError, problem } from "../src/errors";
+import { scopeOf } from "../src/security/principal";
 import { type Envelope, idempotencyId, type Idempotency, type Outcome } from "./envelope";
 import { LruCache } from "../src/util/lru";
 import type { ActorKind, AnyEffect } from "./actor-kind";
@@ -77,8 +78,6 @@ export class MachineActor {
   }
 
   send(envelope: Envelope): Promise<Outcome> {
-    // Amounts were validated at the edge; a non-positive one here is a programmer error.
-    if ("amount" in envelope.command && envelope.command.amount <= 0n) throw new Error(`${envelope.command.type} with a non-positive amount`);
     if (this.dead) return Promise.reject(new ActorStale(this.id));
     if (this.mailbox.length >= this.limits.mailboxMax) {
       return Promise.resolve({ status: 503, body: problem("OVERLOADED", `this ${this.kind.name} has too many commands waiting; retry later`) });
@@ -174,10 +173,17 @@ export class MachineActor {
     let at = "";
 
     for (const { envelope } of batch) {
+      // Who asked is checked here, where the money is, whichever way the command came; a refusal
+      // changes nothing and is not remembered under the key.
+      const refused = this.refusal(envelope, snapshot);
+      if (refused) {
+        outcomes.push(refused);
+        continue;
+      }
       const idem = envelope.idempotency;
-      const id = idem ? idempotencyId(idem) : undefined;
-      const prior = id ? (remember.get(id) ?? this.recent.get(id)) : undefined;
-      if (idem && prior) {
+      const id = idempotencyId(idem);
+      const prior = remember.get(id) ?? this.recent.get(id);
+      if (prior) {
         outcomes.push(prior.fingerprint === idem.fingerprint ? prior.outcome : conflict());
         continue;
       }
@@ -194,10 +200,8 @@ export class MachineActor {
       at = envelope.command.at;
       outcomes.push(outcome);
       effects.push(...emitted.filter((e) => e.type !== "rejected"));
-      if (idem && id) {
-        keyed.push({ idempotency: idem, outcome });
-        remember.set(id, { fingerprint: idem.fingerprint, outcome });
-      }
+      keyed.push({ idempotency: idem, outcome });
+      remember.set(id, { fingerprint: idem.fingerprint, outcome });
     }
 
     // A wallet or chama that does not exist (and was not opened by this batch) writes nothing: there
@@ -205,6 +209,22 @@ export class MachineActor {
     const exists = this.version > 0 || snapshot.value !== "unopened";
     const write = exists && (effects.length || keyed.length) ? { id: this.id, snapshot, at, effects, keyed } : undefined;
     return { snapshot, outcomes, write, remember };
+  }
+
+  /** A problem outcome when the envelope's principal may not send its command here (logged as a security event). */
+  private refusal(envelope: Envelope, snapshot: AnyMachineSnapshot): Outcome | undefined {
+    const { principal, idempotency, command } = envelope;
+    try {
+      // Keys live in the caller's own scope: a claim cannot reach into another caller's results.
+      const scope = principal.role === "system" ? "system" : scopeOf(principal);
+      if (idempotency.scope !== scope) throw new CofferError("FORBIDDEN", "this credential may not do that");
+      this.kind.check(principal, command, snapshot);
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof CofferError)) throw error;
+      log("warn", "security: command refused by the actor", { kind: this.kind.name, id: this.id, command: command.type, role: principal.role, code: error.code });
+      return { status: error.status, body: error.toProblem() };
+    }
   }
 
   die(): void {

@@ -1,6 +1,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { problem } from "../src/errors";
-import { decode, encode } from "./codec";
+import type { BusGuard } from "./bus/guard";
+import { decode } from "./codec";
 import type { Envelope, Outcome } from "./envelope";
 import type { Router } from "./router";
 import { shardOf } from "./shards";
@@ -23,22 +24,26 @@ export interface NatsRouterOptions {
 export class NatsRouter implements Router {
   constructor(
     private readonly nc: NatsConnection,
+    private readonly bus: BusGuard,
     private readonly options: NatsRouterOptions,
   ) {}
 
   async send(walletId: string, envelope: Envelope): Promise<Outcome> {
     const subject = `${this.options.prefix}.wallet.${shardOf(walletId, this.options.shardCount)}.${walletId}`;
-    const payload = encode(envelope);
     const deadline = Date.now() + this.options.deadlineMs;
     for (let attempt = 0; ; attempt++) {
       try {
+        // Signed afresh each attempt (a new nonce and time): the receiving node takes each message once.
+        const { payload, nonce } = this.bus.sealCommand(subject, envelope);
         const reply = await this.nc.request(subject, payload, { timeout: this.options.requestTimeoutMs });
-        return decode<Outcome>(reply.string());
+        // An answer no node signed for this request is no answer: ask again.
+        const body = this.bus.openReply(nonce, reply.data, subject);
+        if (body !== undefined) return decode<Outcome>(body);
       } catch {
         // No responders (nobody owns the shard yet) or no answer in time (the owner died): ask again.
-        if (Date.now() >= deadline) break;
-        await Bun.sleep(Math.min(50 * 2 ** attempt, 500));
       }
+      if (Date.now() >= deadline) break;
+      await Bun.sleep(Math.min(50 * 2 ** attempt, 500));
     }
     return { status: 503, body: problem("UNAVAILABLE", "no node answers for this wallet right now; retry with the same idempotency key") };
   }

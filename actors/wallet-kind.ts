@@ -1,6 +1,8 @@
 import { createActor } from "xstate";
 import type { WalletCommand, WalletEffect } from "../machines/wallet.events";
-import { walletMachine, type WalletContext } from "../machines/wallet.machine";
+import type { AmountCeiling } from "../machines/limits";
+import { walletMachineWith, type WalletContext } from "../machines/wallet.machine";
+import { checkWalletCommand } from "./command-policy";
 import type { ActorKind, AnyEffect } from "./actor-kind";
 import type { CommitQueue } from "./commit-queue";
 import type { Outcome } from "./envelope";
@@ -9,11 +11,13 @@ import { loadWallet, type WalletSnapshot } from "./wallet-store";
 export type RenderWallet = (command: WalletCommand, effects: WalletEffect[], context: WalletContext) => Outcome;
 
 /** Wallets: loaded from `wallets`, committed through the cross-wallet group commit. */
-export function walletKind(commits: CommitQueue, render: RenderWallet, afterCommit?: (effects: WalletEffect[]) => void): ActorKind {
+export function walletKind(commits: CommitQueue, render: RenderWallet, ceiling: AmountCeiling, afterCommit?: (effects: WalletEffect[]) => void): ActorKind {
+  const machine = walletMachineWith(ceiling);
   return {
     name: "wallet",
     load: loadWallet,
-    start: (snapshot, walletId) => createActor(walletMachine, { snapshot: snapshot as WalletSnapshot, input: { walletId } }),
+    check: (principal, command, snapshot) => checkWalletCommand(principal, command as WalletCommand, snapshot.context as WalletContext),
+    start: (snapshot, walletId) => createActor(machine, { snapshot: snapshot as WalletSnapshot, input: { walletId } }),
     render: (command, effects, snapshot) => render(command as WalletCommand, effects as WalletEffect[], snapshot.context as WalletContext),
     commit: (w) =>
       commits.commit({ walletId: w.id, fromVersion: w.fromVersion, snapshot: w.snapshot as WalletSnapshot, at: w.at, effects: w.effects as WalletEffect[], keyed: w.keyed }),

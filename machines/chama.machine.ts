@@ -21,6 +21,7 @@ import {
 } from "./chama.context";
 import type { ChamaCommand, ChamaEffect, ChamaRejectionCode } from "./chama.events";
 import { nextChamaWithdrawalStatus } from "./chama.withdrawal";
+import { STORABLE_CEILING, type AmountCeiling } from "./limits";
 
 /**
  * One chama (group wallet): its status (unopened → active ⇄ frozen → closed), its members and
@@ -80,6 +81,8 @@ const guards = {
     event.type === "rules.change" && mergeRules(context.rules, event.rules).approvalsRequired > adminCount(context),
 
   amountNotPositive: ({ event }: Args) => amountOf(event) <= 0n,
+  /** Above the configured maximum: the host provides it (chamaMachineWith), this default is the storable one. */
+  amountOverMaximum: ({ context, event }: Args) => amountOf(event) > STORABLE_CEILING(context.asset),
   withdrawalIdTaken: ({ context, event }: Args) =>
     openWithdrawal(context, event) !== undefined || context.ended.some((e) => e.withdrawalId === withdrawalIdOf(event)),
   /** The requester never approves their own request, so the other admins must be enough. */
@@ -118,6 +121,7 @@ const refuse = (guard: GuardName, code: ChamaRejectionCode, detail: string) => (
 
 const notAMember = refuse("actorIsStranger", "NOT_A_MEMBER", "the caller is not a member of this chama");
 const adminsOnly = (what: string) => refuse("actorIsNotAdmin", "FORBIDDEN", `only admins ${what}`);
+const overMaximum = refuse("amountOverMaximum", "LIMIT_EXCEEDED", "the amount is above the configured maximum");
 const stepNotAllowed = { guard: "stepRefused", actions: "rejectStep" } as const;
 const apply = { actions: "apply" } as const;
 
@@ -236,10 +240,16 @@ export const chamaMachine = setup({
         "chama.freeze": [notAMember, adminsOnly("freeze the chama"), { target: "frozen", actions: "apply" }],
         "chama.unfreeze": { actions: reject("INVALID_TRANSITION", "the chama is not frozen") },
         "chama.close": close,
-        "chama.deposit": [notAMember, refuse("amountNotPositive", "VALIDATION_FAILED", "a deposit must be a positive amount"), apply],
+        "chama.deposit": [
+          notAMember,
+          refuse("amountNotPositive", "VALIDATION_FAILED", "a deposit must be a positive amount"),
+          overMaximum,
+          apply,
+        ],
         "withdrawal.request": [
           notAMember,
           refuse("amountNotPositive", "VALIDATION_FAILED", "a withdrawal must be a positive amount"),
+          overMaximum,
           refuse("withdrawalIdTaken", "WITHDRAWAL_EXISTS", "a withdrawal with this id already exists"),
           refuse("tooFewApprovers", "NOT_ENOUGH_ADMINS", "there are not enough admins other than the requester to approve it"),
           refuse("overPerWithdrawalMax", "LIMIT_EXCEEDED", "the amount is above this chama's maximum per withdrawal"),
@@ -282,6 +292,11 @@ export const chamaMachine = setup({
   },
   on: commonHandlers,
 });
+
+/** The chama machine refusing deposits and withdrawals above `ceiling` (the configured maximum). */
+export function chamaMachineWith(ceiling: AmountCeiling) {
+  return chamaMachine.provide({ guards: { amountOverMaximum: ({ context, event }) => amountOf(event as ChamaCommand) > ceiling(context.asset) } });
+}
 
 /** Why a withdrawal step is refused: the withdrawal is unknown, already over, or in the wrong status. */
 function stepRefusal(context: ChamaContext, command: ChamaCommand): string {

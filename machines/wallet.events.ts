@@ -54,6 +54,7 @@ export type RejectionCode =
   | "WALLET_NOT_EMPTY"
   | "INSUFFICIENT_FUNDS"
   | "ASSET_MISMATCH"
+  | "LIMIT_EXCEEDED"
   | "INVALID_TRANSITION";
 
 interface Subject {

@@ -2,6 +2,7 @@ import { assign, emit, setup } from "xstate";
 import { move, SYSTEM_ACCOUNT } from "./journal";
 import type { RejectionCode, WalletCommand, WalletEffect } from "./wallet.events";
 import { nextWithdrawalStatus, type WithdrawalStep } from "./withdrawal.machine";
+import { STORABLE_CEILING, type AmountCeiling } from "./limits";
 
 /**
  * One wallet: its status (unopened → active ⇄ frozen → closed) and its money. Pure: commands in,
@@ -63,6 +64,9 @@ const withdrawalStep = [
   { actions: reject("INVALID_TRANSITION", "this step is not allowed for the withdrawal in its current status") },
 ] as const;
 
+/** Refuses an amount over the ceiling before anything else looks at it. */
+const overMaximum = { guard: "overMaximum", actions: reject("LIMIT_EXCEEDED", "the amount is above the configured maximum") } as const;
+
 export const walletMachine = setup({
   types: {} as {
     context: WalletContext;
@@ -102,6 +106,7 @@ export const walletMachine = setup({
     }),
   },
   guards: {
+    overMaximum: ({ context, event }) => "amount" in event && event.amount > STORABLE_CEILING(context.asset),
     covers: ({ context, event }) => "amount" in event && availableOf(context) >= event.amount,
     sameAsset: ({ context, event }) => event.type === "transfer.credit" && event.asset === context.asset,
     isEmpty: ({ context }) =>
@@ -134,7 +139,9 @@ export const walletMachine = setup({
     active: {
       on: {
         "wallet.open": { actions: reject("WALLET_EXISTS", "a wallet with this id already exists") },
-        "wallet.credit": {
+        "wallet.credit": [
+          overMaximum,
+          {
           actions: [
             assign({ posted: ({ context, event }) => context.posted + event.amount }),
             emit(({ context, event }) => ({
@@ -143,8 +150,10 @@ export const walletMachine = setup({
               journal: move(event.journalId, "credit", context.asset, SYSTEM_ACCOUNT.funding, context.walletId, event.amount, event.reference),
             })),
           ],
-        },
+          },
+        ],
         "wallet.payment": [
+          overMaximum,
           {
             guard: "covers",
             actions: [
@@ -159,6 +168,7 @@ export const walletMachine = setup({
           { actions: reject("INSUFFICIENT_FUNDS", "the available balance does not cover this amount") },
         ],
         "withdrawal.request": [
+          overMaximum,
           {
             guard: "covers",
             actions: [
@@ -178,6 +188,7 @@ export const walletMachine = setup({
           { actions: reject("INSUFFICIENT_FUNDS", "the available balance does not cover this amount") },
         ],
         "transfer.reserve": [
+          overMaximum,
           {
             guard: "covers",
             actions: [
@@ -198,6 +209,7 @@ export const walletMachine = setup({
           { actions: reject("INSUFFICIENT_FUNDS", "the available balance does not cover this amount") },
         ],
         "transfer.credit": [
+          overMaximum,
           {
             guard: "sameAsset",
             actions: [
@@ -302,3 +314,8 @@ function stepOf(type: string): WithdrawalStep {
 }
 
 type LifecycleEvent = Ev<"withdrawal.process" | "withdrawal.complete" | "withdrawal.fail" | "withdrawal.cancel">;
+
+/** The wallet machine refusing amounts above `ceiling` (the configured maximum) in every command that moves money. */
+export function walletMachineWith(ceiling: AmountCeiling) {
+  return walletMachine.provide({ guards: { overMaximum: ({ context, event }) => "amount" in event && event.amount > ceiling(context.asset) } });
+}

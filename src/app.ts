@@ -6,15 +6,20 @@ import { ChamaOperations } from "./api/chama-operations";
 import { renderChamaOutcome } from "./api/chama-views";
 import { ChamaExpiry } from "./workers/chama-expiry";
 import { Cluster } from "../actors/cluster";
+import { BusGuard } from "../actors/bus/guard";
+import { BusKeys, ensureBusKeyFile } from "../actors/bus/keys";
 import { NatsRouter } from "../actors/nats-router";
 import { InProcessRouter } from "../actors/router";
 import { Operations } from "./api/operations";
 import { renderWalletOutcome } from "./api/views";
 import type { Config } from "./config";
 import { connect, type Db } from "./db/client";
+import { isAsset } from "./ledger/assets";
+import { maxMinorFor } from "./ledger/money";
 import { migrate } from "./db/migrate";
-import { connect as connectNats } from "@nats-io/transport-node";
+import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import { startNatsApi } from "./nats/api";
+import { natsConnectOptions } from "./nats/connect";
 import { ApiKeys } from "./security/api-keys";
 import { ensureVaultFile, Vault } from "./security/encryption";
 import { Authenticator } from "./security/authenticator";
@@ -37,6 +42,8 @@ export interface Node {
   relay: OutboxRelay | undefined;
   /** Present when NATS_URL is set: this node's shard leases. */
   cluster: Cluster | undefined;
+  /** Present when NATS_URL is set: the node's NATS connection. */
+  nats: NatsConnection | undefined;
   http: ReturnType<typeof buildHttpApp>;
   close(): Promise<void>;
 }
@@ -54,11 +61,13 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   let saga: TransferSaga | undefined;
   let relay: OutboxRelay | undefined;
   const commits = new CommitQueue(db, { inFlightMax: config.COMMIT_IN_FLIGHT_MAX, writesMax: config.COMMIT_WALLETS_MAX });
-  const wallets = walletKind(commits, renderWalletOutcome, (effects) => {
+  // The machines refuse amounts over the configured maximum themselves, whatever path a command took.
+  const ceiling = (asset: string) => (isAsset(asset) ? maxMinorFor(config.maxAmountMajor, asset) : 0n);
+  const wallets = walletKind(commits, renderWalletOutcome, ceiling, (effects) => {
     if (effects.some((e) => e.type === "transfer.reserved" || e.type === "transfer.credited")) saga?.kick();
     relay?.kick();
   });
-  const chamaActors = chamaKind(db, renderChamaOutcome, () => relay?.kick());
+  const chamaActors = chamaKind(db, renderChamaOutcome, ceiling, () => relay?.kick());
   const host = new ActorHost(db, { wallet: wallets, chama: chamaActors }, commits, {
     batchMax: config.ACTOR_BATCH_MAX,
     mailboxMax: config.ACTOR_MAILBOX_MAX,
@@ -71,10 +80,13 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   // stay in this process.
   // Reconnect for ever: a NATS restart must not take the node down with it.
   const nats = config.NATS_URL
-    ? await connectNats({ servers: config.NATS_URL.split(","), name: "coffer", maxReconnectAttempts: -1, reconnectTimeWait: 250 })
+    ? await connectNats(await natsConnectOptions(config))
     : undefined;
-  const router = nats
-    ? new NatsRouter(nats, { prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, requestTimeoutMs: 2_000, deadlineMs: config.LEASE_TTL_MS * 3 })
+  // Nodes sign what they send each other and check everything they receive (actors/bus/).
+  await ensureBusKeyFile(config.clusterKeysFile);
+  const bus = nats ? new BusGuard(await BusKeys.load(config.clusterKeysFile), { maxAgeMs: config.BUS_MAX_AGE_MS, shardCount: config.SHARDS }) : undefined;
+  const router = nats && bus
+    ? new NatsRouter(nats, bus, { prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, requestTimeoutMs: 2_000, deadlineMs: config.LEASE_TTL_MS * 3 })
     : new InProcessRouter(host);
   const vault = await Vault.load(config.vaultFile);
   const ops = new Operations(db, router, config.maxAmountMajor, vault);
@@ -86,11 +98,11 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   const apiKeys = new ApiKeys(db);
   const authenticator = new Authenticator(await loadKeyRing(config.keysFile), { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE }, apiKeys);
   const limiter = config.RATE_LIMITS === "on" ? new RateLimiter(db) : undefined;
-  const cluster = nats
-    ? new Cluster(nats, host, { nodeId: config.NODE_ID ?? Bun.randomUUIDv7(), prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, leaseTtlMs: config.LEASE_TTL_MS })
+  const cluster = nats && bus
+    ? new Cluster(nats, host, bus, { nodeId: config.NODE_ID ?? Bun.randomUUIDv7(), prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, leaseTtlMs: config.LEASE_TTL_MS })
     : undefined;
   const http = buildHttpApp({ db, ops, chamas, host, cluster, authenticator, apiKeys, limiter, config, corsOrigins: config.corsOrigins });
-  if (nats) startNatsApi(nats, config.NATS_SUBJECT_PREFIX, { db, ops, chamas, authenticator, limiter, limits: config });
+  if (nats) cluster?.watch("api", startNatsApi(nats, config.NATS_SUBJECT_PREFIX, { db, ops, chamas, authenticator, limiter, limits: config }));
   relay = nats ? new OutboxRelay(db, nats, config.NATS_SUBJECT_PREFIX) : undefined;
   await relay?.start();
   await cluster?.start();
@@ -103,6 +115,7 @@ export async function startNode(config: Config, databaseUrl: string, options: No
     chamaExpiry,
     relay,
     cluster,
+    nats,
     http,
     async close() {
       stopExpiry();

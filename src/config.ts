@@ -45,17 +45,39 @@ const Env = z.object({
   NATS_URL: z.string().optional(),
   /** First token of every subject (`<prefix>.v1.payments.create`); lets several deployments share a NATS. */
   NATS_SUBJECT_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default("coffer"),
+  /** This node's NATS user (deploy/nats/coffer.conf: `coffer-node`); needs NATS_PASSWORD or NATS_PASSWORD_FILE. */
+  NATS_USER: z.string().regex(/^[A-Za-z0-9_.@-]{1,128}$/).optional(),
+  /** The NATS user's password. Never logged (non-enumerable on the Config). Prefer NATS_PASSWORD_FILE. */
+  NATS_PASSWORD: z.string().min(1).max(1024).optional(),
+  /** A file holding the NATS user's password (one line; the trailing newline is dropped). */
+  NATS_PASSWORD_FILE: z.string().min(1).optional(),
+  /** A file holding this node's NATS nkey seed (`SU…`), instead of a user and password. */
+  NATS_NKEY_SEED_FILE: z.string().min(1).optional(),
   /** This node's name in the cluster (default: a fresh id each start). */
   NODE_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
   /** Shards wallets are spread over (never change it on a running cluster: it moves wallets). */
   SHARDS: z.coerce.number().int().min(1).max(4096).default(256),
   /** Life of a shard lease; a node that stops renewing loses its shards after this long. */
   LEASE_TTL_MS: z.coerce.number().int().min(1000).max(60_000).default(5000),
+  /** The key nodes sign their messages to each other with (actors/bus/keys.ts). Default: <COFFER_HOME>/cluster-keys.json, made on first start; every node needs the same file. */
+  CLUSTER_KEYS_FILE: z.string().optional(),
+  /** How far a node message's time may be from the receiver's clock and still be taken (keep node clocks in sync well inside it). */
+  BUS_MAX_AGE_MS: z.coerce.number().int().min(1_000).max(300_000).default(15_000),
   DB_POOL_MAX: z.coerce.number().int().min(2).max(500).default(20),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+  /** How long a clean shutdown (SIGTERM) may take before the process exits anyway. */
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(600_000).default(15_000),
+}).superRefine((env, ctx) => {
+  // One NATS credential, whole: the messages name variables, never their values.
+  const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+  if (env.NATS_PASSWORD !== undefined && env.NATS_PASSWORD_FILE !== undefined) issue("NATS_PASSWORD", "set NATS_PASSWORD or NATS_PASSWORD_FILE, not both");
+  const hasPassword = env.NATS_PASSWORD !== undefined || env.NATS_PASSWORD_FILE !== undefined;
+  if (env.NATS_USER !== undefined && !hasPassword) issue("NATS_USER", "needs NATS_PASSWORD or NATS_PASSWORD_FILE");
+  if (env.NATS_USER === undefined && hasPassword) issue("NATS_USER", "required with NATS_PASSWORD or NATS_PASSWORD_FILE");
+  if (env.NATS_NKEY_SEED_FILE !== undefined && env.NATS_USER !== undefined) issue("NATS_NKEY_SEED_FILE", "set an nkey seed or a user and password, not both");
 });
 
-export type Config = z.infer<typeof Env> & { maxAmountMajor: bigint; keysFile: string; vaultFile: string; corsOrigins: string[] };
+export type Config = z.infer<typeof Env> & { maxAmountMajor: bigint; keysFile: string; vaultFile: string; clusterKeysFile: string; corsOrigins: string[] };
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = Env.safeParse(env);
@@ -63,11 +85,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const fields = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
     throw new Error(`invalid configuration: ${fields}`);
   }
-  return {
+  const config: Config = {
     ...parsed.data,
     maxAmountMajor: BigInt(parsed.data.MAX_AMOUNT),
     keysFile: parsed.data.JWT_KEYS_FILE ?? `${parsed.data.COFFER_HOME}/jwt-keys.json`,
     vaultFile: parsed.data.ENCRYPTION_KEYS_FILE ?? `${parsed.data.COFFER_HOME}/encryption-keys.json`,
+    clusterKeysFile: parsed.data.CLUSTER_KEYS_FILE ?? `${parsed.data.COFFER_HOME}/cluster-keys.json`,
     corsOrigins: parsed.data.CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean),
   };
+  // A secret that is not enumerable never reaches a log line or JSON.stringify(config).
+  Object.defineProperty(config, "NATS_PASSWORD", { enumerable: false });
+  return config;
 }

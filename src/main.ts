@@ -1,7 +1,7 @@
 import { startNode } from "./app";
 import { loadConfig } from "./config";
 import { startEmbeddedPostgres } from "./db/embedded";
-import { log, setLogLevel } from "./log";
+import { log, reason, setLogLevel } from "./log";
 import { ensureKeyFile } from "./security/keys";
 
 /**
@@ -35,9 +35,19 @@ async function shutdown(signal: string) {
   if (stopping) return;
   stopping = true;
   info("shutting down", { signal });
-  await server.stop();
-  await node.close();
-  await stopEmbedded?.();
+  // A stuck connection (a NATS server that stopped answering, say) must not keep the process alive.
+  setTimeout(() => {
+    log("error", "shutdown took too long; exiting anyway", { timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
+    process.exit(1);
+  }, config.SHUTDOWN_TIMEOUT_MS).unref();
+  try {
+    await server.stop();
+    await node.close();
+    await stopEmbedded?.();
+  } catch (error) {
+    log("error", "shutdown failed", { error: reason(error) });
+    process.exit(1);
+  }
   process.exit(0);
 }
 process.on("SIGINT", () => void shutdown("SIGINT"));

@@ -7,6 +7,7 @@ import { CofferError } from "../errors";
 import type { Asset } from "../ledger/assets";
 import type { Vault } from "../security/encryption";
 import { authorize, type Action } from "../security/policy";
+import { claimOf as claimOfPrincipal, memberIdOf as memberIdOfPrincipal, SYSTEM_CLAIM } from "../security/principal";
 import { LruCache } from "../util/lru";
 import type { z } from "zod";
 import { idFromKey, newId } from "./ids";
@@ -164,7 +165,7 @@ export class ChamaOperations {
 
   /** Platform steps (the expiry worker) use their own scope, keyed by what they do. */
   system(chamaId: string, key: string, command: ChamaCommand): Promise<Outcome> {
-    return this.router.send(chamaId, { kind: "chama", command, idempotency: { scope: "system", key, fingerprint: key } });
+    return this.router.send(chamaId, { kind: "chama", command, idempotency: { scope: "system", key, fingerprint: key }, principal: SYSTEM_CLAIM });
   }
 
   now(): string {
@@ -172,18 +173,25 @@ export class ChamaOperations {
   }
 
   private send(chamaId: string, caller: Caller, key: string, operation: string, target: string, normalized: unknown, command: ChamaCommand): Promise<Outcome> {
-    return this.router.send(chamaId, { kind: "chama", command, idempotency: claimOf(this.vault, caller, key, operation, target, normalized) });
+    return this.router.send(chamaId, {
+      kind: "chama",
+      command,
+      idempotency: claimOf(this.vault, caller, key, operation, target, normalized),
+      principal: claimOfPrincipal(caller.principal),
+    });
   }
 
   /**
-   * The chama's asset, once the caller may do `action` to it. A user who was never part of the
-   * chama sees it as not found. Being part of it only ever widens (nobody is forgotten), so this
-   * check cannot turn a retried request's stored answer into a different one.
+   * The chama's asset, once the caller may do `action` to it. A user who is not a member, a former
+   * member or invited (never part of it, or only invited and then revoked) sees it as not found,
+   * exactly as a stranger does; an invitee gets through, to accept. Someone revoked never had a
+   * command accepted (accepting makes a member, and leaving a member makes a former one), so this
+   * check can only turn a retried refusal into not found, never a stored success into anything else.
    */
   private async chamaFor(caller: Caller, action: Action, chamaId: string): Promise<Asset> {
     const asset = await this.assetOf(chamaId);
     const p = caller.principal;
-    const involved = p.role === "user" ? await this.db`select 1 from chama_members where chama_id = ${chamaId} and member_id = ${p.sub}` : [];
+    const involved = p.role === "user" ? await this.db`select 1 from chama_members where chama_id = ${chamaId} and member_id = ${p.sub} and status <> 'revoked'` : [];
     authorize(p, action, p.role === "user" && involved.length ? [p.sub] : ["(nobody)"], "CHAMA_NOT_FOUND");
     return asset;
   }
@@ -198,13 +206,7 @@ export class ChamaOperations {
   }
 }
 
-/**
- * Who a caller is inside a chama. A user is their subject, which is what member ids are. Anyone
- * else (a platform admin, a service, an auditor) gets an id no member can have ("#" is not allowed
- * in member ids), so a credential whose subject happens to equal a member's can never act as them:
- * API-key subjects are free text, and group consent must not hang on a name.
- */
+/** Who a caller is inside a chama (see memberIdOf in src/security/principal.ts). */
 export function memberIdOf(caller: Caller): string {
-  const p = caller.principal;
-  return p.role === "user" ? p.sub : `${p.role}#${p.sub}`;
+  return memberIdOfPrincipal(caller.principal);
 }

@@ -8,18 +8,23 @@ import { chamaView, chamaWithdrawalView, memberView } from "./chama-views";
 
 /**
  * Chama reads, from committed state only (the projections chama-store.ts writes with each
- * snapshot). Anyone who is or was part of a chama may read it; only its admins read its audit log.
- * A user who was never part of it sees 404, as for a chama that does not exist.
+ * snapshot). A user who is or was a member may read it; only its admins read its audit log.
+ * Anyone else sees 404, exactly as for a chama that does not exist: one who was never part of it,
+ * one only invited (an invitation is not membership), and one whose invitation was revoked.
+ * A former member invited again is still a former member: their row says "invited", the
+ * snapshot's `former` still names them.
  */
 async function chamaFor(db: Db, p: Principal, chamaId: string, action: Action) {
   const [c] = await db`select c.id, c.name, c.asset, c.status, c.created_by, c.posted::text, c.held::text, c.snapshot->'context'->'rules' as rules,
       (select count(*) from chama_members m where m.chama_id = c.id and m.status = 'member')::int as members,
       (select coalesce(sum(contributed), 0)::text from chama_members m where m.chama_id = c.id and m.status = 'member') as total,
-      (select jsonb_build_object('status', m.status, 'role', m.role) from chama_members m where m.chama_id = c.id and m.member_id = ${p.sub}) as caller
+      (select jsonb_build_object('status', m.status, 'role', m.role) from chama_members m where m.chama_id = c.id and m.member_id = ${p.sub}) as caller,
+      coalesce(c.snapshot->'context'->'former' ? ${p.sub}, false) as was_member
     from chamas c where c.id = ${chamaId}`;
   if (!c) throw new CofferError("CHAMA_NOT_FOUND", "chama not found");
   const caller = c.caller as { status: string; role: string | null } | null;
-  authorize(p, action, [caller !== null ? p.sub : "(nobody)"], "CHAMA_NOT_FOUND");
+  const isOrWasMember = caller?.status === "member" || caller?.status === "former" || c.was_member === true;
+  authorize(p, action, [isOrWasMember ? p.sub : "(nobody)"], "CHAMA_NOT_FOUND");
   // Members may see the chama exists; its audit log is for its admins.
   if (p.role === "user" && action === "chama.audit" && !(caller?.status === "member" && caller.role === "admin")) {
     throw new CofferError("FORBIDDEN", "only this chama's admins read its audit log");

@@ -13,7 +13,7 @@ import { LruCache } from "../util/lru";
 import type { Vault } from "../security/encryption";
 import { maskDestination } from "./views";
 import { authorize, type Action } from "../security/policy";
-import type { Principal } from "../security/principal";
+import { claimOf as claimOfPrincipal, SYSTEM_CLAIM, type Principal } from "../security/principal";
 
 /** Who is asking: the proven principal, and the scope its idempotency keys live in. */
 export interface Caller {
@@ -129,7 +129,20 @@ export class Operations {
     // Only what never changes is checked before the actor (which replays a retried key): a wallet's
     // existence and asset. Whether the receiver is frozen or closed is for the receiver to say; if
     // it refuses, the saga voids the transfer and the money returns.
-    if (from.asset !== to.asset) throw new CofferError("ASSET_MISMATCH", "the two wallets hold different assets");
+    if (from.asset !== to.asset) {
+      // What another's wallet holds is not the caller's to learn (and wallet ids can be computed):
+      // to a caller who may not read the target, a wallet in another asset answers exactly as a
+      // missing one. Same-asset transfers to others' wallets stay open: that is paying someone.
+      let mayReadTarget = true;
+      try {
+        authorize(caller.principal, "wallet.read", [to.ownerId], "WALLET_NOT_FOUND");
+      } catch (error) {
+        if (!(error instanceof CofferError)) throw error;
+        mayReadTarget = false;
+      }
+      if (!mayReadTarget) throw new CofferError("WALLET_NOT_FOUND", "wallet not found");
+      throw new CofferError("ASSET_MISMATCH", "the two wallets hold different assets");
+    }
     const amount = this.amount(input.amount, from.asset);
     return this.send(input.fromWalletId, caller, key, "transfer.create", "", { ...input, amount }, {
       type: "transfer.reserve",
@@ -143,11 +156,11 @@ export class Operations {
 
   /** Internal steps (the transfer saga) use their own scope, keyed by transfer id and step. */
   system(walletId: string, key: string, command: WalletCommand): Promise<Outcome> {
-    return this.router.send(walletId, { command, idempotency: { scope: "system", key, fingerprint: key } });
+    return this.router.send(walletId, { command, idempotency: { scope: "system", key, fingerprint: key }, principal: SYSTEM_CLAIM });
   }
 
   private send(walletId: string, caller: Caller, key: string, operation: string, target: string, normalized: unknown, command: WalletCommand): Promise<Outcome> {
-    const envelope: Envelope = { command, idempotency: claimOf(this.vault, caller, key, operation, target, normalized) };
+    const envelope: Envelope = { command, idempotency: claimOf(this.vault, caller, key, operation, target, normalized), principal: claimOfPrincipal(caller.principal) };
     return this.router.send(walletId, envelope);
   }
 

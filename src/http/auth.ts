@@ -1,7 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { getConnInfo } from "hono/bun";
 import type { Caller } from "../api/operations";
-import type { Authenticator } from "../security/authenticator";
+import type { AttemptGate, Authenticator } from "../security/authenticator";
 import { scopeOf, type Principal } from "../security/principal";
 
 /** Routes anyone may call: liveness only. */
@@ -14,14 +14,29 @@ const PUBLIC_PATHS = new Set(["/health"]);
 export function authenticate(authenticator: Authenticator): MiddlewareHandler {
   return async (c, next) => {
     if (PUBLIC_PATHS.has(c.req.path)) return next();
-    const principal = await authenticator.principalFor({
-      authorization: c.req.header("authorization"),
-      apiKey: c.req.header("x-api-key"),
-      ip: clientIp(c),
-    });
+    const principal = await authenticator.principalFor(
+      {
+        authorization: c.req.header("authorization"),
+        apiKey: c.req.header("x-api-key"),
+        ip: clientIp(c),
+      },
+      attemptGateOf(c),
+    );
     c.set("principal" as never, principal as never);
     return next();
   };
+}
+
+/**
+ * The gate every unverified credential of this request passes (see AttemptGate), put on the
+ * context by the rate limits before authentication; none when rate limits are off.
+ */
+export function setAttemptGate(c: Context, gate: AttemptGate): void {
+  c.set("attemptGate" as never, gate as never);
+}
+
+export function attemptGateOf(c: Context): AttemptGate | undefined {
+  return c.get("attemptGate" as never) as AttemptGate | undefined;
 }
 
 /** The peer's address as the server saw it (no proxy headers are trusted). */

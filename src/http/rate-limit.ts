@@ -3,11 +3,14 @@ import type { Config } from "../config";
 import { CofferError } from "../errors";
 import { enforce, enforceCaller, RateLimiter, tiersFrom } from "../security/rate-limit";
 import { scopeOf } from "../security/principal";
-import { clientIp, principalOf } from "./auth";
+import { attemptGateOf, clientIp, principalOf, setAttemptGate } from "./auth";
 
 /**
  * The rate-limit tiers, all shared across nodes (src/security/rate-limit.ts):
- * - per IP, before anything else, and a lock-out for an IP that keeps failing authentication;
+ * - per IP, before anything else, and a lock-out for an IP that keeps failing authentication: an
+ *   address already over it is refused outright, and every credential not already known good takes
+ *   a hit from the auth-failure tier before it is verified (given back when it proves good), so no
+ *   more than the limit can be verified however many attempts arrive at once;
  * - per caller (user, service or API key; an API key's own per-minute limit applies on top);
  * - stricter per-caller tiers for the routes that move money out (payments, withdrawals, transfers).
  */
@@ -16,7 +19,7 @@ export interface RateLimits {
   beforeAuth: MiddlewareHandler;
   /** After authentication: per-caller and money tiers. */
   afterAuth: MiddlewareHandler;
-  /** Count one failed authentication against the caller's IP. */
+  /** Count one failed authentication against the caller's IP, unless the attempt gate already has. */
   authFailed(c: Context): Promise<void>;
 }
 
@@ -30,10 +33,15 @@ export function rateLimits(limiter: RateLimiter | undefined, config: Config): Ra
     async beforeAuth(c, next) {
       if (c.req.path === "/health") return next();
       const ip = clientIp(c) ?? "unknown";
-      if (await limiter.exhausted(ip, tiers.authFailures)) {
-        throw new CofferError("RATE_LIMITED", "too many failed authentications from this address; retry later", { retryAfter: Math.ceil(tiers.authFailures.windowMs / 1000) });
-      }
+      if (await limiter.exhausted(ip, tiers.authFailures)) throw lockedOut();
       await enforce(limiter, ip, tiers.ip);
+      setAttemptGate(c, {
+        async enter() {
+          const claim = await limiter.claim(ip, tiers.authFailures);
+          if (!claim.allowed) throw lockedOut();
+          return claim.release;
+        },
+      });
       return next();
     },
     async afterAuth(c, next) {
@@ -45,7 +53,12 @@ export function rateLimits(limiter: RateLimiter | undefined, config: Config): Ra
       return next();
     },
     async authFailed(c) {
+      if (attemptGateOf(c)) return; // counted before it was verified, and kept because it failed
       await limiter.hit(clientIp(c) ?? "unknown", [tiers.authFailures]);
     },
   };
+
+  function lockedOut(): CofferError {
+    return new CofferError("RATE_LIMITED", "too many failed authentications from this address; retry later", { retryAfter: Math.ceil(tiers.authFailures.windowMs / 1000) });
+  }
 }

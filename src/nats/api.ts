@@ -27,6 +27,7 @@ import {
   WithdrawalStepBody,
 } from "../api/schemas";
 import type { Db } from "../db/client";
+import { log, reason } from "../log";
 import { CofferError } from "../errors";
 import type { Authenticator } from "../security/authenticator";
 import { scopeOf } from "../security/principal";
@@ -158,16 +159,21 @@ export function startNatsApi(nc: NatsConnection, prefix: string, deps: NatsApiDe
   const root = `${prefix}.v1.`;
   return nc.subscribe(`${prefix}.v1.>`, {
     queue: `${prefix}-api`,
+    // Nothing a caller publishes may throw out of here: a throw would take the node's reader down.
     callback: (error, msg) => {
       if (error) return;
-      const name = msg.subject.slice(root.length);
-      void answer(msg, Object.hasOwn(table, name) ? table[name] : undefined, deps, tiers).then((outcome) => {
-        try {
-          if (msg.reply) msg.respond(JSON.stringify(outcome));
-        } catch {
-          // the connection is closing (shutdown): the caller will time out and retry with its key
-        }
-      });
+      try {
+        const name = msg.subject.slice(root.length);
+        void answer(msg, Object.hasOwn(table, name) ? table[name] : undefined, deps, tiers)
+          .then((outcome) => {
+            if (msg.reply) msg.respond(JSON.stringify(outcome));
+          })
+          .catch(() => {
+            // the connection is closing (shutdown): the caller will time out and retry with its key
+          });
+      } catch (e) {
+        log("warn", "security: NATS API message dropped", { error: reason(e) });
+      }
     },
   });
 }

@@ -26,6 +26,12 @@ export interface Verdict {
   tier?: string;
 }
 
+/** A hit taken ahead of an attempt (see RateLimiter.claim). */
+export interface Claim extends Verdict {
+  /** Give the hit back: the attempt does not count. Once at most; a no-op when it was refused. */
+  release(): Promise<void>;
+}
+
 const SLICE_DIVISOR = 20;
 const LOCAL_MAX = 50_000;
 /** Reservations one hit may wait for (each grants at least one unit or ends the loop). */
@@ -57,6 +63,29 @@ export class RateLimiter {
     const current = Number(rows.find((r) => Number(r.window_start) === start)?.used ?? 0);
     const previous = Number(rows.find((r) => Number(r.window_start) === start - tier.windowMs)?.used ?? 0);
     return current + Math.ceil(previous * overlap(tier, now)) >= tier.maxHits;
+  }
+
+  /**
+   * One hit from `tier` for `subject`, taken before an attempt whose outcome is not known yet (a
+   * credential about to be verified): concurrent attempts each take their own hit atomically, so
+   * no more than the limit can ever be under way or done, however many arrive at once. When the
+   * attempt turns out not to count (the credential was good), `release` gives the hit back to the
+   * shared row, where every node can take it again.
+   */
+  async claim(subject: string, tier: Tier, now = Date.now()): Promise<Claim> {
+    const verdict = await this.hit(subject, [tier], now);
+    if (!verdict.allowed) return { ...verdict, release: async () => {} };
+    const bucket = `${tier.name}:${subject}`;
+    const start = windowStart(tier, now);
+    let released = false;
+    return {
+      ...verdict,
+      release: async () => {
+        if (released) return;
+        released = true;
+        await this.db`update rate_windows set used = used - 1 where bucket = ${bucket} and window_start = ${start} and used > 0`;
+      },
+    };
   }
 
   private async take(bucket: string, tier: Tier, now: number): Promise<boolean> {

@@ -244,7 +244,15 @@ describe("unknown wallets", () => {
     const ids = Array.from({ length: 100 }, () => crypto.randomUUID());
     const outcomes = await Promise.all(
       ids.map((id) =>
-        t.node.ops.system(id, `probe:${id}`, { type: "wallet.payment", journalId: crypto.randomUUID(), amount: 100n, at: new Date().toISOString() }),
+        t.node.ops.system(id, `probe:${id}`, {
+          type: "transfer.credit",
+          transferId: crypto.randomUUID(),
+          journalId: crypto.randomUUID(),
+          fromWalletId: crypto.randomUUID(),
+          asset: "USD",
+          amount: 100n,
+          at: new Date().toISOString(),
+        }),
       ),
     );
     expect(new Set(outcomes.map((o) => `${o.status} ${o.body.code}`))).toEqual(new Set(["404 WALLET_NOT_FOUND"]));

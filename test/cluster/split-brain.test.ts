@@ -73,6 +73,7 @@ test("two nodes serving one wallet at once never spend a unit twice: the loser's
     const envelope: Envelope = {
       command: { type: "wallet.payment", journalId: Bun.randomUUIDv7(), amount: 100n, at: new Date().toISOString() },
       idempotency: { scope: "admin:split-brain", key, fingerprint: key },
+      principal: { sub: "split-brain", role: "admin", permissions: [] },
     };
     return b.node.host.dispatch(walletId, envelope);
   };

@@ -30,7 +30,9 @@ beforeAll(async () => {
     callback: (_e, msg: Msg) => {
       let type = "?";
       try {
-        type = (JSON.parse(msg.string()) as { command?: { type?: string } }).command?.type ?? "?";
+        // A signed node message: one header line, then the envelope (actors/bus/wire.ts).
+        const text = msg.string();
+        type = (JSON.parse(text.slice(text.indexOf("\n") + 1)) as { command?: { type?: string } }).command?.type ?? "?";
       } catch {
         // the codec may not be plain JSON for every field; the subject is what matters
       }

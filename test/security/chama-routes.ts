@@ -70,11 +70,14 @@ export interface ChamaRouteCase {
 const FORBIDDEN = edge("FORBIDDEN");
 const HIDDEN = edge("CHAMA_NOT_FOUND");
 
-/** Reads: anyone who is or was part of the chama, platform admins, auditors, services with chamas:read. */
+/**
+ * Reads: anyone who is or was a member of the chama, platform admins, auditors, services with
+ * chamas:read. An invitation is not membership: the invitee sees what a stranger sees.
+ */
 const readable: Record<Who, Expected> = {
   chamaAdmin: 200,
   member: 200,
-  invitee: 200,
+  invitee: HIDDEN,
   former: 200,
   stranger: HIDDEN,
   platformAdmin: 200,
@@ -206,9 +209,9 @@ export const CHAMA_ROUTES: ChamaRouteCase[] = [
     query: "?limit=10",
     state: "funded",
     permission: "chamas:read",
-    // Only the chama's admins read its log. Anyone else involved knows the chama exists, so is told
-    // FORBIDDEN (src/api/chama-queries.ts); a stranger still sees it as missing.
-    expect: { ...readable, member: FORBIDDEN, invitee: FORBIDDEN, former: FORBIDDEN },
+    // Only the chama's admins read its log. Other members, current or former, may read the chama,
+    // so are told FORBIDDEN (src/api/chama-queries.ts); a stranger or an invitee sees it as missing.
+    expect: { ...readable, member: FORBIDDEN, former: FORBIDDEN },
   },
 ];
 

@@ -8,14 +8,15 @@ import { apiFor, type Api } from "./node";
  * also serves, with no NATS, so nothing routes an actor to one owner and only fencing protects it.
  */
 export interface Side {
-  name: "A" | "B";
+  name: string;
   node: Node;
   api: Api;
   stop(): Promise<void>;
 }
 
-export async function serveOn(name: Side["name"], url: string): Promise<Side> {
-  const node = await startNode(loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", DATABASE_URL: url }), url);
+/** `env` adds configuration (NATS_URL, NODE_ID… for a node that joins a cluster). */
+export async function serveOn(name: string, url: string, env: Record<string, string> = {}): Promise<Side> {
+  const node = await startNode(loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", ...env, DATABASE_URL: url }), url);
   const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
   return {
     name,

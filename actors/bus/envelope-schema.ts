@@ -1,0 +1,119 @@
+import { z } from "zod";
+import type { ChamaCommandType } from "../../machines/chama.events";
+import type { WalletCommandType } from "../../machines/wallet.events";
+import { ASSETS } from "../../src/ledger/assets";
+import { PERMISSIONS, ROLES } from "../../src/security/principal";
+import type { Envelope } from "../envelope";
+
+/**
+ * What a node accepts from the bus, checked field by field before any actor sees it: one schema per
+ * command of each machine (the records below must name every command type, or this file does not
+ * compile; a test checks them against the machines' own event lists), ids in their formats, money a
+ * positive bigint below what numeric(78,0) can hold (the configured maximum is the machine's own
+ * check), an idempotency claim on every command, and the principal the edge authenticated.
+ */
+const text = (max: number) => z.string().min(1).max(max).regex(/^[^\p{Cc}\p{Cs}]*$/u);
+const token = (max: number) => z.string().min(1).max(max).regex(/^[A-Za-z0-9._:@\-]+$/);
+const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+/** A member id, or a platform credential acting in a chama (`<role>#<subject>`). */
+const actorId = z.union([token(128), z.string().max(300).regex(/^(admin|service|auditor)#[^\p{Cc}\p{Cs}]{1,256}$/u)]);
+const at = z.iso.datetime({ offset: true });
+const asset = z.enum(ASSETS as [string, ...string[]]);
+/** Larger than any configured maximum could allow, smaller than numeric(78,0). */
+export const BUS_AMOUNT_CEILING = 10n ** 60n;
+const amount = z.bigint().positive().max(BUS_AMOUNT_CEILING);
+const reason = text(500).optional();
+const b64 = (max: number) => z.string().min(1).max(max).regex(/^[A-Za-z0-9+/=_-]+$/);
+const sealed = z.strictObject({
+  masked: z.record(token(32), z.string().max(256)).refine((m) => Object.keys(m).length <= 8),
+  sealed: z.strictObject({ kid: token(32), iv: b64(64), ct: b64(4096), tag: b64(64) }),
+});
+const cmd = <T extends string, S extends z.ZodRawShape>(type: T, shape: S) => z.strictObject({ type: z.literal(type), at, ...shape });
+
+const WALLET_COMMANDS = {
+  "wallet.open": cmd("wallet.open", { walletId: uuid, ownerId: token(128), asset }),
+  "wallet.credit": cmd("wallet.credit", { journalId: uuid, amount, reference: token(128).optional() }),
+  "wallet.payment": cmd("wallet.payment", { journalId: uuid, amount, reference: token(128).optional() }),
+  "wallet.freeze": cmd("wallet.freeze", {}),
+  "wallet.unfreeze": cmd("wallet.unfreeze", {}),
+  "wallet.close": cmd("wallet.close", {}),
+  "withdrawal.request": cmd("withdrawal.request", { withdrawalId: uuid, amount, destination: sealed }),
+  "withdrawal.process": cmd("withdrawal.process", { withdrawalId: uuid }),
+  "withdrawal.complete": cmd("withdrawal.complete", { withdrawalId: uuid, journalId: uuid }),
+  "withdrawal.fail": cmd("withdrawal.fail", { withdrawalId: uuid, reason }),
+  "withdrawal.cancel": cmd("withdrawal.cancel", { withdrawalId: uuid, reason }),
+  "transfer.reserve": cmd("transfer.reserve", { transferId: uuid, journalId: uuid, toWalletId: uuid, amount }),
+  "transfer.credit": cmd("transfer.credit", { transferId: uuid, journalId: uuid, fromWalletId: uuid, asset, amount }),
+  "transfer.settle": cmd("transfer.settle", { transferId: uuid }),
+  "transfer.void": cmd("transfer.void", { transferId: uuid, journalId: uuid, reason: text(500) }),
+} satisfies Record<WalletCommandType, z.ZodType>;
+
+const role = z.enum(["admin", "member"]);
+const money = amount.nullable().optional();
+const rules = z
+  .strictObject({
+    approvalsRequired: z.number().int().min(1).max(500).optional(),
+    rejectionsToReject: z.number().int().min(1).max(500).optional(),
+    maxPerWithdrawal: money,
+    maxPerDay: money,
+    maxWithdrawalsPerWindow: z.number().int().min(1).max(1_000).nullable().optional(),
+    windowMs: z.number().int().min(60_000).max(31 * 86_400_000).optional(),
+    requestLifetimeMs: z.number().int().min(60_000).max(90 * 86_400_000).optional(),
+  });
+
+const CHAMA_COMMANDS = {
+  "chama.open": cmd("chama.open", { chamaId: uuid, name: text(100), asset, createdBy: token(128) }),
+  "chama.freeze": cmd("chama.freeze", { by: actorId }),
+  "chama.unfreeze": cmd("chama.unfreeze", { by: actorId }),
+  "chama.close": cmd("chama.close", { by: actorId }),
+  "member.invite": cmd("member.invite", { memberId: token(128), role, by: actorId }),
+  "member.accept": cmd("member.accept", { memberId: token(128) }),
+  "member.add": cmd("member.add", { memberId: token(128), role, by: actorId }),
+  "member.remove": cmd("member.remove", { memberId: token(128), by: actorId, reason }),
+  "member.role": cmd("member.role", { memberId: token(128), role, by: actorId }),
+  "rules.change": cmd("rules.change", { rules, by: actorId }),
+  "chama.deposit": cmd("chama.deposit", { journalId: uuid, memberId: token(128), amount, reference: token(128).optional(), via: actorId.optional() }),
+  "withdrawal.request": cmd("withdrawal.request", { withdrawalId: uuid, memberId: token(128), amount, destination: sealed }),
+  "withdrawal.review": cmd("withdrawal.review", { withdrawalId: uuid, reviewerId: actorId, decision: z.enum(["approve", "reject"]), note: reason }),
+  "withdrawal.park": cmd("withdrawal.park", { withdrawalId: uuid, by: actorId, note: reason }),
+  "withdrawal.continue": cmd("withdrawal.continue", { withdrawalId: uuid, by: actorId }),
+  "withdrawal.complete": cmd("withdrawal.complete", { withdrawalId: uuid, journalId: uuid, via: actorId.optional() }),
+  "withdrawal.fail": cmd("withdrawal.fail", { withdrawalId: uuid, reason, via: actorId.optional() }),
+  "withdrawal.cancel": cmd("withdrawal.cancel", { withdrawalId: uuid, by: actorId, reason }),
+  "withdrawal.expire": cmd("withdrawal.expire", { withdrawalId: uuid }),
+} satisfies Record<ChamaCommandType, z.ZodType>;
+
+/** Every command type each machine takes, as the bus knows them (tests compare with the machines). */
+export const BUS_COMMAND_TYPES = {
+  wallet: Object.keys(WALLET_COMMANDS) as WalletCommandType[],
+  chama: Object.keys(CHAMA_COMMANDS) as ChamaCommandType[],
+};
+
+const union = (schemas: Record<string, z.ZodObject>) => z.discriminatedUnion("type", Object.values(schemas) as [z.ZodObject, ...z.ZodObject[]]);
+
+const idempotency = z.strictObject({
+  scope: z.string().min(1).max(400).regex(/^[^\p{Cc}\p{Cs}]*$/u),
+  key: z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/),
+  fingerprint: z.string().min(1).max(255),
+});
+
+const principal = z.strictObject({
+  sub: text(256),
+  role: z.enum([...ROLES, "system"]),
+  permissions: z.array(z.enum(PERMISSIONS)).max(PERMISSIONS.length),
+});
+
+export const BusEnvelope = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("wallet"), command: union(WALLET_COMMANDS), idempotency, principal }),
+  z.strictObject({ kind: z.literal("chama"), command: union(CHAMA_COMMANDS), idempotency, principal }),
+]);
+
+/** The envelope as it arrived, checked; or the first problem found in it. */
+export function parseEnvelope(value: unknown): { ok: true; envelope: Envelope } | { ok: false; problem: string } {
+  const parsed = BusEnvelope.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    return { ok: false, problem: `${issue.path.join(".")}: ${issue.message}`.slice(0, 200) };
+  }
+  return { ok: true, envelope: parsed.data as unknown as Envelope };
+}

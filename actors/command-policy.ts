@@ -1,0 +1,97 @@
+import type { ChamaContext } from "../machines/chama.context";
+import type { ChamaCommand, ChamaCommandType } from "../machines/chama.events";
+import type { WalletContext } from "../machines/wallet.machine";
+import type { WalletCommand, WalletCommandType } from "../machines/wallet.events";
+import { CofferError } from "../src/errors";
+import { authorize, type Action } from "../src/security/policy";
+import { memberIdOf, type Principal, type PrincipalClaim } from "../src/security/principal";
+
+/**
+ * The actor's own check of who may send what, made against the actor's state whatever transport
+ * the command came by. The edge checked the same before sending; this is the second lock, so a
+ * forged or mis-built envelope (a raw `transfer.reserve` on someone else's wallet, an approval "as"
+ * another admin) is refused where the money is.
+ *
+ * Each command names the policy action it needs (src/security/policy.ts) and, for chamas, which of
+ * its fields says who is acting: that field must be the principal's own chama identity. `system`
+ * commands are Coffer's internal steps: only the system principal sends them, and it sends nothing else.
+ */
+type Rule<C> = { system: true } | { action: Action; actingAs?: (command: C) => string | undefined; owned?: (command: C) => string | undefined };
+
+const WALLET_RULES: Record<WalletCommandType, Rule<WalletCommand>> = {
+  "wallet.open": { action: "wallet.create", owned: (c) => (c as Extract<WalletCommand, { type: "wallet.open" }>).ownerId },
+  "wallet.credit": { action: "wallet.credit" },
+  "wallet.payment": { action: "wallet.pay" },
+  "wallet.freeze": { action: "wallet.freeze" },
+  "wallet.unfreeze": { action: "wallet.freeze" },
+  "wallet.close": { action: "wallet.close" },
+  "withdrawal.request": { action: "withdrawal.request" },
+  "withdrawal.process": { action: "withdrawal.process" },
+  "withdrawal.complete": { action: "withdrawal.process" },
+  "withdrawal.fail": { action: "withdrawal.process" },
+  "withdrawal.cancel": { action: "withdrawal.cancel" },
+  "transfer.reserve": { action: "transfer.create" },
+  "transfer.credit": { system: true },
+  "transfer.settle": { system: true },
+  "transfer.void": { system: true },
+};
+
+const field = (name: string) => (c: ChamaCommand) => (c as unknown as Record<string, string | undefined>)[name];
+const byMember = { action: "chama.act", actingAs: field("by") } as const;
+
+const CHAMA_RULES: Record<ChamaCommandType, Rule<ChamaCommand>> = {
+  "chama.open": { action: "chama.create", owned: field("createdBy") },
+  "chama.freeze": byMember,
+  "chama.unfreeze": byMember,
+  "chama.close": byMember,
+  "member.invite": byMember,
+  "member.accept": { action: "chama.act", actingAs: field("memberId") },
+  "member.add": byMember,
+  "member.remove": byMember,
+  "member.role": byMember,
+  "rules.change": byMember,
+  "chama.deposit": { action: "chama.deposit", actingAs: field("via") },
+  "withdrawal.request": { action: "chama.act", actingAs: field("memberId") },
+  "withdrawal.review": { action: "chama.act", actingAs: field("reviewerId") },
+  "withdrawal.park": byMember,
+  "withdrawal.continue": byMember,
+  "withdrawal.complete": { action: "chama.process", actingAs: field("via") },
+  "withdrawal.fail": { action: "chama.process", actingAs: field("via") },
+  "withdrawal.cancel": byMember,
+  "withdrawal.expire": { system: true },
+};
+
+/** Throws CofferError (403, or the not-found a user sees for what is not theirs) when `claim` may not send `command` here. */
+export function checkWalletCommand(claim: PrincipalClaim, command: WalletCommand, context: WalletContext): void {
+  const rule = WALLET_RULES[command.type];
+  if (!rule) throw refusal();
+  const principal = gate(claim, rule);
+  if (!principal || "system" in rule) return;
+  // An unopened wallet has no owner yet: only wallet.open reaches the machine's "not found" past this.
+  const owners = rule.owned ? [rule.owned(command) ?? ""] : context.ownerId ? [context.ownerId] : [];
+  authorize(principal, rule.action, owners, "WALLET_NOT_FOUND");
+}
+
+export function checkChamaCommand(claim: PrincipalClaim, command: ChamaCommand, _context: ChamaContext): void {
+  const rule = CHAMA_RULES[command.type];
+  if (!rule) throw refusal();
+  const principal = gate(claim, rule);
+  if (!principal || "system" in rule) return;
+  // Whether this member may do it (admin? requester? member at all?) is the machine's decision;
+  // here: the credential may do this kind of thing, and acts as itself, never as someone else.
+  authorize(principal, rule.action, rule.owned && principal.role === "user" ? [rule.owned(command) ?? ""] : [], "CHAMA_NOT_FOUND");
+  const actingAs = rule.actingAs?.(command);
+  if (rule.actingAs && actingAs !== memberIdOf(claim)) throw refusal();
+}
+
+/** Sorts out system steps; returns the principal to check further, or undefined when nothing more is needed. */
+function gate<C>(claim: PrincipalClaim, rule: Rule<C>): Principal | undefined {
+  const system = claim.role === "system";
+  if ("system" in rule !== system) throw refusal();
+  if (system) return undefined;
+  return { sub: claim.sub, role: claim.role as Principal["role"], permissions: new Set(claim.permissions) };
+}
+
+function refusal(): CofferError {
+  return new CofferError("FORBIDDEN", "this credential may not do that");
+}
