@@ -1,6 +1,6 @@
 import type { AnyActorRef, AnyMachineSnapshot } from "xstate";
-import type { Db } from "../src/db/client";
-import type { PrincipalClaim } from "../src/security/principal";
+import type { Db } from "../lib/db";
+import type { PrincipalClaim } from "../lib/principal";
 import type { ActorKindName, Idempotency, Outcome } from "./envelope";
 
 /** What every machine's effects have in common: a type, and "rejected" for a refusal. */

@@ -4,7 +4,7 @@ import type { ChamaCommand, ChamaEffect } from "../machines/chama.events";
 import { chamaMachineWith } from "../machines/chama.machine";
 import type { AmountCeiling } from "../machines/limits";
 import { checkChamaCommand } from "./command-policy";
-import type { Db } from "../src/db/client";
+import type { Db } from "../lib/db";
 import type { ActorKind, AnyEffect } from "./actor-kind";
 import { commitChama, loadChama, type ChamaSnapshot } from "./chama-store";
 import type { Outcome } from "./envelope";

@@ -1,6 +1,6 @@
-import type { Db } from "../src/db/client";
-import { formatAmount } from "../src/ledger/money";
-import type { Asset } from "../src/ledger/assets";
+import type { Db } from "../lib/db";
+import { formatAmount } from "../lib/money";
+import type { Asset } from "../lib/assets";
 import { emptyChamaContext, heldOf, own, personOf, type ChamaContext } from "../machines/chama.context";
 import type { AuditRecord, ChamaEffect } from "../machines/chama.events";
 import { CHAMA_MACHINE_VERSION, chamaMachine } from "../machines/chama.machine";

@@ -1,7 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { log, reason } from "../src/log";
+import { log, reason } from "../lib/log";
 import type { BusGuard } from "./bus/guard";
 import type { ActorHost } from "./host";
 import { ownerOf, shardOf } from "./shards";

@@ -2,9 +2,9 @@ import type { ChamaContext } from "../machines/chama.context";
 import type { ChamaCommand, ChamaCommandType } from "../machines/chama.events";
 import type { WalletContext } from "../machines/wallet.machine";
 import type { WalletCommand, WalletCommandType } from "../machines/wallet.events";
-import { CofferError } from "../src/errors";
-import { authorize, type Action } from "../src/security/policy";
-import { memberIdOf, type Principal, type PrincipalClaim } from "../src/security/principal";
+import { CofferError } from "../lib/errors";
+import { authorize, type Action } from "../lib/policy";
+import { memberIdOf, type Principal, type PrincipalClaim } from "../lib/principal";
 
 /**
  * The actor's own check of who may send what, made against the actor's state whatever transport
@@ -12,7 +12,7 @@ import { memberIdOf, type Principal, type PrincipalClaim } from "../src/security
  * forged or mis-built envelope (a raw `transfer.reserve` on someone else's wallet, an approval "as"
  * another admin) is refused where the money is.
  *
- * Each command names the policy action it needs (src/security/policy.ts) and, for chamas, which of
+ * Each command names the policy action it needs (lib/policy.ts) and, for chamas, which of
  * its fields says who is acting: that field must be the principal's own chama identity. `system`
  * commands are Coffer's internal steps: only the system principal sends them, and it sends nothing else.
  */

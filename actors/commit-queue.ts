@@ -1,4 +1,4 @@
-import type { Db } from "../src/db/client";
+import type { Db } from "../lib/db";
 import { idempotencyId } from "./envelope";
 import { FencedError, KeysTakenError } from "./store-errors";
 import { commitWrites, type BatchWrite } from "./wallet-store";

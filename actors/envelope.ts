@@ -1,6 +1,6 @@
 import type { ChamaCommand } from "../machines/chama.events";
 import type { WalletCommand } from "../machines/wallet.events";
-import type { PrincipalClaim } from "../src/security/principal";
+import type { PrincipalClaim } from "../lib/principal";
 
 /** The caller's idempotency claim: same scope and key with the same fingerprint replays the first outcome. */
 export interface Idempotency {

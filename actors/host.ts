@@ -1,5 +1,5 @@
-import type { Db } from "../src/db/client";
-import { problem } from "../src/errors";
+import type { Db } from "../lib/db";
+import { problem } from "../lib/errors";
 import type { ActorKind } from "./actor-kind";
 import type { CommitQueue } from "./commit-queue";
 import type { ActorKindName, Envelope, Outcome } from "./envelope";

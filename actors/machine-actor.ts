@@ -1,10 +1,10 @@
-import { log, reason } from "../src/log";
+import { log, reason } from "../lib/log";
 import type { AnyActorRef, AnyMachineSnapshot } from "xstate";
-import type { Db } from "../src/db/client";
-import { CofferError, problem } from "../src/errors";
-import { scopeOf } from "../src/security/principal";
+import type { Db } from "../lib/db";
+import { CofferError, problem } from "../lib/errors";
+import { scopeOf } from "../lib/principal";
 import { type Envelope, idempotencyId, type Idempotency, type Outcome } from "./envelope";
-import { LruCache } from "../src/util/lru";
+import { LruCache } from "../lib/lru";
 import type { ActorKind, AnyEffect } from "./actor-kind";
 import { FencedError, KeysTakenError, loadOutcomes } from "./store-errors";
 

@@ -1,5 +1,5 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import { problem } from "../src/errors";
+import { problem } from "../lib/errors";
 import type { BusGuard } from "./bus/guard";
 import { decode } from "./codec";
 import type { Envelope, Outcome } from "./envelope";

@@ -1,4 +1,4 @@
-import type { Db } from "../src/db/client";
+import type { Db } from "../lib/db";
 import type { Idempotency, Outcome } from "./envelope";
 
 /** The other side's write won: this actor's state is stale and must be reloaded. */

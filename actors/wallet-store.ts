@@ -1,4 +1,4 @@
-import type { Db } from "../src/db/client";
+import type { Db } from "../lib/db";
 import type { Journal } from "../machines/journal";
 import type { WalletEffect } from "../machines/wallet.events";
 import { heldOf, WALLET_MACHINE_VERSION, walletMachine, type WalletContext } from "../machines/wallet.machine";

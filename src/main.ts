@@ -1,7 +1,7 @@
 import { startNode } from "./app";
 import { loadConfig } from "./config";
 import { startEmbeddedPostgres } from "./db/embedded";
-import { log, reason, setLogLevel } from "./log";
+import { log, reason, setLogLevel } from "../lib/log";
 import { ensureKeyFile } from "./security/keys";
 
 /**

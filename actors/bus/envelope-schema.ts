@@ -1,8 +1,8 @@
 import { z } from "zod";
 import type { ChamaCommandType } from "../../machines/chama.events";
 import type { WalletCommandType } from "../../machines/wallet.events";
-import { ASSETS } from "../../src/ledger/assets";
-import { PERMISSIONS, ROLES } from "../../src/security/principal";
+import { ASSETS } from "../../lib/assets";
+import { PERMISSIONS, ROLES } from "../../lib/principal";
 import type { Envelope } from "../envelope";
 
 /**

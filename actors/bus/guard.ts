@@ -1,4 +1,4 @@
-import { log } from "../../src/log";
+import { log } from "../../lib/log";
 import { decode, encode } from "../codec";
 import type { Envelope, Outcome } from "../envelope";
 import { shardOf } from "../shards";

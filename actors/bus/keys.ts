@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync } from "node:fs";
-import { publishOnce } from "../../src/util/files";
+import { publishOnce } from "../../lib/files";
 
 /**
  * The cluster key: every node holds it, nothing else does. Messages between nodes carry an

@@ -2,13 +2,13 @@ import type { Outcome } from "../../actors/envelope";
 import type { Router } from "../../actors/router";
 import { defined } from "../../machines/chama.context";
 import type { ChamaCommand, ChamaRules } from "../../machines/chama.events";
-import type { Db } from "../db/client";
-import { CofferError } from "../errors";
-import type { Asset } from "../ledger/assets";
+import type { Db } from "../../lib/db";
+import { CofferError } from "../../lib/errors";
+import type { Asset } from "../../lib/assets";
 import type { Vault } from "../security/encryption";
-import { authorize, type Action } from "../security/policy";
-import { claimOf as claimOfPrincipal, memberIdOf as memberIdOfPrincipal, SYSTEM_CLAIM } from "../security/principal";
-import { LruCache } from "../util/lru";
+import { authorize, type Action } from "../../lib/policy";
+import { claimOf as claimOfPrincipal, memberIdOf as memberIdOfPrincipal, SYSTEM_CLAIM } from "../../lib/principal";
+import { LruCache } from "../../lib/lru";
 import type { z } from "zod";
 import { idFromKey, newId } from "./ids";
 import { amountIn, claimOf, type Caller } from "./operations";
@@ -206,7 +206,7 @@ export class ChamaOperations {
   }
 }
 
-/** Who a caller is inside a chama (see memberIdOf in src/security/principal.ts). */
+/** Who a caller is inside a chama (see memberIdOf in lib/principal.ts). */
 export function memberIdOf(caller: Caller): string {
   return memberIdOfPrincipal(caller.principal);
 }

@@ -1,9 +1,9 @@
 import type { ChamaRules } from "../../machines/chama.events";
 import { decode } from "../../actors/codec";
-import type { Db } from "../db/client";
-import { CofferError } from "../errors";
-import { authorize, type Action } from "../security/policy";
-import type { Principal } from "../security/principal";
+import type { Db } from "../../lib/db";
+import { CofferError } from "../../lib/errors";
+import { authorize, type Action } from "../../lib/policy";
+import type { Principal } from "../../lib/principal";
 import { chamaView, chamaWithdrawalView, memberView } from "./chama-views";
 
 /**

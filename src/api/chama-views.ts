@@ -1,9 +1,9 @@
 import type { Outcome } from "../../actors/envelope";
 import { heldOf, own, personOf, type ChamaContext } from "../../machines/chama.context";
 import type { ChamaCommand, ChamaEffect, ChamaRules } from "../../machines/chama.events";
-import { ERROR_STATUS, problem } from "../errors";
-import type { Asset } from "../ledger/assets";
-import { formatAmount } from "../ledger/money";
+import { ERROR_STATUS, problem } from "../../lib/errors";
+import type { Asset } from "../../lib/assets";
+import { formatAmount } from "../../lib/money";
 
 /**
  * How chamas, their members and their withdrawals look to callers: amounts as decimal strings in

@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import { CofferError } from "../errors";
+import { CofferError } from "../../lib/errors";
 
 /**
  * Turning a request's text into a typed input, the same way for every transport (REST bodies,

@@ -2,18 +2,18 @@ import type { Envelope, Idempotency, Outcome } from "../../actors/envelope";
 import type { Router } from "../../actors/router";
 import type { WalletCommand } from "../../machines/wallet.events";
 import type { WithdrawalStep } from "../../machines/withdrawal.machine";
-import type { Db } from "../db/client";
-import { CofferError } from "../errors";
-import type { Asset } from "../ledger/assets";
-import { maxMinorFor, parseAmount } from "../ledger/money";
+import type { Db } from "../../lib/db";
+import { CofferError } from "../../lib/errors";
+import type { Asset } from "../../lib/assets";
+import { maxMinorFor, parseAmount } from "../../lib/money";
 import { fingerprint, idFromKey, newId } from "./ids";
 import type { z } from "zod";
 import type { CreateTransfer, CreateWallet, MoneyIn, RequestWithdrawal } from "./schemas";
-import { LruCache } from "../util/lru";
+import { LruCache } from "../../lib/lru";
 import type { Vault } from "../security/encryption";
 import { maskDestination } from "./views";
-import { authorize, type Action } from "../security/policy";
-import { claimOf as claimOfPrincipal, SYSTEM_CLAIM, type Principal } from "../security/principal";
+import { authorize, type Action } from "../../lib/policy";
+import { claimOf as claimOfPrincipal, SYSTEM_CLAIM, type Principal } from "../../lib/principal";
 
 /** Who is asking: the proven principal, and the scope its idempotency keys live in. */
 export interface Caller {
@@ -32,7 +32,7 @@ interface WalletMeta {
  * already shape-checked; here they are checked against the world (does the wallet exist, which
  * asset and so which scale), turned into a command with fresh ids and a time, and routed to the
  * wallet's actor. The outcome comes back from the actor after its commit. Every operation first
- * asks the policy (src/security/policy.ts) whether this caller may do it to this wallet.
+ * asks the policy (lib/policy.ts) whether this caller may do it to this wallet.
  */
 export class Operations {
   private readonly wallets = new LruCache<string, WalletMeta>(100_000);

@@ -1,8 +1,8 @@
 import type { Outcome } from "../../actors/envelope";
 import { isDatabaseUnavailable } from "../db/errors";
-import { CofferError, problem } from "../errors";
-import { log, reason } from "../log";
-import { redact } from "../security/redact";
+import { CofferError, problem } from "../../lib/errors";
+import { log, reason } from "../../lib/log";
+import { redact } from "../../lib/redact";
 
 /** Any failure as an outcome a caller may see: contract errors as they are, outages as 503, the rest as 500 (logged). */
 export function outcomeOf(error: unknown, context: Record<string, unknown> = {}): Outcome {

@@ -1,9 +1,9 @@
-import type { Db } from "../db/client";
-import { CofferError } from "../errors";
-import type { Asset } from "../ledger/assets";
-import { formatAmount } from "../ledger/money";
-import { authorize } from "../security/policy";
-import type { Principal } from "../security/principal";
+import type { Db } from "../../lib/db";
+import { CofferError } from "../../lib/errors";
+import type { Asset } from "../../lib/assets";
+import { formatAmount } from "../../lib/money";
+import { authorize } from "../../lib/policy";
+import type { Principal } from "../../lib/principal";
 import { transferView, walletView, withdrawalView } from "./views";
 
 /**

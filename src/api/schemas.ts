@@ -1,7 +1,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
-import { ASSETS } from "../ledger/assets";
-import { PERMISSIONS } from "../security/principal";
+import { ASSETS } from "../../lib/assets";
+import { PERMISSIONS } from "../../lib/principal";
 
 /**
  * Request bodies, shared by every transport. Objects are strict (an unknown field is a 400, so a

@@ -1,9 +1,9 @@
 import type { Outcome } from "../../actors/envelope";
 import type { Destination, WalletCommand, WalletEffect } from "../../machines/wallet.events";
 import { availableOf, heldOf, type WalletContext } from "../../machines/wallet.machine";
-import { ERROR_STATUS, problem } from "../errors";
-import type { Asset } from "../ledger/assets";
-import { formatAmount } from "../ledger/money";
+import { ERROR_STATUS, problem } from "../../lib/errors";
+import type { Asset } from "../../lib/assets";
+import { formatAmount } from "../../lib/money";
 
 /**
  * How resources look to callers. Amounts leave as decimal strings with exactly the asset's scale;

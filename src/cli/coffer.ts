@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { loadConfig } from "../config";
 import { loadKeyRing } from "../security/keys";
-import { ROLES, PERMISSIONS, type Permission, type Role } from "../security/principal";
+import { ROLES, PERMISSIONS, type Permission, type Role } from "../../lib/principal";
 import { mintToken } from "../security/tokens";
 
 /**

@@ -1,5 +1,5 @@
 import { loadConfig } from "../config";
-import { connect } from "../db/client";
+import { connect } from "../../lib/db";
 import { startEmbeddedPostgres } from "../db/embedded";
 import { verifyLedger } from "../ledger/verify";
 

@@ -1,7 +1,7 @@
 import type { Hono } from "hono";
 import { Uuid } from "../api/schemas";
 import { verifyLedger } from "../ledger/verify";
-import { authorize } from "../security/policy";
+import { authorize } from "../../lib/policy";
 import { principalOf } from "./auth";
 import type { HttpDeps } from "./deps";
 import { parse } from "./respond";

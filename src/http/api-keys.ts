@@ -1,8 +1,8 @@
 import type { Hono } from "hono";
 import { CreateApiKey, RotateApiKey, Uuid } from "../api/schemas";
 import { apiKeyView } from "../security/api-keys";
-import { authorize } from "../security/policy";
-import type { Permission } from "../security/principal";
+import { authorize } from "../../lib/policy";
+import type { Permission } from "../../lib/principal";
 import { principalOf } from "./auth";
 import type { HttpDeps } from "./deps";
 import { body, idempotencyKey, parse } from "./respond";

@@ -2,7 +2,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { getConnInfo } from "hono/bun";
 import type { Caller } from "../api/operations";
 import type { AttemptGate, Authenticator } from "../security/authenticator";
-import { scopeOf, type Principal } from "../security/principal";
+import { scopeOf, type Principal } from "../../lib/principal";
 
 /** Routes anyone may call: liveness only. */
 const PUBLIC_PATHS = new Set(["/health"]);

@@ -2,7 +2,7 @@ import type { Cluster } from "../../actors/cluster";
 import type { ActorHost } from "../../actors/host";
 import type { ChamaOperations } from "../api/chama-operations";
 import type { Operations } from "../api/operations";
-import type { Db } from "../db/client";
+import type { Db } from "../../lib/db";
 import type { Config } from "../config";
 import type { ApiKeys } from "../security/api-keys";
 import type { RateLimiter } from "../security/rate-limit";

@@ -1,8 +1,8 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { Config } from "../config";
-import { CofferError } from "../errors";
+import { CofferError } from "../../lib/errors";
 import { enforce, enforceCaller, RateLimiter, tiersFrom } from "../security/rate-limit";
-import { scopeOf } from "../security/principal";
+import { scopeOf } from "../../lib/principal";
 import { attemptGateOf, clientIp, principalOf, setAttemptGate } from "./auth";
 
 /**

@@ -1,11 +1,11 @@
-import { redact, redactDeep } from "../security/redact";
+import { redact, redactDeep } from "../../lib/redact";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import type { Outcome } from "../../actors/envelope";
 import { parse, parseJson } from "../api/input";
 import { outcomeOf } from "../api/outcome";
-import { CofferError, type Problem } from "../errors";
+import { CofferError, type Problem } from "../../lib/errors";
 
 /** Every answer leaves through here: resources as JSON, failures as RFC 9457 problem+json. */
 export function send(c: Context, outcome: Outcome): Response {

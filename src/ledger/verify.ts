@@ -1,4 +1,4 @@
-import type { Db } from "../db/client";
+import type { Db } from "../../lib/db";
 
 export interface Mismatch {
   kind: "journal_unbalanced" | "posting_orphan" | "posted_differs" | "held_differs" | "negative_available" | "asset_differs";

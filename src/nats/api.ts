@@ -26,11 +26,11 @@ import {
   Uuid,
   WithdrawalStepBody,
 } from "../api/schemas";
-import type { Db } from "../db/client";
-import { log, reason } from "../log";
-import { CofferError } from "../errors";
+import type { Db } from "../../lib/db";
+import { log, reason } from "../../lib/log";
+import { CofferError } from "../../lib/errors";
 import type { Authenticator } from "../security/authenticator";
-import { scopeOf } from "../security/principal";
+import { scopeOf } from "../../lib/principal";
 import { enforce, enforceCaller, type RateLimiter, type TierSettings, tiersFrom } from "../security/rate-limit";
 
 /**

@@ -1,8 +1,8 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { Db } from "../db/client";
-import { CofferError } from "../errors";
-import { LruCache } from "../util/lru";
-import { PERMISSIONS, type Permission, type Principal } from "./principal";
+import type { Db } from "../../lib/db";
+import { CofferError } from "../../lib/errors";
+import { LruCache } from "../../lib/lru";
+import { PERMISSIONS, type Permission, type Principal } from "../../lib/principal";
 
 /**
  * API keys for services: `cof_<prefix>_<secret>`. The prefix (public) finds the row; the secret is

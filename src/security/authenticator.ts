@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
-import { CofferError } from "../errors";
-import { log, reason } from "../log";
-import { LruCache } from "../util/lru";
+import { CofferError } from "../../lib/errors";
+import { log, reason } from "../../lib/log";
+import { LruCache } from "../../lib/lru";
 import type { ApiKeys } from "./api-keys";
 import type { KeyRing } from "./keys";
-import type { Principal } from "./principal";
+import type { Principal } from "../../lib/principal";
 import { verifyToken, type TokenSettings } from "./tokens";
 
 /** What a request presents, whatever carried it (HTTP headers, NATS message headers). */

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { publishOnce } from "../util/files";
+import { publishOnce } from "../../lib/files";
 
 /**
  * Sensitive fields at rest (payout destinations: bank accounts, addresses) are sealed with

@@ -1,6 +1,6 @@
 import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from "jose";
 import { existsSync } from "node:fs";
-import { publishOnce } from "../util/files";
+import { publishOnce } from "../../lib/files";
 
 /**
  * The keys that sign and verify access tokens, by key id (`kid`), so they rotate without downtime:

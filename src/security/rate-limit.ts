@@ -1,6 +1,6 @@
-import type { Db } from "../db/client";
-import { CofferError } from "../errors";
-import type { Principal } from "./principal";
+import type { Db } from "../../lib/db";
+import { CofferError } from "../../lib/errors";
+import type { Principal } from "../../lib/principal";
 
 /**
  * Sliding-window rate limits that hold across nodes. Each tier has a window (1 s, 1 min, 1 h …)

@@ -1,7 +1,7 @@
 import { errors, jwtVerify, SignJWT, type JWTPayload } from "jose";
-import { CofferError } from "../errors";
+import { CofferError } from "../../lib/errors";
 import { TOKEN_ALGORITHM, type KeyRing } from "./keys";
-import { PERMISSIONS, ROLES, type Permission, type Principal, type Role } from "./principal";
+import { PERMISSIONS, ROLES, type Permission, type Principal, type Role } from "../../lib/principal";
 
 export interface TokenSettings {
   issuer: string;

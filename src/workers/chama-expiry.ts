@@ -1,6 +1,6 @@
 import type { ChamaOperations } from "../api/chama-operations";
-import type { Db } from "../db/client";
-import { log } from "../log";
+import type { Db } from "../../lib/db";
+import { log } from "../../lib/log";
 import { Pump } from "./pump";
 
 /**

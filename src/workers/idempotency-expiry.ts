@@ -1,5 +1,5 @@
-import { log, reason } from "../log";
-import type { Db } from "../db/client";
+import { log, reason } from "../../lib/log";
+import type { Db } from "../../lib/db";
 
 /**
  * Idempotency records are kept for IDEMPOTENCY_TTL_HOURS (at least 24 h) and then deleted, a

@@ -1,6 +1,6 @@
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Db } from "../db/client";
+import type { Db } from "../../lib/db";
 import { Pump } from "./pump";
 
 /**

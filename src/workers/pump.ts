@@ -1,4 +1,4 @@
-import { log, reason } from "../log";
+import { log, reason } from "../../lib/log";
 
 /**
  * A background job's heartbeat: it runs a pass when kicked (something was just committed) and

@@ -1,5 +1,5 @@
-import { log, reason } from "../log";
-import type { Db } from "../db/client";
+import { log, reason } from "../../lib/log";
+import type { Db } from "../../lib/db";
 import type { Operations } from "../api/operations";
 import { newId } from "../api/ids";
 import { Pump } from "./pump";

@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import { CommitQueue } from "../../actors/commit-queue";
 import type { BatchWrite, CommitReport } from "../../actors/wallet-store";
-import type { Db } from "../../src/db/client";
+import type { Db } from "../../lib/db";
 
 /**
  * How the queue groups wallet batches into transactions. The writer here only records the groups

@@ -3,7 +3,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect as connectNats, headers, type NatsConnection } from "@nats-io/transport-node";
 import { shardOf } from "../../actors/shards";
-import { connect, type Db } from "../../src/db/client";
+import { connect, type Db } from "../../lib/db";
 import { ADMIN, tokenFor } from "../support/auth";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { startService, type ServiceProcess } from "../support/process";

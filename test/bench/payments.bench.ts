@@ -14,7 +14,7 @@ import { startNode, type Node } from "../../src/app";
 import type { Caller } from "../../src/api/operations";
 import { loadConfig } from "../../src/config";
 import { verifyLedger } from "../../src/ledger/verify";
-import { setLogLevel } from "../../src/log";
+import { setLogLevel } from "../../lib/log";
 import { ADMIN, callerFor, testKeys, tokenFor } from "../support/auth";
 import { createTestDatabase } from "../support/db";
 import { type Conventional, setupConventional } from "./conventional";

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import type { Db } from "../../src/db/client";
+import type { Db } from "../../lib/db";
 
 /**
  * Bench-only instrumentation, no change to the core: reads the node's commit totals (how many

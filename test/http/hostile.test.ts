@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { ERROR_STATUS } from "../../src/errors";
+import { ERROR_STATUS } from "../../lib/errors";
 import { fundedWallet, startTestNode, type TestNode } from "../support/node";
 import { ADMIN, tokenFor } from "../support/auth";
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { ASSET_SCALE, ASSETS, type Asset } from "../../src/ledger/assets";
-import { formatAmount, maxMinorFor, parseAmount } from "../../src/ledger/money";
+import { ASSET_SCALE, ASSETS, type Asset } from "../../lib/assets";
+import { formatAmount, maxMinorFor, parseAmount } from "../../lib/money";
 
 /** Decimal strings <-> bigint minor units must be exact for every asset, and refuse anything inexact. */
 const HUGE = 2n ** 256n - 1n;

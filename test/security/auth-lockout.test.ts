@@ -3,7 +3,7 @@ import { loadConfig } from "../../src/config";
 import { buildHttpApp } from "../../src/http/app";
 import { ApiKeys } from "../../src/security/api-keys";
 import { Authenticator } from "../../src/security/authenticator";
-import type { Principal } from "../../src/security/principal";
+import type { Principal } from "../../lib/principal";
 import { RateLimiter } from "../../src/security/rate-limit";
 import { testKeys, TOKEN_SETTINGS, tokenFor } from "../support/auth";
 import { apiFor, startTestNode, type Api, type ApiResponse, type TestNode } from "../support/node";

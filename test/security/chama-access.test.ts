@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Db } from "../../src/db/client";
-import { ERROR_STATUS } from "../../src/errors";
-import { PERMISSIONS } from "../../src/security/principal";
+import type { Db } from "../../lib/db";
+import { ERROR_STATUS } from "../../lib/errors";
+import { PERMISSIONS } from "../../lib/principal";
 import type { As } from "../support/auth";
 import { startTestNode, type ApiResponse, type TestNode } from "../support/node";
 import {

@@ -1,5 +1,5 @@
-import type { ErrorCode } from "../../src/errors";
-import type { Permission } from "../../src/security/principal";
+import type { ErrorCode } from "../../lib/errors";
+import type { Permission } from "../../lib/principal";
 
 /**
  * Every chama route of src/http/chamas.ts, and what each kind of caller gets from it. This table is

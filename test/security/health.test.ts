@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Cluster } from "../../actors/cluster";
 import { loadConfig } from "../../src/config";
-import { connect } from "../../src/db/client";
+import { connect } from "../../lib/db";
 import { buildHttpApp } from "../../src/http/app";
 import type { HttpDeps } from "../../src/http/deps";
 import { ApiKeys } from "../../src/security/api-keys";

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { PERMISSIONS, type Permission } from "../../src/security/principal";
+import { PERMISSIONS, type Permission } from "../../lib/principal";
 import type { As } from "../support/auth";
 import { startTestNode, type ApiResponse, type TestNode } from "../support/node";
 import { CHAMA_ROUTES, chamaRouteName } from "./chama-routes";

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { redact, redactDeep } from "../../src/security/redact";
+import { redact, redactDeep } from "../../lib/redact";
 
 /** Vectors for the redactor: what must never survive, and what must stay readable. */
 describe("secrets are removed outright", () => {

@@ -1,5 +1,5 @@
-import type { ErrorCode } from "../../src/errors";
-import type { Permission } from "../../src/security/principal";
+import type { ErrorCode } from "../../lib/errors";
+import type { Permission } from "../../lib/principal";
 
 /**
  * Every route of src/http/*.ts, and who may call it. This table is the specification the

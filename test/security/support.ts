@@ -1,6 +1,6 @@
 import { expect } from "bun:test";
-import type { ErrorCode } from "../../src/errors";
-import type { Db } from "../../src/db/client";
+import type { ErrorCode } from "../../lib/errors";
+import type { Db } from "../../lib/db";
 import type { ApiResponse } from "../support/node";
 
 /**

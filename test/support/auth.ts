@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Caller } from "../../src/api/operations";
 import { generateKeyFile, loadKeyRing, type KeyRing } from "../../src/security/keys";
-import { scopeOf, type Permission, type Principal, type Role } from "../../src/security/principal";
+import { scopeOf, type Permission, type Principal, type Role } from "../../lib/principal";
 import { mintToken } from "../../src/security/tokens";
 
 /**

@@ -1,4 +1,4 @@
-import { CofferError, type ErrorCode } from "../errors";
+import { CofferError, type ErrorCode } from "./errors";
 import type { Permission, Principal, Role } from "./principal";
 
 /**

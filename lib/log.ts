@@ -1,9 +1,9 @@
-import { redactDeep } from "./security/redact";
+import { redactDeep } from "./redact";
 
 /**
  * Structured JSON logs, one line each, filtered by LOG_LEVEL. Callers pass facts, not secrets:
  * errors are reduced to their message (never a stack, never a bound parameter), and every string
- * field goes through the redactor (src/security/redact.ts) all the same.
+ * field goes through the redactor (lib/redact.ts) all the same.
  */
 const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
 type Level = Exclude<keyof typeof LEVELS, "silent">;
