@@ -2,7 +2,7 @@ import { ActorHost } from "../actors/host";
 import { chamaKind } from "../actors/chama-kind";
 import { CommitQueue } from "../actors/commit-queue";
 import { walletKind } from "../actors/wallet-kind";
-import { ChamaOperations } from "./api/chama-operations";
+import { ChamaService } from "./api/chama-service";
 import { renderChamaOutcome } from "./api/chama-views";
 import { ChamaExpiry } from "./workers/chama-expiry";
 import { Cluster } from "../actors/cluster";
@@ -10,7 +10,7 @@ import { BusGuard } from "../actors/bus/guard";
 import { BusKeys, ensureBusKeyFile } from "../actors/bus/keys";
 import { NatsRouter } from "../actors/nats-router";
 import { InProcessRouter } from "../actors/router";
-import { Operations } from "./api/operations";
+import { WalletService } from "./api/wallet-service";
 import { renderWalletOutcome } from "./api/views";
 import type { Config } from "./config";
 import { connect, type Db } from "../lib/db";
@@ -34,8 +34,8 @@ import { TransferSaga } from "./workers/transfer-saga";
 export interface Node {
   db: Db;
   host: ActorHost;
-  ops: Operations;
-  chamas: ChamaOperations;
+  ops: WalletService;
+  chamas: ChamaService;
   saga: TransferSaga;
   chamaExpiry: ChamaExpiry;
   /** Present when NATS_URL is set: publishes the outbox to JetStream. */
@@ -89,8 +89,8 @@ export async function startNode(config: Config, databaseUrl: string, options: No
     ? new NatsRouter(nats, bus, { prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, requestTimeoutMs: 2_000, deadlineMs: config.LEASE_TTL_MS * 3 })
     : new InProcessRouter(host);
   const vault = await Vault.load(config.vaultFile);
-  const ops = new Operations(db, router, config.maxAmountMajor, vault);
-  const chamas = new ChamaOperations(db, router, config.maxAmountMajor, vault, options.now);
+  const ops = new WalletService(db, router, config.maxAmountMajor, vault);
+  const chamas = new ChamaService(db, router, config.maxAmountMajor, vault, options.now);
   const chamaExpiry = new ChamaExpiry(db, chamas, options.chamaExpiryPollMs);
   saga = new TransferSaga(db, ops);
   saga.kick(); // resume transfers a previous run left in flight

@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { getConnInfo } from "hono/bun";
-import type { Caller } from "../api/operations";
+import type { Caller } from "../api/wallet-service";
 import type { AttemptGate, Authenticator } from "../security/authenticator";
 import { scopeOf, type Principal } from "../../lib/principal";
 

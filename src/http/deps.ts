@@ -1,7 +1,7 @@
 import type { Cluster } from "../../actors/cluster";
 import type { ActorHost } from "../../actors/host";
-import type { ChamaOperations } from "../api/chama-operations";
-import type { Operations } from "../api/operations";
+import type { ChamaService } from "../api/chama-service";
+import type { WalletService } from "../api/wallet-service";
 import type { Db } from "../../lib/db";
 import type { Config } from "../config";
 import type { ApiKeys } from "../security/api-keys";
@@ -11,8 +11,8 @@ import type { Authenticator } from "../security/authenticator";
 /** What route handlers need; built once in src/app.ts. */
 export interface HttpDeps {
   db: Db;
-  ops: Operations;
-  chamas: ChamaOperations;
+  ops: WalletService;
+  chamas: ChamaService;
   host: ActorHost;
   /** Present in cluster mode (NATS_URL set). */
   cluster?: Cluster | undefined;

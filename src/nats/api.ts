@@ -2,8 +2,8 @@ import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node"
 import { z } from "zod";
 import type { Outcome } from "../../actors/envelope";
 import { parseJson } from "../api/input";
-import type { Caller, Operations } from "../api/operations";
-import type { ChamaOperations, ChamaWithdrawalStep } from "../api/chama-operations";
+import type { Caller, WalletService } from "../api/wallet-service";
+import type { ChamaService, ChamaWithdrawalStep } from "../api/chama-service";
 import { getChama, getChamaWithdrawal, getMember, listAudit, listChamaWithdrawals, listMembers } from "../api/chama-queries";
 import { outcomeOf } from "../api/outcome";
 import { getTransfer, getWallet, getWithdrawal, listTransactions } from "../api/queries";
@@ -45,8 +45,8 @@ import { enforce, enforceCaller, type RateLimiter, type TierSettings, tiersFrom 
  */
 export interface NatsApiDeps {
   db: Db;
-  ops: Operations;
-  chamas: ChamaOperations;
+  ops: WalletService;
+  chamas: ChamaService;
   authenticator: Authenticator;
   limiter: RateLimiter | undefined;
   limits: TierSettings;
@@ -108,7 +108,7 @@ export function handlers(deps: NatsApiDeps): Record<string, Handler> {
 /** Chamas: the REST routes of src/http/chamas.ts as `chamas.*` subjects; path ids go in the payload. */
 function chamaHandlers(
   db: Db,
-  chamas: ChamaOperations,
+  chamas: ChamaService,
   mutation: (input: z.ZodType, run: Handler["run"], money?: boolean) => Handler,
   query: (input: z.ZodType, read: (ctx: Context, input: any) => Promise<Record<string, unknown>>) => Handler,
 ): Record<string, Handler> {

@@ -1,4 +1,4 @@
-import type { ChamaOperations } from "../api/chama-operations";
+import type { ChamaService } from "../api/chama-service";
 import type { Db } from "../../lib/db";
 import { log } from "../../lib/log";
 import { Pump } from "./pump";
@@ -14,7 +14,7 @@ export class ChamaExpiry {
 
   constructor(
     private readonly db: Db,
-    private readonly chamas: ChamaOperations,
+    private readonly chamas: ChamaService,
     pollMs = 15_000,
     private readonly batch = 200,
   ) {

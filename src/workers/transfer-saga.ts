@@ -1,6 +1,6 @@
 import { log, reason } from "../../lib/log";
 import type { Db } from "../../lib/db";
-import type { Operations } from "../api/operations";
+import type { WalletService } from "../api/wallet-service";
 import { newId } from "../api/ids";
 import { Pump } from "./pump";
 
@@ -23,7 +23,7 @@ export class TransferSaga {
 
   constructor(
     private readonly db: Db,
-    private readonly ops: Operations,
+    private readonly ops: WalletService,
     pollMs = 500,
   ) {
     this.pump = new Pump("transfer saga", () => this.pass(), pollMs);

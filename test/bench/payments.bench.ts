@@ -11,7 +11,7 @@
  * The node's own settings (ACTOR_BATCH_MAX, DB_POOL_MAX, ...) are read from the environment as usual.
  */
 import { startNode, type Node } from "../../src/app";
-import type { Caller } from "../../src/api/operations";
+import type { Caller } from "../../src/api/wallet-service";
 import { loadConfig } from "../../src/config";
 import { verifyLedger } from "../../src/ledger/verify";
 import { setLogLevel } from "../../lib/log";

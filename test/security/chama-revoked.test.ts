@@ -6,7 +6,7 @@ import { expectProblem, footprint } from "./support";
 /**
  * Who may read a chama: its members, current and former (and platform readers). An invitation is
  * not membership: someone only invited, or whose invitation was taken back, gets exactly what a
- * stranger gets (src/api/chama-queries.ts, ChamaOperations.chamaFor), so a revoked invitee learns
+ * stranger gets (src/api/chama-queries.ts, ChamaService.chamaFor), so a revoked invitee learns
  * nothing more about the group, its people or its money than anyone else.
  */
 let t: TestNode;

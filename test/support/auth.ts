@@ -1,7 +1,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Caller } from "../../src/api/operations";
+import type { Caller } from "../../src/api/wallet-service";
 import { generateKeyFile, loadKeyRing, type KeyRing } from "../../src/security/keys";
 import { scopeOf, type Permission, type Principal, type Role } from "../../lib/principal";
 import { mintToken } from "../../src/security/tokens";

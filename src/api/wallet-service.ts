@@ -34,7 +34,7 @@ interface WalletMeta {
  * wallet's actor. The outcome comes back from the actor after its commit. Every operation first
  * asks the policy (lib/policy.ts) whether this caller may do it to this wallet.
  */
-export class Operations {
+export class WalletService {
   private readonly wallets = new LruCache<string, WalletMeta>(100_000);
   private readonly withdrawalWallets = new LruCache<string, string>(100_000);
 

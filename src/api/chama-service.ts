@@ -11,7 +11,7 @@ import { claimOf as claimOfPrincipal, memberIdOf as memberIdOfPrincipal, SYSTEM_
 import { LruCache } from "../../lib/lru";
 import type { z } from "zod";
 import { idFromKey, newId } from "./ids";
-import { amountIn, claimOf, type Caller } from "./operations";
+import { amountIn, claimOf, type Caller } from "./wallet-service";
 import { MemberId, type AddMember, type ChamaDeposit, type ChangeRules, type CreateChama, type RequestWithdrawal } from "./schemas";
 import { maskDestination } from "./views";
 
@@ -25,7 +25,7 @@ export type ChamaWithdrawalStep = "park" | "continue" | "cancel" | "complete" | 
  * to the chama's actor. Whether that member may do it (admin? requester? member at all?) is the
  * chama machine's decision, made in the actor against the chama's current state.
  */
-export class ChamaOperations {
+export class ChamaService {
   private readonly assets = new LruCache<string, Asset>(10_000);
 
   constructor(
