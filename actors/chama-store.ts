@@ -86,20 +86,20 @@ export async function commitChama(db: Db, write: ActorWrite): Promise<number> {
           is distinct from (excluded.status, excluded.approvals, excluded.rejections)`;
     }
     const reviews = effects.flatMap((e) =>
-      e.type === "withdrawal.reviewed"
+      e.type === "chama.withdrawal.reviewed"
         ? [{ withdrawal_id: e.withdrawalId, chama_id: e.chamaId, reviewer_id: e.reviewerId, decision: e.decision, note: e.note ?? null, status: e.status, at: e.at }]
         : [],
     );
     if (reviews.length) await tx`insert into chama_reviews ${tx(reviews)}`;
     const audits = effects.flatMap((e) =>
-      e.type === "audit.recorded"
+      e.type === "chama.audit.recorded"
         ? [{ chama_id: e.chamaId, actor: e.actor, action: e.action, target: e.target ?? null, before: shown(tx, e.before, context.asset), after: shown(tx, e.after, context.asset), note: e.note ?? null, via: e.via ?? null, at: e.at }]
         : [],
     );
     if (audits.length) await tx`insert into chama_audit ${tx(audits)}`;
     // The audit trail is the chamas' own record; the outbox carries the domain events.
     const events = effects
-      .filter((e) => e.type !== "audit.recorded" && e.type !== "rejected")
+      .filter((e) => e.type !== "chama.audit.recorded" && e.type !== "rejected")
       .map((e) => ({ id: Bun.randomUUIDv7(), aggregate_id: write.id, type: e.type, payload: tx.json(JSON.parse(JSON.stringify(outboxPayload(e), (_k, v) => (typeof v === "bigint" ? v.toString() : v)))), created_at: e.at }));
     if (events.length) await tx`insert into outbox ${tx(events)}`;
   });
@@ -139,10 +139,10 @@ function memberRows(context: ChamaContext, effects: ChamaEffect[], at: string) {
 function withdrawalRows(context: ChamaContext, effects: ChamaEffect[]) {
   const rows = new Map<string, Record<string, unknown>>();
   for (const e of effects) {
-    if (e.type !== "withdrawal.changed" && e.type !== "withdrawal.reviewed") continue;
+    if (e.type !== "chama.withdrawal.changed" && e.type !== "chama.withdrawal.reviewed") continue;
     const before = rows.get(e.withdrawalId);
     const open = own(context.withdrawals, e.withdrawalId);
-    const changed = e.type === "withdrawal.changed" ? e : undefined;
+    const changed = e.type === "chama.withdrawal.changed" ? e : undefined;
     rows.set(e.withdrawalId, {
       ...before,
       id: e.withdrawalId,
@@ -165,7 +165,7 @@ function withdrawalRows(context: ChamaContext, effects: ChamaEffect[]) {
   // open requests are refreshed from the chama's state; rows whose votes did not change are left
   // alone by the upsert.
   for (const e of effects) {
-    if (e.type !== "member.removed" && e.type !== "member.role_changed") continue;
+    if (e.type !== "chama.member.removed" && e.type !== "chama.member.role_changed") continue;
     for (const [id, w] of Object.entries(context.withdrawals)) {
       const stored = rows.get(id);
       rows.set(id, {

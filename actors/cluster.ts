@@ -2,7 +2,11 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { log, reason } from "../lib/log";
+import { problem } from "../lib/errors";
+import { Gate } from "../lib/gate";
 import type { BusGuard } from "./bus/guard";
+import type { Outcome } from "./envelope";
+import type { ActorKindName } from "./envelope";
 import type { ActorHost } from "./host";
 import { ownerOf, shardOf } from "./shards";
 
@@ -23,13 +27,22 @@ export interface ClusterOptions {
   prefix: string;
   shardCount: number;
   leaseTtlMs: number;
+  /** Commands from other nodes handled at once, and waiting; past that, 503 OVERLOADED at once. */
+  inFlightMax: number;
+  waitingMax: number;
 }
+
+const OVERLOADED: Outcome = { status: 503, body: problem("OVERLOADED", "this node has too many commands in hand; retry with the same idempotency key") };
 
 interface Held {
   revision: number;
   since: number;
-  subscription: Subscription;
+  /** The shard's command subjects, one per kind of actor: `<prefix>.wallet.<shard>.*` and `<prefix>.chama.<shard>.*`. */
+  subscriptions: Subscription[];
 }
+
+/** Every kind of actor a shard holds, each with its own command subject. */
+const SERVED_KINDS: readonly ActorKindName[] = ["wallet", "chama"];
 
 export class Cluster {
   private nodesKv!: KV;
@@ -42,13 +55,16 @@ export class Cluster {
   private stopped = false;
   private liveNodes: string[] = [];
   private healthy: { ok: boolean; reason?: string } = { ok: true };
+  private readonly gate: Gate;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly host: ActorHost,
     private readonly bus: BusGuard,
     private readonly options: ClusterOptions,
-  ) {}
+  ) {
+    this.gate = new Gate({ inFlightMax: options.inFlightMax, waitingMax: options.waitingMax });
+  }
 
   /** Watch a subscription the node needs (the NATS API): if it closes, the node reports itself unhealthy. */
   watch(name: string, subscription: Subscription): void {
@@ -153,8 +169,9 @@ export class Cluster {
     for (let shard = 0; shard < this.options.shardCount; shard++) {
       const mine = ownerOf(shard, this.liveNodes) === this.options.nodeId;
       const held = this.held.get(shard);
-      // A shard whose subscription died is served by nobody here: hand it back (it is taken again, freshly subscribed).
-      if (held?.subscription.isClosed()) {
+      // A shard with a dead subscription (either kind) is not fully served here: hand it back (it is
+      // taken again, freshly subscribed).
+      if (held?.subscriptions.some((s) => s.isClosed())) {
         work.push(this.release(shard));
         continue;
       }
@@ -169,7 +186,7 @@ export class Cluster {
     try {
       // Succeeds only if nobody holds the lease (never taken, expired, or handed back).
       const revision = await this.leasesKv.create(this.key("shard", shard), this.options.nodeId);
-      this.held.set(shard, { revision, since: Date.now(), subscription: this.serve(shard) });
+      this.held.set(shard, { revision, since: Date.now(), subscriptions: SERVED_KINDS.map((kind) => this.serve(kind, shard)) });
       log("debug", "took shard", { shard, nodeId: this.options.nodeId });
     } catch {
       // Still held by someone else; their lease runs out or they hand it back, then it is ours.
@@ -198,25 +215,26 @@ export class Cluster {
     const held = this.held.get(shard);
     if (!held) return;
     this.held.delete(shard);
-    await held.subscription.drain().catch(() => {});
+    await Promise.all(held.subscriptions.map((s) => s.drain().catch(() => {})));
     await this.host.dropWhere((walletId) => shardOf(walletId, this.options.shardCount) === shard);
   }
 
   /**
-   * Commands for one shard. Whatever arrives is checked by the bus guard (signature, age, replay,
-   * shape, shard) before an actor sees it; nothing a publisher sends can throw out of this callback.
+   * Commands for one kind of actor in one shard. Whatever arrives is checked by the bus guard
+   * (signature, age, replay, shape, kind, shard) before an actor sees it; nothing a publisher sends
+   * can throw out of this callback.
    */
-  private serve(shard: number): Subscription {
-    return this.nc.subscribe(`${this.options.prefix}.wallet.${shard}.*`, {
-      queue: `${this.options.prefix}-wallet-${shard}`,
+  private serve(kind: ActorKindName, shard: number): Subscription {
+    return this.nc.subscribe(`${this.options.prefix}.${kind}.${shard}.*`, {
+      queue: `${this.options.prefix}-${kind}-${shard}`,
       callback: (error, msg) => {
-        if (error) return void this.bus.drop("failed", `${this.options.prefix}.wallet.${shard}`);
+        if (error) return void this.bus.drop("failed", `${this.options.prefix}.${kind}.${shard}`);
         try {
           if (!msg.reply) return void this.bus.drop("no_reply_subject", msg.subject);
           const command = this.bus.openCommand(msg.subject, msg.data);
           if (!command) return;
-          void this.host
-            .dispatch(command.id, command.envelope)
+          void this.gate
+            .run(() => this.host.dispatch(command.id, command.envelope), () => OVERLOADED)
             .then((outcome) => msg.respond(this.bus.sealOutcome(command.nonce, outcome)))
             .catch((e) => log("error", "command failed on this node", { error: reason(e) }));
         } catch (e) {

@@ -16,7 +16,17 @@ import { memberIdOf, type Principal, type PrincipalClaim } from "../lib/principa
  * its fields says who is acting: that field must be the principal's own chama identity. `system`
  * commands are Coffer's internal steps: only the system principal sends them, and it sends nothing else.
  */
-type Rule<C> = { system: true } | { action: Action; actingAs?: (command: C) => string | undefined; owned?: (command: C) => string | undefined };
+type Rule<C> =
+  | { system: true }
+  | {
+      /** The policy action, or how to read it off the command (a review approves or rejects). */
+      action: Action | ((command: C) => Action);
+      actingAs?: (command: C) => string | undefined;
+      owned?: (command: C) => string | undefined;
+    };
+
+const actionOf = <C>(rule: { action: Action | ((command: C) => Action) }, command: C): Action =>
+  typeof rule.action === "function" ? rule.action(command) : rule.action;
 
 const WALLET_RULES: Record<WalletCommandType, Rule<WalletCommand>> = {
   "wallet.open": { action: "wallet.create", owned: (c) => (c as Extract<WalletCommand, { type: "wallet.open" }>).ownerId },
@@ -37,28 +47,30 @@ const WALLET_RULES: Record<WalletCommandType, Rule<WalletCommand>> = {
 };
 
 const field = (name: string) => (c: ChamaCommand) => (c as unknown as Record<string, string | undefined>)[name];
-const byMember = { action: "chama.act", actingAs: field("by") } as const;
+const byMember = (action: Action) => ({ action, actingAs: field("by") }) as const;
+const reviewAction = (c: ChamaCommand): Action =>
+  (c as Extract<ChamaCommand, { type: "chama.withdrawal.review" }>).decision === "approve" ? "chama.withdrawal.approve" : "chama.withdrawal.reject";
 
 const CHAMA_RULES: Record<ChamaCommandType, Rule<ChamaCommand>> = {
   "chama.open": { action: "chama.create", owned: field("createdBy") },
-  "chama.freeze": byMember,
-  "chama.unfreeze": byMember,
-  "chama.close": byMember,
-  "member.invite": byMember,
-  "member.accept": { action: "chama.act", actingAs: field("memberId") },
-  "member.add": byMember,
-  "member.remove": byMember,
-  "member.role": byMember,
-  "rules.change": byMember,
+  "chama.freeze": byMember("chama.freeze"),
+  "chama.unfreeze": byMember("chama.unfreeze"),
+  "chama.close": byMember("chama.close"),
+  "chama.member.invite": byMember("chama.invite"),
+  "chama.member.accept": { action: "chama.accept", actingAs: field("memberId") },
+  "chama.member.add": byMember("chama.member.add"),
+  "chama.member.remove": byMember("chama.member.remove"),
+  "chama.member.role": byMember("chama.member.role"),
+  "chama.rules.change": byMember("chama.rules.change"),
   "chama.deposit": { action: "chama.deposit", actingAs: field("via") },
-  "withdrawal.request": { action: "chama.act", actingAs: field("memberId") },
-  "withdrawal.review": { action: "chama.act", actingAs: field("reviewerId") },
-  "withdrawal.park": byMember,
-  "withdrawal.continue": byMember,
-  "withdrawal.complete": { action: "chama.process", actingAs: field("via") },
-  "withdrawal.fail": { action: "chama.process", actingAs: field("via") },
-  "withdrawal.cancel": byMember,
-  "withdrawal.expire": { system: true },
+  "chama.withdrawal.request": { action: "chama.withdrawal.request", actingAs: field("memberId") },
+  "chama.withdrawal.review": { action: reviewAction, actingAs: field("reviewerId") },
+  "chama.withdrawal.park": byMember("chama.withdrawal.park"),
+  "chama.withdrawal.continue": byMember("chama.withdrawal.continue"),
+  "chama.withdrawal.complete": { action: "chama.withdrawal.complete", actingAs: field("via") },
+  "chama.withdrawal.fail": { action: "chama.withdrawal.fail", actingAs: field("via") },
+  "chama.withdrawal.cancel": byMember("chama.withdrawal.cancel"),
+  "chama.withdrawal.expire": { system: true },
 };
 
 /** Throws CofferError (403, or the not-found a user sees for what is not theirs) when `claim` may not send `command` here. */
@@ -69,7 +81,7 @@ export function checkWalletCommand(claim: PrincipalClaim, command: WalletCommand
   if (!principal || "system" in rule) return;
   // An unopened wallet has no owner yet: only wallet.open reaches the machine's "not found" past this.
   const owners = rule.owned ? [rule.owned(command) ?? ""] : context.ownerId ? [context.ownerId] : [];
-  authorize(principal, rule.action, owners, "WALLET_NOT_FOUND");
+  authorize(principal, actionOf(rule, command), owners, "WALLET_NOT_FOUND");
 }
 
 export function checkChamaCommand(claim: PrincipalClaim, command: ChamaCommand, _context: ChamaContext): void {
@@ -79,7 +91,7 @@ export function checkChamaCommand(claim: PrincipalClaim, command: ChamaCommand, 
   if (!principal || "system" in rule) return;
   // Whether this member may do it (admin? requester? member at all?) is the machine's decision;
   // here: the credential may do this kind of thing, and acts as itself, never as someone else.
-  authorize(principal, rule.action, rule.owned && principal.role === "user" ? [rule.owned(command) ?? ""] : [], "CHAMA_NOT_FOUND");
+  authorize(principal, actionOf(rule, command), rule.owned && principal.role === "user" ? [rule.owned(command) ?? ""] : [], "CHAMA_NOT_FOUND");
   const actingAs = rule.actingAs?.(command);
   if (rule.actingAs && actingAs !== memberIdOf(claim)) throw refusal();
 }

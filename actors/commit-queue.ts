@@ -1,6 +1,6 @@
 import type { Db } from "../lib/db";
 import { idempotencyId } from "./envelope";
-import { FencedError, KeysTakenError } from "./store-errors";
+import { CommitRefusedError, FencedError, KeysTakenError } from "./store-errors";
 import { commitWrites, type BatchWrite } from "./wallet-store";
 
 interface Pending {
@@ -14,6 +14,12 @@ export interface CommitQueueLimits {
   inFlightMax: number;
   /** Batches (each from a different wallet) in one transaction at most. */
   writesMax: number;
+  /**
+   * Batches waiting for a transaction at most (each wallet actor hands over one batch at a time, so
+   * this is also how many wallets may wait). One more is refused at once with CommitRefusedError:
+   * its actor answers 503 OVERLOADED and nothing is written.
+   */
+  waitingMax: number;
 }
 
 /**
@@ -27,7 +33,7 @@ export class CommitQueue {
   private waiting: Pending[] = [];
   private inFlight = 0;
   /** Running totals, for operators and the benchmark: how well commits are being shared. */
-  readonly stats = { transactions: 0, batches: 0, busyMs: 0 };
+  readonly stats = { transactions: 0, batches: 0, busyMs: 0, refused: 0 };
 
   constructor(
     private readonly db: Db,
@@ -37,6 +43,10 @@ export class CommitQueue {
   ) {}
 
   commit(write: BatchWrite): Promise<number> {
+    if (this.waiting.length >= this.limits.waitingMax) {
+      this.stats.refused++;
+      return Promise.reject(new CommitRefusedError(`${this.waiting.length} wallet batches are already waiting to commit`));
+    }
     return new Promise((resolve, reject) => {
       this.waiting.push({ write, resolve, reject });
       this.pump();

@@ -3,10 +3,10 @@ import type { AnyActorRef, AnyMachineSnapshot } from "xstate";
 import type { Db } from "../lib/db";
 import { CofferError, problem } from "../lib/errors";
 import { scopeOf } from "../lib/principal";
-import { type Envelope, idempotencyId, type Idempotency, type Outcome } from "./envelope";
+import { type ActorKindName, type Envelope, idempotencyId, type Idempotency, type Outcome } from "./envelope";
 import { LruCache } from "../lib/lru";
 import type { ActorKind, AnyEffect } from "./actor-kind";
-import { FencedError, KeysTakenError, loadOutcomes } from "./store-errors";
+import { CommitRefusedError, FencedError, KeysTakenError, loadOutcomes } from "./store-errors";
 
 export interface ActorLimits {
   batchMax: number;
@@ -17,6 +17,28 @@ export interface ActorLimits {
 
 /** The actor must be dropped and its callers retried against a fresh load (another writer won). */
 export class ActorStale extends Error {}
+
+/**
+ * Why an actor left memory: passivated after `idle`ness, `evicted` to make room under the node's
+ * cap, `moved` with its shard to another node, `stale` (another writer won), `failed` (the database
+ * failed a batch), or `unknown` (nothing by this id exists, so nothing is kept for it).
+ */
+export type DropReason = "idle" | "evicted" | "moved" | "stale" | "failed" | "unknown";
+
+/**
+ * What an actor reports as it works; the host passes each on to its listeners (operators, and
+ * tests that wait for "the actor got this far" instead of polling its state).
+ * - `queued`: a command entered the mailbox; `depth` is the mailbox length after it.
+ * - `batch`: a batch of `size` commands left the mailbox and is being applied and committed.
+ * - `committed`: a batch's callers were answered after its commit (`version` is the committed
+ *   version; unchanged when the batch had nothing to write, e.g. every command was refused).
+ * - `dropped`: the actor left memory and takes no more commands.
+ */
+export type ActorEvent =
+  | { type: "queued"; id: string; kind: ActorKindName; depth: number }
+  | { type: "batch"; id: string; kind: ActorKindName; size: number }
+  | { type: "committed"; id: string; kind: ActorKindName; version: number; commands: string[] }
+  | { type: "dropped"; id: string; kind: ActorKindName; reason: DropReason };
 
 interface Waiting {
   envelope: Envelope;
@@ -57,7 +79,8 @@ export class MachineActor {
     readonly kind: ActorKind,
     private readonly db: Db,
     private readonly limits: ActorLimits,
-    private readonly onDead: (actor: MachineActor) => void,
+    /** Told every event; a `dropped` one is the host's cue to forget this actor. */
+    private readonly report: (actor: MachineActor, event: ActorEvent) => void,
   ) {
     this.recent = new LruCache(limits.recentMax);
   }
@@ -85,6 +108,7 @@ export class MachineActor {
     this.lastActiveMs = Date.now();
     return new Promise((resolve, reject) => {
       this.mailbox.push({ envelope, resolve, reject });
+      this.report(this, { type: "queued", id: this.id, kind: this.kind.name, depth: this.mailbox.length });
       if (!this.running) void this.drain();
     });
   }
@@ -94,6 +118,7 @@ export class MachineActor {
     try {
       while (this.mailbox.length && !this.dead) {
         const batch = this.mailbox.splice(0, this.limits.batchMax);
+        this.report(this, { type: "batch", id: this.id, kind: this.kind.name, size: batch.length });
         await this.runBatch(batch);
         // Let the callers just answered send their next command before the next batch is cut:
         // bigger batches, fewer commits. While it waits the actor counts as idle.
@@ -105,7 +130,7 @@ export class MachineActor {
       this.running = false;
       this.lastActiveMs = Date.now();
       // Asking after a wallet (or chama) that does not exist must not leave an actor behind for every id tried.
-      if (this.loaded && this.version === 0 && this.snapshot.value === "unopened" && !this.mailbox.length) this.die();
+      if (this.loaded && this.version === 0 && this.snapshot.value === "unopened" && !this.mailbox.length) this.die("unknown");
     }
   }
 
@@ -129,15 +154,24 @@ export class MachineActor {
           for (const [id, remembered] of result.remember) this.recent.set(id, remembered);
           batch.forEach((w, i) => w.resolve(result.outcomes[i]!));
           if (result.write) this.kind.afterCommit?.(result.write.effects);
+          const commands = batch.map((w) => w.envelope.command.type);
+          this.report(this, { type: "committed", id: this.id, kind: this.kind.name, version: this.version, commands });
           return;
         } catch (error) {
+          if (error instanceof CommitRefusedError) {
+            // Nothing was written (the node had too many commits waiting): back to the committed
+            // state, and the callers retry later with the same keys.
+            this.machine = this.start(this.snapshot);
+            for (const w of batch) w.resolve({ status: 503, body: problem("OVERLOADED", "this node has too many commits waiting; retry with the same idempotency key") });
+            return;
+          }
           if (!(error instanceof KeysTakenError) || attempt >= this.limits.batchMax) throw error;
           this.machine = this.start(this.snapshot); // back to the committed state
           for (const [id, stored] of await loadOutcomes(this.db, error.taken)) this.recent.set(id, stored);
         }
       }
     } catch (error) {
-      this.die();
+      this.die(error instanceof FencedError ? "stale" : "failed");
       if (error instanceof FencedError) {
         // Someone else wrote this wallet or chama: our state is stale. Callers are retried on a fresh load.
         for (const w of batch) w.reject(new ActorStale(this.id));
@@ -227,10 +261,10 @@ export class MachineActor {
     }
   }
 
-  die(): void {
+  die(reason: DropReason): void {
     if (this.dead) return;
     this.dead = true;
-    this.onDead(this);
+    this.report(this, { type: "dropped", id: this.id, kind: this.kind.name, reason });
   }
 }
 

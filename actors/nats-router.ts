@@ -1,14 +1,15 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { problem } from "../lib/errors";
+import { Gate } from "../lib/gate";
 import type { BusGuard } from "./bus/guard";
 import { decode } from "./codec";
 import type { Envelope, Outcome } from "./envelope";
-import type { Router } from "./router";
+import { assertSameKind, type Aggregate, type Router } from "./router";
 import { shardOf } from "./shards";
 
 /**
- * Wallet commands over NATS: a command for wallet W goes to `<prefix>.wallet.<shard>.<W>`, where
- * only the node holding that shard's lease listens. While a shard changes hands nobody answers for
+ * Commands over NATS: a command for wallet W goes to `<prefix>.wallet.<shard>.<W>`, one for chama C
+ * to `<prefix>.chama.<shard>.<C>`, where only the node holding that shard's lease listens. While a shard changes hands nobody answers for
  * a moment; the request is sent again (same envelope, same idempotency key, so at most one effect)
  * until an owner answers or the deadline passes (503, retry later).
  */
@@ -19,17 +20,34 @@ export interface NatsRouterOptions {
   requestTimeoutMs: number;
   /** How long to keep trying while no node owns the shard (about a lease's life and a bit). */
   deadlineMs: number;
+  /** Commands being forwarded at once at most (each until its answer or its deadline). */
+  inFlightMax: number;
+  /** Commands waiting for a slot at most; one more is answered 503 OVERLOADED at once. */
+  waitingMax: number;
 }
 
 export class NatsRouter implements Router {
+  /** Bounds the commands this node forwards at once, so a flood waits in a bounded line or is refused. */
+  readonly gate: Gate;
+
   constructor(
     private readonly nc: NatsConnection,
     private readonly bus: BusGuard,
     private readonly options: NatsRouterOptions,
-  ) {}
+  ) {
+    this.gate = new Gate({ inFlightMax: options.inFlightMax, waitingMax: options.waitingMax });
+  }
 
-  async send(walletId: string, envelope: Envelope): Promise<Outcome> {
-    const subject = `${this.options.prefix}.wallet.${shardOf(walletId, this.options.shardCount)}.${walletId}`;
+  send(to: Aggregate, envelope: Envelope): Promise<Outcome> {
+    assertSameKind(to, envelope);
+    return this.gate.run(() => this.forward(to, envelope), () => ({
+      status: 503,
+      body: problem("OVERLOADED", "this node is forwarding too many commands; retry with the same idempotency key"),
+    }));
+  }
+
+  private async forward(to: Aggregate, envelope: Envelope): Promise<Outcome> {
+    const subject = `${this.options.prefix}.${to.kind}.${shardOf(to.id, this.options.shardCount)}.${to.id}`;
     const deadline = Date.now() + this.options.deadlineMs;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -45,6 +63,6 @@ export class NatsRouter implements Router {
       if (Date.now() >= deadline) break;
       await Bun.sleep(Math.min(50 * 2 ** attempt, 500));
     }
-    return { status: 503, body: problem("UNAVAILABLE", "no node answers for this wallet right now; retry with the same idempotency key") };
+    return { status: 503, body: problem("UNAVAILABLE", `no node answers for this ${to.kind} right now; retry with the same idempotency key`) };
   }
 }

@@ -8,6 +8,12 @@ export class FencedError extends Error {
   }
 }
 
+/**
+ * The commit was refused before it was tried (the node's commit queue had no room): nothing was
+ * written, so the actor's committed state still holds and its callers may retry with the same keys.
+ */
+export class CommitRefusedError extends Error {}
+
 /** Some idempotency keys were committed by someone else meanwhile; their stored outcomes apply. */
 export class KeysTakenError extends Error {
   constructor(readonly taken: Idempotency[]) {

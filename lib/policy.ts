@@ -24,11 +24,26 @@ export type Action =
   | "transfer.create"
   | "transfer.read"
   | "chama.create"
-  | "chama.act"
   | "chama.read"
   | "chama.audit"
   | "chama.deposit"
-  | "chama.process"
+  | "chama.freeze"
+  | "chama.unfreeze"
+  | "chama.close"
+  | "chama.invite"
+  | "chama.accept"
+  | "chama.member.add"
+  | "chama.member.remove"
+  | "chama.member.role"
+  | "chama.rules.change"
+  | "chama.withdrawal.request"
+  | "chama.withdrawal.approve"
+  | "chama.withdrawal.reject"
+  | "chama.withdrawal.park"
+  | "chama.withdrawal.continue"
+  | "chama.withdrawal.cancel"
+  | "chama.withdrawal.complete"
+  | "chama.withdrawal.fail"
   | "admin.read"
   | "apikeys.read"
   | "apikeys.manage";
@@ -41,6 +56,11 @@ interface Rule {
   /** Auditors may do it (reads only). */
   read: boolean;
 }
+
+/** What a member does in their chama (the machine then decides whether this member may). */
+const CHAMA_MEMBER_ACT: Rule = { owner: true, permission: "chamas:write", read: false };
+/** What the payout processor reports about a chama withdrawal. */
+const CHAMA_PROCESS: Rule = { owner: false, permission: "withdrawals:process", read: false };
 
 const RULES: Record<Action, Rule> = {
   "wallet.create": { owner: true, permission: "wallets:write", read: false },
@@ -58,13 +78,30 @@ const RULES: Record<Action, Rule> = {
   // Chamas: "owner" means a person who is (or was) part of the chama, and for the audit log one of
   // its admins. Whether a member may do a given thing (approve, change rules…) is the chama
   // machine's call, made inside the actor; platform admins and services act as their own subject,
-  // so they are not members and cannot consent for a group.
+  // so they are not members and cannot consent for a group. One action per operation, so each can be
+  // granted or audited on its own even where the rules are the same today.
   "chama.create": { owner: true, permission: "chamas:write", read: false },
-  "chama.act": { owner: true, permission: "chamas:write", read: false },
   "chama.read": { owner: true, permission: "chamas:read", read: true },
   "chama.audit": { owner: true, permission: "chamas:read", read: true },
   "chama.deposit": { owner: false, permission: "credits:write", read: false },
-  "chama.process": { owner: false, permission: "withdrawals:process", read: false },
+  "chama.freeze": CHAMA_MEMBER_ACT,
+  "chama.unfreeze": CHAMA_MEMBER_ACT,
+  "chama.close": CHAMA_MEMBER_ACT,
+  "chama.invite": CHAMA_MEMBER_ACT,
+  "chama.accept": CHAMA_MEMBER_ACT,
+  "chama.member.add": CHAMA_MEMBER_ACT,
+  "chama.member.remove": CHAMA_MEMBER_ACT,
+  "chama.member.role": CHAMA_MEMBER_ACT,
+  "chama.rules.change": CHAMA_MEMBER_ACT,
+  "chama.withdrawal.request": CHAMA_MEMBER_ACT,
+  "chama.withdrawal.approve": CHAMA_MEMBER_ACT,
+  "chama.withdrawal.reject": CHAMA_MEMBER_ACT,
+  "chama.withdrawal.park": CHAMA_MEMBER_ACT,
+  "chama.withdrawal.continue": CHAMA_MEMBER_ACT,
+  "chama.withdrawal.cancel": CHAMA_MEMBER_ACT,
+  // Reported by the payout processor, not decided by members.
+  "chama.withdrawal.complete": CHAMA_PROCESS,
+  "chama.withdrawal.fail": CHAMA_PROCESS,
   "admin.read": { owner: false, permission: null, read: true },
   "apikeys.read": { owner: false, permission: null, read: true },
   "apikeys.manage": { owner: false, permission: null, read: false },

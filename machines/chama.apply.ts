@@ -29,24 +29,24 @@ import { type Journal, move, SYSTEM_ACCOUNT } from "./journal";
  */
 export type Cmd<T extends ChamaCommandType> = Extract<ChamaCommand, { type: T }>;
 export type WithdrawalStepCommand = Cmd<
-  | "withdrawal.review"
-  | "withdrawal.park"
-  | "withdrawal.continue"
-  | "withdrawal.complete"
-  | "withdrawal.fail"
-  | "withdrawal.cancel"
-  | "withdrawal.expire"
+  | "chama.withdrawal.review"
+  | "chama.withdrawal.park"
+  | "chama.withdrawal.continue"
+  | "chama.withdrawal.complete"
+  | "chama.withdrawal.fail"
+  | "chama.withdrawal.cancel"
+  | "chama.withdrawal.expire"
 >;
 
 /** Which step of the withdrawal machine each command asks for. */
 export const STEP_OF: Record<WithdrawalStepCommand["type"], ChamaWithdrawalStep> = {
-  "withdrawal.review": "review",
-  "withdrawal.park": "park",
-  "withdrawal.continue": "continue",
-  "withdrawal.complete": "complete",
-  "withdrawal.fail": "fail",
-  "withdrawal.cancel": "cancel",
-  "withdrawal.expire": "expire",
+  "chama.withdrawal.review": "review",
+  "chama.withdrawal.park": "park",
+  "chama.withdrawal.continue": "continue",
+  "chama.withdrawal.complete": "complete",
+  "chama.withdrawal.fail": "fail",
+  "chama.withdrawal.cancel": "cancel",
+  "chama.withdrawal.expire": "expire",
 };
 
 export interface Outcome {
@@ -62,29 +62,29 @@ export function applyCommand(context: ChamaContext, command: ChamaCommand): Outc
     case "chama.unfreeze":
     case "chama.close":
       return lifecycle(context, command);
-    case "member.invite":
+    case "chama.member.invite":
       return invite(context, command);
-    case "member.accept":
-    case "member.add":
+    case "chama.member.accept":
+    case "chama.member.add":
       return join(context, command);
-    case "member.remove":
+    case "chama.member.remove":
       return remove(context, command);
-    case "member.role":
+    case "chama.member.role":
       return changeRole(context, command);
-    case "rules.change":
+    case "chama.rules.change":
       return changeRules(context, command);
     case "chama.deposit":
       return deposit(context, command);
-    case "withdrawal.request":
+    case "chama.withdrawal.request":
       return request(context, command);
-    case "withdrawal.review":
+    case "chama.withdrawal.review":
       return review(context, command);
-    case "withdrawal.park":
-    case "withdrawal.continue":
-    case "withdrawal.cancel":
-    case "withdrawal.expire":
-    case "withdrawal.fail":
-    case "withdrawal.complete":
+    case "chama.withdrawal.park":
+    case "chama.withdrawal.continue":
+    case "chama.withdrawal.cancel":
+    case "chama.withdrawal.expire":
+    case "chama.withdrawal.fail":
+    case "chama.withdrawal.complete":
       return withdrawalStep(context, command);
   }
 }
@@ -101,7 +101,7 @@ interface AuditFields {
 
 function audit(context: ChamaContext, command: ChamaCommand, fields: AuditFields = {}): ChamaEffect {
   const via = "via" in command ? command.via : undefined;
-  return { type: "audit.recorded", ...subject(context, command.at), actor: actorOf(command), action: command.type, ...defined({ ...fields, via }) };
+  return { type: "chama.audit.recorded", ...subject(context, command.at), actor: actorOf(command), action: command.type, ...defined({ ...fields, via }) };
 }
 
 function open(context: ChamaContext, command: Cmd<"chama.open">): Outcome {
@@ -141,20 +141,20 @@ function newMember(role: ChamaMember["role"], at: string, former?: { contributed
   return { role, joinedAt: at, contributed: former?.contributed ?? 0n, withdrawn: former?.withdrawn ?? 0n };
 }
 
-function invite(context: ChamaContext, command: Cmd<"member.invite">): Outcome {
+function invite(context: ChamaContext, command: Cmd<"chama.member.invite">): Outcome {
   return {
     patch: { invitations: { ...context.invitations, [command.memberId]: { role: command.role, invitedBy: command.by, invitedAt: command.at } } },
     effects: [
-      { type: "member.invited", ...subject(context, command.at), memberId: command.memberId, role: command.role, by: command.by },
+      { type: "chama.member.invited", ...subject(context, command.at), memberId: command.memberId, role: command.role, by: command.by },
       audit(context, command, { target: command.memberId, after: { invited: command.role } }),
     ],
   };
 }
 
 /** Accepting an invitation or being added directly. A former member gets their contributions back. */
-function join(context: ChamaContext, command: Cmd<"member.accept" | "member.add">): Outcome {
+function join(context: ChamaContext, command: Cmd<"chama.member.accept" | "chama.member.add">): Outcome {
   const invitation = own(context.invitations, command.memberId);
-  const role = command.type === "member.add" ? command.role : invitation!.role;
+  const role = command.type === "chama.member.add" ? command.role : invitation!.role;
   const member = newMember(role, command.at, own(context.former, command.memberId));
   return {
     patch: {
@@ -163,7 +163,7 @@ function join(context: ChamaContext, command: Cmd<"member.accept" | "member.add"
       former: withoutKey(context.former, command.memberId),
     },
     effects: [
-      { type: "member.joined", ...subject(context, command.at), memberId: command.memberId, role, by: actorOf(command), contributed: member.contributed },
+      { type: "chama.member.joined", ...subject(context, command.at), memberId: command.memberId, role, by: actorOf(command), contributed: member.contributed },
       audit(context, command, {
         target: command.memberId,
         ...(invitation ? { before: { invited: invitation.role } } : {}),
@@ -173,14 +173,14 @@ function join(context: ChamaContext, command: Cmd<"member.accept" | "member.add"
   };
 }
 
-function remove(context: ChamaContext, command: Cmd<"member.remove">): Outcome {
+function remove(context: ChamaContext, command: Cmd<"chama.member.remove">): Outcome {
   const member = own(context.members, command.memberId);
   if (!member) {
     const invitation = own(context.invitations, command.memberId)!;
     return {
       patch: { invitations: withoutKey(context.invitations, command.memberId) },
       effects: [
-        { type: "member.invitation_revoked", ...subject(context, command.at), memberId: command.memberId, by: command.by },
+        { type: "chama.member.invitation_revoked", ...subject(context, command.at), memberId: command.memberId, by: command.by },
         audit(context, command, { target: command.memberId, before: { invited: invitation.role }, after: { invited: null } }),
       ],
     };
@@ -205,7 +205,7 @@ function remove(context: ChamaContext, command: Cmd<"member.remove">): Outcome {
   };
   effects.push(
     {
-      type: "member.removed",
+      type: "chama.member.removed",
       ...subject(context, command.at),
       memberId: command.memberId,
       role: member.role,
@@ -244,7 +244,7 @@ function withoutVotesOf(context: ChamaContext, memberId: string): ChamaContext["
   return withdrawals;
 }
 
-function changeRole(context: ChamaContext, command: Cmd<"member.role">): Outcome {
+function changeRole(context: ChamaContext, command: Cmd<"chama.member.role">): Outcome {
   const member = own(context.members, command.memberId)!;
   const members = { ...context.members, [command.memberId]: { ...member, role: command.role } };
   return {
@@ -253,19 +253,19 @@ function changeRole(context: ChamaContext, command: Cmd<"member.role">): Outcome
       ...(command.role === "admin" ? {} : { withdrawals: withoutVotesOf(context, command.memberId) }),
     },
     effects: [
-      { type: "member.role_changed", ...subject(context, command.at), memberId: command.memberId, before: member.role, after: command.role, by: command.by },
+      { type: "chama.member.role_changed", ...subject(context, command.at), memberId: command.memberId, before: member.role, after: command.role, by: command.by },
       audit(context, command, { target: command.memberId, before: { role: member.role }, after: { role: command.role } }),
     ],
   };
 }
 
-function changeRules(context: ChamaContext, command: Cmd<"rules.change">): Outcome {
+function changeRules(context: ChamaContext, command: Cmd<"chama.rules.change">): Outcome {
   const before = context.rules;
   const after = mergeRules(before, command.rules);
   return {
     patch: { rules: after },
     effects: [
-      { type: "rules.changed", ...subject(context, command.at), before, after, by: command.by },
+      { type: "chama.rules.changed", ...subject(context, command.at), before, after, by: command.by },
       audit(context, command, { before: { ...before }, after: { ...after } }),
     ],
   };
@@ -289,7 +289,7 @@ function deposit(context: ChamaContext, command: Cmd<"chama.deposit">): Outcome 
   };
 }
 
-function request(context: ChamaContext, command: Cmd<"withdrawal.request">): Outcome {
+function request(context: ChamaContext, command: Cmd<"chama.withdrawal.request">): Outcome {
   const nowMs = timeOf(command.at);
   const status = nextChamaWithdrawalStatus("requested", "submit") as "pending_approval";
   const w: ChamaWithdrawal = {
@@ -320,7 +320,7 @@ function request(context: ChamaContext, command: Cmd<"withdrawal.request">): Out
   };
 }
 
-function review(context: ChamaContext, command: Cmd<"withdrawal.review">): Outcome {
+function review(context: ChamaContext, command: Cmd<"chama.withdrawal.review">): Outcome {
   const w = own(context.withdrawals, command.withdrawalId)!;
   const approving = command.decision === "approve";
   const approvals = approving ? [...w.approvals, command.reviewerId] : w.approvals;
@@ -335,7 +335,7 @@ function review(context: ChamaContext, command: Cmd<"withdrawal.review">): Outco
 
   const effects: ChamaEffect[] = [
     {
-      type: "withdrawal.reviewed",
+      type: "chama.withdrawal.reviewed",
       ...subject(context, command.at),
       withdrawalId: command.withdrawalId,
       reviewerId: command.reviewerId,
@@ -363,7 +363,7 @@ function review(context: ChamaContext, command: Cmd<"withdrawal.review">): Outco
 /** Park, continue, cancel, expire, fail or complete: one step of the withdrawal machine. */
 function withdrawalStep(
   context: ChamaContext,
-  command: Cmd<"withdrawal.park" | "withdrawal.continue" | "withdrawal.cancel" | "withdrawal.expire" | "withdrawal.fail" | "withdrawal.complete">,
+  command: Cmd<"chama.withdrawal.park" | "chama.withdrawal.continue" | "chama.withdrawal.cancel" | "chama.withdrawal.expire" | "chama.withdrawal.fail" | "chama.withdrawal.complete">,
 ): Outcome {
   const w = own(context.withdrawals, command.withdrawalId)!;
   const status = nextChamaWithdrawalStatus(w.status, STEP_OF[command.type])!;
@@ -379,7 +379,7 @@ function withdrawalStep(
     next = { ...context, withdrawals: { ...context.withdrawals, [command.withdrawalId]: updated } };
   } else if (status === "completed") {
     // The hold becomes a posting: the money leaves the chama for the withdrawals account.
-    const id = (command as Cmd<"withdrawal.complete">).journalId;
+    const id = (command as Cmd<"chama.withdrawal.complete">).journalId;
     journal = move(id, "chama_withdrawal", context.asset, context.chamaId, SYSTEM_ACCOUNT.withdrawals, w.amount);
     next = { ...context, ...endWithdrawal(context, command.withdrawalId, status, command.at), posted: context.posted - w.amount, ...withdrawnBy(context, w) };
   } else {
@@ -452,7 +452,7 @@ function changed(
   extra: { by: string; destination?: ChamaWithdrawal["destination"]; reason?: string; note?: string; journal?: Journal },
 ): ChamaEffect {
   return {
-    type: "withdrawal.changed",
+    type: "chama.withdrawal.changed",
     ...subject(context, command.at),
     withdrawalId: id,
     memberId: w.memberId,

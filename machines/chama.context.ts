@@ -189,15 +189,15 @@ export function actorOf(command: ChamaCommand): string {
   switch (command.type) {
     case "chama.open":
       return command.createdBy;
-    case "member.accept":
+    case "chama.member.accept":
     case "chama.deposit":
-    case "withdrawal.request":
+    case "chama.withdrawal.request":
       return command.memberId;
-    case "withdrawal.review":
+    case "chama.withdrawal.review":
       return command.reviewerId;
-    case "withdrawal.complete":
-    case "withdrawal.fail":
-    case "withdrawal.expire":
+    case "chama.withdrawal.complete":
+    case "chama.withdrawal.fail":
+    case "chama.withdrawal.expire":
       return SYSTEM_ACTOR;
     default:
       return command.by;

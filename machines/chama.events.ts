@@ -41,21 +41,21 @@ export type ChamaCommand = Stamp &
     | { type: "chama.freeze"; by: string }
     | { type: "chama.unfreeze"; by: string }
     | { type: "chama.close"; by: string }
-    | { type: "member.invite"; memberId: string; role: ChamaRole; by: string }
-    | { type: "member.accept"; memberId: string }
-    | { type: "member.add"; memberId: string; role: ChamaRole; by: string }
-    | { type: "member.remove"; memberId: string; by: string; reason?: string }
-    | { type: "member.role"; memberId: string; role: ChamaRole; by: string }
-    | { type: "rules.change"; rules: Partial<ChamaRules>; by: string }
+    | { type: "chama.member.invite"; memberId: string; role: ChamaRole; by: string }
+    | { type: "chama.member.accept"; memberId: string }
+    | { type: "chama.member.add"; memberId: string; role: ChamaRole; by: string }
+    | { type: "chama.member.remove"; memberId: string; by: string; reason?: string }
+    | { type: "chama.member.role"; memberId: string; role: ChamaRole; by: string }
+    | { type: "chama.rules.change"; rules: Partial<ChamaRules>; by: string }
     | { type: "chama.deposit"; journalId: string; memberId: string; amount: bigint; reference?: string; via?: string }
-    | { type: "withdrawal.request"; withdrawalId: string; memberId: string; amount: bigint; destination: Destination }
-    | { type: "withdrawal.review"; withdrawalId: string; reviewerId: string; decision: ReviewDecision; note?: string }
-    | { type: "withdrawal.park"; withdrawalId: string; by: string; note?: string }
-    | { type: "withdrawal.continue"; withdrawalId: string; by: string }
-    | { type: "withdrawal.complete"; withdrawalId: string; journalId: string; via?: string }
-    | { type: "withdrawal.fail"; withdrawalId: string; reason?: string; via?: string }
-    | { type: "withdrawal.cancel"; withdrawalId: string; by: string; reason?: string }
-    | { type: "withdrawal.expire"; withdrawalId: string }
+    | { type: "chama.withdrawal.request"; withdrawalId: string; memberId: string; amount: bigint; destination: Destination }
+    | { type: "chama.withdrawal.review"; withdrawalId: string; reviewerId: string; decision: ReviewDecision; note?: string }
+    | { type: "chama.withdrawal.park"; withdrawalId: string; by: string; note?: string }
+    | { type: "chama.withdrawal.continue"; withdrawalId: string; by: string }
+    | { type: "chama.withdrawal.complete"; withdrawalId: string; journalId: string; via?: string }
+    | { type: "chama.withdrawal.fail"; withdrawalId: string; reason?: string; via?: string }
+    | { type: "chama.withdrawal.cancel"; withdrawalId: string; by: string; reason?: string }
+    | { type: "chama.withdrawal.expire"; withdrawalId: string }
   );
 
 export type ChamaCommandType = ChamaCommand["type"];
@@ -92,15 +92,15 @@ export type ChamaEffect =
   | { type: "rejected"; code: ChamaRejectionCode; detail: string }
   | (Subject & { type: "chama.opened"; name: string; createdBy: string })
   | (Subject & { type: "chama.frozen" | "chama.unfrozen" | "chama.closed"; by: string })
-  | (Subject & { type: "member.invited"; memberId: string; role: ChamaRole; by: string })
-  | (Subject & { type: "member.joined"; memberId: string; role: ChamaRole; by: string; contributed: bigint })
-  | (Subject & { type: "member.removed"; memberId: string; role: ChamaRole; by: string; contributed: bigint; reason?: string })
-  | (Subject & { type: "member.invitation_revoked"; memberId: string; by: string })
-  | (Subject & { type: "member.role_changed"; memberId: string; before: ChamaRole; after: ChamaRole; by: string })
-  | (Subject & { type: "rules.changed"; before: ChamaRules; after: ChamaRules; by: string })
+  | (Subject & { type: "chama.member.invited"; memberId: string; role: ChamaRole; by: string })
+  | (Subject & { type: "chama.member.joined"; memberId: string; role: ChamaRole; by: string; contributed: bigint })
+  | (Subject & { type: "chama.member.removed"; memberId: string; role: ChamaRole; by: string; contributed: bigint; reason?: string })
+  | (Subject & { type: "chama.member.invitation_revoked"; memberId: string; by: string })
+  | (Subject & { type: "chama.member.role_changed"; memberId: string; before: ChamaRole; after: ChamaRole; by: string })
+  | (Subject & { type: "chama.rules.changed"; before: ChamaRules; after: ChamaRules; by: string })
   | (Subject & { type: "chama.deposited"; memberId: string; amount: bigint; contributed: bigint; journal: Journal })
   | (Subject & {
-      type: "withdrawal.reviewed";
+      type: "chama.withdrawal.reviewed";
       withdrawalId: string;
       reviewerId: string;
       decision: ReviewDecision;
@@ -111,7 +111,7 @@ export type ChamaEffect =
       rejections: readonly string[];
     })
   | (Subject & {
-      type: "withdrawal.changed";
+      type: "chama.withdrawal.changed";
       withdrawalId: string;
       memberId: string;
       amount: bigint;
@@ -130,7 +130,7 @@ export type ChamaEffect =
     })
   | (Subject & {
       /** One per accepted command: who did what, when, and what it changed. Never holds destinations. */
-      type: "audit.recorded";
+      type: "chama.audit.recorded";
       actor: string;
       action: ChamaCommandType;
       /** The member or withdrawal acted on, when there is one. */

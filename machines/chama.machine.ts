@@ -31,7 +31,7 @@ import { STORABLE_CEILING, type AmountCeiling } from "./limits";
  *
  * Each command's refusals are listed in order, first match wins, before the one branch that
  * applies it; a refusal changes nothing and emits only `rejected`. An accepted command emits its
- * domain effects and then exactly one `audit.recorded`. Every command is handled in every state,
+ * domain effects and then exactly one `chama.audit.recorded`. Every command is handled in every state,
  * so the host never has to guess: an empty effect list would still mean INVALID_TRANSITION.
  * What an accepted command does lives in chama.apply.ts.
  */
@@ -66,19 +66,19 @@ const guards = {
     own(context.members, memberIdOf(event)) === undefined && own(context.invitations, memberIdOf(event)) === undefined,
   targetIsNotMember: ({ context, event }: Args) => own(context.members, memberIdOf(event)) === undefined,
   targetIsNotInvited: ({ context, event }: Args) => own(context.invitations, memberIdOf(event)) === undefined,
-  roleUnchanged: ({ context, event }: Args) => event.type === "member.role" && own(context.members, event.memberId)?.role === event.role,
+  roleUnchanged: ({ context, event }: Args) => event.type === "chama.member.role" && own(context.members, event.memberId)?.role === event.role,
   /** The chama keeps at least one admin, and at least as many as a withdrawal needs approvals. */
   leavesTooFewAdmins: ({ context, event }: Args) => {
     if (own(context.members, memberIdOf(event))?.role !== "admin") return false;
-    if (event.type === "member.role" && event.role === "admin") return false;
+    if (event.type === "chama.member.role" && event.role === "admin") return false;
     return adminCount(context) - 1 < Math.max(1, context.rules.approvalsRequired);
   },
   membersFull: ({ context }: Args) => Object.keys(context.members).length >= CHAMA_LIMITS.membersMax,
   invitationsFull: ({ context }: Args) => Object.keys(context.invitations).length >= CHAMA_LIMITS.invitationsMax,
 
-  rulesMalformed: ({ event }: Args) => event.type === "rules.change" && rulesProblem(event.rules) !== undefined,
+  rulesMalformed: ({ event }: Args) => event.type === "chama.rules.change" && rulesProblem(event.rules) !== undefined,
   rulesNeedMoreAdmins: ({ context, event }: Args) =>
-    event.type === "rules.change" && mergeRules(context.rules, event.rules).approvalsRequired > adminCount(context),
+    event.type === "chama.rules.change" && mergeRules(context.rules, event.rules).approvalsRequired > adminCount(context),
 
   amountNotPositive: ({ event }: Args) => amountOf(event) <= 0n,
   /** Above the configured maximum: the host provides it (chamaMachineWith), this default is the storable one. */
@@ -128,33 +128,33 @@ const apply = { actions: "apply" } as const;
 // Handlers shared by active and frozen: a frozen chama still manages its members and rules, reviews,
 // cancels and expires requests, and lets a payout already in flight complete or fail.
 const commonHandlers = {
-  "member.invite": [
+  "chama.member.invite": [
     notAMember,
     adminsOnly("invite members"),
     refuse("targetIsKnown", "MEMBER_EXISTS", "this person is already a member or invited"),
     refuse("invitationsFull", "LIMIT_EXCEEDED", "this chama has too many open invitations"),
     apply,
   ],
-  "member.accept": [
+  "chama.member.accept": [
     refuse("targetIsNotInvited", "NOT_INVITED", "there is no invitation for this person"),
     refuse("membersFull", "LIMIT_EXCEEDED", "this chama has as many members as it can hold"),
     apply,
   ],
-  "member.add": [
+  "chama.member.add": [
     notAMember,
     adminsOnly("add members"),
     refuse("targetIsKnown", "MEMBER_EXISTS", "this person is already a member or invited"),
     refuse("membersFull", "LIMIT_EXCEEDED", "this chama has as many members as it can hold"),
     apply,
   ],
-  "member.remove": [
+  "chama.member.remove": [
     notAMember,
     refuse("actorIsNeitherAdminNorTarget", "FORBIDDEN", "only admins remove other members"),
     refuse("targetIsUnknown", "NOT_A_MEMBER", "this person is neither a member nor invited"),
     refuse("leavesTooFewAdmins", "NOT_ENOUGH_ADMINS", "the chama would have fewer admins than it needs; add an admin or lower approvalsRequired first"),
     apply,
   ],
-  "member.role": [
+  "chama.member.role": [
     notAMember,
     adminsOnly("change roles"),
     refuse("targetIsNotMember", "NOT_A_MEMBER", "this person is not a member of this chama"),
@@ -162,14 +162,14 @@ const commonHandlers = {
     refuse("leavesTooFewAdmins", "NOT_ENOUGH_ADMINS", "the chama would have fewer admins than it needs; add an admin or lower approvalsRequired first"),
     apply,
   ],
-  "rules.change": [
+  "chama.rules.change": [
     notAMember,
     adminsOnly("change the rules"),
     { guard: "rulesMalformed", actions: "rejectRules" },
     refuse("rulesNeedMoreAdmins", "NOT_ENOUGH_ADMINS", "approvalsRequired cannot exceed the number of admins"),
     apply,
   ],
-  "withdrawal.review": [
+  "chama.withdrawal.review": [
     notAMember,
     adminsOnly("review withdrawals"),
     stepNotAllowed,
@@ -178,16 +178,16 @@ const commonHandlers = {
     refuse("alreadyReviewed", "INVALID_TRANSITION", "this admin already reviewed this withdrawal"),
     apply,
   ],
-  "withdrawal.park": [notAMember, adminsOnly("park withdrawals for manual review"), stepNotAllowed, apply],
-  "withdrawal.cancel": [
+  "chama.withdrawal.park": [notAMember, adminsOnly("park withdrawals for manual review"), stepNotAllowed, apply],
+  "chama.withdrawal.cancel": [
     notAMember,
     refuse("actorIsNeitherAdminNorRequester", "FORBIDDEN", "only the requester or an admin cancels a withdrawal"),
     stepNotAllowed,
     apply,
   ],
-  "withdrawal.complete": [stepNotAllowed, apply],
-  "withdrawal.fail": [stepNotAllowed, apply],
-  "withdrawal.expire": [stepNotAllowed, refuse("requestNotYetExpired", "INVALID_TRANSITION", "the withdrawal request has not expired yet"), apply],
+  "chama.withdrawal.complete": [stepNotAllowed, apply],
+  "chama.withdrawal.fail": [stepNotAllowed, apply],
+  "chama.withdrawal.expire": [stepNotAllowed, refuse("requestNotYetExpired", "INVALID_TRANSITION", "the withdrawal request has not expired yet"), apply],
 } as const;
 
 const close = [
@@ -212,7 +212,7 @@ export const chamaMachine = setup({
     rejectRules: emit(({ event }) => ({
       type: "rejected" as const,
       code: "VALIDATION_FAILED" as const,
-      detail: rulesProblem((event as Cmd<"rules.change">).rules) ?? "the rules are malformed",
+      detail: rulesProblem((event as Cmd<"chama.rules.change">).rules) ?? "the rules are malformed",
     })),
     apply: enqueueActions(({ context, event, enqueue }) => {
       const { patch, effects } = applyCommand(context, event);
@@ -246,7 +246,7 @@ export const chamaMachine = setup({
           overMaximum,
           apply,
         ],
-        "withdrawal.request": [
+        "chama.withdrawal.request": [
           notAMember,
           refuse("amountNotPositive", "VALIDATION_FAILED", "a withdrawal must be a positive amount"),
           overMaximum,
@@ -260,7 +260,7 @@ export const chamaMachine = setup({
           refuse("exceedsAvailable", "INSUFFICIENT_FUNDS", "the available balance does not cover this amount"),
           apply,
         ],
-        "withdrawal.continue": [
+        "chama.withdrawal.continue": [
           notAMember,
           refuse("actorIsNeitherAdminNorRequester", "FORBIDDEN", "only the requester or an admin continues a withdrawal"),
           stepNotAllowed,
@@ -277,8 +277,8 @@ export const chamaMachine = setup({
         "chama.unfreeze": [notAMember, adminsOnly("unfreeze the chama"), { target: "active", actions: "apply" }],
         "chama.close": close,
         "chama.deposit": { actions: reject("CHAMA_FROZEN", "the chama is frozen") },
-        "withdrawal.request": { actions: reject("CHAMA_FROZEN", "the chama is frozen") },
-        "withdrawal.continue": { actions: reject("CHAMA_FROZEN", "the chama is frozen") },
+        "chama.withdrawal.request": { actions: reject("CHAMA_FROZEN", "the chama is frozen") },
+        "chama.withdrawal.continue": { actions: reject("CHAMA_FROZEN", "the chama is frozen") },
       },
     },
 

@@ -60,7 +60,7 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   await migrate(db);
   let saga: TransferSaga | undefined;
   let relay: OutboxRelay | undefined;
-  const commits = new CommitQueue(db, { inFlightMax: config.COMMIT_IN_FLIGHT_MAX, writesMax: config.COMMIT_WALLETS_MAX });
+  const commits = new CommitQueue(db, { inFlightMax: config.COMMIT_IN_FLIGHT_MAX, writesMax: config.COMMIT_WALLETS_MAX, waitingMax: config.COMMIT_WAITING_MAX });
   // The machines refuse amounts over the configured maximum themselves, whatever path a command took.
   const ceiling = (asset: string) => (isAsset(asset) ? maxMinorFor(config.maxAmountMajor, asset) : 0n);
   const wallets = walletKind(commits, renderWalletOutcome, ceiling, (effects) => {
@@ -74,6 +74,7 @@ export async function startNode(config: Config, databaseUrl: string, options: No
     recentMax: 1024,
     idleMs: config.ACTOR_IDLE_MS,
     staleRetries: 3,
+    actorsMax: config.ACTORS_MAX,
   });
   await ensureVaultFile(config.vaultFile);
   // With NATS, wallet commands travel to whichever node holds the wallet's shard; without, they
@@ -86,7 +87,7 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   await ensureBusKeyFile(config.clusterKeysFile);
   const bus = nats ? new BusGuard(await BusKeys.load(config.clusterKeysFile), { maxAgeMs: config.BUS_MAX_AGE_MS, shardCount: config.SHARDS }) : undefined;
   const router = nats && bus
-    ? new NatsRouter(nats, bus, { prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, requestTimeoutMs: 2_000, deadlineMs: config.LEASE_TTL_MS * 3 })
+    ? new NatsRouter(nats, bus, { prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, requestTimeoutMs: 2_000, deadlineMs: config.LEASE_TTL_MS * 3, inFlightMax: config.NATS_IN_FLIGHT_MAX, waitingMax: config.NATS_WAITING_MAX })
     : new InProcessRouter(host);
   const vault = await Vault.load(config.vaultFile);
   const ops = new WalletService(db, router, config.maxAmountMajor, vault);
@@ -99,10 +100,10 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   const authenticator = new Authenticator(await loadKeyRing(config.keysFile), { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE }, apiKeys);
   const limiter = config.RATE_LIMITS === "on" ? new RateLimiter(db) : undefined;
   const cluster = nats && bus
-    ? new Cluster(nats, host, bus, { nodeId: config.NODE_ID ?? Bun.randomUUIDv7(), prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, leaseTtlMs: config.LEASE_TTL_MS })
+    ? new Cluster(nats, host, bus, { nodeId: config.NODE_ID ?? Bun.randomUUIDv7(), prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, leaseTtlMs: config.LEASE_TTL_MS, inFlightMax: config.NATS_IN_FLIGHT_MAX, waitingMax: config.NATS_WAITING_MAX })
     : undefined;
   const http = buildHttpApp({ db, ops, chamas, host, cluster, authenticator, apiKeys, limiter, config, corsOrigins: config.corsOrigins });
-  if (nats) cluster?.watch("api", startNatsApi(nats, config.NATS_SUBJECT_PREFIX, { db, ops, chamas, authenticator, limiter, limits: config }));
+  if (nats) cluster?.watch("api", startNatsApi(nats, config.NATS_SUBJECT_PREFIX, { db, ops, chamas, apiKeys, host, cluster, authenticator, limiter, limits: config }));
   relay = nats ? new OutboxRelay(db, nats, config.NATS_SUBJECT_PREFIX) : undefined;
   await relay?.start();
   await cluster?.start();
@@ -118,7 +119,7 @@ export async function startNode(config: Config, databaseUrl: string, options: No
     nats,
     http,
     async close() {
-      stopExpiry();
+      await stopExpiry();
       await chamaExpiry.stop();
       await cluster?.stop();
       await relay?.stop();

@@ -16,6 +16,10 @@ const Env = z.object({
   COMMIT_IN_FLIGHT_MAX: z.coerce.number().int().min(1).max(64).default(2),
   /** Wallets' batches written in one transaction at most. */
   COMMIT_WALLETS_MAX: z.coerce.number().int().min(1).max(10_000).default(128),
+  /** Wallets' batches waiting for a transaction at most; past it the wallet's callers get 503 OVERLOADED (nothing written). */
+  COMMIT_WAITING_MAX: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  /** Live actors (wallets and chamas) one node holds at most; past it the idlest idle ones are passivated, and when all are busy callers get 503 OVERLOADED. */
+  ACTORS_MAX: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
   /** An actor with nothing to do for this long is dropped from memory (its snapshot stays in Postgres). */
   ACTOR_IDLE_MS: z.coerce.number().int().min(100).default(60_000),
   /** How long an idempotency key's first result is replayed. */
@@ -43,8 +47,12 @@ const Env = z.object({
   RATE_AUTH_FAILURES_PER_15_MINUTES: z.coerce.number().int().min(1).default(10),
   /** NATS server(s) for the request-reply API; unset: no NATS API (REST only). */
   NATS_URL: z.string().optional(),
-  /** First token of every subject (`<prefix>.v1.payments.create`); lets several deployments share a NATS. */
+  /** First token of every subject (`<prefix>.v1.wallets.payments.create`); lets several deployments share a NATS. */
   NATS_SUBJECT_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default("coffer"),
+  /** NATS requests one node has in flight at most, each way: commands it forwards to shard owners, and API requests it serves. */
+  NATS_IN_FLIGHT_MAX: z.coerce.number().int().min(1).max(100_000).default(1_024),
+  /** NATS requests waiting for an in-flight slot at most, each way; one more is answered 503 OVERLOADED at once. */
+  NATS_WAITING_MAX: z.coerce.number().int().min(0).max(1_000_000).default(4_096),
   /** This node's NATS user (deploy/nats/coffer.conf: `coffer-node`); needs NATS_PASSWORD or NATS_PASSWORD_FILE. */
   NATS_USER: z.string().regex(/^[A-Za-z0-9_.@-]{1,128}$/).optional(),
   /** The NATS user's password. Never logged (non-enumerable on the Config). Prefer NATS_PASSWORD_FILE. */

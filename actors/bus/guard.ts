@@ -23,8 +23,9 @@ export type Drop = Refusal | "invalid" | "wrong_shard" | "no_reply_subject" | "b
 
 /**
  * The node's side of the bus's trust boundary: signs what it sends to other nodes, and checks
- * everything that arrives before an actor sees it: signature, age, replay, shape (zod), and that the
- * id in the subject lies in the shard the subject names and is the id the command acts on. What fails
+ * everything that arrives before an actor sees it: signature, age, replay, shape (zod), that the
+ * subject's kind (`wallet` or `chama`) is the envelope's, and that the id in the subject lies in the
+ * shard the subject names and is the id the command acts on. What fails
  * is dropped, counted and logged as a security event (kind and reason only: never the payload).
  */
 export class BusGuard {
@@ -61,13 +62,14 @@ export class BusGuard {
     return this.seal(subject, encode({ ...envelope, kind: envelope.kind ?? "wallet" }));
   }
 
-  /** A command that arrived on `<prefix>.wallet.<shard>.<id>`, checked through and through; else undefined. */
+  /** A command that arrived on `<prefix>.<kind>.<shard>.<id>`, checked through and through; else undefined. */
   openCommand(subject: string, data: Uint8Array): { id: string; envelope: Envelope; nonce: string } | undefined {
     const opened = this.open(subject, data);
     if (!opened) return undefined;
     const parts = subject.split(".");
     const id = parts.at(-1)!;
     const shard = Number(parts.at(-2));
+    const kind = parts.at(-3);
     if (!UUID.test(id)) return this.drop("wrong_shard", subject);
     let value: unknown;
     try {
@@ -78,6 +80,8 @@ export class BusGuard {
     const parsed = parseEnvelope(value);
     if (!parsed.ok) return this.drop("invalid", subject, parsed.problem);
     const { command } = parsed.envelope;
+    // A chama command on a wallet subject (or the reverse) is addressed to the wrong actors.
+    if (kind !== (parsed.envelope.kind ?? "wallet")) return this.drop("wrong_shard", subject);
     const names = "walletId" in command ? command.walletId : "chamaId" in command ? command.chamaId : id;
     if (shardOf(id, this.options.shardCount) !== shard || names !== id) return this.drop("wrong_shard", subject);
     return { id, envelope: parsed.envelope, nonce: opened.nonce };

@@ -47,30 +47,30 @@ export class ChamaService {
   }
 
   async setStatus(caller: Caller, key: string, chamaId: string, action: "freeze" | "unfreeze" | "close"): Promise<Outcome> {
-    await this.chamaFor(caller, "chama.act", chamaId);
+    await this.chamaFor(caller, `chama.${action}`, chamaId);
     return this.send(chamaId, caller, key, `chama.${action}`, chamaId, {}, { type: `chama.${action}`, by: memberIdOf(caller), at: this.now() });
   }
 
   async invite(caller: Caller, key: string, chamaId: string, input: z.infer<typeof AddMember>): Promise<Outcome> {
-    await this.chamaFor(caller, "chama.act", chamaId);
-    return this.send(chamaId, caller, key, "chama.invite", chamaId, input, { type: "member.invite", ...input, by: memberIdOf(caller), at: this.now() });
+    await this.chamaFor(caller, "chama.invite", chamaId);
+    return this.send(chamaId, caller, key, "chama.invite", chamaId, input, { type: "chama.member.invite", ...input, by: memberIdOf(caller), at: this.now() });
   }
 
   /** The caller accepts their own invitation. */
   async accept(caller: Caller, key: string, chamaId: string): Promise<Outcome> {
-    await this.chamaFor(caller, "chama.act", chamaId);
-    return this.send(chamaId, caller, key, "chama.accept", chamaId, {}, { type: "member.accept", memberId: memberIdOf(caller), at: this.now() });
+    await this.chamaFor(caller, "chama.accept", chamaId);
+    return this.send(chamaId, caller, key, "chama.accept", chamaId, {}, { type: "chama.member.accept", memberId: memberIdOf(caller), at: this.now() });
   }
 
   async addMember(caller: Caller, key: string, chamaId: string, input: z.infer<typeof AddMember>): Promise<Outcome> {
-    await this.chamaFor(caller, "chama.act", chamaId);
-    return this.send(chamaId, caller, key, "chama.add", chamaId, input, { type: "member.add", ...input, by: memberIdOf(caller), at: this.now() });
+    await this.chamaFor(caller, "chama.member.add", chamaId);
+    return this.send(chamaId, caller, key, "chama.add", chamaId, input, { type: "chama.member.add", ...input, by: memberIdOf(caller), at: this.now() });
   }
 
   async removeMember(caller: Caller, key: string, chamaId: string, memberId: string, reason?: string): Promise<Outcome> {
-    await this.chamaFor(caller, "chama.act", chamaId);
+    await this.chamaFor(caller, "chama.member.remove", chamaId);
     return this.send(chamaId, caller, key, "chama.remove", `${chamaId}/${memberId}`, { reason }, {
-      type: "member.remove",
+      type: "chama.member.remove",
       memberId,
       by: memberIdOf(caller),
       ...(reason ? { reason } : {}),
@@ -79,12 +79,12 @@ export class ChamaService {
   }
 
   async changeRole(caller: Caller, key: string, chamaId: string, memberId: string, role: "admin" | "member"): Promise<Outcome> {
-    await this.chamaFor(caller, "chama.act", chamaId);
-    return this.send(chamaId, caller, key, "chama.role", `${chamaId}/${memberId}`, { role }, { type: "member.role", memberId, role, by: memberIdOf(caller), at: this.now() });
+    await this.chamaFor(caller, "chama.member.role", chamaId);
+    return this.send(chamaId, caller, key, "chama.role", `${chamaId}/${memberId}`, { role }, { type: "chama.member.role", memberId, role, by: memberIdOf(caller), at: this.now() });
   }
 
   async changeRules(caller: Caller, key: string, chamaId: string, input: z.infer<typeof ChangeRules>): Promise<Outcome> {
-    const asset = await this.chamaFor(caller, "chama.act", chamaId);
+    const asset = await this.chamaFor(caller, "chama.rules.change", chamaId);
     const money = (name: "maxPerWithdrawal" | "maxPerDay") => {
       const given = input[name];
       return given === undefined ? {} : { [name]: given === null ? null : amountIn(given, asset, this.maxAmountMajor, name) };
@@ -100,7 +100,7 @@ export class ChamaService {
       ...money("maxPerWithdrawal"),
       ...money("maxPerDay"),
     };
-    return this.send(chamaId, caller, key, "chama.rules", chamaId, rules, { type: "rules.change", rules, by: memberIdOf(caller), at: this.now() });
+    return this.send(chamaId, caller, key, "chama.rules", chamaId, rules, { type: "chama.rules.change", rules, by: memberIdOf(caller), at: this.now() });
   }
 
   /** Money in from outside, attributed to a member (a processor's or an admin's call, like wallet credits). */
@@ -119,11 +119,11 @@ export class ChamaService {
   }
 
   async requestWithdrawal(caller: Caller, key: string, chamaId: string, input: z.infer<typeof RequestWithdrawal>): Promise<Outcome> {
-    const asset = await this.chamaFor(caller, "chama.act", chamaId);
+    const asset = await this.chamaFor(caller, "chama.withdrawal.request", chamaId);
     const amount = amountIn(input.amount, asset, this.maxAmountMajor);
     const withdrawalId = newId();
     return this.send(chamaId, caller, key, "chama.withdrawal.request", chamaId, { amount, destination: input.destination }, {
-      type: "withdrawal.request",
+      type: "chama.withdrawal.request",
       withdrawalId,
       memberId: memberIdOf(caller),
       amount,
@@ -134,9 +134,9 @@ export class ChamaService {
   }
 
   async review(caller: Caller, key: string, chamaId: string, withdrawalId: string, decision: "approve" | "reject", note?: string): Promise<Outcome> {
-    await this.chamaFor(caller, "chama.act", chamaId);
+    await this.chamaFor(caller, `chama.withdrawal.${decision}`, chamaId);
     return this.send(chamaId, caller, key, `chama.withdrawal.${decision}`, withdrawalId, { note }, {
-      type: "withdrawal.review",
+      type: "chama.withdrawal.review",
       withdrawalId,
       reviewerId: memberIdOf(caller),
       decision,
@@ -146,26 +146,25 @@ export class ChamaService {
   }
 
   async step(caller: Caller, key: string, chamaId: string, withdrawalId: string, step: ChamaWithdrawalStep, text?: string): Promise<Outcome> {
-    const processor = step === "complete" || step === "fail";
-    await this.chamaFor(caller, processor ? "chama.process" : "chama.act", chamaId);
+    await this.chamaFor(caller, `chama.withdrawal.${step}`, chamaId);
     const at = this.now();
     const by = memberIdOf(caller);
     const command: ChamaCommand =
       step === "complete"
-        ? { type: "withdrawal.complete", withdrawalId, journalId: newId(), via: by, at }
+        ? { type: "chama.withdrawal.complete", withdrawalId, journalId: newId(), via: by, at }
         : step === "fail"
-          ? { type: "withdrawal.fail", withdrawalId, ...(text ? { reason: text } : {}), via: by, at }
+          ? { type: "chama.withdrawal.fail", withdrawalId, ...(text ? { reason: text } : {}), via: by, at }
           : step === "park"
-            ? { type: "withdrawal.park", withdrawalId, by, ...(text ? { note: text } : {}), at }
+            ? { type: "chama.withdrawal.park", withdrawalId, by, ...(text ? { note: text } : {}), at }
             : step === "cancel"
-              ? { type: "withdrawal.cancel", withdrawalId, by, ...(text ? { reason: text } : {}), at }
-              : { type: "withdrawal.continue", withdrawalId, by, at };
+              ? { type: "chama.withdrawal.cancel", withdrawalId, by, ...(text ? { reason: text } : {}), at }
+              : { type: "chama.withdrawal.continue", withdrawalId, by, at };
     return this.send(chamaId, caller, key, `chama.withdrawal.${step}`, withdrawalId, { text }, command);
   }
 
   /** Platform steps (the expiry worker) use their own scope, keyed by what they do. */
   system(chamaId: string, key: string, command: ChamaCommand): Promise<Outcome> {
-    return this.router.send(chamaId, { kind: "chama", command, idempotency: { scope: "system", key, fingerprint: key }, principal: SYSTEM_CLAIM });
+    return this.router.send({ kind: "chama", id: chamaId }, { kind: "chama", command, idempotency: { scope: "system", key, fingerprint: key }, principal: SYSTEM_CLAIM });
   }
 
   now(): string {
@@ -173,7 +172,7 @@ export class ChamaService {
   }
 
   private send(chamaId: string, caller: Caller, key: string, operation: string, target: string, normalized: unknown, command: ChamaCommand): Promise<Outcome> {
-    return this.router.send(chamaId, {
+    return this.router.send({ kind: "chama", id: chamaId }, {
       kind: "chama",
       command,
       idempotency: claimOf(this.vault, caller, key, operation, target, normalized),

@@ -119,10 +119,10 @@ const STATUS_AFTER = { "chama.opened": "active", "chama.frozen": "frozen", "cham
 /** The outcome a chama command's caller hears, built from what the machine emitted. */
 export function renderChamaOutcome(command: ChamaCommand, effects: ChamaEffect[], context: ChamaContext, status: string): Outcome {
   // Removing a member may first cancel their open requests; the caller asked about the member.
-  const first = (command.type === "member.remove" && effects.find((e) => e.type === "member.removed" || e.type === "member.invitation_revoked")) || effects[0]!;
+  const first = (command.type === "chama.member.remove" && effects.find((e) => e.type === "chama.member.removed" || e.type === "chama.member.invitation_revoked")) || effects[0]!;
   if (first.type === "rejected") {
     // A step on a withdrawal this chama never had (or forgot long ago) names nothing: 404.
-    if (first.code === "INVALID_TRANSITION" && "withdrawalId" in command && command.type !== "withdrawal.request") {
+    if (first.code === "INVALID_TRANSITION" && "withdrawalId" in command && command.type !== "chama.withdrawal.request") {
       const known = own(context.withdrawals, command.withdrawalId) || context.ended.some((e) => e.withdrawalId === command.withdrawalId);
       if (!known) return { status: 404, body: problem("WITHDRAWAL_NOT_FOUND", "withdrawal not found") };
     }
@@ -135,15 +135,15 @@ export function renderChamaOutcome(command: ChamaCommand, effects: ChamaEffect[]
     case "chama.unfrozen":
     case "chama.closed":
       return { status: 200, body: chamaOf(context, STATUS_AFTER[first.type]) };
-    case "rules.changed":
+    case "chama.rules.changed":
       return { status: 200, body: chamaOf(context, status) };
-    case "member.invited":
+    case "chama.member.invited":
       return { status: 201, body: personView(context, first.memberId) };
-    case "member.joined":
-      return { status: command.type === "member.add" ? 201 : 200, body: personView(context, first.memberId) };
-    case "member.removed":
-    case "member.invitation_revoked":
-    case "member.role_changed":
+    case "chama.member.joined":
+      return { status: command.type === "chama.member.add" ? 201 : 200, body: personView(context, first.memberId) };
+    case "chama.member.removed":
+    case "chama.member.invitation_revoked":
+    case "chama.member.role_changed":
       return { status: 200, body: personView(context, first.memberId) };
     case "chama.deposited":
       return {
@@ -160,28 +160,28 @@ export function renderChamaOutcome(command: ChamaCommand, effects: ChamaEffect[]
           createdAt: first.at,
         },
       };
-    case "withdrawal.reviewed":
-    case "withdrawal.changed": {
+    case "chama.withdrawal.reviewed":
+    case "chama.withdrawal.changed": {
       // The last word on the withdrawal (a decisive review is followed by its status change).
-      const last = effects.findLast((e) => e.type === "withdrawal.changed" || e.type === "withdrawal.reviewed") as typeof first;
+      const last = effects.findLast((e) => e.type === "chama.withdrawal.changed" || e.type === "chama.withdrawal.reviewed") as typeof first;
       const open = own(context.withdrawals, last.withdrawalId);
-      const changed = effects.find((e) => e.type === "withdrawal.changed");
+      const changed = effects.find((e) => e.type === "chama.withdrawal.changed");
       return {
-        status: command.type === "withdrawal.request" ? 201 : 200,
+        status: command.type === "chama.withdrawal.request" ? 201 : 200,
         body: chamaWithdrawalView({
           id: last.withdrawalId,
           chamaId: last.chamaId,
-          memberId: open?.memberId ?? (changed?.type === "withdrawal.changed" ? changed.memberId : ""),
+          memberId: open?.memberId ?? (changed?.type === "chama.withdrawal.changed" ? changed.memberId : ""),
           asset: last.asset,
-          amount: open?.amount ?? (changed?.type === "withdrawal.changed" ? changed.amount : 0n),
+          amount: open?.amount ?? (changed?.type === "chama.withdrawal.changed" ? changed.amount : 0n),
           status: last.status,
           approvals: open?.approvals ?? last.approvals,
           rejections: open?.rejections ?? last.rejections,
           destination: open?.destination,
-          reason: changed?.type === "withdrawal.changed" ? changed.reason : undefined,
+          reason: changed?.type === "chama.withdrawal.changed" ? changed.reason : undefined,
           note: "note" in last ? last.note : undefined,
           expiresAt: open?.expiresAt,
-          ...(command.type === "withdrawal.request" ? { createdAt: last.at } : {}),
+          ...(command.type === "chama.withdrawal.request" ? { createdAt: last.at } : {}),
           updatedAt: last.at,
         }),
       };

@@ -21,11 +21,18 @@ export function parseJson<S extends z.ZodType>(text: string, schema: S, { option
   return parse(schema, raw, where);
 }
 
-export function parse<S extends z.ZodType>(schema: S, raw: unknown, where: string): z.infer<S> {
+/**
+ * `where` names what was parsed (`body`, `payload`), or, for input gathered from several places
+ * (path, query, body), says for each top-level field where it came from.
+ */
+export function parse<S extends z.ZodType>(schema: S, raw: unknown, where: string | ((field: string) => string)): z.infer<S> {
   const result = schema.safeParse(raw);
   if (!result.success) {
-    const errors = result.error.issues.slice(0, 20).map((i) => ({ path: clip([where, ...i.path.map(String)].join("."), 64), message: messageOf(i) }));
-    throw new CofferError("VALIDATION_FAILED", `invalid ${where}: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`.slice(0, 1000), { errors });
+    const origin = typeof where === "string" ? () => where : where;
+    const pathOf = (p: PropertyKey[]) => (p.length ? [origin(String(p[0])), ...p.map(String)] : [origin("")]).join(".");
+    const errors = result.error.issues.slice(0, 20).map((i) => ({ path: clip(pathOf(i.path), 64), message: messageOf(i) }));
+    const what = typeof where === "string" ? where : "input";
+    throw new CofferError("VALIDATION_FAILED", `invalid ${what}: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`.slice(0, 1000), { errors });
   }
   return result.data;
 }

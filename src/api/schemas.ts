@@ -57,6 +57,12 @@ export const ListQuery = z.strictObject({
 
 export const EmptyBody = z.strictObject({}).optional();
 
+/** A page size: a number over NATS, a query string over REST ("50"); 1 to 200, 50 when absent. */
+export const PageLimit = z
+  .union([z.number().int(), z.string().regex(/^[0-9]{1,3}$/, "a whole number from 1 to 200").transform(Number)])
+  .pipe(z.number().min(1, "a whole number from 1 to 200").max(200, "a whole number from 1 to 200"))
+  .default(50);
+
 const Cidr = z.string().max(64).refine((c) => {
   const [ip, bits, ...rest] = c.split("/");
   const family = ip ? isIP(ip) : 0;

@@ -156,12 +156,12 @@ export class WalletService {
 
   /** Internal steps (the transfer saga) use their own scope, keyed by transfer id and step. */
   system(walletId: string, key: string, command: WalletCommand): Promise<Outcome> {
-    return this.router.send(walletId, { command, idempotency: { scope: "system", key, fingerprint: key }, principal: SYSTEM_CLAIM });
+    return this.router.send({ kind: "wallet", id: walletId }, { command, idempotency: { scope: "system", key, fingerprint: key }, principal: SYSTEM_CLAIM });
   }
 
   private send(walletId: string, caller: Caller, key: string, operation: string, target: string, normalized: unknown, command: WalletCommand): Promise<Outcome> {
     const envelope: Envelope = { command, idempotency: claimOf(this.vault, caller, key, operation, target, normalized), principal: claimOfPrincipal(caller.principal) };
-    return this.router.send(walletId, envelope);
+    return this.router.send({ kind: "wallet", id: walletId }, envelope);
   }
 
   private amount(text: string, asset: Asset): bigint {

@@ -5,17 +5,14 @@ import { secureHeaders } from "hono/secure-headers";
 import { CofferError, problem } from "../../lib/errors";
 import { log } from "../../lib/log";
 import type { Principal } from "../../lib/principal";
-import { registerAdmin } from "./admin";
-import { registerApiKeys } from "./api-keys";
-import { registerChamas } from "./chamas";
 import { authenticate } from "./auth";
 import { rateLimits } from "./rate-limit";
 import { registerHealth } from "./health";
+import { docsHeaders, registerDocs } from "./docs";
+import { registerOperations } from "./operations";
+import { tiersFrom } from "../security/rate-limit";
 import type { HttpDeps } from "./deps";
 import { instanceOf, sendError, sendProblem } from "./respond";
-import { registerTransfers } from "./transfers";
-import { registerWallets } from "./wallets";
-import { registerWithdrawals } from "./withdrawals";
 
 const MAX_BODY_BYTES = 64 * 1024;
 
@@ -23,6 +20,8 @@ const MAX_BODY_BYTES = 64 * 1024;
 export function buildHttpApp(deps: HttpDeps): Hono {
   const app = new Hono();
 
+  // Outermost, so the reference page keeps its own CSP and caching (see docs.ts).
+  app.use("*", docsHeaders());
   app.use("*", async (c, next) => {
     const requestId = Bun.randomUUIDv7();
     const started = performance.now();
@@ -76,13 +75,9 @@ export function buildHttpApp(deps: HttpDeps): Hono {
   });
   app.use("*", limits.afterAuth);
 
-  registerWallets(app, deps);
-  registerWithdrawals(app, deps);
-  registerTransfers(app, deps);
-  registerChamas(app, deps);
-  registerAdmin(app, deps);
-  registerApiKeys(app, deps);
   registerHealth(app, deps);
+  registerDocs(app);
+  registerOperations(app, deps, { limiter: deps.limiter, tiers: tiersFrom(deps.config) });
 
   app.notFound((c) => sendProblem(c, new CofferError("NOT_FOUND", "no such route").toProblem(instanceOf(c))));
   app.onError((error, c) => sendError(c, error));

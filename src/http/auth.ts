@@ -4,8 +4,13 @@ import type { Caller } from "../api/wallet-service";
 import type { AttemptGate, Authenticator } from "../security/authenticator";
 import { scopeOf, type Principal } from "../../lib/principal";
 
-/** Routes anyone may call: liveness only. */
-const PUBLIC_PATHS = new Set(["/health"]);
+/** Routes anyone may call: liveness, and the API's reference (src/http/docs.ts). */
+const PUBLIC_PATHS = new Set(["/health", "/openapi.json", "/docs"]);
+
+/** A public route, or one of the reference page's own files (`/docs/…`). */
+export function isPublicPath(path: string): boolean {
+  return PUBLIC_PATHS.has(path) || path.startsWith("/docs/");
+}
 
 /**
  * Every other route needs a credential (see src/security/authenticator.ts); the proven principal
@@ -13,7 +18,7 @@ const PUBLIC_PATHS = new Set(["/health"]);
  */
 export function authenticate(authenticator: Authenticator): MiddlewareHandler {
   return async (c, next) => {
-    if (PUBLIC_PATHS.has(c.req.path)) return next();
+    if (isPublicPath(c.req.path)) return next();
     const principal = await authenticator.principalFor(
       {
         authorization: c.req.header("authorization"),

@@ -3,7 +3,7 @@ import type { Config } from "../config";
 import { CofferError } from "../../lib/errors";
 import { enforce, enforceCaller, RateLimiter, tiersFrom } from "../security/rate-limit";
 import { scopeOf } from "../../lib/principal";
-import { attemptGateOf, clientIp, principalOf, setAttemptGate } from "./auth";
+import { attemptGateOf, clientIp, isPublicPath, principalOf, setAttemptGate } from "./auth";
 
 /**
  * The rate-limit tiers, all shared across nodes (src/security/rate-limit.ts):
@@ -12,7 +12,8 @@ import { attemptGateOf, clientIp, principalOf, setAttemptGate } from "./auth";
  *   a hit from the auth-failure tier before it is verified (given back when it proves good), so no
  *   more than the limit can be verified however many attempts arrive at once;
  * - per caller (user, service or API key; an API key's own per-minute limit applies on top);
- * - stricter per-caller tiers for the routes that move money out (payments, withdrawals, transfers).
+ * - the stricter money tier, per caller, for operations that move money out: the operation table
+ *   says which (`tier: "money"`), and src/api/execute.ts applies it for every transport.
  */
 export interface RateLimits {
   /** Before authentication: per-IP tiers and the auth-failure lock-out. */
@@ -22,8 +23,6 @@ export interface RateLimits {
   /** Count one failed authentication against the caller's IP, unless the attempt gate already has. */
   authFailed(c: Context): Promise<void>;
 }
-
-const MONEY_ROUTE = /^\/v1\/(wallets\/[^/]+\/(payments|withdrawals)|transfers)$/;
 
 export function rateLimits(limiter: RateLimiter | undefined, config: Config): RateLimits {
   if (!limiter) return { beforeAuth: (_c, next) => next(), afterAuth: (_c, next) => next(), authFailed: async () => {} };
@@ -45,11 +44,11 @@ export function rateLimits(limiter: RateLimiter | undefined, config: Config): Ra
       return next();
     },
     async afterAuth(c, next) {
-      if (c.req.path === "/health") return next();
+      // Public routes have no caller; the per-IP tiers above still limit them (all but /health).
+      if (isPublicPath(c.req.path)) return next();
       const p = principalOf(c);
       const caller = scopeOf(p);
       await enforceCaller(limiter, tiers, caller, p);
-      if (c.req.method === "POST" && MONEY_ROUTE.test(c.req.path)) await enforce(limiter, caller, tiers.money);
       return next();
     },
     async authFailed(c) {

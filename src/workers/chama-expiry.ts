@@ -1,4 +1,5 @@
 import type { ChamaService } from "../api/chama-service";
+import { Backoff } from "../../lib/backoff";
 import type { Db } from "../../lib/db";
 import { log } from "../../lib/log";
 import { Pump } from "./pump";
@@ -8,9 +9,15 @@ import { Pump } from "./pump";
  * chama machine already refuses to approve or continue an overdue request on its own; this makes
  * the hold go away without anyone having to touch the request. Each expiry is keyed by the
  * withdrawal, so several nodes running this at once still expire each request once.
+ *
+ * Bounds: `batch` requests a pass; one whose expiry failed (503) waits 1 s, 2 s… up to 5 minutes
+ * before it is tried again and is left out of the passes meanwhile, so it never crowds out others.
  */
+const RETRY = { baseMs: 1_000, maxMs: 5 * 60_000, itemsMax: 10_000 };
+
 export class ChamaExpiry {
   private readonly pump: Pump;
+  private readonly backoff = new Backoff(RETRY);
 
   constructor(
     private readonly db: Db,
@@ -26,12 +33,14 @@ export class ChamaExpiry {
     const at = this.chamas.now();
     const due = await this.db`select id, chama_id from chama_withdrawals
       where status in ('pending_approval', 'manual_review', 'approved') and expires_at <= ${at}
+        and id <> all(${this.db.array(this.backoff.waiting())}::uuid[])
       order by expires_at limit ${this.batch}`;
     let expired = 0;
     for (const w of due) {
-      const outcome = await this.chamas.system(w.chama_id, `chama-expire:${w.id}`, { type: "withdrawal.expire", withdrawalId: w.id, at });
+      const outcome = await this.chamas.system(w.chama_id, `chama-expire:${w.id}`, { type: "chama.withdrawal.expire", withdrawalId: w.id, at });
+      if (outcome.status < 500) this.backoff.succeeded(w.id);
       if (outcome.status === 200) expired++;
-      else if (outcome.status >= 500) log("warn", "chama expiry step failed; will retry", { withdrawalId: w.id, status: outcome.status });
+      else if (outcome.status >= 500) log("warn", "chama expiry step failed; will retry", { withdrawalId: w.id, status: outcome.status, ...this.backoff.failed(w.id) });
     }
     return expired;
   }

@@ -1,21 +1,46 @@
+import { delayMs } from "../../lib/backoff";
 import { log, reason } from "../../lib/log";
 
 /**
  * A background job's heartbeat: it runs a pass when kicked (something was just committed) and
  * every `pollMs` anyway (in case a kick was missed), never two passes at once; a kick during a
  * pass runs one more pass after it. A pass returns true when it stopped with work left.
+ *
+ * Bounds: one round runs at most `passesMax` passes back to back (what is left waits for the next
+ * kick or poll, so one job never keeps the event loop to itself); a pass that throws is retried
+ * after retryBaseMs, doubling with each failure in a row up to retryMaxMs (kicks meanwhile are
+ * ignored: a failing database is not hammered on every commit); `stop` waits at most stopWaitMs
+ * for the pass in hand.
  */
+export interface PumpBounds {
+  passesMax: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  stopWaitMs: number;
+}
+
+const DEFAULT_BOUNDS: PumpBounds = { passesMax: 100, retryBaseMs: 100, retryMaxMs: 5_000, stopWaitMs: 10_000 };
+/** Failures in a row past which a failing job is logged as an error (someone should look). */
+const FAILURES_LOUD = 10;
+
 export class Pump {
   private running = false;
   private again = false;
   private stopped = false;
   private readonly timer: Timer;
+  private readonly bounds: PumpBounds;
+  /** Failed passes in a row, and when the next may run (0: now). */
+  private failures = 0;
+  private retryAtMs = 0;
+  private retryTimer: Timer | undefined;
 
   constructor(
     private readonly name: string,
     private readonly pass: () => Promise<boolean>,
     pollMs: number,
+    bounds: Partial<PumpBounds> = {},
   ) {
+    this.bounds = { ...DEFAULT_BOUNDS, ...bounds };
     this.timer = setInterval(() => this.kick(), pollMs);
     this.timer.unref?.();
   }
@@ -25,7 +50,7 @@ export class Pump {
   }
 
   kick(): void {
-    if (this.stopped) return;
+    if (this.stopped || Date.now() < this.retryAtMs) return;
     if (this.running) {
       this.again = true;
       return;
@@ -36,7 +61,10 @@ export class Pump {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    while (this.running) await Bun.sleep(10);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const deadline = Date.now() + this.bounds.stopWaitMs;
+    while (this.running && Date.now() < deadline) await Bun.sleep(10);
+    if (this.running) log("warn", `${this.name} still busy after ${this.bounds.stopWaitMs} ms; stopping without it`);
   }
 
   /** Kick until `done()` holds (tests, shutdown); false if it did not within the time. */
@@ -53,14 +81,34 @@ export class Pump {
   private async run(): Promise<void> {
     this.running = true;
     try {
+      let passes = 0;
       do {
         this.again = false;
         if (await this.pass()) this.again = true;
-      } while (this.again && !this.stopped);
+        passes++;
+      } while (this.again && !this.stopped && passes < this.bounds.passesMax);
+      // Work may be left after passesMax passes: the next kick or poll takes it up.
+      this.again = false;
+      this.failures = 0;
+      this.retryAtMs = 0;
     } catch (error) {
-      log("warn", `${this.name} pass failed; will retry`, { error: reason(error) });
+      this.failures++;
+      const retryInMs = delayMs(this.failures, this.bounds.retryBaseMs, this.bounds.retryMaxMs);
+      this.retryAtMs = Date.now() + retryInMs;
+      log(this.failures >= FAILURES_LOUD ? "error" : "warn", `${this.name} pass failed; will retry`, { error: reason(error), failures: this.failures, retryInMs });
+      this.scheduleRetry(retryInMs);
     } finally {
       this.running = false;
     }
+  }
+
+  private scheduleRetry(inMs: number): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.retryAtMs = 0; // (a timer may fire a hair early: it is the retry, whatever the clock says)
+      this.kick();
+    }, inMs);
+    this.retryTimer.unref?.();
   }
 }

@@ -1,3 +1,4 @@
+import { Backoff } from "../../lib/backoff";
 import { log, reason } from "../../lib/log";
 import type { Db } from "../../lib/db";
 import type { WalletService } from "../api/wallet-service";
@@ -16,10 +17,20 @@ interface SagaEvent {
   payload: { transferId: string; walletId: string; toWalletId?: string; fromWalletId?: string; asset: string; amount: string; at: string };
 }
 
+/** Events taken in one pass at most (their steps run at once). */
 const BATCH = 200;
+/**
+ * A step that failed (503, database gone) is tried again after 250 ms, then 500 ms… up to 30 s,
+ * and meanwhile left out of the passes, so failing events never crowd out the others. Money in
+ * transit must arrive, so a step is never given up: past STEP_FAILURES_LOUD failures in a row it
+ * is logged as an error for an operator.
+ */
+const STEP_RETRY = { baseMs: 250, maxMs: 30_000, itemsMax: 10_000 };
+const STEP_FAILURES_LOUD = 10;
 
 export class TransferSaga {
   private readonly pump: Pump;
+  private readonly backoff = new Backoff(STEP_RETRY);
 
   constructor(
     private readonly db: Db,
@@ -45,15 +56,24 @@ export class TransferSaga {
 
   /** One pass over pending events; true when a full batch was done (there may be more). */
   private async pass(): Promise<boolean> {
-    const events = (await this.db`select id, type, payload from outbox where saga_pending order by seq limit ${BATCH}`) as unknown as SagaEvent[];
+    const resting = this.backoff.waiting();
+    const events = (await this.db`select id, type, payload from outbox
+      where saga_pending and id <> all(${this.db.array(resting)}::uuid[]) order by seq limit ${BATCH}`) as unknown as SagaEvent[];
     const done = (
       await Promise.all(
-        events.map((e) =>
-          this.step(e).catch((error) => {
+        events.map(async (e) => {
+          const ok = await this.step(e).catch((error) => {
             log("warn", "transfer saga step failed; will retry", { eventId: e.id, type: e.type, error: reason(error) });
             return false;
-          }),
-        ),
+          });
+          if (ok) {
+            this.backoff.succeeded(e.id);
+          } else {
+            const { attempts, retryInMs } = this.backoff.failed(e.id);
+            if (attempts >= STEP_FAILURES_LOUD) log("error", "transfer saga step keeps failing", { eventId: e.id, type: e.type, attempts, retryInMs });
+          }
+          return ok;
+        }),
       )
     ).flatMap((ok, i) => (ok ? [events[i]!.id] : []));
     if (done.length) await this.db`update outbox set saga_pending = false where id in ${this.db(done)}`;

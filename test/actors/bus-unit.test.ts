@@ -1,9 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { BUS_COMMAND_TYPES } from "../../actors/bus/envelope-schema";
+import { BusGuard } from "../../actors/bus/guard";
 import { BusKeys } from "../../actors/bus/keys";
 import { ReplayGuard } from "../../actors/bus/replay";
 import { BUS_PAYLOAD_MAX_BYTES, openReply, openRequest, sealReply, sealRequest } from "../../actors/bus/wire";
+import type { Envelope } from "../../actors/envelope";
+import { shardOf } from "../../actors/shards";
 import { chamaMachine } from "../../machines/chama.machine";
 import { walletMachine } from "../../machines/wallet.machine";
 
@@ -214,5 +217,31 @@ describe("replies", () => {
   test("a signed request cannot be passed off as a reply", () => {
     const { payload, nonce } = sealRequest(keys, SUBJECT, BODY, NOW);
     expect(openReply(keys, nonce, bytes(payload))).toBeUndefined();
+  });
+});
+
+describe("the subject's kind", () => {
+  const SHARDS = 8;
+  const id = "0c9a3f0e-58a4-4a35-9f3a-1f0a6a2c9d11";
+  const subjectFor = (kind: string) => `coffer.${kind}.${shardOf(id, SHARDS)}.${id}`;
+  const claim = { idempotency: { scope: "admin:bus-unit", key: "k1", fingerprint: "f1" }, principal: { sub: "ops", role: "admin" as const, permissions: [] } };
+  const at = new Date(NOW).toISOString();
+  const walletCredit: Envelope = { kind: "wallet", command: { type: "wallet.credit", at, journalId: "0197a000-0000-7000-8000-000000000001", amount: 100n }, ...claim };
+  const chamaFreeze: Envelope = { kind: "chama", command: { type: "chama.freeze", at, by: "m1" }, ...claim };
+  const openOn = (subject: string, envelope: Envelope) => {
+    const guard = new BusGuard(keys, { maxAgeMs: MAX_AGE, shardCount: SHARDS, logPerSecondMax: 0 }, () => NOW);
+    const opened = guard.openCommand(subject, bytes(guard.sealCommand(subject, envelope).payload));
+    return { opened: opened?.envelope.command.type, dropped: guard.dropped };
+  };
+
+  test("a wallet command opens on the wallet subject and a chama command on the chama subject", () => {
+    expect(openOn(subjectFor("wallet"), walletCredit)).toEqual({ opened: "wallet.credit", dropped: {} });
+    expect(openOn(subjectFor("chama"), chamaFreeze)).toEqual({ opened: "chama.freeze", dropped: {} });
+  });
+
+  test("a command on the other kind's subject, or on a subject of no kind, is dropped as wrong_shard", () => {
+    expect(openOn(subjectFor("wallet"), chamaFreeze)).toEqual({ opened: undefined, dropped: { wrong_shard: 1 } });
+    expect(openOn(subjectFor("chama"), walletCredit)).toEqual({ opened: undefined, dropped: { wrong_shard: 1 } });
+    expect(openOn(subjectFor("teleport"), walletCredit)).toEqual({ opened: undefined, dropped: { wrong_shard: 1 } });
   });
 });

@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import type { As } from "../support/auth";
+import { people, user, type As } from "../support/auth";
 import { serveOn, type Side } from "../support/split-brain";
 import { createTestDatabase, type TestDatabase } from "../support/db";
+import { verifyIsClean } from "../support/ledger";
+import { cents, usd } from "../support/money";
 import type { ApiResponse } from "../support/node";
 import { seeded } from "../support/random";
 import { untilDefinite } from "../support/retry";
@@ -38,9 +40,6 @@ afterAll(async () => {
 });
 
 const other = (side: Side) => (side === a ? b : a);
-const user = (sub: string): As => ({ sub, role: "user" });
-const cents = (amount: string) => BigInt(amount.replace(".", ""));
-const usd = (minor: bigint) => `${minor / 100n}.${(minor % 100n).toString().padStart(2, "0")}`;
 const BANK = { type: "bank", account: "KE55 0000 1111 2222" } as const;
 const ENDED = ["completed", "failed", "rejected", "expired", "cancelled"];
 
@@ -82,14 +81,6 @@ async function run(o: Op): Promise<ApiResponse> {
 
 const show = (r: ApiResponse) => (r.status < 300 ? `${r.status} ${r.body?.status ?? ""}`.trim() : `${r.status} ${r.body?.code}`);
 
-function people<const N extends readonly string[]>(...names: N): { [K in N[number]]: string } {
-  const run = crypto.randomUUID().slice(0, 8);
-  return Object.fromEntries(names.map((n) => [n, `${n}-${run}`])) as { [K in N[number]]: string };
-}
-
-async function verifyIsClean(): Promise<void> {
-  for (const side of [a, b]) expect((await side.api("GET", "/admin/verify")).body).toEqual({ ok: true, mismatches: [] });
-}
 
 /** Everything a replay could change. */
 async function ledgerState(chamaId: string) {
@@ -254,7 +245,7 @@ describe("two nodes taking commands for the same chama at once", () => {
       expect(ENDED).toContain(view.body.status);
     }
     const outcomeEvents = await sql`select payload->>'withdrawalId' as wid, payload->>'status' as status, count(*)::int as n from outbox
-      where aggregate_id = ${chamaId} and type = 'withdrawal.changed' and payload->>'status' in ('completed', 'failed', 'rejected', 'expired', 'cancelled')
+      where aggregate_id = ${chamaId} and type = 'chama.withdrawal.changed' and payload->>'status' in ('completed', 'failed', 'rejected', 'expired', 'cancelled')
       group by 1, 2`;
     const outcomes = new Map<string, string[]>();
     for (const e of outcomeEvents) for (let k = 0; k < e.n; k++) outcomes.set(e.wid, [...(outcomes.get(e.wid) ?? []), e.status]);
@@ -264,7 +255,7 @@ describe("two nodes taking commands for the same chama at once", () => {
 
     // No withdrawal paid twice: one chama_withdrawal journal per completed withdrawal, none for the rest.
     const journals = await sql`select o.payload->>'withdrawalId' as wid, j.id::text as journal, (select sum(amount) from postings where journal_id = j.id and amount > 0)::text as amount
-      from journals j left join outbox o on o.aggregate_id = ${chamaId} and o.type = 'withdrawal.changed' and o.payload->>'journalId' = j.id::text
+      from journals j left join outbox o on o.aggregate_id = ${chamaId} and o.type = 'chama.withdrawal.changed' and o.payload->>'journalId' = j.id::text
       where j.kind = 'chama_withdrawal' and j.wallet_id = ${chamaId}`;
     const completed = races.filter((r) => views.get(r.wid).status === "completed");
     expect(journals.map((j) => j.wid).sort()).toEqual(completed.map((r) => r.wid).sort());
@@ -288,7 +279,7 @@ describe("two nodes taking commands for the same chama at once", () => {
     const memberRows = await sql`select coalesce(sum(withdrawn), 0)::text as withdrawn from chama_members where chama_id = ${chamaId}`;
     expect(BigInt(memberRows[0]!.withdrawn)).toBe(paid);
     console.info(`chama split brain: ${races.length} fights, ${completed.length} paid (${usd(paid)}), ${lateAccepted.length} late requests hold ${usd(lateHeld)}; ${all.filter((o) => o.answers.length > 1).length} ops retried`);
-    await verifyIsClean();
+    await verifyIsClean(a, b);
 
     // Every key again, on the node that did NOT give its final answer: the same answer, no new effect.
     const before = await ledgerState(chamaId);
@@ -298,7 +289,7 @@ describe("two nodes taking commands for the same chama at once", () => {
     );
     expect(differs).toEqual([]);
     expect(await ledgerState(chamaId)).toEqual(before);
-    await verifyIsClean();
+    await verifyIsClean(a, b);
   });
 
   test("a stale node cannot promise money the other node already promised", async () => {
@@ -323,6 +314,6 @@ describe("two nodes taking commands for the same chama at once", () => {
     expect((await b.api("GET", path)).body.balance).toEqual({ posted: "0.00", held: "0.00", available: "0.00" });
     const [row] = await sql`select count(*)::int as n from journals where kind = 'chama_withdrawal' and wallet_id = ${created.body.id}`;
     expect(row!.n).toBe(1);
-    await verifyIsClean();
+    await verifyIsClean(a, b);
   });
 });

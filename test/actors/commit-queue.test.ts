@@ -1,6 +1,7 @@
 import { expect, test } from "bun:test";
 import { CommitQueue } from "../../actors/commit-queue";
 import type { BatchWrite, CommitReport } from "../../actors/wallet-store";
+import { CommitRefusedError } from "../../actors/store-errors";
 import type { Db } from "../../lib/db";
 
 /**
@@ -35,7 +36,7 @@ function recordingWriter() {
 
 test("batches that wait while a commit is out go out together in the next transaction", async () => {
   const w = recordingWriter();
-  const queue = new CommitQueue({} as Db, { inFlightMax: 1, writesMax: 100 }, w.write);
+  const queue = new CommitQueue({} as Db, { inFlightMax: 1, writesMax: 100, waitingMax: 100 }, w.write);
   const done = ["a", "b", "c", "d"].map((id) => queue.commit(batch(id, `k-${id}`)));
   expect(w.groups).toEqual([["a"]]);
   w.release.shift()!();
@@ -48,7 +49,7 @@ test("batches that wait while a commit is out go out together in the next transa
 
 test("two batches carrying the same idempotency key never share a transaction", async () => {
   const w = recordingWriter();
-  const queue = new CommitQueue({} as Db, { inFlightMax: 1, writesMax: 100 }, w.write);
+  const queue = new CommitQueue({} as Db, { inFlightMax: 1, writesMax: 100, waitingMax: 100 }, w.write);
   const first = queue.commit(batch("x", "other"));
   const rest = [queue.commit(batch("a", "shared")), queue.commit(batch("b", "shared")), queue.commit(batch("c", "own"))];
   w.release.shift()!();
@@ -65,7 +66,7 @@ test("two batches carrying the same idempotency key never share a transaction", 
 
 test("a group never holds more than writesMax batches", async () => {
   const w = recordingWriter();
-  const queue = new CommitQueue({} as Db, { inFlightMax: 1, writesMax: 2 }, w.write);
+  const queue = new CommitQueue({} as Db, { inFlightMax: 1, writesMax: 2, waitingMax: 100 }, w.write);
   const all = ["p", "q", "r", "s", "t"].map((id) => queue.commit(batch(id)));
   for (let i = 0; i < 3; i++) {
     w.release.shift()!();
@@ -74,4 +75,24 @@ test("a group never holds more than writesMax batches", async () => {
   }
   expect(w.groups).toEqual([["p"], ["q", "r"], ["s", "t"]]);
   await Promise.all(all);
+});
+
+test("past waitingMax a batch is refused at once with CommitRefusedError and never written; the waiting ones still commit", async () => {
+  const w = recordingWriter();
+  const queue = new CommitQueue({} as Db, { inFlightMax: 1, writesMax: 100, waitingMax: 2 }, w.write);
+  const inFlight = queue.commit(batch("a"));
+  const waiting = [queue.commit(batch("b")), queue.commit(batch("c"))];
+  await expect(queue.commit(batch("d"))).rejects.toBeInstanceOf(CommitRefusedError);
+  expect(queue.stats.refused).toBe(1);
+  w.release.shift()!();
+  await inFlight;
+  await nextTurn();
+  w.release.shift()!();
+  expect(await Promise.all(waiting)).toEqual([2, 2]);
+  expect(w.groups).toEqual([["a"], ["b", "c"]]);
+  await nextTurn();
+  // With room again, the next batch is taken.
+  const later = queue.commit(batch("d"));
+  w.release.shift()!();
+  expect(await later).toBe(2);
 });

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { serveOn, type Side } from "../support/split-brain";
 import { createTestDatabase, type TestDatabase } from "../support/db";
+import { verifyIsClean } from "../support/ledger";
+import { cents } from "../support/money";
 import { fundedWallet, type ApiResponse } from "../support/node";
 
 /**
@@ -31,7 +33,6 @@ afterAll(async () => {
 });
 
 const other = (side: Side) => (side === a ? b : a);
-const minor = (amount: string) => BigInt(amount.replace(".", ""));
 
 interface Request {
   key: string;
@@ -65,13 +66,6 @@ async function ledgerState(walletId: string) {
     (select count(*) from idempotency_keys)::int as keys, (select count(*) from outbox)::int as outbox`;
   const [wallet] = await sql`select posted::text, held::text, version::text from wallets where id = ${walletId}`;
   return { counts: { ...counts }, wallet: { ...wallet } };
-}
-
-async function verifyIsClean(): Promise<void> {
-  for (const side of [a, b]) {
-    const verify = await side.api("GET", "/admin/verify");
-    expect(verify.body).toEqual({ ok: true, mismatches: [] });
-  }
 }
 
 /** `count` payments of 1.00, request i on node A when i is even and on B when odd, `lanes` at a time. */
@@ -128,13 +122,13 @@ async function expectSpentExactly(walletId: string, requests: Request[], afforda
   expect(paid.length).toBe(affordable);
   expect(refused.map((r) => `${r.final.status} ${r.final.body.code}`)).toEqual(Array(requests.length - affordable).fill("409 INSUFFICIENT_FUNDS"));
   // Each success saw a different balance, all of them at or above zero: (affordable - 1).00 down to 0.00.
-  const after = paid.map((r) => minor(r.final.body.balance.available)).sort((x, y) => Number(x - y));
+  const after = paid.map((r) => cents(r.final.body.balance.available)).sort((x, y) => Number(x - y));
   expect(after).toEqual(Array.from({ length: affordable }, (_, i) => BigInt(i * 100)));
 
   expect((await walletOn(b, walletId)).balance).toEqual({ posted: "0.00", held: "0.00", available: "0.00" });
   const journals = await sql`select id from journals where wallet_id = ${walletId} and kind = 'payment'`;
   expect(journals.map((j) => j.id as string).sort()).toEqual(paid.map((r) => r.final.body.id as string).sort());
-  await verifyIsClean();
+  await verifyIsClean(a, b);
 }
 
 /** Every request again, same key, on the node that did NOT give its answer: the same answer, no new effect. */
@@ -143,7 +137,7 @@ async function expectReplaysIdentical(walletId: string, requests: Request[]): Pr
   const replays = await Promise.all(requests.map((r) => other(r.answeredBy).api("POST", r.path, r.body, { key: r.key })));
   expect(replays.map((r) => ({ status: r.status, body: r.body }))).toEqual(requests.map((r) => ({ status: r.final.status, body: r.final.body })));
   expect(await ledgerState(walletId)).toEqual(before);
-  await verifyIsClean();
+  await verifyIsClean(a, b);
 }
 
 describe("two nodes holding the same wallet in memory", () => {
@@ -196,7 +190,7 @@ describe("two nodes holding the same wallet in memory", () => {
     const [onA, onB] = await Promise.all([stateOn(a, id), stateOn(b, id)]);
     expect({ version: onA.version, posted: onA.context?.posted }).toEqual({ version: stored.version, posted: "400" });
     expect(onB.version).toBe(stored.version - 1); // B is now the stale one, until its next request
-    await verifyIsClean();
+    await verifyIsClean(a, b);
   });
 
   test("a stale node cannot spend money the other node already paid out", async () => {
@@ -207,7 +201,7 @@ describe("two nodes holding the same wallet in memory", () => {
     const spent = await a.api("POST", `/v1/wallets/${id}/payments`, { amount: "1.00" });
     expect({ status: spent.status, code: spent.body.code }).toEqual({ status: 409, code: "INSUFFICIENT_FUNDS" });
     expect((await walletOn(a, id)).balance.available).toBe("0.00");
-    await verifyIsClean();
+    await verifyIsClean(a, b);
   });
 
   test("a stale node does not refuse a payment that the other node's credit now covers", async () => {
@@ -218,6 +212,6 @@ describe("two nodes holding the same wallet in memory", () => {
 
     const paid = await a.api("POST", `/v1/wallets/${id}/payments`, { amount: "2.00" });
     expect({ status: paid.status, available: paid.body.balance?.available }).toEqual({ status: 201, available: "3.00" });
-    await verifyIsClean();
+    await verifyIsClean(a, b);
   });
 });

@@ -1,11 +1,16 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
+import { collectEvents, nextEvent } from "../support/events";
+import { verifyIsClean } from "../support/ledger";
+import { cents, usd } from "../support/money";
 import { fundedWallet, startTestNode, type ApiResponse, type TestNode } from "../support/node";
 
 /**
  * The actor host's limits, seen from outside: idle actors leave memory and come back from their
- * snapshot, a full mailbox refuses with 503 OVERLOADED instead of queueing without end, the live
- * state is inspectable, and asking after wallets that do not exist leaves nothing behind.
+ * snapshot, a full mailbox, a node at its live-actor cap with every actor busy and a full commit
+ * queue each refuse with 503 OVERLOADED instead of queueing without end, the live state is
+ * inspectable, what the actors do is reported to listeners (which the tests here wait on instead
+ * of polling), and asking after wallets that do not exist leaves nothing behind.
  */
 const MAILBOX_MAX = 5;
 /** Long enough that the sweeper never drops an actor in the middle of a test on this node. */
@@ -45,27 +50,16 @@ async function stored(walletId: string, node: TestNode = t) {
   return res.body as { status: string; balance: { posted: string; held: string; available: string }; version: number };
 }
 
-/** There is no event for "the actor got this far": poll its live state, a bounded number of times. */
-async function until(walletId: string, reached: (s: LiveState) => boolean, node: TestNode = t): Promise<LiveState> {
-  let last = await liveState(walletId, node);
-  for (let attempt = 0; attempt < 400 && !reached(last); attempt++) {
-    await Bun.sleep(5);
-    last = await liveState(walletId, node);
-  }
-  expect(reached(last)).toBe(true);
-  return last;
-}
-
 /**
  * Holds the wallet's row lock from another connection, so the actor's commit waits on it: the
  * actor is then busy for as long as the test wants, with no timing guesswork.
  */
-async function holdWalletRow(walletId: string): Promise<{ release(): Promise<void> }> {
+async function holdWalletRow(walletId: string, on: postgres.Sql = sql): Promise<{ release(): Promise<void> }> {
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
   let locked!: () => void;
   const isLocked = new Promise<void>((resolve) => (locked = resolve));
-  const done = sql.begin(async (tx) => {
+  const done = on.begin(async (tx) => {
     await tx`select 1 from wallets where id = ${walletId} for update`;
     locked();
     await released;
@@ -79,8 +73,6 @@ async function holdWalletRow(walletId: string): Promise<{ release(): Promise<voi
   };
 }
 
-const cents = (amount: string) => BigInt(amount.replace(".", ""));
-const usd = (minor: bigint) => `${minor / 100n}.${(minor % 100n).toString().padStart(2, "0")}`;
 
 function expectOverloaded(r: ApiResponse): void {
   expect(r.status).toBe(503);
@@ -114,8 +106,10 @@ describe("passivation", () => {
   test("an actor with work in hand is not passivated, however long ago it started", async () => {
     const id = await fundedWallet(t.api, "USD", "10.00");
     const lock = await holdWalletRow(id);
+    const started = nextEvent(t.node.host, "batch", (e) => e.id === id);
     const paying = t.api("POST", `/v1/wallets/${id}/payments`, { amount: "1.00" });
-    await until(id, (s) => s.running);
+    await started;
+    expect((await liveState(id)).running).toBe(true);
 
     t.node.host.passivateIdle(Date.now() + FAR_FUTURE_MS);
     expect((await liveState(id)).loaded).toBe(true);
@@ -127,9 +121,12 @@ describe("passivation", () => {
   test("the sweeper drops an actor idle for ACTOR_IDLE_MS on its own, and it comes back intact", async () => {
     const quick = await startTestNode("hostidle", { ACTOR_IDLE_MS: "100" });
     try {
-      const id = await fundedWallet(quick.api, "USD", "3.00");
+      let id = "";
+      const passivated = nextEvent(quick.node.host, "dropped", (e) => e.id === id && e.reason === "idle");
+      id = await fundedWallet(quick.api, "USD", "3.00");
       expect(quick.node.host.inspect(id).loaded).toBe(true); // read in process: no round trip for the sweeper to race
-      await until(id, (s) => !s.loaded, quick);
+      await passivated;
+      expect((await liveState(id, quick)).loaded).toBe(false);
       const paid = await quick.api("POST", `/v1/wallets/${id}/payments`, { amount: "1.00" });
       expect({ status: paid.status, available: paid.body.balance.available }).toEqual({ status: 201, available: "2.00" });
       expect((await stored(id, quick)).version).toBe((await liveState(id, quick)).version!);
@@ -143,10 +140,14 @@ describe("the mailbox limit", () => {
   test(`with ${MAILBOX_MAX} commands waiting behind a busy actor, the next one gets 503 OVERLOADED and leaves no trace`, async () => {
     const id = await fundedWallet(t.api, "USD", "10.00");
     const lock = await holdWalletRow(id);
+    const started = nextEvent(t.node.host, "batch", (e) => e.id === id && e.size === 1);
     const inFlight = t.api("POST", `/v1/wallets/${id}/payments`, { amount: "1.00" });
-    await until(id, (s) => s.running && s.mailboxDepth === 0);
+    await started; // the one payment left the mailbox and waits on the row lock to commit
+    const filled = nextEvent(t.node.host, "queued", (e) => e.id === id && e.depth === MAILBOX_MAX);
     const waiting = Array.from({ length: MAILBOX_MAX }, () => t.api("POST", `/v1/wallets/${id}/payments`, { amount: "1.00" }));
-    const full = await until(id, (s) => s.mailboxDepth === MAILBOX_MAX);
+    await filled;
+    const full = await liveState(id);
+    expect(full.mailboxDepth).toBe(MAILBOX_MAX);
     expect({ loaded: full.loaded, state: full.state, running: full.running }).toEqual({ loaded: true, state: "active", running: true });
 
     const refusedKey = crypto.randomUUID();
@@ -189,8 +190,7 @@ describe("the mailbox limit", () => {
     for (const i of overloaded) expect((await pay(i)).status).toBe(201);
     const total = amounts.reduce((sum, a) => sum + a, 0n);
     expect(cents((await stored(id)).balance.posted)).toBe(FUNDING - total);
-    const verify = await t.api("GET", "/admin/verify");
-    expect(verify.body).toEqual({ ok: true, mismatches: [] });
+    await verifyIsClean(t);
   });
 });
 
@@ -242,6 +242,9 @@ describe("unknown wallets", () => {
     // The transfer saga (and later NATS) talk to actors directly, without the HTTP edge's lookup.
     const size = t.node.host.size;
     const ids = Array.from({ length: 100 }, () => crypto.randomUUID());
+    const probed = new Set<string>(ids);
+    // An actor drops itself once its drain loop ends, a turn of the event loop after its last reply.
+    const dropped = collectEvents(t.node.host, "dropped", (e) => probed.has(e.id) && e.reason === "unknown", ids.length);
     const outcomes = await Promise.all(
       ids.map((id) =>
         t.node.ops.system(id, `probe:${id}`, {
@@ -256,12 +259,151 @@ describe("unknown wallets", () => {
       ),
     );
     expect(new Set(outcomes.map((o) => `${o.status} ${o.body.code}`))).toEqual(new Set(["404 WALLET_NOT_FOUND"]));
-    // An actor drops itself once its drain loop ends, a turn of the event loop after its last reply.
-    for (let turn = 0; turn < 10 && t.node.host.size > size; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(new Set((await dropped).map((e) => e.id))).toEqual(probed);
     expect(t.node.host.size).toBe(size);
     const [written] = await sql`select
       (select count(*) from idempotency_keys where key like 'probe:%')::int as keys,
       (select count(*) from wallets where id = any(${sql.array(ids)}::uuid[]))::int as wallets`;
     expect({ ...written }).toEqual({ keys: 0, wallets: 0 });
+  });
+});
+
+describe("what the host tells its listeners", () => {
+  test("a payment is reported queued, cut into a batch and committed, in that order; an unsubscribed listener hears nothing more", async () => {
+    const id = await fundedWallet(t.api, "USD", "10.00");
+    const before = (await liveState(id)).version!;
+    const heard: string[] = [];
+    const stops = (["queued", "batch", "committed", "dropped"] as const).map((type) =>
+      t.node.host.on(type, (e) => {
+        if (e.id === id) heard.push(JSON.stringify(e));
+      }),
+    );
+    try {
+      expect((await t.api("POST", `/v1/wallets/${id}/payments`, { amount: "1.00" })).status).toBe(201);
+      expect(heard.map((e) => JSON.parse(e))).toEqual([
+        { type: "queued", id, kind: "wallet", depth: 1 },
+        { type: "batch", id, kind: "wallet", size: 1 },
+        { type: "committed", id, kind: "wallet", version: before + 1, commands: ["wallet.payment"] },
+      ]);
+      expect(t.node.host.passivateIdle(Date.now() + FAR_FUTURE_MS)).toBeGreaterThanOrEqual(1);
+      expect(JSON.parse(heard[heard.length - 1]!)).toEqual({ type: "dropped", id, kind: "wallet", reason: "idle" });
+    } finally {
+      for (const stop of stops) stop();
+    }
+    const count = heard.length;
+    expect((await t.api("POST", `/v1/wallets/${id}/payments`, { amount: "1.00" })).status).toBe(201);
+    expect(heard.length).toBe(count);
+  });
+
+  test("listeners are bounded: one past the ceiling is refused loudly, and unsubscribing makes room", () => {
+    const stops: (() => void)[] = [];
+    try {
+      expect(() => {
+        for (let i = 0; i < 1_000; i++) stops.push(t.node.host.on("committed", () => {}));
+      }).toThrow("listeners");
+      expect(stops.length).toBeLessThan(1_000);
+      stops.pop()!();
+      stops.push(t.node.host.on("committed", () => {}));
+    } finally {
+      for (const stop of stops) stop();
+    }
+  });
+});
+
+describe("the live-actor cap (ACTORS_MAX)", () => {
+  const CAP = 2;
+  let capped: TestNode;
+  let cappedSql: postgres.Sql;
+  beforeAll(async () => {
+    capped = await startTestNode("hostcap", { ACTORS_MAX: String(CAP), ACTOR_IDLE_MS: String(IDLE_MS) });
+    cappedSql = postgres(capped.db.url, { max: 2, onnotice: () => {} });
+  });
+  afterAll(async () => {
+    await cappedSql?.end({ timeout: 1 });
+    await capped?.stop();
+  });
+
+  test(`past ${CAP} live actors the least recently used idle one is passivated to make room, and comes back intact`, async () => {
+    const host = capped.node.host;
+    const evicted: string[] = [];
+    const stop = host.on("dropped", (e) => {
+      if (e.reason === "evicted") evicted.push(e.id);
+    });
+    const ids: string[] = [];
+    try {
+      for (let i = 0; i < 4; i++) {
+        ids.push(await fundedWallet(capped.api, "USD", "10.00"));
+        expect(host.size).toBeLessThanOrEqual(CAP);
+      }
+    } finally {
+      stop();
+    }
+    expect(evicted).toEqual(ids.slice(0, 2));
+    expect(host.inspect(ids[0]!).loaded).toBe(false);
+
+    const paid = await capped.api("POST", `/v1/wallets/${ids[0]}/payments`, { amount: "2.50" });
+    expect({ status: paid.status, available: paid.body.balance.available }).toEqual({ status: 201, available: "7.50" });
+    expect(host.size).toBe(CAP);
+    expect((await stored(ids[0]!, capped)).version).toBe((await liveState(ids[0]!, capped)).version!);
+  });
+
+  test("when every live actor has work in hand, a command for another one is answered 503 OVERLOADED and no actor is made for it", async () => {
+    const host = capped.node.host;
+    const [a, b, c] = [await fundedWallet(capped.api, "USD", "10.00"), await fundedWallet(capped.api, "USD", "10.00"), await fundedWallet(capped.api, "USD", "10.00")];
+    const locks = [await holdWalletRow(a, cappedSql), await holdWalletRow(b, cappedSql)];
+    const busy = collectEvents(host, "batch", (e) => e.id === a || e.id === b, 2);
+    const paying = [a, b].map((id) => capped.api("POST", `/v1/wallets/${id}/payments`, { amount: "1.00" }));
+    await busy; // both wait on their row locks to commit: neither may be passivated
+    expect(host.size).toBe(CAP);
+
+    const key = crypto.randomUUID();
+    expectOverloaded(await capped.api("POST", `/v1/wallets/${c}/payments`, { amount: "1.00" }, { key }));
+    expect(host.size).toBe(CAP);
+    expect(host.inspect(c).loaded).toBe(false);
+
+    for (const lock of locks) await lock.release();
+    expect((await Promise.all(paying)).map((r) => r.status)).toEqual([201, 201]);
+    // OVERLOADED stored nothing under its key: the retry takes effect once.
+    const retried = await capped.api("POST", `/v1/wallets/${c}/payments`, { amount: "1.00" }, { key });
+    expect({ status: retried.status, available: retried.body.balance.available }).toEqual({ status: 201, available: "9.00" });
+    expect(host.size).toBeLessThanOrEqual(CAP);
+    await verifyIsClean(capped);
+  });
+});
+
+describe("the commit queue's waiting list (COMMIT_WAITING_MAX)", () => {
+  test("with one commit in flight and one waiting, a third wallet's batch is answered 503 OVERLOADED, writes nothing, and its retry commits once", async () => {
+    const q = await startTestNode("hostqueue", { COMMIT_IN_FLIGHT_MAX: "1", COMMIT_WAITING_MAX: "1" });
+    const qSql = postgres(q.db.url, { max: 2, onnotice: () => {} });
+    try {
+      const host = q.node.host;
+      const [a, b, c] = [await fundedWallet(q.api, "USD", "10.00"), await fundedWallet(q.api, "USD", "10.00"), await fundedWallet(q.api, "USD", "10.00")];
+      const versionOfC = (await liveState(c, q)).version!;
+      const lock = await holdWalletRow(a, qSql);
+      // A's commit is in flight (waiting on the row lock); B's batch waits behind it. Each batch is
+      // handed to the queue in the same turn as its "batch" event (both actors are loaded).
+      const aInFlight = nextEvent(host, "batch", (e) => e.id === a);
+      const payA = q.api("POST", `/v1/wallets/${a}/payments`, { amount: "1.00" });
+      await aInFlight;
+      const bWaiting = nextEvent(host, "batch", (e) => e.id === b);
+      const payB = q.api("POST", `/v1/wallets/${b}/payments`, { amount: "1.00" });
+      await bWaiting;
+
+      const key = crypto.randomUUID();
+      expectOverloaded(await q.api("POST", `/v1/wallets/${c}/payments`, { amount: "1.00" }, { key }));
+      expect(host.commitStats.refused).toBe(1);
+      // The refused wallet's actor stays, at its committed state.
+      expect(await liveState(c, q)).toMatchObject({ loaded: true, version: versionOfC, mailboxDepth: 0 });
+
+      await lock.release();
+      expect([(await payA).status, (await payB).status]).toEqual([201, 201]);
+      const retried = await q.api("POST", `/v1/wallets/${c}/payments`, { amount: "1.00" }, { key });
+      expect({ status: retried.status, available: retried.body.balance.available }).toEqual({ status: 201, available: "9.00" });
+      expect((await stored(c, q)).version).toBe(versionOfC + 1);
+      await verifyIsClean(q);
+    } finally {
+      await qSql.end({ timeout: 1 });
+      await q.stop();
+    }
   });
 });

@@ -196,7 +196,7 @@ function natsPay(nc: NatsConnection, prefix: string, walletFor: () => string, am
     const h = headers();
     h.set("Authorization", `Bearer ${token}`);
     h.set("Idempotency-Key", crypto.randomUUID());
-    const msg = await nc.request(`${prefix}.v1.payments.create`, JSON.stringify({ walletId: walletFor(), amount }), { timeout: 10_000, headers: h });
+    const msg = await nc.request(`${prefix}.v1.wallets.payments.create`, JSON.stringify({ walletId: walletFor(), amount }), { timeout: 10_000, headers: h });
     const reply = JSON.parse(msg.string()) as { status: number; body: unknown };
     if (reply.status === 201) return true;
     errors.add(`${reply.status} ${JSON.stringify(reply.body).slice(0, 120)}`);

@@ -82,20 +82,20 @@ describe("the audit log", () => {
     expect(rows).toEqual(
       [
         ["chama.open", p.a1, c.id],
-        ["member.add", p.a1, p.a2],
-        ["member.add", p.a1, p.m1],
-        ["rules.change", p.a1, null],
+        ["chama.member.add", p.a1, p.a2],
+        ["chama.member.add", p.a1, p.m1],
+        ["chama.rules.change", p.a1, null],
         ["chama.deposit", p.m1, p.m1],
-        ["member.invite", p.a2, p.x],
-        ["member.accept", p.x, p.x],
-        ["withdrawal.request", p.m1, w.id],
-        ["withdrawal.review", p.a1, w.id],
-        ["withdrawal.review", p.a2, w.id],
-        ["withdrawal.continue", p.m1, w.id],
-        ["withdrawal.complete", expect.any(String), w.id],
-        ["withdrawal.request", p.x, v.id],
-        ["withdrawal.cancel", p.x, v.id],
-        ["member.role", p.a1, p.x],
+        ["chama.member.invite", p.a2, p.x],
+        ["chama.member.accept", p.x, p.x],
+        ["chama.withdrawal.request", p.m1, w.id],
+        ["chama.withdrawal.review", p.a1, w.id],
+        ["chama.withdrawal.review", p.a2, w.id],
+        ["chama.withdrawal.continue", p.m1, w.id],
+        ["chama.withdrawal.complete", expect.any(String), w.id],
+        ["chama.withdrawal.request", p.x, v.id],
+        ["chama.withdrawal.cancel", p.x, v.id],
+        ["chama.member.role", p.a1, p.x],
         ["chama.freeze", p.a1, null],
         ["chama.unfreeze", p.a2, null],
       ].reverse(),
@@ -108,15 +108,15 @@ describe("the audit log", () => {
     }
 
     const byAction = (action: string) => log.filter((e) => e.action === action);
-    expect(byAction("rules.change")[0]).toMatchObject({ before: { approvalsRequired: 1, maxPerDay: null }, after: { approvalsRequired: 2 } });
-    expect(byAction("rules.change")[0].after.maxPerDay).not.toBeNull();
-    const [second, first] = byAction("withdrawal.review");
+    expect(byAction("chama.rules.change")[0]).toMatchObject({ before: { approvalsRequired: 1, maxPerDay: null }, after: { approvalsRequired: 2 } });
+    expect(byAction("chama.rules.change")[0].after.maxPerDay).not.toBeNull();
+    const [second, first] = byAction("chama.withdrawal.review");
     expect(first).toMatchObject({ note: "first", before: { status: "pending_approval" }, after: { status: "pending_approval", approvals: [p.a1] } });
     expect(second).toMatchObject({ before: { status: "pending_approval" }, after: { status: "approved" } });
-    expect(byAction("withdrawal.continue")[0]).toMatchObject({ before: { status: "approved" }, after: { status: "processing" } });
-    expect(byAction("withdrawal.complete")[0]).toMatchObject({ before: { status: "processing" }, after: { status: "completed" } });
-    expect(byAction("withdrawal.cancel")[0]).toMatchObject({ note: "typo", after: { status: "cancelled" } });
-    expect(byAction("member.role")[0]).toMatchObject({ before: { role: "member" }, after: { role: "admin" } });
+    expect(byAction("chama.withdrawal.continue")[0]).toMatchObject({ before: { status: "approved" }, after: { status: "processing" } });
+    expect(byAction("chama.withdrawal.complete")[0]).toMatchObject({ before: { status: "processing" }, after: { status: "completed" } });
+    expect(byAction("chama.withdrawal.cancel")[0]).toMatchObject({ note: "typo", after: { status: "cancelled" } });
+    expect(byAction("chama.member.role")[0]).toMatchObject({ before: { role: "member" }, after: { role: "admin" } });
     expect(JSON.stringify(log)).not.toContain(BANK_ACCOUNT);
   });
 
@@ -131,9 +131,9 @@ describe("the audit log", () => {
     expectOk(await c.step(w.id, "fail", processor, { reason: "bank refused" }));
     const log = await c.audit();
     expect(log.find((r) => r.action === "chama.deposit")).toMatchObject({ actor: p.m1, via: "service#svc-payouts" });
-    expect(log.find((r) => r.action === "withdrawal.fail")).toMatchObject({ actor: "system", via: "service#svc-payouts", note: "bank refused" });
+    expect(log.find((r) => r.action === "chama.withdrawal.fail")).toMatchObject({ actor: "system", via: "service#svc-payouts", note: "bank refused" });
     // Members' own actions have no go-between.
-    expect(log.find((r) => r.action === "withdrawal.review")!.via).toBeUndefined();
+    expect(log.find((r) => r.action === "chama.withdrawal.review")!.via).toBeUndefined();
   });
 
   test("chama admins, platform admins and auditors may read it; a plain member may not; a stranger gets 404", async () => {

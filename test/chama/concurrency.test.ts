@@ -122,7 +122,7 @@ describe("two admins approving at the same time", () => {
     expect([...after.approvals].sort()).toEqual([p.a2, p.a3].sort());
     expect(after.reviews).toHaveLength(2);
     expectProblem(await c.step(w.id, "approve", p.a1), 409, "INVALID_TRANSITION");
-    const reviews = (await c.audit()).filter((e) => e.action === "withdrawal.review" && e.target === w.id);
+    const reviews = (await c.audit()).filter((e) => e.action === "chama.withdrawal.review" && e.target === w.id);
     expect(reviews).toHaveLength(2);
   });
 
@@ -183,8 +183,8 @@ describe("continue called 5 times at once", () => {
     expect(await c.withdrawals("completed")).toHaveLength(1);
     expect(await c.journals("chama_withdrawal")).toBe(1);
     const audit = await c.audit();
-    expect(audit.filter((e) => e.action === "withdrawal.continue" && e.target === w.id)).toHaveLength(1);
-    expect(audit.filter((e) => e.action === "withdrawal.complete" && e.target === w.id)).toHaveLength(1);
+    expect(audit.filter((e) => e.action === "chama.withdrawal.continue" && e.target === w.id)).toHaveLength(1);
+    expect(audit.filter((e) => e.action === "chama.withdrawal.complete" && e.target === w.id)).toHaveLength(1);
     await verifyIsClean(n.t);
   });
 

@@ -146,8 +146,8 @@ describe("invitations", () => {
     // Accepting again: there is no invitation any more.
     expectProblem(await c.call("POST", "/invitations/accept", {}, p.x), 404, "NOT_INVITED");
     const audit = await c.audit();
-    expect(audit.filter((e) => e.action === "member.invite").map((e) => e.target).sort()).toEqual([p.x, p.y].sort());
-    expect(audit.filter((e) => e.action === "member.accept").map((e) => e.actor).sort()).toEqual([p.x, p.y].sort());
+    expect(audit.filter((e) => e.action === "chama.member.invite").map((e) => e.target).sort()).toEqual([p.x, p.y].sort());
+    expect(audit.filter((e) => e.action === "chama.member.accept").map((e) => e.actor).sort()).toEqual([p.x, p.y].sort());
   });
 
   test("only admins invite; inviting a member or an invitee again is 409 MEMBER_EXISTS", async () => {
@@ -221,7 +221,7 @@ describe("removing members", () => {
     await expectRefusedAndUnchanged(c, () => c.step(pending.id, "cancel", p.m1), 403, "NOT_A_MEMBER");
 
     const [latest] = await c.audit();
-    expect(latest).toMatchObject({ action: "member.remove", actor: p.a1, target: p.m1, note: "left the group" });
+    expect(latest).toMatchObject({ action: "chama.member.remove", actor: p.a1, target: p.m1, note: "left the group" });
 
     // The payout in flight still completes and is recorded against the former member.
     expect(expectOk(await c.step(paying.id, "complete", undefined)).status).toBe("completed");
@@ -286,7 +286,7 @@ describe("roles", () => {
     expect(expectOk(await c.call("POST", `/members/${p.m1}/role`, { role: "admin" }, p.a1))).toMatchObject({ memberId: p.m1, role: "admin" });
     await expectRefusedAndUnchanged(c, () => c.call("POST", `/members/${p.m1}/role`, { role: "admin" }, p.a1), 409, "INVALID_TRANSITION");
     expect(expectOk(await c.step(w.id, "approve", p.m1))).toMatchObject({ status: "approved", approvals: [p.m1] });
-    const [latest] = (await c.audit()).filter((e) => e.action === "member.role");
+    const [latest] = (await c.audit()).filter((e) => e.action === "chama.member.role");
     expect(latest).toMatchObject({ actor: p.a1, target: p.m1, before: { role: "member" }, after: { role: "admin" } });
   });
 

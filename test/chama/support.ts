@@ -1,6 +1,13 @@
 import { expect } from "bun:test";
-import type { As } from "../support/auth";
+import { user, type As } from "../support/auth";
+import { expectProblem } from "../support/problem";
 import { startTestNode, type ApiOptions, type ApiResponse, type TestNode } from "../support/node";
+
+// The helpers every suite shares, re-exported so the chama suites import from one place.
+export { people, user } from "../support/auth";
+export { verifyIsClean } from "../support/ledger";
+export { cents, usd } from "../support/money";
+export { expectProblem } from "../support/problem";
 
 /**
  * Shared pieces of the chama HTTP suites: a node whose clock a test can move, people (user tokens
@@ -51,35 +58,12 @@ export async function startChamaNode(label: string, env: Record<string, string> 
   };
 }
 
-export const user = (sub: string): As => ({ sub, role: "user" });
 export const AUDITOR: As = { sub: "test-auditor", role: "auditor" };
 export const PROCESSOR: As = { sub: "payout-processor", role: "service", perms: ["withdrawals:process"] };
 
 /** A distinctive account number: it must never come back in any answer. */
 export const BANK_ACCOUNT = "DE89370400440532013000";
 export const BANK = { type: "bank", account: BANK_ACCOUNT } as const;
-
-/** Unique people per test, so no test sees another's chamas through a shared name. */
-export function people<const N extends readonly string[]>(...names: N): { [K in N[number]]: string } {
-  const run = crypto.randomUUID().slice(0, 8);
-  return Object.fromEntries(names.map((n) => [n, `${n}-${run}`])) as { [K in N[number]]: string };
-}
-
-/** USD decimal string ("12.34") → cents; asserts the API's exact two-place form. */
-export function cents(amount: string): bigint {
-  expect(amount).toMatch(/^-?[0-9]+\.[0-9]{2}$/);
-  return BigInt(amount.replace(".", ""));
-}
-
-export function usd(minor: bigint): string {
-  const s = minor.toString().padStart(3, "0");
-  return `${s.slice(0, -2)}.${s.slice(-2)}`;
-}
-
-export function expectProblem(res: ApiResponse, status: number, code: string): void {
-  expect({ status: res.status, code: res.body?.code }).toEqual({ status, code });
-  expect(res.headers.get("content-type") ?? "").toStartWith("application/problem+json");
-}
 
 export function expectOk(res: ApiResponse, status = 200): any {
   if (res.status !== status) throw new Error(`expected ${status}, got ${res.status}: ${JSON.stringify(res.body)}`);
@@ -220,12 +204,6 @@ export async function newChama(t: TestNode, spec: ChamaSpec): Promise<Chama> {
   if (spec.rules) await chama.setRules(spec.rules);
   if (spec.fund) await chama.deposit(first, spec.fund);
   return chama;
-}
-
-export async function verifyIsClean(t: TestNode): Promise<void> {
-  const verify = await t.api("GET", "/admin/verify");
-  expect(verify.status).toBe(200);
-  expect(verify.body).toEqual({ ok: true, mismatches: [] });
 }
 
 /** Everything a refused request must leave as it was: the chama, its withdrawals, members and audit log. */

@@ -240,7 +240,7 @@ describe("a failed payout", () => {
     expect(await c.journals("chama_withdrawal")).toBe(0);
 
     const [latest] = await c.audit();
-    expect(latest).toMatchObject({ action: "withdrawal.fail", target: w.id, before: { status: "processing" }, after: { status: "failed" } });
+    expect(latest).toMatchObject({ action: "chama.withdrawal.fail", target: w.id, before: { status: "processing" }, after: { status: "failed" } });
     expect(typeof latest.actor).toBe("string");
     expect(typeof latest.at).toBe("string");
     expect(JSON.stringify(latest)).toContain("bank said no");
@@ -355,7 +355,7 @@ describe("expiry by the node's clock", () => {
     await n.t.node.chamaExpiry.runOnce();
     expect(await c.withdrawal(w.id)).toMatchObject({ status: "expired" });
     expect(await c.balance()).toEqual({ posted: "30.00", held: "0.00", available: "30.00" });
-    expect((await c.audit())[0]).toMatchObject({ action: "withdrawal.expire", target: w.id, after: { status: "expired" } });
+    expect((await c.audit())[0]).toMatchObject({ action: "chama.withdrawal.expire", target: w.id, after: { status: "expired" } });
     // Nothing left to expire, and an expired request stays expired.
     expect(await n.t.node.chamaExpiry.runOnce()).toBe(0);
     expectProblem(await c.step(w.id, "approve", p.a2), 409, "INVALID_TRANSITION");

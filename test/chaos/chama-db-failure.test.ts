@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { ADMIN, tokenFor, type As } from "../support/auth";
+import { ADMIN, user, type As } from "../support/auth";
+import { bounded } from "../support/bounded";
+import { isOk as ok, lastAnswer as last, terminateBackends as terminate, timedRequest, unexpectedFailures, verifyIsCleanAfterChaos, type Answer } from "../support/chaos";
 import { testServerUrl } from "../support/db";
+import { cents, usd } from "../support/money";
 import { startTestNode, type TestNode } from "../support/node";
 import { seeded } from "../support/random";
 import { untilDefinite } from "../support/retry";
@@ -29,12 +32,6 @@ type Plan = "complete" | "fail" | "reject" | "cancel" | "deposit";
 /** The status each plan ends a withdrawal in (when its request was accepted). */
 const ENDS: Record<Exclude<Plan, "deposit">, string> = { complete: "completed", fail: "failed", reject: "rejected", cancel: "cancelled" };
 
-interface Answer {
-  /** 0: no answer within REQUEST_TIMEOUT_MS. */
-  status: number;
-  body: any;
-  ms: number;
-}
 interface Step {
   name: string;
   path: string;
@@ -66,30 +63,13 @@ const chains: Chain[] = [];
 const terminations: number[] = [];
 let issued = 0;
 
-const user = (sub: string): As => ({ sub, role: "user" });
-const usd = (minor: bigint) => `${minor / 100n}.${(minor % 100n).toString().padStart(2, "0")}`;
-const cents = (text: string) => BigInt(text.replace(".", ""));
-const ok = (a: Answer) => a.status >= 200 && a.status < 300;
 const retryable = (a: Answer) => a.status === 0 || (a.status === 503 && ["UNAVAILABLE", "OVERLOADED"].includes(a.body?.code));
-const last = (s: Step) => s.answers[s.answers.length - 1]!;
 const steps = () => chains.flatMap((c) => c.steps);
 const show = (a: Answer) => (ok(a) ? `${a.status} ${a.body?.status ?? ""}`.trim() : `${a.status} ${a.body?.code}`);
 
-async function request(method: "GET" | "POST", path: string, body?: unknown, key?: string, as: As = ADMIN): Promise<Answer> {
-  const started = performance.now();
-  try {
-    const res = await fetch(t.baseUrl + path, {
-      method,
-      headers: { "content-type": "application/json", authorization: `Bearer ${await tokenFor(as)}`, ...(key ? { "idempotency-key": key } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
-    return { status: res.status, body: await res.json(), ms: performance.now() - started };
-  } catch (error) {
-    if ((error as Error).name !== "TimeoutError") throw error;
-    return { status: 0, body: { code: "NO_ANSWER" }, ms: performance.now() - started };
-  }
-}
+/** The node stays up throughout: a failed connection (other than our own deadline) fails the test. */
+const request = (method: "GET" | "POST", path: string, body?: unknown, key?: string, as: As = ADMIN): Promise<Answer> =>
+  timedRequest(t.baseUrl, method, path, { body, key, as, timeoutMs: REQUEST_TIMEOUT_MS, connectionFailure: "error" });
 
 /** A GET that may meet a connection the chaos killed: 503 means ask again (bounded). */
 async function read(path: string): Promise<any> {
@@ -98,11 +78,8 @@ async function read(path: string): Promise<any> {
   return answer.body;
 }
 
-/** Ends every connection to the test database except the admin's own (which is on another database). */
 async function terminateBackends(): Promise<void> {
-  const name = new URL(t.db.url).pathname.slice(1);
-  const rows = await admin`select pg_terminate_backend(pid) as ended from pg_stat_activity where datname = ${name} and pid <> pg_backend_pid()`;
-  terminations.push(rows.filter((r) => r.ended).length);
+  terminations.push(await terminate(admin, t.db.url));
 }
 
 const chaos: Promise<void>[] = [];
@@ -149,15 +126,6 @@ async function runChain(chain: Chain): Promise<void> {
   else await perform(chain, "fail", `${wpath}/fail`, { reason: "bank refused" }, ADMIN);
 }
 
-/** Run `next()` until it returns undefined or the deadline passes, with at most `limit` calls in flight. */
-async function bounded(limit: number, deadline_ms: number, next: () => Promise<void> | undefined): Promise<void> {
-  const end = performance.now() + deadline_ms;
-  const lane = async () => {
-    for (let work = next(); work; work = performance.now() < end ? next() : undefined) await work;
-  };
-  await Promise.all(Array.from({ length: limit }, lane));
-}
-
 async function setUpChama(i: number): Promise<ChamaInfo> {
   const run = crypto.randomUUID().slice(0, 6);
   const admins = [1, 2, 3].map((n) => `dbc${i}-admin${n}-${run}`);
@@ -181,7 +149,7 @@ beforeAll(async () => {
 
   const random = seeded(11);
   const plans: Plan[] = ["complete", "complete", "complete", "complete", "fail", "reject", "cancel", "deposit"];
-  await bounded(IN_FLIGHT, LOAD_DEADLINE_MS, () => {
+  await bounded(IN_FLIGHT, () => {
     if (chains.length >= CHAINS) return undefined;
     const chama = chamas[Math.floor(random() * CHAMAS)]!;
     const plan = plans[Math.floor(random() * plans.length)]!;
@@ -195,7 +163,7 @@ beforeAll(async () => {
     };
     chains.push(chain);
     return runChain(chain);
-  });
+  }, LOAD_DEADLINE_MS);
   await Promise.all(chaos);
   sql = postgres(t.db.url, { max: 2, onnotice: () => {} });
 }, 45_000);
@@ -217,11 +185,7 @@ describe("Postgres connections terminated while chamas are busy", () => {
   });
 
   test("no request ever answers 500: failures are 503 UNAVAILABLE (retryable) or a business refusal", () => {
-    const bad = steps().flatMap((s) =>
-      s.answers
-        .filter((a) => a.status !== 0 && !ok(a) && !(a.status === 409 && a.body?.code === "INSUFFICIENT_FUNDS") && !(a.status === 503 && a.body?.code === "UNAVAILABLE"))
-        .map((a) => `${s.name}: ${a.status} ${JSON.stringify(a.body)}`),
-    );
+    const bad = steps().flatMap((s) => unexpectedFailures(s.answers).map((a) => `${s.name}: ${a.status} ${JSON.stringify(a.body)}`));
     expect(bad).toEqual([]);
   });
 
@@ -252,7 +216,7 @@ describe("Postgres connections terminated while chamas are busy", () => {
     expect(accepted.filter((c) => last(c.steps[c.steps.length - 1]!).body.status !== ENDS[c.plan as keyof typeof ENDS]).map((c) => c.plan)).toEqual([]);
 
     const ends = await sql`select payload->>'withdrawalId' as wid, array_agg(payload->>'status' order by created_at) as statuses from outbox
-      where type = 'withdrawal.changed' and payload->>'status' in ('completed', 'failed', 'rejected', 'expired', 'cancelled') group by 1`;
+      where type = 'chama.withdrawal.changed' and payload->>'status' in ('completed', 'failed', 'rejected', 'expired', 'cancelled') group by 1`;
     const endsById = new Map(ends.map((e) => [e.wid as string, e.statuses as string[]]));
     const wrong = accepted.filter((c) => JSON.stringify(endsById.get(c.withdrawalId!)) !== JSON.stringify([ENDS[c.plan as keyof typeof ENDS]]));
     expect(wrong.map((c) => ({ plan: c.plan, ends: endsById.get(c.withdrawalId!) }))).toEqual([]);
@@ -262,7 +226,7 @@ describe("Postgres connections terminated while chamas are busy", () => {
   test("no withdrawal is paid twice: one chama_withdrawal journal per completed withdrawal, of its amount", async () => {
     const journals = await sql`select o.payload->>'withdrawalId' as wid, j.id::text as journal,
         (select sum(amount) from postings where journal_id = j.id and amount > 0)::text as amount
-      from journals j left join outbox o on o.type = 'withdrawal.changed' and o.payload->>'journalId' = j.id::text
+      from journals j left join outbox o on o.type = 'chama.withdrawal.changed' and o.payload->>'journalId' = j.id::text
       where j.kind = 'chama_withdrawal'`;
     const completed = chains.filter((c) => c.withdrawalId && c.plan === "complete");
     expect(journals.map((j) => j.wid).sort()).toEqual(completed.map((c) => c.withdrawalId).sort());
@@ -288,19 +252,17 @@ describe("Postgres connections terminated while chamas are busy", () => {
     const all = steps();
     const replays: Answer[] = [];
     let next = 0;
-    await bounded(IN_FLIGHT, 15_000, () => {
+    await bounded(IN_FLIGHT, () => {
       const i = next++;
       if (i >= all.length) return undefined;
       const s = all[i]!;
       return untilDefinite(() => request("POST", s.path, s.body, s.key, s.as), (a) => !retryable(a), { attempts: 5, pauseMs: 10 }).then((a) => void (replays[i] = a));
-    });
+    }, 15_000);
     const differs = all.flatMap((s, i) =>
       replays[i]?.status === last(s).status && Bun.deepEquals(replays[i]?.body, last(s).body) ? [] : [{ step: s.name, first: last(s), replay: replays[i] }],
     );
     expect(differs).toEqual([]);
-    let verify = await request("GET", "/admin/verify");
-    for (let attempt = 1; attempt < 5 && verify.status === 503; attempt++) verify = await request("GET", "/admin/verify");
-    expect(verify.body).toEqual({ ok: true, mismatches: [] });
+    await verifyIsCleanAfterChaos(() => request("GET", "/admin/verify"));
     // Hundreds of replays, some of which first meet a pooled connection killed while idle (503, retried).
   }, 30_000);
 });

@@ -1,9 +1,24 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
+import { bounded } from "../support/bounded";
+import {
+  expectPaymentsExactlyOnce,
+  expectTransfersSettledOnce,
+  expectWalletBalances,
+  isOk as ok,
+  lastAnswer as last,
+  newWalletOp,
+  terminateBackends as terminate,
+  timedRequest,
+  unexpectedFailures,
+  verifyIsCleanAfterChaos,
+  type Answer,
+  type WalletOp as Op,
+} from "../support/chaos";
 import { testServerUrl } from "../support/db";
+import { usd } from "../support/money";
 import { fundedWallet, startTestNode, type TestNode } from "../support/node";
 import { seeded } from "../support/random";
-import { ADMIN, tokenFor } from "../support/auth";
 
 /**
  * The database drops the node's connections in the middle of a load: every backend serving the
@@ -26,22 +41,6 @@ const REQUEST_TIMEOUT_MS = 3_000;
 /** Bounds on the load phase and the retry phase, whatever happens. */
 const PHASE_DEADLINE_MS = 10_000;
 
-type Kind = "payment" | "transfer";
-interface Answer {
-  /** 0: no answer within REQUEST_TIMEOUT_MS. */
-  status: number;
-  body: any;
-  ms: number;
-}
-interface Op {
-  kind: Kind;
-  key: string;
-  path: string;
-  body: { amount: string; reference?: string; fromWalletId?: string; toWalletId?: string };
-  walletId: string;
-  answers: Answer[];
-}
-
 let t: TestNode;
 let admin: postgres.Sql;
 /** Opened after the chaos, for reading the ledger: none of its connections was ever terminated. */
@@ -51,56 +50,17 @@ const ops: Op[] = [];
 /** How many backends each termination ended. */
 const terminations: number[] = [];
 
-const usd = (minor: bigint) => `${minor / 100n}.${(minor % 100n).toString().padStart(2, "0")}`;
-const minorOf = (text: string) => BigInt(text.replace(".", ""));
-const last = (o: Op) => o.answers[o.answers.length - 1]!;
-const ok = (a: Answer) => a.status >= 200 && a.status < 300;
 const definite = (a: Answer) => ok(a) || a.status === 409;
-const acked = (kind: Kind) => ops.filter((o) => o.kind === kind && ok(last(o)));
+const acked = (kind: Op["kind"]) => ops.filter((o) => o.kind === kind && ok(last(o)));
 
-
-async function request(method: "GET" | "POST", path: string, body?: unknown, key?: string): Promise<Answer> {
-  const started = performance.now();
-  try {
-    const res = await fetch(t.baseUrl + path, {
-      method,
-      headers: { "content-type": "application/json", authorization: `Bearer ${await tokenFor(ADMIN)}`, ...(key ? { "idempotency-key": key } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
-    return { status: res.status, body: await res.json(), ms: performance.now() - started };
-  } catch (error) {
-    if ((error as Error).name !== "TimeoutError") throw error;
-    return { status: 0, body: { code: "NO_ANSWER" }, ms: performance.now() - started };
-  }
-}
+/** The node stays up throughout: a failed connection (other than our own deadline) fails the test. */
+const request = (method: "GET" | "POST", path: string, body?: unknown, key?: string): Promise<Answer> =>
+  timedRequest(t.baseUrl, method, path, { body, key, timeoutMs: REQUEST_TIMEOUT_MS, connectionFailure: "error" });
 
 const send = (op: Op) => request("POST", op.path, op.body, op.key);
 
-/** Ends every connection to the test database except the admin's own (which is on another database). */
 async function terminateBackends(): Promise<void> {
-  const name = new URL(t.db.url).pathname.slice(1);
-  const rows = await admin`select pg_terminate_backend(pid) as ended from pg_stat_activity where datname = ${name} and pid <> pg_backend_pid()`;
-  terminations.push(rows.filter((r) => r.ended).length);
-}
-
-/** Run `next()` until it returns undefined or the deadline passes, with at most `limit` calls in flight. */
-async function bounded(limit: number, deadline_ms: number, next: () => Promise<void> | undefined): Promise<void> {
-  const end = performance.now() + deadline_ms;
-  const lane = async () => {
-    for (let work = next(); work; work = performance.now() < end ? next() : undefined) await work;
-  };
-  await Promise.all(Array.from({ length: limit }, lane));
-}
-
-function newOp(random: () => number, i: number): Op {
-  const from = wallets[Math.floor(random() * WALLETS)]!;
-  const amount = usd(BigInt(1 + Math.floor(random() * 500)));
-  const key = `dbfail-${i}-${crypto.randomUUID()}`;
-  if (random() < 0.6) return { kind: "payment", key, path: `/v1/wallets/${from}/payments`, body: { amount, reference: key }, walletId: from, answers: [] };
-  const others = wallets.filter((w) => w !== from);
-  const to = others[Math.floor(random() * others.length)]!;
-  return { kind: "transfer", key, path: "/v1/transfers", body: { fromWalletId: from, toWalletId: to, amount }, walletId: from, answers: [] };
+  terminations.push(await terminate(admin, t.db.url));
 }
 
 beforeAll(async () => {
@@ -110,26 +70,34 @@ beforeAll(async () => {
 
   const random = seeded(7);
   const chaos: Promise<void>[] = [];
-  await bounded(IN_FLIGHT, PHASE_DEADLINE_MS, () => {
-    if (ops.length >= OPERATIONS) return undefined;
-    const op = newOp(random, ops.length);
-    ops.push(op);
-    if (ops.length % TERMINATE_EVERY === 0 && ops.length < OPERATIONS) chaos.push(terminateBackends());
-    return send(op).then((answer) => void op.answers.push(answer));
-  });
+  await bounded(
+    IN_FLIGHT,
+    () => {
+      if (ops.length >= OPERATIONS) return undefined;
+      const op = newWalletOp(random, wallets, "dbfail", ops.length);
+      ops.push(op);
+      if (ops.length % TERMINATE_EVERY === 0 && ops.length < OPERATIONS) chaos.push(terminateBackends());
+      return send(op).then((answer) => void op.answers.push(answer));
+    },
+    PHASE_DEADLINE_MS,
+  );
   await Promise.all(chaos);
 
   // Every caller without a definite answer retries with the same key until it gets one (bounded).
   const retrying = new Set<Op>();
-  await bounded(IN_FLIGHT, PHASE_DEADLINE_MS, () => {
-    const op = ops.find((o) => !retrying.has(o) && !definite(last(o)) && o.answers.length <= RETRY_ATTEMPTS);
-    if (!op) return undefined;
-    retrying.add(op);
-    return send(op).then((answer) => {
-      op.answers.push(answer);
-      retrying.delete(op);
-    });
-  });
+  await bounded(
+    IN_FLIGHT,
+    () => {
+      const op = ops.find((o) => !retrying.has(o) && !definite(last(o)) && o.answers.length <= RETRY_ATTEMPTS);
+      if (!op) return undefined;
+      retrying.add(op);
+      return send(op).then((answer) => {
+        op.answers.push(answer);
+        retrying.delete(op);
+      });
+    },
+    PHASE_DEADLINE_MS,
+  );
   sql = postgres(t.db.url, { max: 2, onnotice: () => {} });
 }, 45_000);
 
@@ -151,8 +119,7 @@ describe("Postgres connections terminated in the middle of a load", () => {
   });
 
   test("no request ever answers 500: failures are 503 UNAVAILABLE (retryable) or a business refusal", () => {
-    const answers = ops.flatMap((o) => o.answers).filter((a) => a.status !== 0);
-    const bad = answers.filter((a) => !ok(a) && !(a.status === 409 && a.body.code === "INSUFFICIENT_FUNDS") && !(a.status === 503 && a.body.code === "UNAVAILABLE"));
+    const bad = unexpectedFailures(ops.flatMap((o) => o.answers));
     expect(bad.map((a) => `${a.status} ${a.body.code} ${a.body.instance}`)).toEqual([]);
   });
 
@@ -166,41 +133,16 @@ describe("Postgres connections terminated in the middle of a load", () => {
   });
 
   test("every acknowledged payment is in the ledger exactly once, and nothing else is", async () => {
-    const rows = await sql`select id, reference from journals where kind = 'payment'`;
-    const byReference = new Map<string, string[]>();
-    for (const r of rows) byReference.set(r.reference, [...(byReference.get(r.reference) ?? []), r.id]);
-    const payments = acked("payment");
-    const misplaced = payments.filter((o) => JSON.stringify(byReference.get(o.key)) !== JSON.stringify([last(o).body.id]));
-    expect(misplaced.map((o) => ({ key: o.key, journals: byReference.get(o.key) }))).toEqual([]);
-    expect(rows.length).toBe(payments.length);
+    await expectPaymentsExactlyOnce(sql, acked("payment").map((o) => ({ key: o.key, journalId: last(o).body.id })));
   });
 
   test("every acknowledged transfer exists exactly once and ends settled after the saga settles", async () => {
     expect(await t.node.saga.idle(10_000)).toBe(true);
-    const transfers = acked("transfer");
-    const rows = await sql`select id, status from transfers`;
-    expect(rows.map((r) => r.id as string).sort()).toEqual(transfers.map((o) => last(o).body.id as string).sort());
-    // Every wallet stays active, so no credit is refused: nothing needs voiding.
-    expect(rows.filter((r) => r.status !== "settled").map((r) => ({ ...r }))).toEqual([]);
-    const [journals] = await sql`select
-      (select count(*) from journals where kind = 'transfer_reserve')::int as reserves,
-      (select count(*) from journals where kind = 'transfer_credit')::int as credits`;
-    expect({ ...journals }).toEqual({ reserves: transfers.length, credits: transfers.length });
+    await expectTransfersSettledOnce(sql, acked("transfer").map((o) => last(o).body.id as string));
   });
 
   test("every balance equals the funding minus the acknowledged payments, plus and minus the settled transfers", async () => {
-    const expected = new Map(wallets.map((w) => [w, { posted: FUNDING_MINOR, held: 0n }]));
-    for (const o of acked("payment")) expected.get(o.walletId)!.posted -= minorOf(last(o).body.amount);
-    const statuses = new Map((await sql`select id, status from transfers`).map((r) => [r.id as string, r.status as string]));
-    for (const o of acked("transfer")) {
-      if (statuses.get(last(o).body.id) !== "settled") continue;
-      const amount = minorOf(last(o).body.amount);
-      expected.get(o.body.fromWalletId!)!.posted -= amount;
-      expected.get(o.body.toWalletId!)!.posted += amount;
-    }
-    const rows = await sql`select id, posted::text, held::text from wallets where id = any(${sql.array(wallets)}::uuid[])`;
-    const actual = new Map(rows.map((r) => [r.id as string, { posted: BigInt(r.posted), held: BigInt(r.held) }]));
-    expect(actual).toEqual(expected);
+    await expectWalletBalances(sql, { wallets, fundingMinor: FUNDING_MINOR, payments: acked("payment"), transfers: acked("transfer"), settledOnly: true });
   });
 
   test("every key replays its final answer, and the verifier is clean", async () => {
@@ -212,17 +154,19 @@ describe("Postgres connections terminated in the middle of a load", () => {
     };
     const replays: Answer[] = [];
     let next = 0;
-    await bounded(IN_FLIGHT, PHASE_DEADLINE_MS, () => {
-      const i = next++;
-      return i < ops.length ? replay(ops[i]!).then((a) => void (replays[i] = a)) : undefined;
-    });
+    await bounded(
+      IN_FLIGHT,
+      () => {
+        const i = next++;
+        return i < ops.length ? replay(ops[i]!).then((a) => void (replays[i] = a)) : undefined;
+      },
+      PHASE_DEADLINE_MS,
+    );
     const differs = ops.flatMap((o, i) =>
       replays[i]?.status === last(o).status && Bun.deepEquals(replays[i]?.body, last(o).body) ? [] : [{ key: o.key, first: last(o), replay: replays[i] }],
     );
     expect(differs).toEqual([]);
     // The verifier's first queries may still meet a pooled connection the chaos killed: 503, retry.
-    let verify = await request("GET", "/admin/verify");
-    for (let attempt = 1; attempt < 5 && verify.status === 503; attempt++) verify = await request("GET", "/admin/verify");
-    expect(verify.body).toEqual({ ok: true, mismatches: [] });
+    await verifyIsCleanAfterChaos(() => request("GET", "/admin/verify"));
   });
 });

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
+import { forEachBounded } from "../support/bounded";
 import { createTestDatabase, type TestDatabase } from "../support/db";
+import { verifyIsClean } from "../support/ledger";
+import { cents, usd } from "../support/money";
 import { apiFor, type Api } from "../support/node";
 import { startService, type ServiceProcess } from "../support/process";
 
@@ -46,11 +49,6 @@ let inFlightAtKill = 0;
 /** Transfers the kill caught between reserve and settle: the restarted saga must finish them. */
 let pendingAtKill: string[] = [];
 
-const usd = (minor: bigint) => `${minor / 100n}.${(minor % 100n).toString().padStart(2, "0")}`;
-const minorOf = (text: string) => {
-  const [whole, frac = ""] = text.split(".");
-  return BigInt(whole!) * 100n + BigInt(frac.padEnd(2, "0"));
-};
 const randomAmount = (max_minor: number) => usd(BigInt(1 + Math.floor(Math.random() * max_minor)));
 const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
 const ok = (a?: Answer) => a !== undefined && a.status >= 200 && a.status < 300;
@@ -58,14 +56,6 @@ const ok = (a?: Answer) => a !== undefined && a.status >= 200 && a.status < 300;
 async function send(target: Api, op: Pick<Op, "key" | "path" | "body">): Promise<Answer> {
   const res = await target("POST", op.path, op.body, { key: op.key });
   return { status: res.status, body: res.body };
-}
-
-/** Run `work` over `items` with at most `limit` at once. */
-async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: limit }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  }));
 }
 
 function newOp(kind: Kind, walletId: string, path: string, body: unknown): Op {
@@ -231,7 +221,7 @@ describe("the service SIGKILLed in the middle of a load and restarted", () => {
     const before = await ledgerState();
     const answered = ops.filter((o) => o.fate !== "unknown");
     const differing: { key: string; first: Answer; replay: Answer }[] = [];
-    await pool(answered, IN_FLIGHT, async (op) => {
+    await forEachBounded(answered, IN_FLIGHT, async (op) => {
       const replay = await send(api, op);
       if (!Bun.deepEquals(replay, op.first)) differing.push({ key: op.key, first: op.first!, replay });
     });
@@ -241,7 +231,7 @@ describe("the service SIGKILLed in the middle of a load and restarted", () => {
 
   test("re-sending each request whose fate the kill left unknown has at most one effect", async () => {
     const unknown = ops.filter((o) => o.fate === "unknown");
-    await pool(unknown, IN_FLIGHT, async (op) => {
+    await forEachBounded(unknown, IN_FLIGHT, async (op) => {
       op.final = await send(api, op);
     });
     expect(unknown.filter((o) => o.final!.status >= 500).map((o) => o.final)).toEqual([]);
@@ -264,12 +254,10 @@ describe("the service SIGKILLed in the middle of a load and restarted", () => {
   }, TEST_TIMEOUT_MS);
 
   test("the verifier is clean and every balance equals what the answered operations add up to", async () => {
-    const verify = await api("GET", "/admin/verify");
-    expect(verify.status).toBe(200);
-    expect(verify.body).toEqual({ ok: true, mismatches: [] });
+    await verifyIsClean(api);
 
     const expected = new Map(wallets.map((w) => [w, { posted: 0n, held: 0n }]));
-    const amountOf = (o: Op) => minorOf(o.final!.body.amount);
+    const amountOf = (o: Op) => cents(o.final!.body.amount);
     for (const o of [...finals("fund"), ...finals("credit")]) expected.get(o.walletId)!.posted += amountOf(o);
     for (const o of finals("payment")) expected.get(o.walletId)!.posted -= amountOf(o);
     for (const o of finals("withdrawal")) expected.get(o.walletId)!.held += amountOf(o);
@@ -286,7 +274,7 @@ describe("the service SIGKILLed in the middle of a load and restarted", () => {
     const actual = new Map<string, { posted: bigint; held: bigint }>();
     for (const w of wallets) {
       const view = await api("GET", `/v1/wallets/${w}`);
-      actual.set(w, { posted: minorOf(view.body.balance.posted), held: minorOf(view.body.balance.held) });
+      actual.set(w, { posted: cents(view.body.balance.posted), held: cents(view.body.balance.held) });
     }
     expect(actual).toEqual(expected);
 

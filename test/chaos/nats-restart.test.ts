@@ -1,13 +1,15 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Subprocess } from "bun";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import postgres from "postgres";
-import { ADMIN, tokenFor } from "../support/auth";
+import { expectPaymentsExactlyOnce, timedRequest, verifyIsCleanAfterChaos, type Answer } from "../support/chaos";
+import { clusterView, shardsSettled, type NodeStatus } from "../support/cluster";
 import { createTestDatabase, type TestDatabase } from "../support/db";
+import { startNatsServer, type NatsServer } from "../support/nats";
+import { apiFor } from "../support/node";
 import { freePort, startService, type ServiceProcess } from "../support/process";
 import { untilDefinite as retryUntilDefinite } from "../support/retry";
 
@@ -39,11 +41,6 @@ const RETRY_ATTEMPTS = 60;
 const RETRY_PAUSE_MS = 200;
 const LOAD_DEADLINE_MS = 25_000;
 
-interface Answer {
-  /** 0: no answer (connection refused or reset, or REQUEST_TIMEOUT_MS passed). */
-  status: number;
-  body: any;
-}
 interface Payment {
   key: string;
   walletId: string;
@@ -57,7 +54,7 @@ let db: TestDatabase;
 let storeDir: string;
 const natsPort = freePort();
 const natsUrl = `nats://127.0.0.1:${natsPort}`;
-let nats: Subprocess | undefined;
+let nats: NatsServer | undefined;
 const nodes = new Map<string, ServiceProcess>();
 let wallets: string[] = [];
 const payments: Payment[] = [];
@@ -67,76 +64,19 @@ const outages: { killedAt: number; restartedAt: number }[] = [];
 const last = (p: Payment) => p.answers[p.answers.length - 1]!;
 const definite = (a: Answer) => a.status > 0 && a.status !== 503;
 
-async function request(nodeId: string, method: "GET" | "POST", path: string, body?: unknown, key?: string): Promise<Answer> {
-  try {
-    const res = await fetch(nodes.get(nodeId)!.baseUrl + path, {
-      method,
-      headers: { "content-type": "application/json", authorization: `Bearer ${await tokenFor(ADMIN)}`, ...(key ? { "idempotency-key": key } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
-    return { status: res.status, body: await res.json() };
-  } catch {
-    return { status: 0, body: { code: "NO_ANSWER" } };
-  }
-}
+/** A connection refused or reset (a node between NATS reconnects) counts as no answer: the caller asks again. */
+const request = (nodeId: string, method: "GET" | "POST", path: string, body?: unknown, key?: string): Promise<Answer> =>
+  timedRequest(nodes.get(nodeId)!.baseUrl, method, path, { body, key, timeoutMs: REQUEST_TIMEOUT_MS, connectionFailure: "no-answer" });
 
 /** Send until a definite answer, with this file's bounds (see test/support/retry.ts). */
 const untilDefinite = (send: () => Promise<Answer>, answers: Answer[] = []) =>
   retryUntilDefinite(send, definite, { attempts: RETRY_ATTEMPTS, pauseMs: RETRY_PAUSE_MS }, answers);
 
-function startNats(): Subprocess {
-  return Bun.spawn(["nats-server", "-js", "-sd", storeDir, "-p", String(natsPort), "-a", "127.0.0.1"], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
-}
-
-/**
- * A nats-server has no "ready" signal we can await, so this polls (bounded) until it answers a
- * JetStream request: the nodes need JetStream (leases, outbox), not just the port.
- */
-async function natsReady(deadline_ms = 10_000): Promise<void> {
-  const until = Date.now() + deadline_ms;
-  while (Date.now() < until) {
-    const nc = await connect({ servers: natsUrl, reconnect: false, timeout: 500 }).catch(() => undefined);
-    if (nc) {
-      const ok = await jetstreamManager(nc, { timeout: 500 })
-        .then((jsm) => jsm.getAccountInfo())
-        .then(() => true, () => false);
-      await nc.close();
-      if (ok) return;
-    }
-    await Bun.sleep(50);
-  }
-  throw new Error(`nats-server on ${natsUrl} not ready after ${deadline_ms} ms`);
-}
-
-interface NodeStatus {
-  nodeId: string;
-  shards?: number[];
-  leaseAgesMs?: Record<string, number>;
-  unreachable?: boolean;
-}
-
-/**
- * Nothing announces "every shard has an owner again", so this polls the cluster view (bounded, a
- * few lease lives): both nodes listed, each holding some shards, every shard held by exactly one.
- */
-async function settled(deadline_ms = LEASE_TTL_MS * 5): Promise<NodeStatus[]> {
-  const until = Date.now() + deadline_ms;
-  let view: NodeStatus[] = [];
-  while (Date.now() < until) {
-    const res = await request("n1", "GET", "/admin/cluster");
-    view = res.status === 200 ? (res.body.nodes as NodeStatus[]) : [];
-    const held = view.flatMap((n) => n.shards ?? []);
-    const ids = view.map((n) => n.nodeId).sort();
-    if (ids.join() === "n1,n2" && view.every((n) => (n.shards?.length ?? 0) > 0) && held.length === SHARDS && new Set(held).size === SHARDS) return view;
-    await Bun.sleep(100);
-  }
-  throw new Error(`cluster did not settle on n1,n2 holding all ${SHARDS} shards: ${JSON.stringify(view)}`);
-}
+/** Both nodes listed, each holding some shards, every shard held by exactly one (bounded: a few lease lives). */
+const settled = (): Promise<NodeStatus[]> => shardsSettled(() => clusterView(apiFor(nodes.get("n1")!.baseUrl)), ["n1", "n2"], SHARDS, LEASE_TTL_MS * 5);
 
 async function killNats(): Promise<void> {
-  nats?.kill("SIGKILL");
-  await nats?.exited;
+  await nats?.kill();
 }
 
 /** LANES callers, each paying PAYMENTS_PER_LANE times (alternating nodes), retrying each to a definite answer. */
@@ -162,8 +102,7 @@ async function load(onAck: (acks: number) => void): Promise<void> {
 
 beforeAll(async () => {
   storeDir = mkdtempSync(join(tmpdir(), "coffer-nats-"));
-  nats = startNats();
-  await natsReady();
+  nats = await startNatsServer(natsPort, storeDir);
   db = await createTestDatabase("natsrestart");
   const env = { NATS_URL: natsUrl, NATS_SUBJECT_PREFIX: PREFIX, SHARDS: String(SHARDS), LEASE_TTL_MS: String(LEASE_TTL_MS) };
   await Promise.all(["n1", "n2"].map(async (nodeId) => nodes.set(nodeId, await startService(db.url, { ...env, NODE_ID: nodeId }))));
@@ -187,8 +126,7 @@ beforeAll(async () => {
       const killedAt = Date.now();
       await killNats();
       await Bun.sleep(planned.outage_ms); // the outage itself: there is nothing to wait for but time
-      nats = startNats();
-      await natsReady();
+      nats = await startNatsServer(natsPort, storeDir);
       outages.push({ killedAt, restartedAt: Date.now() });
     });
   });
@@ -230,13 +168,8 @@ describe("the NATS server SIGKILLed mid-load and restarted on the same port and 
   test("every acknowledged payment is in the ledger exactly once, and nothing else is", async () => {
     const sql = postgres(db.url, { max: 1, onnotice: () => {} });
     try {
-      const rows = await sql`select id, reference from journals where kind = 'payment'`;
-      const byReference = new Map<string, string[]>();
-      for (const r of rows) byReference.set(r.reference, [...(byReference.get(r.reference) ?? []), r.id]);
       const acked = payments.filter((p) => last(p).status === 201);
-      const misplaced = acked.filter((p) => JSON.stringify(byReference.get(p.key)) !== JSON.stringify([last(p).body.id]));
-      expect(misplaced.map((p) => ({ key: p.key, journals: byReference.get(p.key) }))).toEqual([]);
-      expect(rows.length).toBe(acked.length);
+      await expectPaymentsExactlyOnce(sql, acked.map((p) => ({ key: p.key, journalId: last(p).body.id })));
     } finally {
       await sql.end({ timeout: 1 });
     }
@@ -254,8 +187,7 @@ describe("the NATS server SIGKILLed mid-load and restarted on the same port and 
       }),
     );
     expect(differs.slice(0, 5)).toEqual([]);
-    const verify = await untilDefinite(() => request("n2", "GET", "/admin/verify"));
-    expect(verify.body).toEqual({ ok: true, mismatches: [] });
+    await verifyIsCleanAfterChaos(() => request("n2", "GET", "/admin/verify"), { attempts: RETRY_ATTEMPTS, pauseMs: RETRY_PAUSE_MS, retry: (a) => !definite(a) });
   });
 
   test("every event the outbox marked published is in the JetStream stream once after the restart", async () => {

@@ -5,7 +5,21 @@ import postgres from "postgres";
 import { startNode, type Node } from "../../src/app";
 import { loadConfig } from "../../src/config";
 import { startEmbeddedPostgres } from "../../src/db/embedded";
-import { ADMIN, testKeys, tokenFor } from "../support/auth";
+import { testKeys } from "../support/auth";
+import {
+  expectPaymentsExactlyOnce,
+  expectTransfersSettledOnce,
+  expectWalletBalances,
+  isOk as ok,
+  lastAnswer as last,
+  newWalletOp,
+  timedRequest,
+  unexpectedFailures,
+  verifyIsCleanAfterChaos,
+  type Answer,
+  type WalletOp as Op,
+} from "../support/chaos";
+import { usd } from "../support/money";
 import { seeded } from "../support/random";
 import { untilDefinite as retryUntilDefinite } from "../support/retry";
 
@@ -33,23 +47,6 @@ const RETRY_ATTEMPTS = 60;
 const RETRY_PAUSE_MS = 100;
 const LOAD_DEADLINE_MS = 25_000;
 
-type Kind = "payment" | "transfer";
-interface Answer {
-  /** 0: no answer within REQUEST_TIMEOUT_MS (or the connection failed). */
-  status: number;
-  body: any;
-  at: number;
-}
-interface Op {
-  kind: Kind;
-  key: string;
-  path: string;
-  body: { amount: string; reference?: string; fromWalletId?: string; toWalletId?: string };
-  walletId: string;
-  sentAt: number;
-  answers: Answer[];
-}
-
 let home: string;
 let pg: { url: string; stop: () => Promise<void> };
 let node: Node;
@@ -60,43 +57,18 @@ const ops: Op[] = [];
 /** When the server was told to stop, when it was down, and when it answered again. */
 const outage = { stoppingAt: 0, stoppedAt: 0, restartedAt: 0 };
 
-const usd = (minor: bigint) => `${minor / 100n}.${(minor % 100n).toString().padStart(2, "0")}`;
-const minorOf = (text: string) => BigInt(text.replace(".", ""));
-const last = (o: Op) => o.answers[o.answers.length - 1]!;
-const ok = (a: Answer) => a.status >= 200 && a.status < 300;
 const definite = (a: Answer) => ok(a) || (a.status >= 400 && a.status < 500);
-const acked = (kind: Kind) => ops.filter((o) => o.kind === kind && ok(last(o)));
+const acked = (kind: Op["kind"]) => ops.filter((o) => o.kind === kind && ok(last(o)));
 
-async function request(method: "GET" | "POST", path: string, body?: unknown, key?: string): Promise<Answer> {
-  try {
-    const res = await fetch(`http://127.0.0.1:${server.port}${path}`, {
-      method,
-      headers: { "content-type": "application/json", authorization: `Bearer ${await tokenFor(ADMIN)}`, ...(key ? { "idempotency-key": key } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
-    return { status: res.status, body: await res.json(), at: Date.now() };
-  } catch {
-    return { status: 0, body: { code: "NO_ANSWER" }, at: Date.now() };
-  }
-}
+/** A connection that fails while the database restarts counts as no answer: the caller asks again. */
+const request = (method: "GET" | "POST", path: string, body?: unknown, key?: string): Promise<Answer> =>
+  timedRequest(`http://127.0.0.1:${server.port}`, method, path, { body, key, timeoutMs: REQUEST_TIMEOUT_MS, connectionFailure: "no-answer" });
 
 /** Send until a definite answer, with this file's bounds (see test/support/retry.ts). */
 const untilDefinite = (send: () => Promise<Answer>, answers: Answer[] = []) =>
   retryUntilDefinite(send, definite, { attempts: RETRY_ATTEMPTS, pauseMs: RETRY_PAUSE_MS }, answers);
 
 const send = (op: Op) => request("POST", op.path, op.body, op.key);
-
-function newOp(random: () => number, i: number): Op {
-  const from = wallets[Math.floor(random() * WALLETS)]!;
-  const amount = usd(BigInt(1 + Math.floor(random() * 500)));
-  const key = `pgrestart-${i}-${crypto.randomUUID()}`;
-  const sentAt = Date.now();
-  if (random() < 0.6) return { kind: "payment", key, path: `/v1/wallets/${from}/payments`, body: { amount, reference: key }, walletId: from, sentAt, answers: [] };
-  const others = wallets.filter((w) => w !== from);
-  const to = others[Math.floor(random() * others.length)]!;
-  return { kind: "transfer", key, path: "/v1/transfers", body: { fromWalletId: from, toWalletId: to, amount }, walletId: from, sentAt, answers: [] };
-}
 
 /** Stop the server (fast shutdown), leave it down a while, start it on the same folder: same data, same port. */
 async function restartPostgres(): Promise<void> {
@@ -134,7 +106,7 @@ beforeAll(async () => {
   await Promise.all(
     Array.from({ length: IN_FLIGHT }, async () => {
       while (ops.length < OPERATIONS && Date.now() < deadline) {
-        const op = newOp(random, ops.length);
+        const op = newWalletOp(random, wallets, "pgrestart", ops.length);
         ops.push(op);
         if (ok(await untilDefinite(() => send(op), op.answers)) && ++acks === RESTART_AFTER_ACKS) restart = restartPostgres();
       }
@@ -168,8 +140,7 @@ describe("the Postgres server restarted in the middle of a load", () => {
   });
 
   test("no request ever answers 500: failures are 503 UNAVAILABLE (retryable) or a business refusal", () => {
-    const answers = ops.flatMap((o) => o.answers).filter((a) => a.status !== 0);
-    const bad = answers.filter((a) => !ok(a) && !(a.status === 409 && a.body.code === "INSUFFICIENT_FUNDS") && !(a.status === 503 && a.body.code === "UNAVAILABLE"));
+    const bad = unexpectedFailures(ops.flatMap((o) => o.answers));
     expect(bad.map((a) => `${a.status} ${a.body.code} ${a.body.detail ?? ""}`)).toEqual([]);
   });
 
@@ -183,39 +154,16 @@ describe("the Postgres server restarted in the middle of a load", () => {
   });
 
   test("every acknowledged payment is in the ledger exactly once, and nothing else is", async () => {
-    const rows = await sql`select id, reference from journals where kind = 'payment'`;
-    const byReference = new Map<string, string[]>();
-    for (const r of rows) byReference.set(r.reference, [...(byReference.get(r.reference) ?? []), r.id]);
-    const payments = acked("payment");
-    const misplaced = payments.filter((o) => JSON.stringify(byReference.get(o.key)) !== JSON.stringify([last(o).body.id]));
-    expect(misplaced.map((o) => ({ key: o.key, journals: byReference.get(o.key) }))).toEqual([]);
-    expect(rows.length).toBe(payments.length);
+    await expectPaymentsExactlyOnce(sql, acked("payment").map((o) => ({ key: o.key, journalId: last(o).body.id })));
   });
 
   test("every acknowledged transfer exists exactly once and ends settled after the saga settles", async () => {
     expect(await node.saga.idle(10_000)).toBe(true);
-    const transfers = acked("transfer");
-    const rows = await sql`select id, status from transfers`;
-    expect(rows.map((r) => r.id as string).sort()).toEqual(transfers.map((o) => last(o).body.id as string).sort());
-    // Every wallet stays active, so no credit is refused: nothing needs voiding.
-    expect(rows.filter((r) => r.status !== "settled").map((r) => ({ ...r }))).toEqual([]);
-    const [journals] = await sql`select
-      (select count(*) from journals where kind = 'transfer_reserve')::int as reserves,
-      (select count(*) from journals where kind = 'transfer_credit')::int as credits`;
-    expect({ ...journals }).toEqual({ reserves: transfers.length, credits: transfers.length });
+    await expectTransfersSettledOnce(sql, acked("transfer").map((o) => last(o).body.id as string));
   });
 
   test("every balance equals the funding minus the acknowledged payments, plus and minus the settled transfers", async () => {
-    const expected = new Map(wallets.map((w) => [w, { posted: FUNDING_MINOR, held: 0n }]));
-    for (const o of acked("payment")) expected.get(o.walletId)!.posted -= minorOf(last(o).body.amount);
-    for (const o of acked("transfer")) {
-      const amount = minorOf(last(o).body.amount);
-      expected.get(o.body.fromWalletId!)!.posted -= amount;
-      expected.get(o.body.toWalletId!)!.posted += amount;
-    }
-    const rows = await sql`select id, posted::text, held::text from wallets where id = any(${sql.array(wallets)}::uuid[])`;
-    const actual = new Map(rows.map((r) => [r.id as string, { posted: BigInt(r.posted), held: BigInt(r.held) }]));
-    expect(actual).toEqual(expected);
+    await expectWalletBalances(sql, { wallets, fundingMinor: FUNDING_MINOR, payments: acked("payment"), transfers: acked("transfer"), settledOnly: false });
   });
 
   test("every key replays its final answer, and the verifier is clean", async () => {
@@ -230,7 +178,6 @@ describe("the Postgres server restarted in the middle of a load", () => {
       replays[i]!.status === last(o).status && Bun.deepEquals(replays[i]!.body, last(o).body) ? [] : [{ key: o.key, final: last(o), replay: replays[i] }],
     );
     expect(differs.slice(0, 5)).toEqual([]);
-    const verify = await untilDefinite(() => request("GET", "/admin/verify"));
-    expect(verify.body).toEqual({ ok: true, mismatches: [] });
+    await verifyIsCleanAfterChaos(() => request("GET", "/admin/verify"), { attempts: RETRY_ATTEMPTS, pauseMs: RETRY_PAUSE_MS, retry: (a) => !definite(a) });
   });
 });

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
+import { clusterView, shardsSettled, type NodeStatus } from "../support/cluster";
+import { verifyIsClean } from "../support/ledger";
 import { deleteClusterState } from "../support/nats";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { apiFor, type Api } from "../support/node";
@@ -27,34 +29,12 @@ async function startNodeProcess(nodeId: string) {
 
 const api = (nodeId: string) => nodes.get(nodeId)!.api;
 
-interface NodeStatus {
-  nodeId: string;
-  shards?: number[];
-  unreachable?: boolean;
-}
-
 /** The cluster as one node sees it. */
-async function cluster(via: string): Promise<NodeStatus[]> {
-  const res = await api(via)("GET", "/admin/cluster");
-  return res.status === 200 ? (res.body.nodes as NodeStatus[]) : [];
-}
+const cluster = (via: string): Promise<NodeStatus[]> => clusterView(api(via));
 
-/**
- * Nothing announces "the shards have settled", so this polls the cluster view, bounded by a
- * deadline (a few lease lives).
- */
-async function settled(via: string, expected: string[], deadline_ms = LEASE_TTL_MS * 5): Promise<NodeStatus[]> {
-  const until = Date.now() + deadline_ms;
-  let view: NodeStatus[] = [];
-  while (Date.now() < until) {
-    view = await cluster(via);
-    const ids = view.map((n) => n.nodeId).sort();
-    const held = view.reduce((sum, n) => sum + (n.shards?.length ?? 0), 0);
-    if (JSON.stringify(ids) === JSON.stringify([...expected].sort()) && held === SHARDS && view.every((n) => (n.shards?.length ?? 0) > 0)) return view;
-    await Bun.sleep(100);
-  }
-  throw new Error(`cluster did not settle on ${expected.join(",")}: ${JSON.stringify(view)}`);
-}
+/** Exactly `expected` hold every shard, each shard once (polled, bounded by a few lease lives). */
+const settled = (via: string, expected: string[], deadline_ms = LEASE_TTL_MS * 5): Promise<NodeStatus[]> =>
+  shardsSettled(() => cluster(via), expected, SHARDS, deadline_ms);
 
 /** Send until a definite answer (a 503 means "ask again, same key"). */
 const definite = (send: () => Promise<{ status: number; body: any }>) =>
@@ -156,7 +136,7 @@ describe("three nodes", () => {
     } finally {
       await sql.end();
     }
-    expect((await api("n3")("GET", "/admin/verify")).body).toEqual({ ok: true, mismatches: [] });
+    await verifyIsClean(api("n3"));
     // Replays on the survivors give the first answers.
     for (const a of acked.slice(0, 20)) {
       const replay = await definite(() => api("n3")("POST", `/v1/wallets/${a.walletId}/payments`, { amount: "0.10" }, { key: a.key }));

@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { bounded } from "../support/bounded";
+import { verifyIsClean } from "../support/ledger";
+import { cents, usd } from "../support/money";
 import { fundedWallet, startTestNode, type ApiResponse, type TestNode } from "../support/node";
 import { seeded } from "../support/random";
 
@@ -15,42 +18,15 @@ afterAll(() => t.stop());
 
 const BANK = { type: "bank", account: "12345678" } as const;
 
-/** USD decimal string ("12.34", exactly two places, as the API answers) → cents. */
-function cents(amount: string): bigint {
-  expect(amount).toMatch(/^-?[0-9]+\.[0-9]{2}$/);
-  return BigInt(amount.replace(".", ""));
-}
-
-/** Cents → a request amount ("0.07"). */
-function usd(minor: bigint): string {
-  const s = minor.toString().padStart(3, "0");
-  return `${s.slice(0, -2)}.${s.slice(-2)}`;
-}
-
 async function balanceOf(walletId: string): Promise<{ posted: string; held: string; available: string }> {
   const res = await t.api("GET", `/v1/wallets/${walletId}`);
   expect(res.status).toBe(200);
   return res.body.balance;
 }
 
-async function verifyIsClean(): Promise<void> {
-  const verify = await t.api("GET", "/admin/verify");
-  expect(verify.status).toBe(200);
-  expect(verify.body).toEqual({ ok: true, mismatches: [] });
-}
-
 async function sagaSettles(): Promise<void> {
   expect(await t.node.saga.idle(30_000)).toBe(true);
 }
-
-/** Runs `next()` until it returns undefined, with at most `limit` calls in flight. */
-async function bounded(limit: number, next: () => Promise<void> | undefined): Promise<void> {
-  const lane = async () => {
-    for (let work = next(); work; work = next()) await work;
-  };
-  await Promise.all(Array.from({ length: limit }, lane));
-}
-
 
 describe("simultaneous payments on one wallet", () => {
   for (const [attempts, affordable] of [
@@ -80,7 +56,7 @@ describe("simultaneous payments on one wallet", () => {
       expect(await balanceOf(id)).toEqual({ posted: "0.00", held: "0.00", available: "0.00" });
       const history = await t.api("GET", `/v1/wallets/${id}/transactions?limit=200`);
       expect(history.body.items.filter((i: { kind: string }) => i.kind === "payment").length).toBe(affordable);
-      await verifyIsClean();
+      await verifyIsClean(t);
     });
   }
 });
@@ -112,7 +88,7 @@ test("300 transfers A→B and B→A fired in parallel all answer, all settle and
   expect(cents(bb.posted)).toBe(20_000n - bToA + aToB);
   expect(ba.held).toBe("0.00");
   expect(bb.held).toBe("0.00");
-  await verifyIsClean();
+  await verifyIsClean(t);
 });
 
 test("50 withdrawals of 1.00 at once on 20.00: exactly 20 are requested and hold the whole balance", async () => {
@@ -128,7 +104,7 @@ test("50 withdrawals of 1.00 at once on 20.00: exactly 20 are requested and hold
     expect({ status: r.status, code: r.body.code }).toEqual({ status: 409, code: "INSUFFICIENT_FUNDS" });
   }
   expect(await balanceOf(id)).toEqual({ posted: "20.00", held: "20.00", available: "0.00" });
-  await verifyIsClean();
+  await verifyIsClean(t);
 });
 
 describe("a 500-operation random mix over 20 wallets", () => {
@@ -213,6 +189,6 @@ describe("a 500-operation random mix over 20 wallets", () => {
     expect(postedTotal).toBe(credited - paid - withdrawn);
     expect(heldTotal).toBe(stillHeld);
     for (const b of balances) expect(cents(b.available) >= 0n).toBe(true);
-    await verifyIsClean();
+    await verifyIsClean(t);
   });
 });

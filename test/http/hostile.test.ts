@@ -1,16 +1,38 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { OPERATIONS } from "../../src/api/operations";
+import type { Operation } from "../../src/api/operation";
 import { ERROR_STATUS } from "../../lib/errors";
+import { forEachBounded } from "../support/bounded";
+import { verifyIsClean } from "../support/ledger";
 import { fundedWallet, startTestNode, type TestNode } from "../support/node";
-import { ADMIN, tokenFor } from "../support/auth";
+import { ADMIN, tokenFor, type As } from "../support/auth";
+import { operationFixtures, restRequestOf, type Fixture } from "../support/operations";
 
 /**
- * Every route x hostile input: always a 4xx problem+json with a known `code`, never a 5xx, never a
- * stack trace, never a long hostile string echoed back, and never a cent moved. Each table test
- * collects every bad answer and fails once with the whole list, so one run shows them all.
+ * Every operation of the table (src/api/operations/) x hostile input: always a 4xx problem+json
+ * with a known `code`, never a 5xx, never a stack trace, never a long hostile string echoed back,
+ * and never a cent moved. Each operation is tried on a fixture of its own (test/support/operations.ts)
+ * by the caller who may call it; where it has one, on a `refused` fixture (a finished withdrawal, a
+ * caller the chama's rules refuse…), so free text that is valid reaches the operation and is
+ * refused there instead of acting. Each table test collects every bad answer and fails once with
+ * the whole list, so one run shows them all.
  */
 let t: TestNode;
-const ids = { wallet: "", other: "", withdrawal: "", transfer: "" };
+const ids = { wallet: "", other: "" };
 let booksBefore: unknown;
+
+/** What each operation is tried on, and how its valid input is refused when the fixture is a `refused` one. */
+interface Target {
+  f: Fixture;
+  refusal?: { status: number; code: string };
+}
+const targets = new Map<string, Target>();
+
+function target(op: Operation): Target {
+  const found = targets.get(op.name);
+  if (!found) throw new Error(`no fixture arranged for ${op.name}`);
+  return found;
+}
 
 const bank = { type: "bank", account: "DE89 3704 0044" };
 const cryptoDestination = { type: "crypto", network: "ethereum", address: "0xAbC123" };
@@ -19,22 +41,33 @@ beforeAll(async () => {
   t = await startTestNode("hostile");
   ids.wallet = await fundedWallet(t.api, "USD", "100");
   ids.other = await fundedWallet(t.api, "USD");
-  // A finished withdrawal: any step that gets past validation is a 409, so an accepted hostile body shows.
-  const withdrawal = await t.api("POST", `/v1/wallets/${ids.wallet}/withdrawals`, { amount: "1", destination: bank });
-  expect((await t.api("POST", `/v1/withdrawals/${withdrawal.body.id}/complete`)).status).toBe(200);
-  ids.withdrawal = withdrawal.body.id;
-  const transfer = await t.api("POST", "/v1/transfers", { fromWalletId: ids.wallet, toWalletId: ids.other, amount: "1" });
-  ids.transfer = transfer.body.id;
-  expect(await t.node.saga.idle()).toBe(true);
+  const fixtures = operationFixtures(t);
+  await forEachBounded(OPERATIONS, 8, async (op) => {
+    const f = await fixtures.arrange(op.name, fixtures.has(op.name, "refused") ? "refused" : "ready");
+    targets.set(op.name, { f });
+  });
+  // The valid input on a refused fixture: refused after every check of its shape, with a problem.
+  for (const [name, found] of targets) {
+    if (found.f.state !== "refused") continue;
+    const answer = await send(request(found.f.op, found.f.input, found.f.as));
+    found.refusal = { status: answer.status, code: JSON.parse(answer.text).code };
+    if (answer.status < 400 || answer.status >= 500) throw new Error(`the refused fixture of ${name} was answered ${answer.status}: ${answer.text}`);
+  }
   booksBefore = await books();
-});
+}, 60_000);
 afterAll(() => t.stop());
 
-/** Balances and journal count: no hostile request may change them. */
+/** Every balance, status and count a hostile request could change: no request below may change any. */
 async function books() {
-  const wallets = await Promise.all([ids.wallet, ids.other].map(async (id) => (await t.api("GET", `/v1/wallets/${id}`)).body.balance));
-  const [row] = await t.node.db`select count(*)::int as journals, (select count(*)::int from wallets) as wallets, (select count(*)::int from withdrawals) as withdrawals from journals`;
-  return { wallets, row };
+  const [row] = await t.node.db`select
+    (select json_agg(json_build_object('id', id, 'status', status, 'posted', posted::text, 'held', held::text) order by id) from wallets) as wallets,
+    (select json_agg(json_build_object('id', id, 'status', status, 'posted', posted::text, 'held', held::text) order by id) from chamas) as chamas,
+    (select json_agg(json_build_object('id', id, 'status', status) order by id) from withdrawals) as withdrawals,
+    (select json_agg(json_build_object('id', id, 'status', status) order by id) from chama_withdrawals) as chama_withdrawals,
+    (select json_agg(json_build_object('chama', chama_id, 'member', member_id, 'role', role, 'status', status) order by chama_id, member_id) from chama_members) as members,
+    (select json_agg(json_build_object('id', id, 'revoked', revoked_at) order by id) from api_keys) as api_keys,
+    (select count(*)::int from journals) as journals, (select count(*)::int from transfers) as transfers`;
+  return row;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -52,10 +85,12 @@ interface Request {
   body?: string | Uint8Array | ReadableStream<Uint8Array>;
   key?: string | null;
   headers?: Record<string, string>;
+  /** Who sends it (default: an admin). */
+  as?: As;
 }
 
-async function send({ method, path, body, key, headers = {} }: Request): Promise<Answer> {
-  const all: Record<string, string> = { "content-type": "application/json", authorization: `Bearer ${await tokenFor(ADMIN)}`, ...headers };
+async function send({ method, path, body, key, headers = {}, as = ADMIN }: Request): Promise<Answer> {
+  const all: Record<string, string> = { "content-type": "application/json", authorization: `Bearer ${await tokenFor(as)}`, ...headers };
   if (method !== "GET" && key !== null) all["idempotency-key"] = key ?? crypto.randomUUID();
   const res = await fetch(t.baseUrl + path, { method, headers: all, body, ...(body instanceof ReadableStream ? { duplex: "half" } : {}) } as RequestInit);
   return { status: res.status, text: await res.text(), contentType: res.headers.get("content-type") ?? "" };
@@ -65,11 +100,14 @@ const STACK = /\n\s*at |\bat [\w$.<>]+ \(|\.tsx?:\d|\.js:\d|node_modules|\/work\
 const ECHO_MIN = 64;
 
 /** Everything wrong with an answer to a hostile request; empty when it is a safe refusal. */
-function faults(answer: Answer, hostile: string[], { allowed = [400, 404, 409, 413, 422], transportMayRefuse = false } = {}): string[] {
+function faults(
+  answer: Answer,
+  hostile: string[],
+  { allowed = [400, 404, 409, 413, 422], transportMayRefuse = false, refusal }: { allowed?: number[]; transportMayRefuse?: boolean; refusal?: Target["refusal"] } = {},
+): string[] {
   // Bun's HTTP parser itself answers a bare 400 to some header bytes (C0 controls) before the app runs.
   if (transportMayRefuse && answer.status === 400 && answer.text === "") return [];
   const out: string[] = [];
-  if (!allowed.includes(answer.status)) out.push(`status ${answer.status}`);
   if (!answer.contentType.startsWith("application/problem+json")) out.push(`content-type ${answer.contentType}`);
   let body: { code?: unknown; status?: unknown } = {};
   try {
@@ -77,6 +115,9 @@ function faults(answer: Answer, hostile: string[], { allowed = [400, 404, 409, 4
   } catch {
     out.push("body is not JSON");
   }
+  // A value valid for the field reaches the operation, which refuses it as it refuses the valid input.
+  const asRefused = refusal !== undefined && answer.status === refusal.status && body.code === refusal.code;
+  if (!allowed.includes(answer.status) && !asRefused) out.push(`status ${answer.status}`);
   if (typeof body.code !== "string" || !Object.hasOwn(ERROR_STATUS, body.code)) out.push(`code ${String(body.code)}`);
   if (body.status !== answer.status) out.push(`body.status ${String(body.status)}`);
   if (STACK.test(answer.text)) out.push(`stack trace: ${answer.text.slice(0, 200)}`);
@@ -99,47 +140,49 @@ interface Case {
   hostile?: string[];
   allowed?: number[];
   transportMayRefuse?: boolean;
+  refusal?: Target["refusal"];
 }
 
 async function survey(cases: Case[]): Promise<string[]> {
   const failures: string[] = [];
   for (const c of cases) {
-    const found = faults(await send(c.request), c.hostile ?? [], { ...(c.allowed ? { allowed: c.allowed } : {}), transportMayRefuse: c.transportMayRefuse ?? false });
+    const found = faults(await send(c.request), c.hostile ?? [], {
+      ...(c.allowed ? { allowed: c.allowed } : {}),
+      transportMayRefuse: c.transportMayRefuse ?? false,
+      ...(c.refusal ? { refusal: c.refusal } : {}),
+    });
     if (found.length) failures.push(`${c.request.method} ${c.request.path.slice(0, 80)} ${c.label}: ${found.join("; ")}`);
   }
   return failures;
 }
 
 // ---------------------------------------------------------------------------------------------
-// The routes and the hostile inputs
+// The operations and the hostile inputs
 
-type Param = "wallet" | "withdrawal" | "transfer" | null;
-interface Route {
-  method: "GET" | "POST";
-  path: string;
-  param: Param;
-  /** A body that is valid, for POSTs; hostile variants are derived from it field by field. */
-  body?: () => Record<string, unknown>;
+/** The REST request for an operation: its fixture's path, and its body (JSON) unless given another. */
+function request(op: Operation, input: Record<string, unknown>, as: As, body?: string): Request {
+  const rest = restRequestOf(op, input);
+  const json = body ?? (rest.body ? JSON.stringify(rest.body) : undefined);
+  return { method: rest.method, path: rest.path, as, ...(json !== undefined ? { body: json } : {}) };
 }
 
-const ROUTES: Route[] = [
-  { method: "POST", path: "/v1/wallets", param: null, body: () => ({ ownerId: "owner-1", asset: "USD" }) },
-  { method: "GET", path: "/v1/wallets/:id", param: "wallet" },
-  { method: "POST", path: "/v1/wallets/:id/credits", param: "wallet", body: () => ({ amount: "1", reference: "ref-1" }) },
-  { method: "POST", path: "/v1/wallets/:id/payments", param: "wallet", body: () => ({ amount: "1", reference: "ref-1" }) },
-  { method: "POST", path: "/v1/wallets/:id/withdrawals", param: "wallet", body: () => ({ amount: "1", destination: { ...bank } }) },
-  { method: "POST", path: "/v1/wallets/:id/withdrawals", param: "wallet", body: () => ({ amount: "1", destination: { ...cryptoDestination } }) },
-  ...(["freeze", "unfreeze", "close"] as const).map((a): Route => ({ method: "POST", path: `/v1/wallets/:id/${a}`, param: "wallet", body: () => ({}) })),
-  { method: "GET", path: "/v1/wallets/:id/transactions", param: "wallet" },
-  { method: "GET", path: "/v1/withdrawals/:id", param: "withdrawal" },
-  ...(["process", "complete", "fail", "cancel"] as const).map((s): Route => ({ method: "POST", path: `/v1/withdrawals/:id/${s}`, param: "withdrawal", body: () => ({ reason: "because" }) })),
-  { method: "POST", path: "/v1/transfers", param: null, body: () => ({ fromWalletId: ids.wallet, toWalletId: ids.other, amount: "1" }) },
-  { method: "GET", path: "/v1/transfers/:id", param: "transfer" },
-  { method: "GET", path: "/admin/wallets/:id/state", param: "wallet" },
-];
+/** The path with one parameter replaced by `raw` (sent as written: it may hold its own escapes). */
+function pathWith(op: Operation, input: Record<string, unknown>, param: string, raw: string): string {
+  return restRequestOf(op, { ...input, [param]: "__HOSTILE__" }).path.replace("__HOSTILE__", raw).replace(/\?.*$/, "");
+}
 
-const pathOf = (route: Route, id?: string) => route.path.replace(":id", id ?? (route.param ? ids[route.param] : ""));
-const label = (route: Route) => `${route.method} ${route.path}${route.body && "destination" in route.body() ? ` (${(route.body().destination as { type: string }).type})` : ""}`;
+const paramsOf = (op: Operation) => [...op.path.matchAll(/:([A-Za-z]+)/g)].map((m) => m[1]!);
+const label = (op: Operation) => `${op.method} ${op.path}`;
+
+/** A POST's body fields as its fixture gives them; one variant per kind of destination where there is one. */
+function bodiesOf(op: Operation): { label: string; body: Record<string, unknown> }[] {
+  const body = restRequestOf(op, target(op).f.input).body ?? {};
+  if (!("destination" in body)) return [{ label: label(op), body }];
+  return [
+    { label: `${label(op)} (bank)`, body: { ...body, destination: { ...bank } } },
+    { label: `${label(op)} (crypto)`, body: { ...body, destination: { ...cryptoDestination } } },
+  ];
+}
 
 const LONG = "A".repeat(10_000);
 /** None of these is a valid id, amount, asset, token or account; free text (`reason`) may accept some. */
@@ -243,13 +286,15 @@ const show = (v: unknown) => (typeof v === "string" && v.length > 30 ? `"${v.sli
 // ---------------------------------------------------------------------------------------------
 // The tables
 
-const POSTS = ROUTES.filter((r) => r.method === "POST");
-const WITH_PARAM = ROUTES.filter((r) => r.param);
+const POSTS = OPERATIONS.filter((op) => op.method === "POST");
+const GETS = OPERATIONS.filter((op) => op.method === "GET");
+const WITH_PARAMS = OPERATIONS.filter((op) => paramsOf(op).length > 0);
 
 describe("hostile bodies", () => {
-  for (const route of POSTS) {
-    test(`${label(route)} refuses malformed, mistyped, deep and huge bodies`, async () => {
-      const failures = await survey(HOSTILE_BODIES.map((b) => ({ label: b.label, request: { method: "POST", path: pathOf(route), body: b.body } })));
+  for (const op of POSTS) {
+    test(`${label(op)} refuses malformed, mistyped, deep and huge bodies`, async () => {
+      const { f } = target(op);
+      const failures = await survey(HOSTILE_BODIES.map((b) => ({ label: b.label, request: { ...request(op, f.input, f.as), body: b.body } })));
       expect(failures).toEqual([]);
     });
   }
@@ -260,14 +305,41 @@ describe("hostile bodies", () => {
 });
 
 describe("hostile values in every body field", () => {
-  for (const route of POSTS) {
-    for (const field of fieldPaths(route.body!())) {
-      test(`${label(route)} refuses hostile ${field.join(".")}`, async () => {
+  // The bodies come from the fixtures, arranged in beforeAll: one test per operation, every field.
+  for (const op of POSTS) {
+    test(`${label(op)} refuses hostile values in every field`, async () => {
+      const { f, refusal } = target(op);
+      const failures: string[] = [];
+      for (const variant of bodiesOf(op)) {
+        for (const field of fieldPaths(variant.body)) {
+          failures.push(
+            ...(await survey(
+              HOSTILE_VALUES.map((value) => ({
+                label: `${variant.label} ${field.join(".")}=${show(value)}`,
+                request: request(op, f.input, f.as, JSON.stringify(withField(variant.body, field, value))),
+                hostile: typeof value === "string" ? [value] : [],
+                ...(refusal ? { refusal } : {}),
+              })),
+            )),
+          );
+        }
+      }
+      expect(failures).toEqual([]);
+    });
+  }
+});
+
+describe("hostile path parameters", () => {
+  for (const op of WITH_PARAMS) {
+    for (const param of paramsOf(op)) {
+      test(`${label(op)} refuses hostile values of :${param}`, async () => {
+        const { f, refusal } = target(op);
+        const valid = request(op, f.input, f.as);
         const failures = await survey(
-          HOSTILE_VALUES.map((value) => ({
-            label: `${field.join(".")}=${show(value)}`,
-            request: { method: "POST", path: pathOf(route), body: JSON.stringify(withField(route.body!(), field, value)) },
-            hostile: typeof value === "string" ? [value] : [],
+          PATH_IDS(String(f.input[param])).map((id) => ({
+            label: `${param}=${id.slice(0, 40)}`,
+            request: { ...valid, path: pathWith(op, f.input, param, id) },
+            ...(refusal ? { refusal } : {}),
           })),
         );
         expect(failures).toEqual([]);
@@ -276,28 +348,15 @@ describe("hostile values in every body field", () => {
   }
 });
 
-describe("hostile path parameters", () => {
-  for (const route of WITH_PARAM) {
-    test(`${label(route)} refuses ids that are not UUIDs`, async () => {
-      const failures = await survey(
-        PATH_IDS(ids[route.param!]).map((id) => ({
-          label: `id=${id.slice(0, 40)}`,
-          request: { method: route.method, path: pathOf(route, id), ...(route.body ? { body: JSON.stringify(route.body()) } : {}) },
-        })),
-      );
-      expect(failures).toEqual([]);
-    });
-  }
-});
-
 describe("hostile Idempotency-Keys", () => {
   const BAD_KEYS = ["", "k".repeat(256), "a b", "a\tb", "a\u0001b", "a\u001fb", "a\u007fb", "é", "\u00a0"];
-  for (const route of POSTS) {
-    test(`${label(route)} refuses keys that are too long or not printable ASCII`, async () => {
+  for (const op of POSTS) {
+    test(`${label(op)} refuses keys that are too long or not printable ASCII`, async () => {
+      const { f } = target(op);
       const failures = await survey(
         BAD_KEYS.map((key) => ({
           label: `key=${JSON.stringify(key).slice(0, 30)}`,
-          request: { method: "POST", path: pathOf(route), body: JSON.stringify(route.body!()), key },
+          request: { ...request(op, f.input, f.as), key },
           hostile: [key],
           transportMayRefuse: /[\u0000-\u0008\u000a-\u001f]/.test(key),
         })),
@@ -308,30 +367,34 @@ describe("hostile Idempotency-Keys", () => {
 });
 
 describe("hostile query parameters", () => {
-  test("GET /v1/wallets/:id/transactions refuses bad limits and cursors", async () => {
-    const queries = [
-      "limit=-1", "limit=0", "limit=abc", "limit=1e3", "limit=1.5", "limit=201", "limit=99999999999999999999", "limit=", "limit=%00", "limit=0x10",
-      "cursor=' or 1=1", "cursor=-1", "cursor=abc", "cursor=", "cursor=%00", "cursor=1;drop", "cursor=99999999999999999999", "cursor=9999999999999999999",
-      "foo=bar", "limit[]=1", `cursor=${"9".repeat(5000)}`,
-    ];
-    // Spaces and quotes are encoded; percent escapes written above (%00) are sent as they are.
-    const query = (q: string) => encodeURI(q).replaceAll("%25", "%");
-    const failures = await survey(queries.map((q) => ({ label: q.slice(0, 40), request: { method: "GET", path: `/v1/wallets/${ids.wallet}/transactions?${query(q)}` }, hostile: [q] })));
-    expect(failures).toEqual([]);
-  });
+  const queries = [
+    "limit=-1", "limit=0", "limit=abc", "limit=1e3", "limit=1.5", "limit=201", "limit=99999999999999999999", "limit=", "limit=%00", "limit=0x10",
+    "cursor=' or 1=1", "cursor=-1", "cursor=abc", "cursor=", "cursor=%00", "cursor=1;drop", "cursor=99999999999999999999", "cursor=9999999999999999999",
+    "status=' or 1=1", "status=%00", "foo=bar", "limit[]=1", `cursor=${"9".repeat(5000)}`,
+  ];
+  // Spaces and quotes are encoded; percent escapes written above (%00) are sent as they are.
+  const query = (q: string) => encodeURI(q).replaceAll("%25", "%");
+  for (const op of GETS) {
+    test(`${label(op)} refuses bad limits, cursors, statuses and unknown parameters`, async () => {
+      const { f } = target(op);
+      const path = request(op, f.input, f.as).path.replace(/\?.*$/, "");
+      const failures = await survey(queries.map((q) => ({ label: q.slice(0, 40), request: { method: "GET", path: `${path}?${query(q)}`, as: f.as }, hostile: [q] })));
+      expect(failures).toEqual([]);
+    });
+  }
 });
 
 describe("wrong methods and sizes", () => {
-  test("PUT, PATCH and DELETE on every route are a 4xx problem", async () => {
+  test("PUT, PATCH and DELETE on every operation's path are a 4xx problem", async () => {
     const failures = await survey(
-      ROUTES.flatMap((route) => ["PUT", "PATCH", "DELETE"].map((method) => ({ label: method, request: { method, path: pathOf(route), body: "{}" } }))),
+      OPERATIONS.flatMap((op) => ["PUT", "PATCH", "DELETE"].map((method) => ({ label: `${method} (${op.name})`, request: { method, path: request(op, target(op).f.input, ADMIN).path, body: "{}" } }))),
     );
     expect(failures).toEqual([]);
   });
 
-  test("a body over 64 KiB is a 413 on every POST route", async () => {
+  test("a body over 64 KiB is a 413 on every POST", async () => {
     const big = JSON.stringify({ amount: "1", reference: "r".repeat(70 * 1024) });
-    const failures = await survey(POSTS.map((route) => ({ label: "70 KiB", request: { method: "POST", path: pathOf(route), body: big }, allowed: [413] })));
+    const failures = await survey(POSTS.map((op) => ({ label: `70 KiB (${op.name})`, request: request(op, target(op).f.input, target(op).f.as, big), allowed: [413] })));
     expect(failures).toEqual([]);
   });
 
@@ -352,7 +415,7 @@ describe("wrong methods and sizes", () => {
 
 test("after every table above the books are exactly as before and the verifier is clean", async () => {
   expect(await books()).toEqual(booksBefore as Awaited<ReturnType<typeof books>>);
-  expect((await t.api("GET", "/admin/verify")).body).toEqual({ ok: true, mismatches: [] });
+  await verifyIsClean(t);
 });
 
 /** Run after the books check: it moves money on a wallet of its own on purpose. */

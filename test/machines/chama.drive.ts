@@ -70,9 +70,9 @@ export function chama(setup: ChamaSetup = {}): ChamaSnapshot {
   const creator = admins[0]!;
   const commands: ChamaCmd[] = [
     { type: "chama.open", chamaId: CHAMA, name: "Umoja savings", asset: "KES", createdBy: creator },
-    ...admins.slice(1).map((id): ChamaCmd => ({ type: "member.add", memberId: id, role: "admin", by: creator })),
-    ...members.map((id): ChamaCmd => ({ type: "member.add", memberId: id, role: "member", by: creator })),
-    ...(setup.rules ? [{ type: "rules.change", rules: setup.rules, by: creator } as ChamaCmd] : []),
+    ...admins.slice(1).map((id): ChamaCmd => ({ type: "chama.member.add", memberId: id, role: "admin", by: creator })),
+    ...members.map((id): ChamaCmd => ({ type: "chama.member.add", memberId: id, role: "member", by: creator })),
+    ...(setup.rules ? [{ type: "chama.rules.change", rules: setup.rules, by: creator } as ChamaCmd] : []),
     ...Object.entries(deposits).map(([id, amount], i): ChamaCmd => ({ type: "chama.deposit", journalId: `j-dep-${i}`, memberId: id, amount })),
   ];
   return run(unopened(), ...commands);

@@ -35,7 +35,7 @@ import {
 const bank = { masked: { type: "bank", account: "****3456" }, sealed: { kid: "k1", iv: "iv-1", ct: "sealed-account-bytes", tag: "tag-1" } };
 
 const request = (withdrawalId: string, memberId: string, amount: bigint, at?: string): ChamaCmd => ({
-  type: "withdrawal.request",
+  type: "chama.withdrawal.request",
   withdrawalId,
   memberId,
   amount,
@@ -43,27 +43,27 @@ const request = (withdrawalId: string, memberId: string, amount: bigint, at?: st
   ...(at ? { at } : {}),
 });
 const approve = (withdrawalId: string, reviewerId: string, at?: string): ChamaCmd => ({
-  type: "withdrawal.review",
+  type: "chama.withdrawal.review",
   withdrawalId,
   reviewerId,
   decision: "approve",
   ...(at ? { at } : {}),
 });
 const rejectBy = (withdrawalId: string, reviewerId: string, note?: string): ChamaCmd => ({
-  type: "withdrawal.review",
+  type: "chama.withdrawal.review",
   withdrawalId,
   reviewerId,
   decision: "reject",
   ...(note ? { note } : {}),
 });
-const proceed = (withdrawalId: string, by: string, at?: string): ChamaCmd => ({ type: "withdrawal.continue", withdrawalId, by, ...(at ? { at } : {}) });
-const complete = (withdrawalId: string): ChamaCmd => ({ type: "withdrawal.complete", withdrawalId, journalId: `j-${withdrawalId}` });
-const fail = (withdrawalId: string, reason = "bank refused the transfer"): ChamaCmd => ({ type: "withdrawal.fail", withdrawalId, reason });
-const cancel = (withdrawalId: string, by: string): ChamaCmd => ({ type: "withdrawal.cancel", withdrawalId, by });
-const park = (withdrawalId: string, by: string): ChamaCmd => ({ type: "withdrawal.park", withdrawalId, by, note: "unusual destination" });
-const expire = (withdrawalId: string, at: string): ChamaCmd => ({ type: "withdrawal.expire", withdrawalId, at });
+const proceed = (withdrawalId: string, by: string, at?: string): ChamaCmd => ({ type: "chama.withdrawal.continue", withdrawalId, by, ...(at ? { at } : {}) });
+const complete = (withdrawalId: string): ChamaCmd => ({ type: "chama.withdrawal.complete", withdrawalId, journalId: `j-${withdrawalId}` });
+const fail = (withdrawalId: string, reason = "bank refused the transfer"): ChamaCmd => ({ type: "chama.withdrawal.fail", withdrawalId, reason });
+const cancel = (withdrawalId: string, by: string): ChamaCmd => ({ type: "chama.withdrawal.cancel", withdrawalId, by });
+const park = (withdrawalId: string, by: string): ChamaCmd => ({ type: "chama.withdrawal.park", withdrawalId, by, note: "unusual destination" });
+const expire = (withdrawalId: string, at: string): ChamaCmd => ({ type: "chama.withdrawal.expire", withdrawalId, at });
 const deposit = (memberId: string, amount: bigint, journalId = `j-${memberId}-${amount}`): ChamaCmd => ({ type: "chama.deposit", journalId, memberId, amount });
-const rules = (by: string, patch: Partial<ChamaRules>): ChamaCmd => ({ type: "rules.change", rules: patch, by });
+const rules = (by: string, patch: Partial<ChamaRules>): ChamaCmd => ({ type: "chama.rules.change", rules: patch, by });
 
 /** dave asked for 300 from the default chama (1000 deposited, one approval needed). */
 const requested = (): ChamaSnapshot => run(chama(), request("wd-1", "dave", 300n));
@@ -76,11 +76,11 @@ const statusOf = (s: ChamaSnapshot, id: string) => s.context.withdrawals[id]?.st
 const EVERY_COMMAND: ChamaCmd[] = [
   { type: "chama.freeze", by: "alice" },
   { type: "chama.unfreeze", by: "alice" },
-  { type: "member.invite", memberId: "zed", role: "member", by: "alice" },
-  { type: "member.accept", memberId: "zed" },
-  { type: "member.add", memberId: "zed", role: "member", by: "alice" },
-  { type: "member.remove", memberId: "dave", by: "alice" },
-  { type: "member.role", memberId: "dave", role: "admin", by: "alice" },
+  { type: "chama.member.invite", memberId: "zed", role: "member", by: "alice" },
+  { type: "chama.member.accept", memberId: "zed" },
+  { type: "chama.member.add", memberId: "zed", role: "member", by: "alice" },
+  { type: "chama.member.remove", memberId: "dave", by: "alice" },
+  { type: "chama.member.role", memberId: "dave", role: "admin", by: "alice" },
   rules("alice", { maxPerDay: 5n }),
   deposit("dave", 1n),
   request("wd-x", "dave", 1n),
@@ -102,7 +102,7 @@ describe("opening", () => {
     expect(effects).toEqual([
       { type: "chama.opened", chamaId: CHAMA, asset: "KES", at: T0, name: "Umoja", createdBy: "alice" },
       {
-        type: "audit.recorded",
+        type: "chama.audit.recorded",
         chamaId: CHAMA,
         asset: "KES",
         at: T0,
@@ -125,38 +125,38 @@ describe("opening", () => {
 
 describe("members", () => {
   test("an admin invites, the invitee accepts and joins with the invited role", () => {
-    const invited = step(chama(), { type: "member.invite", memberId: "zed", role: "member", by: "alice" });
+    const invited = step(chama(), { type: "chama.member.invite", memberId: "zed", role: "member", by: "alice" });
     expect(invited.next.context.invitations).toEqual({ zed: { role: "member", invitedBy: "alice", invitedAt: T0 } });
-    expect(invited.effects.map((e) => e.type)).toEqual(["member.invited", "audit.recorded"]);
+    expect(invited.effects.map((e) => e.type)).toEqual(["chama.member.invited", "chama.audit.recorded"]);
 
-    const joined = step(invited.next, { type: "member.accept", memberId: "zed", at: later(HOUR_MS) });
+    const joined = step(invited.next, { type: "chama.member.accept", memberId: "zed", at: later(HOUR_MS) });
     expect(joined.next.context.invitations).toEqual({});
     expect(joined.next.context.members["zed"]).toEqual({ role: "member", joinedAt: later(HOUR_MS), contributed: 0n, withdrawn: 0n });
-    expect(single(joined.effects, "member.joined")).toMatchObject({ memberId: "zed", role: "member", by: "zed" });
-    expect(single(joined.effects, "audit.recorded")).toMatchObject({ actor: "zed", action: "member.accept", before: { invited: "member" }, after: { role: "member" } });
+    expect(single(joined.effects, "chama.member.joined")).toMatchObject({ memberId: "zed", role: "member", by: "zed" });
+    expect(single(joined.effects, "chama.audit.recorded")).toMatchObject({ actor: "zed", action: "chama.member.accept", before: { invited: "member" }, after: { role: "member" } });
   });
 
   test("accepting without an invitation is refused with NOT_INVITED", () => {
-    expectRejected(chama(), { type: "member.accept", memberId: "zed" }, "NOT_INVITED");
+    expectRejected(chama(), { type: "chama.member.accept", memberId: "zed" }, "NOT_INVITED");
   });
 
   test("a member who is not an admin cannot invite, add, change roles or remove others: FORBIDDEN", () => {
     const s = chama();
-    expectRejected(s, { type: "member.invite", memberId: "zed", role: "member", by: "dave" }, "FORBIDDEN");
-    expectRejected(s, { type: "member.add", memberId: "zed", role: "admin", by: "dave" }, "FORBIDDEN");
-    expectRejected(s, { type: "member.role", memberId: "dave", role: "admin", by: "dave" }, "FORBIDDEN");
-    expectRejected(s, { type: "member.remove", memberId: "erin", by: "dave" }, "FORBIDDEN");
+    expectRejected(s, { type: "chama.member.invite", memberId: "zed", role: "member", by: "dave" }, "FORBIDDEN");
+    expectRejected(s, { type: "chama.member.add", memberId: "zed", role: "admin", by: "dave" }, "FORBIDDEN");
+    expectRejected(s, { type: "chama.member.role", memberId: "dave", role: "admin", by: "dave" }, "FORBIDDEN");
+    expectRejected(s, { type: "chama.member.remove", memberId: "erin", by: "dave" }, "FORBIDDEN");
   });
 
   test("someone who is not a member cannot manage members: NOT_A_MEMBER", () => {
-    expectRejected(chama(), { type: "member.add", memberId: "zed", role: "admin", by: "mallory" }, "NOT_A_MEMBER");
-    expectRejected(chama(), { type: "member.remove", memberId: "dave", by: "mallory" }, "NOT_A_MEMBER");
+    expectRejected(chama(), { type: "chama.member.add", memberId: "zed", role: "admin", by: "mallory" }, "NOT_A_MEMBER");
+    expectRejected(chama(), { type: "chama.member.remove", memberId: "dave", by: "mallory" }, "NOT_A_MEMBER");
   });
 
   test("inviting or adding someone already in the chama or already invited is refused with MEMBER_EXISTS", () => {
-    const s = run(chama(), { type: "member.invite", memberId: "zed", role: "member", by: "alice" });
-    expectRejected(s, { type: "member.invite", memberId: "dave", role: "member", by: "alice" }, "MEMBER_EXISTS");
-    expectRejected(s, { type: "member.add", memberId: "zed", role: "member", by: "bob" }, "MEMBER_EXISTS");
+    const s = run(chama(), { type: "chama.member.invite", memberId: "zed", role: "member", by: "alice" });
+    expectRejected(s, { type: "chama.member.invite", memberId: "dave", role: "member", by: "alice" }, "MEMBER_EXISTS");
+    expectRejected(s, { type: "chama.member.add", memberId: "zed", role: "member", by: "bob" }, "MEMBER_EXISTS");
   });
 
   test("ids that name object prototype properties are never mistaken for members", () => {
@@ -164,65 +164,65 @@ describe("members", () => {
     for (const id of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
       expectRejected(s, deposit(id, 1n), "NOT_A_MEMBER");
       expectRejected(s, request("wd-p", id, 1n), "NOT_A_MEMBER");
-      expectRejected(s, { type: "member.accept", memberId: id }, "NOT_INVITED");
+      expectRejected(s, { type: "chama.member.accept", memberId: id }, "NOT_INVITED");
       expectRejected(s, approve("wd-p", id), "NOT_A_MEMBER");
       expectRejected(s, complete(id), "INVALID_TRANSITION");
     }
-    const added = run(s, { type: "member.add", memberId: "constructor", role: "member", by: "alice" }, deposit("constructor", 5n));
+    const added = run(s, { type: "chama.member.add", memberId: "constructor", role: "member", by: "alice" }, deposit("constructor", 5n));
     expect(added.context.members["constructor"]).toMatchObject({ role: "member", contributed: 5n });
   });
 
   test("a role change is audited with the role before and after", () => {
-    const { next, effects } = step(chama(), { type: "member.role", memberId: "dave", role: "admin", by: "alice" });
+    const { next, effects } = step(chama(), { type: "chama.member.role", memberId: "dave", role: "admin", by: "alice" });
     expect(next.context.members["dave"]?.role).toBe("admin");
-    expect(single(effects, "member.role_changed")).toMatchObject({ memberId: "dave", before: "member", after: "admin", by: "alice" });
-    expect(single(effects, "audit.recorded")).toMatchObject({ actor: "alice", target: "dave", before: { role: "member" }, after: { role: "admin" } });
+    expect(single(effects, "chama.member.role_changed")).toMatchObject({ memberId: "dave", before: "member", after: "admin", by: "alice" });
+    expect(single(effects, "chama.audit.recorded")).toMatchObject({ actor: "alice", target: "dave", before: { role: "member" }, after: { role: "admin" } });
   });
 
   test("giving a member the role they already have is refused with INVALID_TRANSITION", () => {
-    expectRejected(chama(), { type: "member.role", memberId: "dave", role: "member", by: "alice" }, "INVALID_TRANSITION");
+    expectRejected(chama(), { type: "chama.member.role", memberId: "dave", role: "member", by: "alice" }, "INVALID_TRANSITION");
   });
 
   test("the last admin can be neither removed nor demoted, nor leave: NOT_ENOUGH_ADMINS", () => {
     const lone = chama({ admins: ["alice"] });
-    expectRejected(lone, { type: "member.remove", memberId: "alice", by: "alice" }, "NOT_ENOUGH_ADMINS");
-    expectRejected(lone, { type: "member.role", memberId: "alice", role: "member", by: "alice" }, "NOT_ENOUGH_ADMINS");
+    expectRejected(lone, { type: "chama.member.remove", memberId: "alice", by: "alice" }, "NOT_ENOUGH_ADMINS");
+    expectRejected(lone, { type: "chama.member.role", memberId: "alice", role: "member", by: "alice" }, "NOT_ENOUGH_ADMINS");
   });
 
   test("admins cannot drop below the approvals a withdrawal needs: NOT_ENOUGH_ADMINS", () => {
     const s = chama({ rules: { approvalsRequired: 3 } });
-    expectRejected(s, { type: "member.remove", memberId: "carol", by: "alice" }, "NOT_ENOUGH_ADMINS");
-    expectRejected(s, { type: "member.role", memberId: "carol", role: "member", by: "alice" }, "NOT_ENOUGH_ADMINS");
+    expectRejected(s, { type: "chama.member.remove", memberId: "carol", by: "alice" }, "NOT_ENOUGH_ADMINS");
+    expectRejected(s, { type: "chama.member.role", memberId: "carol", role: "member", by: "alice" }, "NOT_ENOUGH_ADMINS");
     // Lower the rule first, then the admin can go.
-    run(s, rules("alice", { approvalsRequired: 2 }), { type: "member.remove", memberId: "carol", by: "alice" });
+    run(s, rules("alice", { approvalsRequired: 2 }), { type: "chama.member.remove", memberId: "carol", by: "alice" });
   });
 
   test("a member can leave on their own; an admin can remove anyone", () => {
-    const left = step(chama(), { type: "member.remove", memberId: "erin", by: "erin" });
+    const left = step(chama(), { type: "chama.member.remove", memberId: "erin", by: "erin" });
     expect(left.next.context.members["erin"]).toBeUndefined();
-    expect(single(left.effects, "member.removed")).toMatchObject({ memberId: "erin", role: "member", by: "erin" });
-    const removed = run(chama(), { type: "member.remove", memberId: "bob", by: "alice" });
+    expect(single(left.effects, "chama.member.removed")).toMatchObject({ memberId: "erin", role: "member", by: "erin" });
+    const removed = run(chama(), { type: "chama.member.remove", memberId: "bob", by: "alice" });
     expect(removed.context.members["bob"]).toBeUndefined();
   });
 
   test("removing someone who is only invited revokes the invitation", () => {
-    const invited = run(chama(), { type: "member.invite", memberId: "zed", role: "admin", by: "alice" });
-    const { next, effects } = step(invited, { type: "member.remove", memberId: "zed", by: "bob" });
+    const invited = run(chama(), { type: "chama.member.invite", memberId: "zed", role: "admin", by: "alice" });
+    const { next, effects } = step(invited, { type: "chama.member.remove", memberId: "zed", by: "bob" });
     expect(next.context.invitations).toEqual({});
-    expect(effects.map((e) => e.type)).toEqual(["member.invitation_revoked", "audit.recorded"]);
-    expectRejected(next, { type: "member.accept", memberId: "zed" }, "NOT_INVITED");
-    expectRejected(next, { type: "member.remove", memberId: "zed", by: "bob" }, "NOT_A_MEMBER");
+    expect(effects.map((e) => e.type)).toEqual(["chama.member.invitation_revoked", "chama.audit.recorded"]);
+    expectRejected(next, { type: "chama.member.accept", memberId: "zed" }, "NOT_INVITED");
+    expectRejected(next, { type: "chama.member.remove", memberId: "zed", by: "bob" }, "NOT_A_MEMBER");
   });
 
   test("a removed member cannot request a withdrawal, deposit, or act on the chama: NOT_A_MEMBER", () => {
-    const removed = run(chama(), { type: "member.remove", memberId: "dave", by: "alice" });
+    const removed = run(chama(), { type: "chama.member.remove", memberId: "dave", by: "alice" });
     expectRejected(removed, request("wd-1", "dave", 1n), "NOT_A_MEMBER");
     expectRejected(removed, deposit("dave", 1n), "NOT_A_MEMBER");
-    expectRejected(removed, { type: "member.remove", memberId: "erin", by: "dave" }, "NOT_A_MEMBER");
+    expectRejected(removed, { type: "chama.member.remove", memberId: "erin", by: "dave" }, "NOT_A_MEMBER");
   });
 
   test("a removed admin can no longer review: NOT_A_MEMBER", () => {
-    const s = run(requested(), { type: "member.remove", memberId: "bob", by: "alice" });
+    const s = run(requested(), { type: "chama.member.remove", memberId: "bob", by: "alice" });
     expectRejected(s, approve("wd-1", "bob"), "NOT_A_MEMBER");
   });
 
@@ -238,16 +238,16 @@ describe("members", () => {
       request("wd-erin", "erin", 50n),
     );
     expect(heldOf(s.context)).toBe(650n);
-    const { next, effects } = step(s, { type: "member.remove", memberId: "dave", by: "alice", reason: "left the group" });
-    const cancelled = ofType(effects, "withdrawal.changed");
+    const { next, effects } = step(s, { type: "chama.member.remove", memberId: "dave", by: "alice", reason: "left the group" });
+    const cancelled = ofType(effects, "chama.withdrawal.changed");
     expect(cancelled.map((c) => [c.withdrawalId, c.from, c.status, c.by, c.reason])).toEqual([
       ["wd-pending", "pending_approval", "cancelled", "alice", "member removed"],
       ["wd-approved", "approved", "cancelled", "alice", "member removed"],
     ]);
     expect(Object.keys(next.context.withdrawals).sort()).toEqual(["wd-erin", "wd-paying"]);
     expect(heldOf(next.context)).toBe(350n);
-    expect(single(effects, "audit.recorded")).toMatchObject({
-      action: "member.remove",
+    expect(single(effects, "chama.audit.recorded")).toMatchObject({
+      action: "chama.member.remove",
       target: "dave",
       before: { role: "member", contributed: 1000n, available: 350n },
       after: { role: null, cancelled: ["wd-pending", "wd-approved"], available: 650n },
@@ -261,9 +261,9 @@ describe("members", () => {
   });
 
   test("a former member added back gets their contributions back", () => {
-    const s = run(chama(), { type: "member.remove", memberId: "dave", by: "alice" });
+    const s = run(chama(), { type: "chama.member.remove", memberId: "dave", by: "alice" });
     expect(s.context.former["dave"]?.contributed).toBe(1000n);
-    const back = run(s, { type: "member.add", memberId: "dave", role: "member", by: "alice" });
+    const back = run(s, { type: "chama.member.add", memberId: "dave", role: "member", by: "alice" });
     expect(back.context.members["dave"]?.contributed).toBe(1000n);
     expect(back.context.former).toEqual({});
   });
@@ -271,7 +271,7 @@ describe("members", () => {
   test("approvals of an admin who is demoted or removed stop counting on undecided requests", () => {
     const s = run(chama({ rules: { approvalsRequired: 2 } }), request("wd-1", "dave", 100n), approve("wd-1", "bob"));
     expect(s.context.withdrawals["wd-1"]?.approvals).toEqual(["bob"]);
-    const demoted = run(s, { type: "member.role", memberId: "bob", role: "member", by: "alice" }, { type: "member.role", memberId: "erin", role: "admin", by: "alice" });
+    const demoted = run(s, { type: "chama.member.role", memberId: "bob", role: "member", by: "alice" }, { type: "chama.member.role", memberId: "erin", role: "admin", by: "alice" });
     expect(demoted.context.withdrawals["wd-1"]?.approvals).toEqual([]);
     // carol alone is not enough any more; erin (now admin) makes two.
     const one = run(demoted, approve("wd-1", "carol"));
@@ -282,10 +282,10 @@ describe("members", () => {
   test("the member list is bounded: past the limit an add is LIMIT_EXCEEDED", () => {
     let s = chama({ admins: ["alice"], members: [], deposits: {} });
     const adds: ChamaCmd[] = [];
-    for (let i = 1; i < CHAMA_LIMITS.membersMax; i++) adds.push({ type: "member.add", memberId: `m-${i}`, role: "member", by: "alice" });
+    for (let i = 1; i < CHAMA_LIMITS.membersMax; i++) adds.push({ type: "chama.member.add", memberId: `m-${i}`, role: "member", by: "alice" });
     s = run(s, ...adds);
     expect(Object.keys(s.context.members)).toHaveLength(CHAMA_LIMITS.membersMax);
-    expectRejected(s, { type: "member.add", memberId: "one-too-many", role: "member", by: "alice" }, "LIMIT_EXCEEDED");
+    expectRejected(s, { type: "chama.member.add", memberId: "one-too-many", role: "member", by: "alice" }, "LIMIT_EXCEEDED");
   });
 });
 
@@ -294,14 +294,14 @@ describe("rules", () => {
     const { next, effects } = step(chama(), rules("bob", { approvalsRequired: 2, maxPerDay: 5000n }));
     const after = { ...DEFAULT_CHAMA_RULES, approvalsRequired: 2, maxPerDay: 5000n };
     expect(next.context.rules).toEqual(after);
-    expect(single(effects, "rules.changed")).toMatchObject({ before: DEFAULT_CHAMA_RULES, after, by: "bob" });
-    expect(single(effects, "audit.recorded")).toEqual({
-      type: "audit.recorded",
+    expect(single(effects, "chama.rules.changed")).toMatchObject({ before: DEFAULT_CHAMA_RULES, after, by: "bob" });
+    expect(single(effects, "chama.audit.recorded")).toEqual({
+      type: "chama.audit.recorded",
       chamaId: CHAMA,
       asset: "KES",
       at: T0,
       actor: "bob",
-      action: "rules.change",
+      action: "chama.rules.change",
       before: { ...DEFAULT_CHAMA_RULES },
       after,
     });
@@ -360,7 +360,7 @@ describe("deposits", () => {
         { account: CHAMA, amount: 250n },
       ],
     });
-    expect(single(effects, "audit.recorded")).toMatchObject({
+    expect(single(effects, "chama.audit.recorded")).toMatchObject({
       actor: "erin",
       target: "erin",
       before: { posted: 1000n, contributed: 0n },
@@ -398,8 +398,8 @@ describe("withdrawal requests and holds", () => {
       expiresAt: later(DEFAULT_CHAMA_RULES.requestLifetimeMs),
       destination: bank,
     });
-    expect(single(effects, "withdrawal.changed")).toEqual({
-      type: "withdrawal.changed",
+    expect(single(effects, "chama.withdrawal.changed")).toEqual({
+      type: "chama.withdrawal.changed",
       chamaId: CHAMA,
       asset: "KES",
       at: T0,
@@ -413,8 +413,8 @@ describe("withdrawal requests and holds", () => {
       rejections: [],
       destination: bank,
     });
-    const audited = single(effects, "audit.recorded");
-    expect(audited).toMatchObject({ actor: "dave", action: "withdrawal.request", target: "wd-1", before: { available: 1000n }, after: { available: 700n } });
+    const audited = single(effects, "chama.audit.recorded");
+    expect(audited).toMatchObject({ actor: "dave", action: "chama.withdrawal.request", target: "wd-1", before: { available: 1000n }, after: { available: 700n } });
     expect(show(audited)).not.toContain(bank.sealed.ct);
   });
 
@@ -450,7 +450,7 @@ describe("withdrawal requests and holds", () => {
       const reviewer = ["alice", "bob"].find((a) => a !== requester)!;
       s = run(s, approve(id, reviewer), proceed(id, requester));
       const done = step(s, complete(id));
-      paid += single(done.effects, "withdrawal.changed").amount;
+      paid += single(done.effects, "chama.withdrawal.changed").amount;
       s = done.next;
     }
     expect(paid).toBe(900n);
@@ -491,9 +491,9 @@ describe("reviews", () => {
   test("one approval is enough by default: the request becomes approved", () => {
     const { next, effects } = step(requested(), { ...approve("wd-1", "bob"), note: "fine" } as ChamaCmd);
     expect(statusOf(next, "wd-1")).toBe("approved");
-    expect(effects.map((e) => e.type)).toEqual(["withdrawal.reviewed", "withdrawal.changed", "audit.recorded"]);
-    expect(single(effects, "withdrawal.reviewed")).toMatchObject({ reviewerId: "bob", decision: "approve", status: "approved", approvals: ["bob"], note: "fine" });
-    expect(single(effects, "withdrawal.changed")).toMatchObject({ from: "pending_approval", status: "approved", by: "bob", approvals: ["bob"] });
+    expect(effects.map((e) => e.type)).toEqual(["chama.withdrawal.reviewed", "chama.withdrawal.changed", "chama.audit.recorded"]);
+    expect(single(effects, "chama.withdrawal.reviewed")).toMatchObject({ reviewerId: "bob", decision: "approve", status: "approved", approvals: ["bob"], note: "fine" });
+    expect(single(effects, "chama.withdrawal.changed")).toMatchObject({ from: "pending_approval", status: "approved", by: "bob", approvals: ["bob"] });
     expect(availableOf(next.context)).toBe(700n); // still held
   });
 
@@ -502,12 +502,12 @@ describe("reviews", () => {
     const first = step(s, approve("wd-1", "bob"));
     expect(statusOf(first.next, "wd-1")).toBe("pending_approval");
     expect(first.next.context.withdrawals["wd-1"]?.approvals).toEqual(["bob"]);
-    expect(first.effects.map((e) => e.type)).toEqual(["withdrawal.reviewed", "audit.recorded"]);
+    expect(first.effects.map((e) => e.type)).toEqual(["chama.withdrawal.reviewed", "chama.audit.recorded"]);
 
     const second = step(first.next, approve("wd-1", "carol"));
     expect(statusOf(second.next, "wd-1")).toBe("approved");
     expect(second.next.context.withdrawals["wd-1"]?.approvals).toEqual(["bob", "carol"]);
-    const transitions = [...first.effects, ...second.effects].filter((e) => e.type === "withdrawal.changed" && e.status === "approved");
+    const transitions = [...first.effects, ...second.effects].filter((e) => e.type === "chama.withdrawal.changed" && e.status === "approved");
     expect(transitions).toHaveLength(1);
 
     // A third admin coming late finds it decided.
@@ -539,9 +539,9 @@ describe("reviews", () => {
     const { next, effects } = step(requested(), rejectBy("wd-1", "carol", "not agreed in the meeting"));
     expect(next.context.withdrawals).toEqual({});
     expect(availableOf(next.context)).toBe(1000n);
-    expect(single(effects, "withdrawal.changed")).toMatchObject({ from: "pending_approval", status: "rejected", by: "carol", rejections: ["carol"], note: "not agreed in the meeting" });
-    expect(single(effects, "audit.recorded")).toMatchObject({
-      action: "withdrawal.review",
+    expect(single(effects, "chama.withdrawal.changed")).toMatchObject({ from: "pending_approval", status: "rejected", by: "carol", rejections: ["carol"], note: "not agreed in the meeting" });
+    expect(single(effects, "chama.audit.recorded")).toMatchObject({
+      action: "chama.withdrawal.review",
       before: { status: "pending_approval", available: 700n },
       after: { status: "rejected", rejections: ["carol"], available: 1000n },
       note: "not agreed in the meeting",
@@ -594,8 +594,8 @@ describe("expiry", () => {
     const { next, effects } = step(s, expire("wd-1", later(lifetime)));
     expect(next.context.withdrawals).toEqual({});
     expect(availableOf(next.context)).toBe(1000n);
-    expect(single(effects, "withdrawal.changed")).toMatchObject({ from: "pending_approval", status: "expired", by: SYSTEM_ACTOR });
-    expect(single(effects, "audit.recorded")).toMatchObject({ actor: SYSTEM_ACTOR, action: "withdrawal.expire" });
+    expect(single(effects, "chama.withdrawal.changed")).toMatchObject({ from: "pending_approval", status: "expired", by: SYSTEM_ACTOR });
+    expect(single(effects, "chama.audit.recorded")).toMatchObject({ actor: SYSTEM_ACTOR, action: "chama.withdrawal.expire" });
     expectRejected(next, approve("wd-1", "bob", later(lifetime)), "INVALID_TRANSITION");
     expectRejected(next, approve("wd-1", "bob", later(1)), "INVALID_TRANSITION");
   });
@@ -636,8 +636,8 @@ describe("continuing and paying out", () => {
     const { next, effects } = step(approved(), proceed("wd-1", "dave"));
     expect(statusOf(next, "wd-1")).toBe("processing");
     expect(availableOf(next.context)).toBe(700n);
-    expect(single(effects, "withdrawal.changed")).toMatchObject({ from: "approved", status: "processing", by: "dave", amount: 300n, destination: bank });
-    expect(show(single(effects, "audit.recorded"))).not.toContain(bank.sealed.ct);
+    expect(single(effects, "chama.withdrawal.changed")).toMatchObject({ from: "approved", status: "processing", by: "dave", amount: 300n, destination: bank });
+    expect(show(single(effects, "chama.audit.recorded"))).not.toContain(bank.sealed.ct);
   });
 
   test("continue called five times gives one payout; the other four are INVALID_TRANSITION", () => {
@@ -646,7 +646,7 @@ describe("continuing and paying out", () => {
     const refusals = [];
     for (let i = 0; i < 5; i++) {
       const { next, effects } = step(s, proceed("wd-1", i % 2 ? "alice" : "dave"));
-      payouts.push(...ofType(effects, "withdrawal.changed").filter((e) => e.status === "processing"));
+      payouts.push(...ofType(effects, "chama.withdrawal.changed").filter((e) => e.status === "processing"));
       refusals.push(...ofType(effects, "rejected").filter((e) => e.code === "INVALID_TRANSITION"));
       s = next;
     }
@@ -671,7 +671,7 @@ describe("continuing and paying out", () => {
     expect(heldOf(next.context)).toBe(0n);
     expect(availableOf(next.context)).toBe(700n);
     expect(next.context.members["dave"]).toMatchObject({ contributed: 1000n, withdrawn: 300n });
-    const changed = single(effects, "withdrawal.changed");
+    const changed = single(effects, "chama.withdrawal.changed");
     expect(changed).toMatchObject({ from: "processing", status: "completed", by: SYSTEM_ACTOR });
     expect(changed.journal).toEqual({
       id: "j-wd-1",
@@ -682,7 +682,7 @@ describe("continuing and paying out", () => {
         { account: SYSTEM_ACCOUNT.withdrawals, amount: 300n },
       ],
     });
-    expect(single(effects, "audit.recorded")).toMatchObject({ before: { status: "processing", posted: 1000n }, after: { status: "completed", posted: 700n } });
+    expect(single(effects, "chama.audit.recorded")).toMatchObject({ before: { status: "processing", posted: 1000n }, after: { status: "completed", posted: 700n } });
   });
 
   test("a failed payout releases the hold, restores the balance and the audit shows it", () => {
@@ -692,15 +692,15 @@ describe("continuing and paying out", () => {
     expect(next.context.withdrawals).toEqual({});
     expect(next.context.posted).toBe(1000n);
     expect(availableOf(next.context)).toBe(1000n);
-    expect(single(effects, "withdrawal.changed")).toMatchObject({ from: "processing", status: "failed", reason: "bank account closed" });
-    expect(ofType(effects, "withdrawal.changed")[0]?.journal).toBeUndefined();
-    expect(single(effects, "audit.recorded")).toEqual({
-      type: "audit.recorded",
+    expect(single(effects, "chama.withdrawal.changed")).toMatchObject({ from: "processing", status: "failed", reason: "bank account closed" });
+    expect(ofType(effects, "chama.withdrawal.changed")[0]?.journal).toBeUndefined();
+    expect(single(effects, "chama.audit.recorded")).toEqual({
+      type: "chama.audit.recorded",
       chamaId: CHAMA,
       asset: "KES",
       at: T0,
       actor: SYSTEM_ACTOR,
-      action: "withdrawal.fail",
+      action: "chama.withdrawal.fail",
       target: "wd-1",
       before: { status: "processing", posted: 1000n, available: 700n },
       after: { status: "failed", posted: 1000n, available: 1000n },
@@ -731,7 +731,7 @@ describe("cancelling", () => {
         const { next, effects } = step(s, cancel("wd-1", by));
         expect(next.context.withdrawals).toEqual({});
         expect(availableOf(next.context)).toBe(1000n);
-        expect(single(effects, "withdrawal.changed")).toMatchObject({ status: "cancelled", by });
+        expect(single(effects, "chama.withdrawal.changed")).toMatchObject({ status: "cancelled", by });
       }
     }
   });
@@ -752,7 +752,7 @@ describe("manual review", () => {
     const { next, effects } = step(s, park("wd-1", "carol"));
     expect(statusOf(next, "wd-1")).toBe("manual_review");
     expect(next.context.withdrawals["wd-1"]?.approvals).toEqual([]);
-    expect(single(effects, "withdrawal.changed")).toMatchObject({ from: "pending_approval", status: "manual_review", by: "carol", note: "unusual destination" });
+    expect(single(effects, "chama.withdrawal.changed")).toMatchObject({ from: "pending_approval", status: "manual_review", by: "carol", note: "unusual destination" });
     expect(heldOf(next.context)).toBe(300n);
 
     const one = run(next, approve("wd-1", "bob"));
@@ -846,8 +846,8 @@ describe("freezing and closing", () => {
   test("only admins freeze and unfreeze, and both are audited", () => {
     expectRejected(chama(), { type: "chama.freeze", by: "dave" }, "FORBIDDEN");
     const { effects } = step(chama(), { type: "chama.freeze", by: "bob" });
-    expect(effects.map((e) => e.type)).toEqual(["chama.frozen", "audit.recorded"]);
-    expect(single(effects, "audit.recorded")).toMatchObject({ actor: "bob", before: { state: "active" }, after: { state: "frozen" } });
+    expect(effects.map((e) => e.type)).toEqual(["chama.frozen", "chama.audit.recorded"]);
+    expect(single(effects, "chama.audit.recorded")).toMatchObject({ actor: "bob", before: { state: "active" }, after: { state: "frozen" } });
     const frozen = run(chama(), { type: "chama.freeze", by: "alice" });
     expectRejected(frozen, { type: "chama.unfreeze", by: "dave" }, "FORBIDDEN");
     expectRejected(frozen, { type: "chama.freeze", by: "alice" }, "INVALID_TRANSITION");
@@ -866,7 +866,7 @@ describe("freezing and closing", () => {
     expectRejected(empty, { type: "chama.close", by: "dave" }, "FORBIDDEN");
     const { next, effects } = step(empty, { type: "chama.close", by: "alice" });
     expect(next.value).toBe("closed");
-    expect(effects.map((e) => e.type)).toEqual(["chama.closed", "audit.recorded"]);
+    expect(effects.map((e) => e.type)).toEqual(["chama.closed", "chama.audit.recorded"]);
     for (const command of EVERY_COMMAND) expectRejected(next, command, "CHAMA_CLOSED");
     expectRejected(next, { type: "chama.close", by: "alice" }, "INVALID_TRANSITION");
   });
@@ -876,10 +876,10 @@ describe("audit", () => {
   test("every accepted command emits exactly one audit record, last, naming who did what and when", () => {
     const commands: ChamaCmd[] = [
       { type: "chama.open", chamaId: CHAMA, name: "Umoja", asset: "KES", createdBy: "alice", at: later(0) },
-      { type: "member.add", memberId: "bob", role: "admin", by: "alice", at: later(1) },
-      { type: "member.invite", memberId: "dave", role: "member", by: "bob", at: later(2) },
-      { type: "member.accept", memberId: "dave", at: later(3) },
-      { type: "member.role", memberId: "dave", role: "admin", by: "alice", at: later(4) },
+      { type: "chama.member.add", memberId: "bob", role: "admin", by: "alice", at: later(1) },
+      { type: "chama.member.invite", memberId: "dave", role: "member", by: "bob", at: later(2) },
+      { type: "chama.member.accept", memberId: "dave", at: later(3) },
+      { type: "chama.member.role", memberId: "dave", role: "admin", by: "alice", at: later(4) },
       rules("bob", { rejectionsToReject: 1 }),
       { ...deposit("dave", 500n), at: later(5) },
       request("wd-1", "dave", 100n, later(6)),
@@ -893,12 +893,12 @@ describe("audit", () => {
       expire("wd-3", later(30 * DAY)),
       { type: "chama.freeze", by: "alice" },
       { type: "chama.unfreeze", by: "alice" },
-      { type: "member.remove", memberId: "dave", by: "dave" },
+      { type: "chama.member.remove", memberId: "dave", by: "dave" },
     ];
     let s = unopened();
     for (const command of commands) {
       const { next, effects } = step(s, command);
-      const audits = ofType(effects, "audit.recorded");
+      const audits = ofType(effects, "chama.audit.recorded");
       expect(audits).toHaveLength(1);
       expect(effects.at(-1)).toBe(audits[0]!);
       expect(audits[0]).toMatchObject({ chamaId: CHAMA, action: command.type, at: command.at ?? T0, actor: expect.any(String) });
@@ -908,7 +908,7 @@ describe("audit", () => {
 
   test("a refused command leaves no audit record", () => {
     const { effects } = step(chama(), rules("dave", { approvalsRequired: 2 }));
-    expect(ofType(effects, "audit.recorded")).toEqual([]);
+    expect(ofType(effects, "chama.audit.recorded")).toEqual([]);
   });
 });
 
@@ -918,13 +918,13 @@ test("a chama persisted as JSON and restored behaves exactly like the live one",
     request("wd-1", "dave", 300n),
     approve("wd-1", "bob"),
     request("wd-2", "erin", 200n),
-    { type: "member.invite", memberId: "zed", role: "member", by: "alice" },
-    { type: "member.remove", memberId: "erin", by: "alice" },
+    { type: "chama.member.invite", memberId: "zed", role: "member", by: "alice" },
+    { type: "chama.member.remove", memberId: "erin", by: "alice" },
   );
   const persisted = decode<{ value: string; context: ChamaContext }>(encode({ value: live.value, context: live.context }));
   const restored = chamaMachine.resolveState(persisted);
   expect(restored.context).toEqual(live.context);
-  const commands: ChamaCmd[] = [approve("wd-1", "carol"), proceed("wd-1", "dave"), { type: "member.accept", memberId: "zed" }, complete("wd-1"), request("wd-3", "dave", 1701n)];
+  const commands: ChamaCmd[] = [approve("wd-1", "carol"), proceed("wd-1", "dave"), { type: "chama.member.accept", memberId: "zed" }, complete("wd-1"), request("wd-3", "dave", 1701n)];
   let a = live;
   let b = restored;
   for (const command of commands) {
@@ -995,9 +995,9 @@ describe("invariants under random commands", () => {
           [2, () => { const id = w(); return { ...cancel(id, requesterOr(id)), at }; }],
           [1, () => ({ ...park(w(), admin()), at })],
           [3, () => { const overdue = overdueWithdrawalIds(s.context, at); return expire(overdue.length && random() < 0.8 ? pick(overdue) : w(), at); }],
-          [1, () => ({ type: "member.role", memberId: pick(PEOPLE), role: pick(["admin", "member"] as const), by: admin(), at })],
-          [1, () => ({ type: "member.remove", memberId: pick(PEOPLE), by: who(), at })],
-          [2, () => ({ type: "member.add", memberId: pick(PEOPLE), role: pick(["admin", "member"] as const), by: admin(), at })],
+          [1, () => ({ type: "chama.member.role", memberId: pick(PEOPLE), role: pick(["admin", "member"] as const), by: admin(), at })],
+          [1, () => ({ type: "chama.member.remove", memberId: pick(PEOPLE), by: who(), at })],
+          [2, () => ({ type: "chama.member.add", memberId: pick(PEOPLE), role: pick(["admin", "member"] as const), by: admin(), at })],
           [1, () => ({ ...rules(admin(), { approvalsRequired: pick([1, 2, 3]) }), at })],
         ]);
 
@@ -1013,11 +1013,11 @@ describe("invariants under random commands", () => {
           expect(next.value).toEqual(before.value);
           expect(next.context).toEqual(before.context);
         } else {
-          expect(ofType(effects, "audit.recorded")).toHaveLength(1);
+          expect(ofType(effects, "chama.audit.recorded")).toHaveLength(1);
           for (const e of effects) {
             if (e.type === "chama.deposited") deposited += e.amount;
-            if (e.type === "withdrawal.changed" && e.status === "completed") completed += e.amount;
-            if (e.type === "withdrawal.changed" && e.status === "approved") expect(e.approvals).not.toContain(e.memberId);
+            if (e.type === "chama.withdrawal.changed" && e.status === "completed") completed += e.amount;
+            if (e.type === "chama.withdrawal.changed" && e.status === "approved") expect(e.approvals).not.toContain(e.memberId);
             if (!("journal" in e) || !e.journal) continue;
             expect(e.journal.postings.reduce((sum, p) => sum + p.amount, 0n)).toBe(0n);
             for (const p of e.journal.postings) if (p.account === CHAMA) chamaNet += p.amount;
@@ -1034,26 +1034,26 @@ describe("invariants under random commands", () => {
         expect(contributed).toBe(deposited);
       }
       if (process.env.CHAMA_FUZZ_STATS) console.log([...outcomes].sort().map(([k, v]) => `${k}: ${v}`).join("\n"));
-      expect(outcomes.get("withdrawal.complete ok") ?? 0).toBeGreaterThan(0);
+      expect(outcomes.get("chama.withdrawal.complete ok") ?? 0).toBeGreaterThan(0);
     });
   }
 
   test("the random walks went through every money path, not only into refusals", () => {
     const paths = [
       "chama.deposit ok",
-      "withdrawal.request ok",
-      "withdrawal.request INSUFFICIENT_FUNDS",
-      "withdrawal.request LIMIT_EXCEEDED",
-      "withdrawal.review ok",
-      "withdrawal.continue ok",
-      "withdrawal.continue INVALID_TRANSITION",
-      "withdrawal.complete ok",
-      "withdrawal.fail ok",
-      "withdrawal.cancel ok",
-      "withdrawal.park ok",
-      "withdrawal.expire ok",
-      "member.remove ok",
-      "member.role ok",
+      "chama.withdrawal.request ok",
+      "chama.withdrawal.request INSUFFICIENT_FUNDS",
+      "chama.withdrawal.request LIMIT_EXCEEDED",
+      "chama.withdrawal.review ok",
+      "chama.withdrawal.continue ok",
+      "chama.withdrawal.continue INVALID_TRANSITION",
+      "chama.withdrawal.complete ok",
+      "chama.withdrawal.fail ok",
+      "chama.withdrawal.cancel ok",
+      "chama.withdrawal.park ok",
+      "chama.withdrawal.expire ok",
+      "chama.member.remove ok",
+      "chama.member.role ok",
     ];
     for (const path of paths) expect([path, seen.get(path) ?? 0]).not.toEqual([path, 0]);
   });

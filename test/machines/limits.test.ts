@@ -55,7 +55,7 @@ describe("the chama machine built with a maximum", () => {
   test("refuses a deposit or a withdrawal request one unit above the maximum with LIMIT_EXCEEDED", () => {
     for (const command of [
       { type: "chama.deposit", journalId: "j1", memberId: "m1", amount: USD_MAX + 1n, via: "admin#ops" },
-      { type: "withdrawal.request", withdrawalId: "w1", memberId: "m1", amount: USD_MAX + 1n, destination },
+      { type: "chama.withdrawal.request", withdrawalId: "w1", memberId: "m1", amount: USD_MAX + 1n, destination },
     ] as ChamaCmd[]) {
       expect(chamaEffects(command)).toEqual([{ type: "rejected", code: "LIMIT_EXCEEDED", detail: expect.any(String) }]);
     }

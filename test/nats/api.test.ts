@@ -42,8 +42,8 @@ describe("the same operations as REST", () => {
     const created = await call("wallets.create", { ownerId: "nats-owner", asset: "USD" });
     expect(created.status).toBe(201);
     const walletId = created.body.id;
-    expect((await call("credits.create", { walletId, amount: "10.00" })).status).toBe(201);
-    const paid = await call("payments.create", { walletId, amount: "2.50", reference: "order-1" });
+    expect((await call("wallets.credits.create", { walletId, amount: "10.00" })).status).toBe(201);
+    const paid = await call("wallets.payments.create", { walletId, amount: "2.50", reference: "order-1" });
     expect(paid.status).toBe(201);
     expect(paid.body.balance.available).toBe("7.50");
     const read = await call("wallets.get", { walletId }, { key: null });
@@ -64,7 +64,7 @@ describe("idempotency, as on REST", () => {
   test("the same key 5 times at once: one payment, five identical replies", async () => {
     const walletId = await fundedWallet(t.api, "USD", "10.00");
     const key = crypto.randomUUID();
-    const replies = await Promise.all(Array.from({ length: 5 }, () => call("payments.create", { walletId, amount: "3.00" }, { key })));
+    const replies = await Promise.all(Array.from({ length: 5 }, () => call("wallets.payments.create", { walletId, amount: "3.00" }, { key })));
     for (const r of replies) expect(r).toEqual(replies[0]!);
     expect((await t.api("GET", `/v1/wallets/${walletId}`)).body.balance.posted).toBe("7.00");
   });
@@ -73,15 +73,15 @@ describe("idempotency, as on REST", () => {
     const walletId = await fundedWallet(t.api, "USD", "10.00");
     const key = crypto.randomUUID();
     const rest = await t.api("POST", `/v1/wallets/${walletId}/payments`, { amount: "1.00" }, { key });
-    expect(await call("payments.create", { walletId, amount: "1.00" }, { key })).toEqual({ status: rest.status, body: rest.body });
-    const other = await call("payments.create", { walletId, amount: "2.00" }, { key });
+    expect(await call("wallets.payments.create", { walletId, amount: "1.00" }, { key })).toEqual({ status: rest.status, body: rest.body });
+    const other = await call("wallets.payments.create", { walletId, amount: "2.00" }, { key });
     expect(other.status).toBe(422);
     expect(other.body.code).toBe("IDEMPOTENCY_CONFLICT");
   });
 
   test("a change without an Idempotency-Key is a 400", async () => {
     const walletId = await fundedWallet(t.api, "USD", "10.00");
-    const r = await call("payments.create", { walletId, amount: "1.00" }, { key: null });
+    const r = await call("wallets.payments.create", { walletId, amount: "1.00" }, { key: null });
     expect(r.status).toBe(400);
     expect(r.body.code).toBe("IDEMPOTENCY_KEY_REQUIRED");
   });
@@ -95,7 +95,7 @@ describe("authentication and ownership, as on REST", () => {
 
   test("user B paying from user A's wallet is a 404 and changes nothing", async () => {
     const walletId = await fundedWallet(t.api, "USD", "10.00", "nats-user-a");
-    const r = await call("payments.create", { walletId, amount: "1.00" }, { as: { sub: "nats-user-b", role: "user" } });
+    const r = await call("wallets.payments.create", { walletId, amount: "1.00" }, { as: { sub: "nats-user-b", role: "user" } });
     expect(r.status).toBe(404);
     expect(r.body.code).toBe("WALLET_NOT_FOUND");
     expect((await t.api("GET", `/v1/wallets/${walletId}`)).body.balance.posted).toBe("10.00");
@@ -103,16 +103,16 @@ describe("authentication and ownership, as on REST", () => {
 
   test("a service without the permission is a 403; with it, it may pay", async () => {
     const walletId = await fundedWallet(t.api, "USD", "10.00");
-    expect((await call("payments.create", { walletId, amount: "1.00" }, { as: { sub: "svc", role: "service", perms: ["wallets:read"] } })).status).toBe(403);
-    expect((await call("payments.create", { walletId, amount: "1.00" }, { as: { sub: "svc", role: "service", perms: ["payments:write"] } })).status).toBe(201);
+    expect((await call("wallets.payments.create", { walletId, amount: "1.00" }, { as: { sub: "svc", role: "service", perms: ["wallets:read"] } })).status).toBe(403);
+    expect((await call("wallets.payments.create", { walletId, amount: "1.00" }, { as: { sub: "svc", role: "service", perms: ["payments:write"] } })).status).toBe(201);
   });
 });
 
 describe("bad input, as on REST", () => {
   test.each([
-    ["malformed JSON", "payments.create", undefined, "{not json"],
-    ["an unknown field", "payments.create", { walletId: crypto.randomUUID(), amount: "1.00", extra: 1 }, undefined],
-    ["too many decimals", "payments.create", "WALLET", undefined],
+    ["malformed JSON", "wallets.payments.create", undefined, "{not json"],
+    ["an unknown field", "wallets.payments.create", { walletId: crypto.randomUUID(), amount: "1.00", extra: 1 }, undefined],
+    ["too many decimals", "wallets.payments.create", "WALLET", undefined],
     ["a path id that is not a UUID", "wallets.get", { walletId: "../../etc" }, undefined],
   ])("%s is a 400", async (_name, operation, payload, raw) => {
     const walletId = await fundedWallet(t.api, "USD", "10.00");
@@ -136,7 +136,7 @@ test("the payment rate limit applies to NATS callers too", async () => {
       const h = headers();
       h.set("Authorization", `Bearer ${await tokenFor({ sub: "nats-limited", role: "user" })}`);
       h.set("Idempotency-Key", crypto.randomUUID());
-      const reply = await nc.request(`${PREFIX}l.v1.payments.create`, JSON.stringify({ walletId, amount: "1.00" }), { timeout: 5_000, headers: h });
+      const reply = await nc.request(`${PREFIX}l.v1.wallets.payments.create`, JSON.stringify({ walletId, amount: "1.00" }), { timeout: 5_000, headers: h });
       statuses.push((JSON.parse(reply.string()) as Reply).status);
     }
     expect(statuses).toEqual([201, 201, 201, 429, 429]);

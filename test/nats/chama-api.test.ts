@@ -2,15 +2,16 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect, headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { shardOf } from "../../actors/shards";
 import { loadConfig } from "../../src/config";
-import { tokenFor, type As } from "../support/auth";
+import { people, tokenFor, user, type As } from "../support/auth";
+import { verifyIsClean } from "../support/ledger";
 import { deleteClusterState } from "../support/nats";
 import { startTestNode, type TestNode } from "../support/node";
 
 /**
  * Chamas over the NATS request-reply API (`<prefix>.v1.chamas.*`), on a node in cluster mode: every
- * chama command leaves the API handler on the shard subject `<prefix>.wallet.<shard>.<chamaId>`
- * (actors/nats-router.ts) and is answered by the shard's owner. A plain subscription on those
- * subjects watches them go by. REST on the same node must see exactly what NATS answered.
+ * chama command leaves the API handler on the chama shard subject `<prefix>.chama.<shard>.<chamaId>`
+ * (actors/nats-router.ts), never on the wallets' `<prefix>.wallet.…`, and is answered by the shard's
+ * owner. Plain subscriptions on both kinds of shard subject watch them go by. REST on the same node must see exactly what NATS answered.
  */
 const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 const PREFIX = `coffertest${crypto.randomUUID().slice(0, 8)}`;
@@ -18,31 +19,30 @@ const SHARDS = loadConfig({ NATS_URL, NATS_SUBJECT_PREFIX: PREFIX }).SHARDS;
 
 let t: TestNode;
 let nc: NatsConnection;
-let sniffer: Subscription;
-/** Every command seen on the shard subjects: subject and the envelope's command type. */
+let sniffers: Subscription[] = [];
+/** Every command seen on the shard subjects (wallet and chama): subject and the envelope's command type. */
 const shardTraffic: { subject: string; type: string }[] = [];
 
 beforeAll(async () => {
   t = await startTestNode("natschama", { NATS_URL, NATS_SUBJECT_PREFIX: PREFIX });
   nc = await connect({ servers: NATS_URL });
   // Not in the shard's queue group and never replying: it only sees what the owner is asked.
-  sniffer = nc.subscribe(`${PREFIX}.wallet.>`, {
-    callback: (_e, msg: Msg) => {
-      let type = "?";
-      try {
-        // A signed node message: one header line, then the envelope (actors/bus/wire.ts).
-        const text = msg.string();
-        type = (JSON.parse(text.slice(text.indexOf("\n") + 1)) as { command?: { type?: string } }).command?.type ?? "?";
-      } catch {
-        // the codec may not be plain JSON for every field; the subject is what matters
-      }
-      shardTraffic.push({ subject: msg.subject, type });
-    },
-  });
+  const sniff = (_e: unknown, msg: Msg) => {
+    let type = "?";
+    try {
+      // A signed node message: one header line, then the envelope (actors/bus/wire.ts).
+      const text = msg.string();
+      type = (JSON.parse(text.slice(text.indexOf("\n") + 1)) as { command?: { type?: string } }).command?.type ?? "?";
+    } catch {
+      // the codec may not be plain JSON for every field; the subject is what matters
+    }
+    shardTraffic.push({ subject: msg.subject, type });
+  };
+  sniffers = ["wallet", "chama"].map((kind) => nc.subscribe(`${PREFIX}.${kind}.>`, { callback: sniff }));
   await nc.flush();
 });
 afterAll(async () => {
-  sniffer?.unsubscribe();
+  for (const sniffer of sniffers) sniffer.unsubscribe();
   await nc?.drain();
   await t?.stop();
   await deleteClusterState(PREFIX);
@@ -53,7 +53,6 @@ interface Reply {
   body: any;
 }
 
-const user = (sub: string): As => ({ sub, role: "user" });
 const BANK = { type: "bank", account: "KE00 1111 2222 3333" } as const;
 
 async function call(operation: string, payload: unknown, opts: { as?: As; key?: string | null; raw?: string } = {}): Promise<Reply> {
@@ -67,11 +66,6 @@ async function call(operation: string, payload: unknown, opts: { as?: As; key?: 
 function ok(r: Reply, status = 200): any {
   if (r.status !== status) throw new Error(`expected ${status}, got ${r.status}: ${JSON.stringify(r.body)}`);
   return r.body;
-}
-
-function people<const N extends readonly string[]>(...names: N): { [K in N[number]]: string } {
-  const run = crypto.randomUUID().slice(0, 8);
-  return Object.fromEntries(names.map((n) => [n, `${n}-${run}`])) as { [K in N[number]]: string };
 }
 
 /** A chama made over NATS: `admins[0]` creates it, the others join as admins, `members` as members. */
@@ -130,17 +124,20 @@ describe("a chama's whole life over NATS request-reply", () => {
     // Exactly one payout journal, and the books still balance.
     const [row] = await t.node.db`select count(*)::int as n from journals where kind = 'chama_withdrawal' and wallet_id = ${chamaId}`;
     expect(row!.n).toBe(1);
-    expect((await t.api("GET", "/admin/verify")).body).toEqual({ ok: true, mismatches: [] });
+    await verifyIsClean(t);
   });
 
-  test("the chama's commands travelled on its shard subject, to the shard's owner", async () => {
+  test("the chama's commands travelled on its chama shard subject, never a wallet one, to the shard's owner", async () => {
     const p = people("owner");
     const before = shardTraffic.length;
     const chamaId = await chamaOverNats([p.owner], [], "5.00");
     await nc.flush(); // every message published before this point has reached the sniffer
-    const subject = `${PREFIX}.wallet.${shardOf(chamaId, SHARDS)}.${chamaId}`;
-    const seen = shardTraffic.slice(before).filter((m) => m.subject === subject);
-    expect(seen.map((m) => m.type)).toEqual(["chama.open", "chama.deposit"]);
+    const subject = `${PREFIX}.chama.${shardOf(chamaId, SHARDS)}.${chamaId}`;
+    const seen = shardTraffic.slice(before).filter((m) => m.subject.endsWith(`.${chamaId}`));
+    expect(seen).toEqual([
+      { subject, type: "chama.open" },
+      { subject, type: "chama.deposit" },
+    ]);
     // ... and the owner (this node, the only one) holds the shard and the chama's actor.
     const cluster = await t.api("GET", "/admin/cluster");
     expect(cluster.status).toBe(200);

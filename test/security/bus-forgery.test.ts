@@ -26,8 +26,9 @@ import { fundedWallet, startTestNode, type TestNode } from "../support/node";
 
 /**
  * The internal bus attacked from a plain NATS client, against one real node (real NATS, real
- * Postgres, nothing mocked). The node serves every shard subject `<prefix>.wallet.<shard>.<id>`
- * (wallet and chama commands) and only acts on what a node signed (actors/bus/). For every command
+ * Postgres, nothing mocked). The node serves every shard subject, `<prefix>.wallet.<shard>.<id>` for
+ * wallet commands and `<prefix>.chama.<shard>.<id>` for chama commands, and only acts on what a node
+ * signed (actors/bus/). For every command
  * type the machines take (generated from the schema's list, which a unit test holds equal to the
  * machines' own event lists), each forgery is dropped under its reason, never answered, and changes
  * nothing in the database. Correctly signed envelopes that the caller may not send are refused by
@@ -200,34 +201,34 @@ function chamaFixture(type: string): { command: ChamaCommand; principal: Princip
     case "chama.unfreeze":
     case "chama.close":
       return byAdmin1({ type, at, by: x.admin1 });
-    case "member.invite":
-    case "member.add":
+    case "chama.member.invite":
+    case "chama.member.add":
       return byAdmin1({ type, at, memberId: x.attacker, role: "admin", by: x.admin1 });
-    case "member.accept":
+    case "chama.member.accept":
       return as(x.attacker)({ type, at, memberId: x.attacker });
-    case "member.remove":
+    case "chama.member.remove":
       return byAdmin1({ type, at, memberId: x.admin2, by: x.admin1, reason: "forged" });
-    case "member.role":
+    case "chama.member.role":
       return byAdmin1({ type, at, memberId: x.member, role: "admin", by: x.admin1 });
-    case "rules.change":
+    case "chama.rules.change":
       return byAdmin1({ type, at, rules: { approvalsRequired: 1 }, by: x.admin1 });
     case "chama.deposit":
       return platform({ type, at, journalId: uuid(), memberId: x.admin1, amount: 9_999_900n, via: ADMIN_IN_CHAMA });
-    case "withdrawal.request":
+    case "chama.withdrawal.request":
       return as(x.member)({ type, at, withdrawalId: uuid(), memberId: x.member, amount: 1_000n, destination: SEALED_DESTINATION });
-    case "withdrawal.review":
+    case "chama.withdrawal.review":
       return as(x.admin2)({ type, at, withdrawalId, reviewerId: x.admin2, decision: "approve", note: "forged" });
-    case "withdrawal.park":
+    case "chama.withdrawal.park":
       return byAdmin1({ type, at, withdrawalId, by: x.admin1, note: "forged" });
-    case "withdrawal.continue":
+    case "chama.withdrawal.continue":
       return byAdmin1({ type, at, withdrawalId, by: x.admin1 });
-    case "withdrawal.complete":
+    case "chama.withdrawal.complete":
       return platform({ type, at, withdrawalId, journalId: uuid(), via: ADMIN_IN_CHAMA });
-    case "withdrawal.fail":
+    case "chama.withdrawal.fail":
       return platform({ type, at, withdrawalId, reason: "forged", via: ADMIN_IN_CHAMA });
-    case "withdrawal.cancel":
+    case "chama.withdrawal.cancel":
       return byAdmin1({ type, at, withdrawalId, by: x.admin1, reason: "forged" });
-    case "withdrawal.expire":
+    case "chama.withdrawal.expire":
       return { command: { type, at, withdrawalId }, principal: SYSTEM_CLAIM };
     default:
       throw new Error(`no forgery fixture for the chama command ${type}: add one to chamaFixture`);
@@ -256,7 +257,8 @@ function tampered(envelope: Envelope): Envelope {
 // Talking to the node, watching its counters, and reading its database.
 // ---------------------------------------------------------------------------------------------
 
-const subjectOf = (id: string, shard = shardOf(id, SHARDS)) => `${PREFIX}.wallet.${shard}.${id}`;
+/** The subject a command for `id` travels on: its kind's (wallet unless told) and its shard's (unless told). */
+const subjectOf = (id: string, { kind = "wallet", shard = shardOf(id, SHARDS) }: { kind?: Kind; shard?: number } = {}) => `${PREFIX}.${kind}.${shard}.${id}`;
 const seal = (subject: string, body: string, atMs = Date.now(), ring = keys) => sealRequest(ring, subject, body, atMs);
 const bodyOf = (payload: string) => payload.slice(payload.indexOf("\n") + 1);
 const headerOf = (payload: string) => payload.slice(0, payload.indexOf("\n"));
@@ -384,7 +386,7 @@ describe("a forged internal envelope is dropped, never answered, and changes not
   for (const [kind, type] of ALL_TYPES) {
     test(`a forged ${kind} ${type} is dropped whether unsigned, under a foreign or unknown key, tampered, re-addressed, expired, early, without a reply subject or replayed`, async () => {
       const f = fixture(kind, type);
-      const subject = subjectOf(f.target);
+      const subject = subjectOf(f.target, { kind });
       const body = encode(f.envelope);
 
       // The forgeries are refused for being forged, not for their shape or sender: correctly signed,
@@ -401,7 +403,7 @@ describe("a forged internal envelope is dropped, never answered, and changes not
         { name: "signed with a foreign key under the real key id", subject, payload: seal(subject, body, Date.now(), BusKeys.of(keys.activeKid, { [keys.activeKid]: randomBytes(32) })).payload, reason: "bad_mac" },
         { name: "signed with a key id no node has", subject, payload: seal(subject, body, Date.now(), BusKeys.of("forger", { forger: randomBytes(32) })).payload, reason: "unknown_key" },
         { name: "body tampered after signing", subject, payload: `${headerOf(real())}\n${encode(tampered(f.envelope))}`, reason: "bad_mac" },
-        { name: "a real signature sent on another wallet's subject", subject: subjectOf(x.attackerWallet), payload: real(), reason: "bad_mac" },
+        { name: "a real signature sent on another wallet's subject", subject: subjectOf(x.attackerWallet, { kind }), payload: real(), reason: "bad_mac" },
         { name: "signed longer ago than BUS_MAX_AGE_MS", subject, payload: seal(subject, body, Date.now() - BUS_MAX_AGE_MS - 1_000).payload, reason: "expired" },
         { name: "signed further ahead than BUS_MAX_AGE_MS", subject, payload: seal(subject, body, Date.now() + BUS_MAX_AGE_MS + 1_000).payload, reason: "expired" },
         { name: "a real signature with no reply subject", subject, payload: real(), reason: "no_reply_subject", reply: false },
@@ -467,7 +469,7 @@ describe("a correctly signed envelope the caller may not send is refused, and ch
     const moving = ALL_TYPES.map(([kind, type]) => fixture(kind, type)).filter((f) => "amount" in f.envelope.command);
     // credit, payment, withdrawal request, transfer reserve and credit; chama deposit and withdrawal request.
     expect(moving.map((f) => `${f.kind}:${f.envelope.command.type}`).sort()).toEqual(
-      ["chama:chama.deposit", "chama:withdrawal.request", "wallet:transfer.credit", "wallet:transfer.reserve", "wallet:wallet.credit", "wallet:wallet.payment", "wallet:withdrawal.request"].sort(),
+      ["chama:chama.deposit", "chama:chama.withdrawal.request", "wallet:transfer.credit", "wallet:transfer.reserve", "wallet:wallet.credit", "wallet:wallet.payment", "wallet:withdrawal.request"].sort(),
     );
     const { idempotency_keys: _k, ...before } = await state();
     let sent = 0;
@@ -475,7 +477,7 @@ describe("a correctly signed envelope the caller may not send is refused, and ch
       for (const amount of [MAX_MINOR_USD + 1n, 10n ** 60n]) {
         // A fresh key each time: a repeated key would only replay the first refusal.
         const over = envelopeOf(f.kind, { ...f.envelope.command, amount } as WalletCommand | ChamaCommand, f.envelope.principal, `limit-${RUN}-${uuid()}`);
-        const r = await signed(subjectOf(f.target), over);
+        const r = await signed(subjectOf(f.target, { kind: f.kind }), over);
         sent++;
         const what = `${f.kind} ${f.envelope.command.type} of ${amount}`;
         expect({ what, dropped: r.dropped, status: r.outcome?.status, code: r.outcome?.body.code }).toEqual({ what, dropped: {}, status: 422, code: "LIMIT_EXCEEDED" });
@@ -494,7 +496,7 @@ describe("a correctly signed envelope the caller may not send is refused, and ch
     const otherShard = (home + 1) % SHARDS;
     await expectUnchangedBy(async () => {
       // Signed for the wrong subject itself: the signature is good, the routing is not.
-      const wrongShard = await signed(subjectOf(x.victim, otherShard), credit(100n));
+      const wrongShard = await signed(subjectOf(x.victim, { shard: otherShard }), credit(100n));
       expect({ outcome: wrongShard.outcome, dropped: wrongShard.dropped }).toEqual({ outcome: undefined, dropped: { wrong_shard: 1 } });
       // wallet.open names its wallet: on the victim's subject it must name the victim.
       const open = envelopeOf("wallet", { type: "wallet.open", at: now(), walletId: x.attackerWallet, ownerId: x.attacker, asset: "USD" }, ADMIN_CLAIM);
@@ -503,6 +505,16 @@ describe("a correctly signed envelope the caller may not send is refused, and ch
       // The last token is not an id at all.
       const notAnId = await signed(`${PREFIX}.wallet.${home}.not-a-wallet`, credit(100n));
       expect({ outcome: notAnId.outcome, dropped: notAnId.dropped }).toEqual({ outcome: undefined, dropped: { wrong_shard: 1 } });
+    });
+  });
+
+  test("a chama command on the wallet subject, or a wallet command on the chama subject, is dropped as wrong_shard", async () => {
+    const chamaCommand = fixture("chama", "chama.member.add").envelope;
+    await expectUnchangedBy(async () => {
+      const onWallet = await signed(subjectOf(x.chamaId, { kind: "wallet" }), chamaCommand);
+      expect({ outcome: onWallet.outcome, dropped: onWallet.dropped }).toEqual({ outcome: undefined, dropped: { wrong_shard: 1 } });
+      const onChama = await signed(subjectOf(x.victim, { kind: "chama" }), credit(100n));
+      expect({ outcome: onChama.outcome, dropped: onChama.dropped }).toEqual({ outcome: undefined, dropped: { wrong_shard: 1 } });
     });
   });
 
@@ -517,11 +529,11 @@ describe("a correctly signed envelope the caller may not send is refused, and ch
 
   test("the system's own steps sent by a user or an admin, and a user's command sent as the system, answer 403", async () => {
     const systemOnly = ALL_TYPES.map(([kind, type]) => fixture(kind, type)).filter((f) => f.envelope.principal.role === "system");
-    expect(systemOnly.map((f) => `${f.kind}:${f.envelope.command.type}`).sort()).toEqual(["chama:withdrawal.expire", "wallet:transfer.credit", "wallet:transfer.settle", "wallet:transfer.void"]);
+    expect(systemOnly.map((f) => `${f.kind}:${f.envelope.command.type}`).sort()).toEqual(["chama:chama.withdrawal.expire", "wallet:transfer.credit", "wallet:transfer.settle", "wallet:transfer.void"]);
     await expectUnchangedBy(async () => {
       for (const f of systemOnly) {
         for (const principal of [ADMIN_CLAIM, userClaim(x.victimOwner), userClaim(x.admin1)]) {
-          const r = await signed(subjectOf(f.target), envelopeOf(f.kind, f.envelope.command, principal));
+          const r = await signed(subjectOf(f.target, { kind: f.kind }), envelopeOf(f.kind, f.envelope.command, principal));
           const what = `${f.envelope.command.type} by ${principal.role} ${principal.sub}`;
           expect({ what, status: r.outcome?.status, code: r.outcome?.body.code }).toEqual({ what, status: 403, code: "FORBIDDEN" });
         }
@@ -531,18 +543,18 @@ describe("a correctly signed envelope the caller may not send is refused, and ch
     });
   });
 
-  test("a member.add 'by' the real admin with the attacker as principal answers 403", async () => {
-    const add = envelopeOf("chama", { type: "member.add", at: now(), memberId: x.attacker, role: "admin", by: x.admin1 }, userClaim(x.attacker));
-    await expectUnchangedBy(async () => expectProblem((await signed(subjectOf(x.chamaId), add)).outcome, 403, "FORBIDDEN"));
+  test("a chama.member.add 'by' the real admin with the attacker as principal answers 403", async () => {
+    const add = envelopeOf("chama", { type: "chama.member.add", at: now(), memberId: x.attacker, role: "admin", by: x.admin1 }, userClaim(x.attacker));
+    await expectUnchangedBy(async () => expectProblem((await signed(subjectOf(x.chamaId, { kind: "chama" }), add)).outcome, 403, "FORBIDDEN"));
   });
 
-  test("a withdrawal.review 'as' the second admin with the first admin as principal answers 403", async () => {
+  test("a chama.withdrawal.review 'as' the second admin with the first admin as principal answers 403", async () => {
     const review = envelopeOf(
       "chama",
-      { type: "withdrawal.review", at: now(), withdrawalId: x.chamaWithdrawal, reviewerId: x.admin2, decision: "approve" },
+      { type: "chama.withdrawal.review", at: now(), withdrawalId: x.chamaWithdrawal, reviewerId: x.admin2, decision: "approve" },
       userClaim(x.admin1),
     );
-    await expectUnchangedBy(async () => expectProblem((await signed(subjectOf(x.chamaId), review)).outcome, 403, "FORBIDDEN"));
+    await expectUnchangedBy(async () => expectProblem((await signed(subjectOf(x.chamaId, { kind: "chama" }), review)).outcome, 403, "FORBIDDEN"));
   });
 
   test("an envelope whose idempotency scope is another caller's answers 403, and does not replay that caller's stored answer", async () => {
@@ -577,7 +589,7 @@ describe("a correctly signed envelope the caller may not send is refused, and ch
       ["a negative amount", credit(-100n)],
       ["a zero amount", credit(0n)],
       ["an amount as a number", { ...base, command: { ...(base.command as object), amount: 100 } }],
-      ["a chama command under the wallet kind", { ...base, command: fixture("chama", "member.add").envelope.command }],
+      ["a chama command under the wallet kind", { ...base, command: fixture("chama", "chama.member.add").envelope.command }],
       ["not JSON", "{{{"],
       ["a bigint that is not a number", '{"$bigint":"x"}'],
     ];
@@ -634,10 +646,11 @@ describe("a bad message never hurts a node", () => {
     };
 
     let sent = 0;
-    // Each shard subject: unsigned garbage with and without a reply subject, some with headers, and signed non-envelopes.
-    for (const shard of shardSubjects) {
+    // Each shard subject of each kind: unsigned garbage with and without a reply subject, some with headers, and signed non-envelopes.
+    const kinds: Kind[] = ["wallet", "chama"];
+    for (const kind of kinds) for (const shard of shardSubjects) {
       for (let i = 0; i < 100; i++) {
-        const subject = `${PREFIX}.wallet.${shard}.${uuid()}`;
+        const subject = `${PREFIX}.${kind}.${shard}.${uuid()}`;
         const reply = `${inbox}.${sent++}`;
         const pick = i % (garbage.length * 2 + signedBodies.length);
         if (pick < garbage.length * 2) {
@@ -652,7 +665,7 @@ describe("a bad message never hurts a node", () => {
           expect1("invalid");
         }
       }
-      await waitForDrops(`the 100 messages on shard ${shard} to be dropped`);
+      await waitForDrops(`the 100 messages on ${kind} shard ${shard} to be dropped`);
     }
     // The node's status subject (its health probe): unsigned garbage, with and without a reply subject.
     const statusSubject = `${PREFIX}.cluster.status.${NODE_ID}`;
@@ -692,7 +705,7 @@ describe("a bad message never hurts a node", () => {
     await nc.flush();
     strays.unsubscribe();
     expect(stray.map((m) => m.subject)).toEqual([]);
-    expect(Object.values(expected).reduce((a, b) => a + b, 0)).toBe(SHARDS * 100 + 100);
+    expect(Object.values(expected).reduce((a, b) => a + b, 0)).toBe(kinds.length * SHARDS * 100 + 100);
 
     // Normal load: 50 payments over REST and 20 requests over the NATS API, all at once.
     const payer = await fundedWallet(t.api, "USD", "100.00", `payer-${RUN}`);
@@ -705,7 +718,7 @@ describe("a bad message never hurts a node", () => {
     };
     const [payments, credits, reads] = await Promise.all([
       Promise.all(Array.from({ length: 50 }, () => t.api("POST", `/v1/wallets/${payer}/payments`, { amount: "1.00" }))),
-      Promise.all(Array.from({ length: 10 }, () => call("credits.create", { walletId: receiver, amount: "2.50" }, uuid()))),
+      Promise.all(Array.from({ length: 10 }, () => call("wallets.credits.create", { walletId: receiver, amount: "2.50" }, uuid()))),
       Promise.all(Array.from({ length: 10 }, () => call("wallets.get", { walletId: payer }))),
     ]);
     expect(payments.map((p) => p.status)).toEqual(Array(50).fill(201));

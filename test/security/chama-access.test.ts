@@ -1,39 +1,42 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { OPERATIONS, operationNamed } from "../../src/api/operations";
 import type { Db } from "../../lib/db";
 import { ERROR_STATUS } from "../../lib/errors";
 import { PERMISSIONS } from "../../lib/principal";
-import type { As } from "../support/auth";
-import { startTestNode, type ApiResponse, type TestNode } from "../support/node";
+import { user, type As } from "../support/auth";
+import { verifyIsClean } from "../support/ledger";
+import { startTestNode, type TestNode } from "../support/node";
 import {
+  BANK,
+  callRest,
   CHAMA_ADMIN,
-  CHAMA_ROUTES,
-  chamaPathOf,
-  chamaRouteName,
+  CHAMA_NAME,
   FORMER,
+  ghostOf,
   INVITEE,
   MEMBER,
+  operationFixtures,
   OTHER_MEMBER,
   SECOND_ADMIN,
   STRANGER,
-  WHO,
-  type ChamaFixture,
-  type ChamaRouteCase,
-  type ChamaState,
-  type Refusal,
-  type Who,
-} from "./chama-routes";
+  type Answer,
+  type Fixture,
+  type Fixtures,
+} from "../support/operations";
+import { CHAMA_OVERRIDES, CHAMA_ROUTES, chamaRouteName, WHO, type ChamaRouteCase, type Expected, type Refusal, type Who } from "./chama-routes";
 import { expectProblem, footprint } from "./support";
 
 /**
- * Who may call which chama route, generated from the table in ./chama-routes.ts. Every route is
- * tried by every kind of caller on a fresh chama; every refusal is checked to have written nothing
- * (a refusal by the chama machine writes exactly one thing: its idempotency record, which a replay
- * of the same key answers from), and every "not found" a user gets for a real chama is checked to
- * be exactly the answer for a chama that does not exist.
+ * Who may call which chama operation: every chama entry of the operation table, tried by every
+ * kind of caller (./chama-routes.ts derives what each gets from the policy, plus the chama
+ * machine's rules by name) on a fresh chama from test/support/operations.ts. Every refusal is
+ * checked to have written nothing (a refusal by the chama machine writes exactly one thing: its
+ * idempotency record, which a replay of the same key answers from), and every "not found" a user
+ * gets for a real chama is checked to be exactly the answer for a chama that does not exist.
  */
 let t: TestNode;
+let fixtures: Fixtures;
 
-const user = (sub: string): As => ({ sub, role: "user" });
 const PLATFORM_ADMIN: As = { sub: "admin-1", role: "admin" };
 const AUDITOR: As = { sub: "auditor-1", role: "auditor" };
 
@@ -62,45 +65,14 @@ function identity(who: Who, route: ChamaRouteCase): As {
 
 beforeAll(async () => {
   t = await startTestNode("chama-access");
+  fixtures = operationFixtures(t);
 });
 afterAll(() => t.stop());
 
-/** Arranging: every step must do what it says, or the test is about something else. */
-async function ok(pending: Promise<ApiResponse>, status: 200 | 201 = 201): Promise<any> {
-  const res = await pending;
-  if (res.status !== status) throw new Error(`arranging failed: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body;
-}
+const arrange = (route: ChamaRouteCase) => fixtures.arrange(route.op.name);
 
-/** A fresh chama in `state`, arranged by its members (and a platform admin for the deposit). */
-async function arrange(state: ChamaState): Promise<ChamaFixture> {
-  if (state === "none") return { chama: crypto.randomUUID() };
-  const admin = user(CHAMA_ADMIN);
-  const chama = (await ok(t.api("POST", "/v1/chamas", { name: "Umoja", asset: "USD" }, { as: admin }))).id as string;
-  const base = `/v1/chamas/${chama}`;
-  await ok(t.api("POST", `${base}/members`, { memberId: SECOND_ADMIN, role: "admin" }, { as: admin }));
-  for (const memberId of [MEMBER, OTHER_MEMBER, FORMER]) await ok(t.api("POST", `${base}/members`, { memberId }, { as: admin }));
-  await ok(t.api("POST", `${base}/members/${FORMER}/remove`, {}, { as: admin }), 200);
-  await ok(t.api("POST", `${base}/invitations`, { memberId: INVITEE }, { as: admin }));
-  if (state === "empty") return { chama };
-
-  await ok(t.api("POST", `${base}/deposits`, { memberId: MEMBER, amount: "100.00" }));
-  const request = async () =>
-    (await ok(t.api("POST", `${base}/withdrawals`, { amount: "1.00", destination: { type: "bank", account: "12345678" } }, { as: user(MEMBER) }))).id as string;
-  const [pending, approved, processing] = [await request(), await request(), await request()];
-  for (const id of [approved, processing]) {
-    expect((await ok(t.api("POST", `${base}/withdrawals/${id}/approve`, {}, { as: admin }), 200)).status).toBe("approved");
-  }
-  expect((await ok(t.api("POST", `${base}/withdrawals/${processing}/continue`, {}, { as: user(MEMBER) }), 200)).status).toBe("processing");
-  if (state === "frozen") await ok(t.api("POST", `${base}/freeze`, {}, { as: admin }), 200);
-  return { chama, pending, approved, processing };
-}
-
-/** Ids nobody has: what a stranger sees must look exactly like this. */
-const ghost = (): ChamaFixture => ({ chama: crypto.randomUUID(), pending: crypto.randomUUID(), approved: crypto.randomUUID(), processing: crypto.randomUUID() });
-
-function call(route: ChamaRouteCase, f: ChamaFixture, as: As, key?: string): Promise<ApiResponse> {
-  return t.api(route.method, chamaPathOf(route, f), route.body?.(f), { as, ...(key ? { key } : {}) });
+function call(route: ChamaRouteCase, f: Fixture, as: As, key?: string, input = f.input): Promise<Answer> {
+  return callRest(t, route.op, input, { as, ...(key ? { key } : {}) });
 }
 
 /** The shared footprint (wallets, ledger, outbox, idempotency keys, API keys) and every chama table. */
@@ -117,13 +89,13 @@ async function chamaFootprint(db: Db) {
   return { ...(await footprint(db)), ...chamas } as Record<string, unknown>;
 }
 
-const describeExpected = (e: ChamaRouteCase["expect"][Who]) => (typeof e === "number" ? `${e}` : `${ERROR_STATUS[e.code]} ${e.code} (${e.by})`);
+const describeExpected = (e: Expected) => (typeof e === "number" ? `${e}` : `${ERROR_STATUS[e.code]} ${e.code} (${e.by})`);
 
 /**
  * The call is refused with this code. An edge refusal writes nothing; a machine refusal writes only
  * its idempotency record, and replaying the key gives the same answer and writes nothing more.
  */
-async function expectRefused(route: ChamaRouteCase, f: ChamaFixture, as: As, refusal: Refusal): Promise<ApiResponse> {
+async function expectRefused(route: ChamaRouteCase, f: Fixture, as: As, refusal: Refusal): Promise<Answer> {
   const key = `refused-${crypto.randomUUID()}`;
   const before = await chamaFootprint(t.node.db);
   const res = await call(route, f, as, key);
@@ -142,12 +114,27 @@ async function expectRefused(route: ChamaRouteCase, f: ChamaFixture, as: As, ref
   return res;
 }
 
-test("the table has one row per chama route, each with an answer for every caller", () => {
-  const names = CHAMA_ROUTES.map(chamaRouteName);
-  expect(new Set(names).size).toBe(names.length);
-  const served = t.node.http.routes.filter((r) => r.method !== "ALL" && r.path.startsWith("/v1/chamas")).map((r) => `${r.method} ${r.path}`);
-  expect([...new Set(served)].sort()).toEqual([...names].sort());
-  for (const route of CHAMA_ROUTES) expect(Object.keys(route.expect).sort()).toEqual([...WHO].sort());
+describe("the table", () => {
+  test("the table has one row per chama route, each with an answer for every caller", () => {
+    const names = CHAMA_ROUTES.map(chamaRouteName);
+    expect(new Set(names).size).toBe(names.length);
+    const served = t.node.http.routes.filter((r) => r.method !== "ALL" && r.path.startsWith("/v1/chamas")).map((r) => `${r.method} ${r.path}`);
+    expect([...new Set(served)].sort()).toEqual([...names].sort());
+    for (const route of CHAMA_ROUTES) expect(Object.keys(route.expect).sort()).toEqual([...WHO].sort());
+  });
+
+  test("every override names a chama operation of the table, and a caller", () => {
+    const chamaOps = CHAMA_ROUTES.map((r) => r.op.name);
+    for (const [name, overrides] of Object.entries(CHAMA_OVERRIDES)) {
+      expect({ name, known: chamaOps.includes(name) }).toEqual({ name, known: true });
+      for (const who of Object.keys(overrides)) expect(WHO as readonly string[]).toContain(who);
+    }
+  });
+
+  test("every chama operation acts on a chama, except starting one", () => {
+    expect(CHAMA_ROUTES.filter((r) => r.op.ownedBy !== "chama").map((r) => r.op.name)).toEqual(["chamas.create"]);
+    expect(OPERATIONS.filter((op) => op.ownedBy === "chama" && !CHAMA_ROUTES.some((r) => r.op === op))).toEqual([]);
+  });
 });
 
 for (const who of WHO) {
@@ -155,7 +142,7 @@ for (const who of WHO) {
     for (const route of CHAMA_ROUTES) {
       const expected = route.expect[who];
       test(`${chamaRouteName(route)} → ${describeExpected(expected)}`, async () => {
-        const f = await arrange(route.state);
+        const f = await arrange(route);
         const as = identity(who, route);
         if (typeof expected === "number") {
           const res = await call(route, f, as);
@@ -167,9 +154,9 @@ for (const who of WHO) {
         // Hidden means hidden: nothing about the chama or its people rides along, and the answer is
         // exactly the one for a chama that does not exist (which writes nothing either).
         const { instance: _echoed, ...told } = res.body; // the instance is the caller's own path
-        for (const secret of [CHAMA_ADMIN, MEMBER, "Umoja"]) expect(JSON.stringify(told)).not.toContain(secret);
+        for (const secret of [CHAMA_ADMIN, MEMBER, CHAMA_NAME]) expect(JSON.stringify(told)).not.toContain(secret);
         const before = await chamaFootprint(t.node.db);
-        const missing = await call(route, ghost(), as);
+        const missing = await call(route, f, as, undefined, ghostOf(f.input));
         expect({ status: missing.status, code: missing.body.code, detail: missing.body.detail }).toEqual({
           status: res.status,
           code: res.body.code,
@@ -188,44 +175,49 @@ describe("a credential that is not a user's is never a member, whatever its subj
     const asAdmin = route.expect.platformAdmin;
     const asService = route.expect.service;
     if (typeof asAdmin === "number" || asAdmin.by !== "machine" || typeof asService === "number") continue;
-    // Whom the route would let in: the invitee for accepting, a chama admin for everything else.
-    const lookalike = route.pattern.endsWith("/accept") ? INVITEE : CHAMA_ADMIN;
-    test(`a platform admin whose subject is "${lookalike}" gets ${describeExpected(asAdmin)} on ${chamaRouteName(route)}`, async () => {
-      await expectRefused(route, await arrange(route.state), { sub: lookalike, role: "admin" }, asAdmin);
+    // Whom the operation lets in: the fixture's caller (the invitee for accepting, a member or an admin otherwise).
+    test(`a platform admin with the subject of the one who may gets ${describeExpected(asAdmin)} on ${chamaRouteName(route)}`, async () => {
+      const f = await arrange(route);
+      await expectRefused(route, f, { sub: f.as.sub, role: "admin" }, asAdmin);
     });
-    test(`a service with ${route.permission} whose subject is "${lookalike}" gets ${describeExpected(asService)} on ${chamaRouteName(route)}`, async () => {
-      await expectRefused(route, await arrange(route.state), { sub: lookalike, role: "service", perms: [route.permission] }, asService);
+    test(`a service with ${route.permission} and the subject of the one who may gets ${describeExpected(asService)} on ${chamaRouteName(route)}`, async () => {
+      const f = await arrange(route);
+      await expectRefused(route, f, { sub: f.as.sub, role: "service", perms: [route.permission] }, asService);
     });
   }
 });
 
 describe("inside the chama", () => {
-  const step = (f: ChamaFixture, withdrawal: string, name: string) => `/v1/chamas/${f.chama}/withdrawals/${withdrawal}/${name}`;
-  const route = (pattern: string) => CHAMA_ROUTES.find((r) => r.pattern === pattern)!;
+  const route = (name: string): ChamaRouteCase => {
+    const found = CHAMA_ROUTES.find((r) => r.op.name === name);
+    if (!found) throw new Error(`no chama operation ${name}`);
+    return found;
+  };
+  const withInput = (f: Fixture, more: Record<string, unknown>): Fixture => ({ ...f, input: { ...f.input, ...more } });
 
   test("an admin never reviews their own request: 403 FORBIDDEN from the machine", async () => {
-    const f = await arrange("funded");
-    const own = await ok(t.api("POST", `/v1/chamas/${f.chama}/withdrawals`, { amount: "1.00", destination: { type: "bank", account: "12345678" } }, { as: user(CHAMA_ADMIN) }));
+    const f = await fixtures.arrange("chamas.withdrawals.approve");
+    const own = await callRest(t, operationNamed("chamas.withdrawals.create")!, { chamaId: f.chama, amount: "1.00", destination: BANK }, { as: user(CHAMA_ADMIN) });
+    expect(own.status).toBe(201);
     for (const decision of ["approve", "reject"]) {
-      const r = route(`/v1/chamas/:id/withdrawals/:withdrawalId/${decision}`);
-      await expectRefused({ ...r, withdrawal: "pending" }, { ...f, pending: own.id }, user(CHAMA_ADMIN), { code: "FORBIDDEN", by: "machine" });
+      await expectRefused(route(`chamas.withdrawals.${decision}`), withInput(f, { withdrawalId: own.body.id }), user(CHAMA_ADMIN), { code: "FORBIDDEN", by: "machine" });
     }
     // …and the other admin may.
-    expect((await t.api("POST", step(f, own.id, "approve"), {}, { as: user(SECOND_ADMIN) })).body).toMatchObject({ status: "approved", approvals: [SECOND_ADMIN] });
+    const approved = await callRest(t, route("chamas.withdrawals.approve").op, { chamaId: f.chama, withdrawalId: own.body.id }, { as: user(SECOND_ADMIN) });
+    expect(approved.body).toMatchObject({ status: "approved", approvals: [SECOND_ADMIN] });
   });
 
   test("a plain member who did not ask may neither continue nor cancel someone else's withdrawal", async () => {
-    const f = await arrange("funded");
-    await expectRefused(route("/v1/chamas/:id/withdrawals/:withdrawalId/continue"), f, user(OTHER_MEMBER), { code: "FORBIDDEN", by: "machine" });
-    await expectRefused(route("/v1/chamas/:id/withdrawals/:withdrawalId/cancel"), f, user(OTHER_MEMBER), { code: "FORBIDDEN", by: "machine" });
+    await expectRefused(route("chamas.withdrawals.continue"), await fixtures.arrange("chamas.withdrawals.continue"), user(OTHER_MEMBER), { code: "FORBIDDEN", by: "machine" });
+    await expectRefused(route("chamas.withdrawals.cancel"), await fixtures.arrange("chamas.withdrawals.cancel"), user(OTHER_MEMBER), { code: "FORBIDDEN", by: "machine" });
   });
 
   test("a plain member may leave, and then reads what they were part of but acts no more", async () => {
-    const f = await arrange("funded");
+    const f = await fixtures.arrange("chamas.withdrawals.create");
     const left = await t.api("POST", `/v1/chamas/${f.chama}/members/${OTHER_MEMBER}/remove`, {}, { as: user(OTHER_MEMBER) });
     expect({ status: left.status, body: left.body }).toMatchObject({ status: 200, body: { memberId: OTHER_MEMBER, status: "former" } });
     expect((await t.api("GET", `/v1/chamas/${f.chama}`, undefined, { as: user(OTHER_MEMBER) })).status).toBe(200);
-    await expectRefused(route("/v1/chamas/:id/withdrawals"), f, user(OTHER_MEMBER), { code: "NOT_A_MEMBER", by: "machine" });
+    await expectRefused(route("chamas.withdrawals.create"), f, user(OTHER_MEMBER), { code: "NOT_A_MEMBER", by: "machine" });
   });
 
   test("a user creating a chama without naming an admin is its admin", async () => {
@@ -236,7 +228,6 @@ describe("inside the chama", () => {
   });
 
   test("after all that, the ledger and the chama projections still agree", async () => {
-    const verify = await t.api("GET", "/admin/verify");
-    expect({ status: verify.status, body: verify.body }).toMatchObject({ status: 200, body: { ok: true, mismatches: [] } });
+    await verifyIsClean(t);
   });
 });

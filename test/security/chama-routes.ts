@@ -1,40 +1,19 @@
+import type { Operation } from "../../src/api/operation";
+import { OPERATIONS } from "../../src/api/operations";
 import type { ErrorCode } from "../../lib/errors";
 import type { Permission } from "../../lib/principal";
+import { isChamaOperation, ruleOf } from "./routes";
 
 /**
- * Every chama route of src/http/chamas.ts, and what each kind of caller gets from it. This table is
- * the specification chama-access.test.ts is generated from; ownership.test.ts checks that it and
- * ./routes.ts together list exactly the routes the app serves.
+ * What each kind of caller gets from each chama operation, derived from the operation table and
+ * the policy (./routes.ts `ruleOf`), with what the policy cannot know (the chama machine's rules,
+ * and who may read the audit log) in a small table of overrides keyed by operation name.
  *
- * A route acts on a fresh chama (see ChamaFixture) whose admins are CHAMA_ADMIN and SECOND_ADMIN,
- * whose plain members are MEMBER and OTHER_MEMBER, with INVITEE invited and FORMER removed. STRANGER
- * was never part of it. When funded, MEMBER has deposited 100.00 and has three 1.00 withdrawals:
- * one pending approval, one approved, one approved and continued (processing).
+ * The callers (test/support/operations.ts names the people): a chama admin, a plain member who
+ * requested the fixture's withdrawals, an invitee, a former member, a stranger who was never part
+ * of it, a platform admin, an auditor, a service with the operation's permission and one with
+ * every permission but that one.
  */
-export const CHAMA_ADMIN = "user-a";
-export const SECOND_ADMIN = "user-a2";
-export const MEMBER = "user-m";
-export const OTHER_MEMBER = "user-x";
-export const INVITEE = "user-i";
-export const FORMER = "user-f";
-export const STRANGER = "user-s";
-/** Nobody in any fixture: invitations and direct adds name them. */
-export const NEWCOMER = "user-new";
-
-export interface ChamaFixture {
-  chama: string;
-  /** MEMBER's withdrawal waiting for approval (funded and frozen fixtures). */
-  pending?: string;
-  /** MEMBER's approved withdrawal, not yet continued. */
-  approved?: string;
-  /** MEMBER's approved withdrawal, continued: processing. */
-  processing?: string;
-}
-
-/** funded: active with money and withdrawals; frozen: the same, frozen; empty: no money, no withdrawals; none: no chama needed. */
-export type ChamaState = "funded" | "frozen" | "empty" | "none";
-
-/** The callers every route is tried with. */
 export const WHO = ["chamaAdmin", "member", "invitee", "former", "stranger", "platformAdmin", "auditor", "service", "serviceWithout"] as const;
 export type Who = (typeof WHO)[number];
 
@@ -51,182 +30,96 @@ export type Expected = 200 | 201 | Refusal;
 export const edge = (code: ErrorCode): Refusal => ({ code, by: "edge" });
 export const machine = (code: ErrorCode): Refusal => ({ code, by: "machine" });
 
+const FORBIDDEN = edge("FORBIDDEN");
+const HIDDEN = edge("CHAMA_NOT_FOUND");
+
+/** Admin-only steps: the machine refuses a plain member. */
+const ADMINS_ONLY: Partial<Record<Who, Expected>> = { member: machine("FORBIDDEN") };
+
+/**
+ * What the policy does not decide, by operation name. Everything else follows from the policy:
+ * - reads: anyone who is or was a member (an invitation is not membership: an invitee sees what a
+ *   stranger sees), platform admins, auditors, services with the read permission;
+ * - what members do in their chama: the policy lets anyone involved through (and platform admins,
+ *   and services with the permission); the machine then refuses whoever is not a member
+ *   (NOT_A_MEMBER: invitees, former members, and platform credentials, which act as their own
+ *   subject and are never members), and lets members in, unless the operation is listed here;
+ * - what only platform credentials may do (deposits, payout reports): FORBIDDEN to every user
+ *   involved, hidden from a stranger.
+ */
+export const CHAMA_OVERRIDES: Record<string, Partial<Record<Who, Expected>>> = {
+  // The fixture names CHAMA_ADMIN as the first admin: platform credentials may name anyone, a user only themselves.
+  "chamas.create": { member: FORBIDDEN, invitee: FORBIDDEN, former: FORBIDDEN, stranger: FORBIDDEN },
+  "chamas.freeze": ADMINS_ONLY,
+  "chamas.unfreeze": ADMINS_ONLY,
+  "chamas.close": ADMINS_ONLY,
+  "chamas.invitations.create": ADMINS_ONLY,
+  "chamas.members.add": ADMINS_ONLY,
+  "chamas.members.remove": ADMINS_ONLY,
+  "chamas.members.role": ADMINS_ONLY,
+  "chamas.rules": ADMINS_ONLY,
+  // A plain member may not review, even someone else's request.
+  "chamas.withdrawals.approve": ADMINS_ONLY,
+  "chamas.withdrawals.reject": ADMINS_ONLY,
+  "chamas.withdrawals.park": ADMINS_ONLY,
+  // Everyone acts as themself, and only INVITEE has an invitation.
+  "chamas.invitations.accept": {
+    chamaAdmin: machine("NOT_INVITED"),
+    member: machine("NOT_INVITED"),
+    invitee: 200,
+    former: machine("NOT_INVITED"),
+    platformAdmin: machine("NOT_INVITED"),
+    service: machine("NOT_INVITED"),
+  },
+  // Only the chama's admins read its log. Other members, current or former, may read the chama,
+  // so are told FORBIDDEN (src/api/chama-queries.ts); a stranger or an invitee sees it as missing.
+  "chamas.audit": { member: FORBIDDEN, former: FORBIDDEN },
+};
+
 export interface ChamaRouteCase {
-  method: "GET" | "POST";
-  /** Exactly as registered with Hono. */
-  pattern: string;
-  state: ChamaState;
-  /** Which of the fixture's withdrawals `:withdrawalId` names. */
-  withdrawal?: "pending" | "approved" | "processing";
-  /** Who `:memberId` names. */
-  memberId?: string;
-  query?: string;
-  body?: (f: ChamaFixture) => unknown;
-  /** The permission a service needs to get past the policy. */
+  op: Operation;
+  /** The permission a service needs to get past the policy (every chama action names one). */
   permission: Permission;
   expect: Record<Who, Expected>;
 }
 
-const FORBIDDEN = edge("FORBIDDEN");
-const HIDDEN = edge("CHAMA_NOT_FOUND");
-
-/**
- * Reads: anyone who is or was a member of the chama, platform admins, auditors, services with
- * chamas:read. An invitation is not membership: the invitee sees what a stranger sees.
- */
-const readable: Record<Who, Expected> = {
-  chamaAdmin: 200,
-  member: 200,
-  invitee: HIDDEN,
-  former: 200,
-  stranger: HIDDEN,
-  platformAdmin: 200,
-  auditor: 200,
-  service: 200,
-  serviceWithout: FORBIDDEN,
-};
-
-/**
- * Chama-admin actions: the policy lets anyone involved (and admins, and services with chamas:write)
- * through; the machine then refuses whoever is not a member (NOT_A_MEMBER) or not an admin (FORBIDDEN).
- */
-const adminsOnly = (ok: 200 | 201): Record<Who, Expected> => ({
-  chamaAdmin: ok,
-  member: machine("FORBIDDEN"),
-  invitee: machine("NOT_A_MEMBER"),
-  former: machine("NOT_A_MEMBER"),
-  stranger: HIDDEN,
-  platformAdmin: machine("NOT_A_MEMBER"),
-  auditor: FORBIDDEN,
-  service: machine("NOT_A_MEMBER"),
-  serviceWithout: FORBIDDEN,
-});
-
-/** Any member; MEMBER requested the fixture's withdrawals, so "the requester or an admin" lets them in too. */
-const membersOnly = (ok: 200 | 201): Record<Who, Expected> => ({ ...adminsOnly(ok), member: ok });
-
-/** Processor steps: platform admins and services with the permission; no user, not even a chama admin. */
-const processorsOnly = (ok: 200 | 201): Record<Who, Expected> => ({
-  chamaAdmin: FORBIDDEN,
-  member: FORBIDDEN,
-  invitee: FORBIDDEN,
-  former: FORBIDDEN,
-  stranger: HIDDEN,
-  platformAdmin: ok,
-  auditor: FORBIDDEN,
-  service: ok,
-  serviceWithout: FORBIDDEN,
-});
-
-const W = "/v1/chamas/:id/withdrawals/:withdrawalId";
-
-export const CHAMA_ROUTES: ChamaRouteCase[] = [
-  {
-    method: "POST",
-    pattern: "/v1/chamas",
-    state: "none",
-    // Naming CHAMA_ADMIN: platform admins and services may name anyone, a user only themselves.
-    body: () => ({ name: "Umoja", asset: "USD", adminId: CHAMA_ADMIN }),
-    permission: "chamas:write",
-    expect: { ...processorsOnly(201), chamaAdmin: 201, stranger: FORBIDDEN },
-  },
-  { method: "GET", pattern: "/v1/chamas/:id", state: "funded", permission: "chamas:read", expect: readable },
-  { method: "POST", pattern: "/v1/chamas/:id/freeze", state: "funded", permission: "chamas:write", expect: adminsOnly(200) },
-  { method: "POST", pattern: "/v1/chamas/:id/unfreeze", state: "frozen", permission: "chamas:write", expect: adminsOnly(200) },
-  { method: "POST", pattern: "/v1/chamas/:id/close", state: "empty", body: () => ({}), permission: "chamas:write", expect: adminsOnly(200) },
-  { method: "POST", pattern: "/v1/chamas/:id/invitations", state: "funded", body: () => ({ memberId: NEWCOMER }), permission: "chamas:write", expect: adminsOnly(201) },
-  {
-    method: "POST",
-    pattern: "/v1/chamas/:id/invitations/accept",
-    state: "funded",
-    body: () => ({}),
-    permission: "chamas:write",
-    // Everyone acts as themself, and only INVITEE has an invitation.
-    expect: {
-      chamaAdmin: machine("NOT_INVITED"),
-      member: machine("NOT_INVITED"),
-      invitee: 200,
-      former: machine("NOT_INVITED"),
-      stranger: HIDDEN,
-      platformAdmin: machine("NOT_INVITED"),
-      auditor: FORBIDDEN,
-      service: machine("NOT_INVITED"),
-      serviceWithout: FORBIDDEN,
-    },
-  },
-  { method: "POST", pattern: "/v1/chamas/:id/members", state: "funded", body: () => ({ memberId: NEWCOMER, role: "member" }), permission: "chamas:write", expect: adminsOnly(201) },
-  { method: "GET", pattern: "/v1/chamas/:id/members", state: "funded", permission: "chamas:read", expect: readable },
-  { method: "GET", pattern: "/v1/chamas/:id/members/:memberId", memberId: MEMBER, state: "funded", permission: "chamas:read", expect: readable },
-  {
-    method: "POST",
-    pattern: "/v1/chamas/:id/members/:memberId/remove",
-    memberId: OTHER_MEMBER,
-    state: "funded",
-    body: () => ({ reason: "moved away" }),
-    permission: "chamas:write",
-    expect: adminsOnly(200),
-  },
-  {
-    method: "POST",
-    pattern: "/v1/chamas/:id/members/:memberId/role",
-    memberId: OTHER_MEMBER,
-    state: "funded",
-    body: () => ({ role: "admin" }),
-    permission: "chamas:write",
-    expect: adminsOnly(200),
-  },
-  { method: "POST", pattern: "/v1/chamas/:id/rules", state: "funded", body: () => ({ maxPerDay: "100.00" }), permission: "chamas:write", expect: adminsOnly(200) },
-  {
-    method: "POST",
-    pattern: "/v1/chamas/:id/deposits",
-    state: "funded",
-    body: () => ({ memberId: MEMBER, amount: "1.00", reference: "mpesa-1" }),
-    permission: "credits:write",
-    expect: processorsOnly(201),
-  },
-  {
-    method: "POST",
-    pattern: "/v1/chamas/:id/withdrawals",
-    state: "funded",
-    body: () => ({ amount: "1.00", destination: { type: "bank", account: "12345678" } }),
-    permission: "chamas:write",
-    // CHAMA_ADMIN may ask too: SECOND_ADMIN can approve it.
-    expect: membersOnly(201),
-  },
-  { method: "GET", pattern: "/v1/chamas/:id/withdrawals", query: "?limit=10", state: "funded", permission: "chamas:read", expect: readable },
-  { method: "GET", pattern: W, withdrawal: "pending", state: "funded", permission: "chamas:read", expect: readable },
-  // A plain member may not review, even someone else's request (adminsOnly comes first).
-  { method: "POST", pattern: `${W}/approve`, withdrawal: "pending", state: "funded", body: () => ({ note: "ok" }), permission: "chamas:write", expect: adminsOnly(200) },
-  { method: "POST", pattern: `${W}/reject`, withdrawal: "pending", state: "funded", body: () => ({ note: "no" }), permission: "chamas:write", expect: adminsOnly(200) },
-  { method: "POST", pattern: `${W}/park`, withdrawal: "pending", state: "funded", body: () => ({ note: "odd destination" }), permission: "chamas:write", expect: adminsOnly(200) },
-  { method: "POST", pattern: `${W}/continue`, withdrawal: "approved", state: "funded", body: () => ({}), permission: "chamas:write", expect: membersOnly(200) },
-  { method: "POST", pattern: `${W}/cancel`, withdrawal: "pending", state: "funded", body: () => ({ reason: "changed my mind" }), permission: "chamas:write", expect: membersOnly(200) },
-  { method: "POST", pattern: `${W}/complete`, withdrawal: "processing", state: "funded", body: () => ({}), permission: "withdrawals:process", expect: processorsOnly(200) },
-  { method: "POST", pattern: `${W}/fail`, withdrawal: "processing", state: "funded", body: () => ({ reason: "bank refused" }), permission: "withdrawals:process", expect: processorsOnly(200) },
-  {
-    method: "GET",
-    pattern: "/v1/chamas/:id/audit",
-    query: "?limit=10",
-    state: "funded",
-    permission: "chamas:read",
-    // Only the chama's admins read its log. Other members, current or former, may read the chama,
-    // so are told FORBIDDEN (src/api/chama-queries.ts); a stranger or an invitee sees it as missing.
-    expect: { ...readable, member: FORBIDDEN, former: FORBIDDEN },
-  },
-];
-
-export function chamaRouteName(route: ChamaRouteCase): string {
-  return `${route.method} ${route.pattern}`;
+/** What `who` gets from `op` by the policy alone (before the overrides). */
+function derived(op: Operation, who: Who): Expected {
+  const rule = ruleOf(op.action);
+  const ok = op.status;
+  const read = op.method === "GET";
+  const inChama = op.ownedBy === "chama";
+  /** Something a member does inside the chama: the machine decides who may. */
+  const memberAct = inChama && !read && rule.owner;
+  switch (who) {
+    case "chamaAdmin":
+    case "member":
+      return rule.owner ? ok : FORBIDDEN;
+    case "invitee":
+      if (!rule.owner) return FORBIDDEN;
+      return read ? HIDDEN : memberAct ? machine("NOT_A_MEMBER") : ok;
+    case "former":
+      if (!rule.owner) return FORBIDDEN;
+      return memberAct ? machine("NOT_A_MEMBER") : ok;
+    case "stranger":
+      return inChama ? HIDDEN : rule.owner ? ok : FORBIDDEN;
+    case "platformAdmin":
+    case "service":
+      return memberAct ? machine("NOT_A_MEMBER") : ok;
+    case "auditor":
+      return rule.read ? ok : FORBIDDEN;
+    case "serviceWithout":
+      return FORBIDDEN;
+  }
 }
 
-/** The concrete path for a fixture. */
-export function chamaPathOf(route: ChamaRouteCase, f: ChamaFixture): string {
-  let path = route.pattern.replace(":id", f.chama);
-  if (route.memberId) path = path.replace(":memberId", route.memberId);
-  if (route.withdrawal) {
-    const id = f[route.withdrawal];
-    if (!id) throw new Error(`${chamaRouteName(route)} needs a ${route.withdrawal} withdrawal, which a ${route.state} fixture does not have`);
-    path = path.replace(":withdrawalId", id);
-  }
-  return path + (route.query ?? "");
+export const CHAMA_ROUTES: ChamaRouteCase[] = OPERATIONS.filter(isChamaOperation).map((op) => {
+  const permission = ruleOf(op.action).permission;
+  if (!permission) throw new Error(`${op.name}: no service permission allows ${op.action}; chama-access.test.ts expects one`);
+  const overrides = CHAMA_OVERRIDES[op.name] ?? {};
+  return { op, permission, expect: Object.fromEntries(WHO.map((who) => [who, overrides[who] ?? derived(op, who)])) as Record<Who, Expected> };
+});
+
+export function chamaRouteName(route: ChamaRouteCase): string {
+  return `${route.op.method} ${route.op.path}`;
 }

@@ -1,20 +1,24 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { OPERATIONS } from "../../src/api/operations";
 import { PERMISSIONS, type Permission } from "../../lib/principal";
 import type { As } from "../support/auth";
 import { startTestNode, type ApiResponse, type TestNode } from "../support/node";
-import { CHAMA_ROUTES, chamaRouteName } from "./chama-routes";
-import { nameOf, OWNER_A, OWNER_B, OWNER_C, pathOf, PUBLIC_ROUTES, ROUTES, type Fixture, type RouteCase, type State } from "./routes";
+import { callRest, ghostOf, operationFixtures, OWNER_A, OWNER_B, type Answer, type Fixture, type Fixtures } from "../support/operations";
+import { CHAMA_ROUTES } from "./chama-routes";
+import { isPublicRoute, nameOf, PUBLIC_ROUTES, ROUTES, ruleOf, type RouteCase } from "./routes";
 import { expectProblem, footprint } from "./support";
 
 /**
- * Who may call which route, generated from the route table (./routes.ts): strangers get the
- * not-found answer a missing object gets, owners do what owners may, auditors only read, services
- * only what their permissions name. Every refusal is checked to have written nothing.
+ * Who may call which operation, for every wallet-side entry of the operation table (./routes.ts
+ * derives who may from the table and the policy): strangers get the not-found answer a missing
+ * object gets, owners do what owners may, auditors only read, services only what their permissions
+ * name. Every refusal is checked to have written nothing. Fixtures come from
+ * test/support/operations.ts, so a new operation is covered here as soon as it has one.
  */
 let t: TestNode;
-/** A third user's wallet: the receiver of the fixture's transfers (so user B is a stranger to them). */
-let peer: string;
+let fixtures: Fixtures;
 
+const ADMIN: As = { sub: "admin-1", role: "admin" };
 const USER_A: As = { sub: OWNER_A, role: "user" };
 const USER_B: As = { sub: OWNER_B, role: "user" };
 const AUDITOR: As = { sub: "auditor-1", role: "auditor" };
@@ -22,7 +26,7 @@ const service = (perms: Permission[]): As => ({ sub: "svc-1", role: "service", p
 
 beforeAll(async () => {
   t = await startTestNode("ownership");
-  peer = await created(t.api("POST", "/v1/wallets", { ownerId: OWNER_C, asset: "USD" }));
+  fixtures = operationFixtures(t);
 });
 afterAll(() => t.stop());
 
@@ -32,32 +36,11 @@ async function created(pending: Promise<ApiResponse>): Promise<string> {
   return res.body.id;
 }
 
-/** User A's objects in `state`, arranged by an admin; the transfer has settled when this returns. */
-async function arrange(state: State): Promise<Fixture> {
-  if (state === "apiKey") {
-    return { peer, apiKey: await created(t.api("POST", "/v1/api-keys", { name: "fixture key", subject: "svc-fixture", permissions: ["wallets:read"] })) };
-  }
-  const wallet = await created(t.api("POST", "/v1/wallets", { ownerId: OWNER_A, asset: "USD" }));
-  if (state === "empty") return { wallet, peer };
-  await created(t.api("POST", `/v1/wallets/${wallet}/credits`, { amount: "10.00" }));
-  const withdrawal = await created(t.api("POST", `/v1/wallets/${wallet}/withdrawals`, { amount: "1.00", destination: { type: "bank", account: "12345678" } }));
-  const transfer = await created(t.api("POST", "/v1/transfers", { fromWalletId: wallet, toWalletId: peer, amount: "1.00" }));
-  expect(await t.node.saga.idle()).toBe(true);
-  if (state === "frozen") expect((await t.api("POST", `/v1/wallets/${wallet}/freeze`)).status).toBe(200);
-  return { wallet, withdrawal, transfer, peer };
-}
-
-/** Ids nobody has: what a stranger sees must look exactly like this. */
-function ghost(): Fixture {
-  return { wallet: crypto.randomUUID(), withdrawal: crypto.randomUUID(), transfer: crypto.randomUUID(), apiKey: crypto.randomUUID(), peer };
-}
-
-function call(route: RouteCase, f: Fixture, as: As): Promise<ApiResponse> {
-  return t.api(route.method, pathOf(route, f), route.body?.(f), { as });
-}
+const arrange = (route: RouteCase) => fixtures.arrange(route.op.name);
+const call = (route: RouteCase, f: Fixture, as: As, input = f.input): Promise<Answer> => callRest(t, route.op, input, { as });
 
 /** The call is refused with this status and code, and the database is exactly as before. */
-async function expectRefusedUnchanged(route: RouteCase, f: Fixture, as: As, status: number, code: RouteCase["stranger"]): Promise<ApiResponse> {
+async function expectRefusedUnchanged(route: RouteCase, f: Fixture, as: As, status: number, code: RouteCase["stranger"]): Promise<Answer> {
   const before = await footprint(t.node.db);
   const res = await call(route, f, as);
   expectProblem(res, status, code);
@@ -67,18 +50,34 @@ async function expectRefusedUnchanged(route: RouteCase, f: Fixture, as: As, stat
 
 const statusOf = (code: RouteCase["stranger"]) => (code === "FORBIDDEN" ? 403 : 404);
 const forbidden = (route: RouteCase, f: Fixture, as: As) => expectRefusedUnchanged(route, f, as, 403, "FORBIDDEN");
+const succeeds = (res: Answer, route: RouteCase) => expect({ status: res.status, body: res.body }).toMatchObject({ status: route.ok });
 
-test("the route table lists exactly the routes the app serves", () => {
-  const served = t.node.http.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${r.path}`);
-  const listed = [...ROUTES.map(nameOf), ...CHAMA_ROUTES.map(chamaRouteName), ...PUBLIC_ROUTES.map((r) => `${r.method} ${r.pattern}`)];
-  expect([...new Set(served)].sort()).toEqual(listed.sort());
+describe("the table", () => {
+  test("the route table lists exactly the routes the app serves", () => {
+    const served = [...new Set(t.node.http.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${r.path}`))];
+    const listed = OPERATIONS.map((op) => `${op.method} ${op.path}`);
+    expect(new Set(listed).size).toBe(listed.length);
+    const outsideTable = served.filter((route) => !listed.includes(route));
+    const publicOnes = outsideTable.filter((route) => isPublicRoute(...(route.split(" ") as [string, string])));
+    expect([...served].sort()).toEqual([...listed, ...publicOnes].sort());
+    for (const route of PUBLIC_ROUTES) expect(publicOnes).toContain(route);
+  });
+
+  test("every operation is tried here or in chama-access.test.ts, once", () => {
+    const names = [...ROUTES.map((r) => r.op.name), ...CHAMA_ROUTES.map((r) => r.op.name)];
+    expect(names.sort()).toEqual(OPERATIONS.map((op) => op.name).sort());
+  });
+
+  test("auditors read everything and change nothing: the policy lets them do exactly the GETs", () => {
+    const readable = OPERATIONS.filter((op) => ruleOf(op.action).read).map((op) => op.name);
+    expect(readable.sort()).toEqual(OPERATIONS.filter((op) => op.method === "GET").map((op) => op.name).sort());
+  });
 });
 
 describe("an admin", () => {
   for (const route of ROUTES) {
-    test(`succeeds on ${nameOf(route)} with a ${route.state} wallet (so every refusal below is the policy's)`, async () => {
-      const res = await call(route, await arrange(route.state), { sub: "admin-1", role: "admin" });
-      expect({ status: res.status, body: res.body }).toMatchObject({ status: route.ok });
+    test(`succeeds on ${nameOf(route)} (so every refusal below is the policy's)`, async () => {
+      succeeds(await call(route, await arrange(route), ADMIN), route);
     });
   }
 });
@@ -86,9 +85,10 @@ describe("an admin", () => {
 describe("user B on user A's objects", () => {
   for (const route of ROUTES) {
     test(`${nameOf(route)} is ${route.stranger}, exactly as for an object that does not exist, and writes nothing`, async () => {
-      const res = await expectRefusedUnchanged(route, await arrange(route.state), USER_B, statusOf(route.stranger), route.stranger);
+      const f = await arrange(route);
+      const res = await expectRefusedUnchanged(route, f, USER_B, statusOf(route.stranger), route.stranger);
       expect(JSON.stringify(res.body)).not.toContain(OWNER_A);
-      const missing = await call(route, ghost(), USER_B);
+      const missing = await call(route, f, USER_B, ghostOf(f.input));
       expect({ status: missing.status, code: missing.body.code, detail: missing.body.detail }).toEqual({ status: res.status, code: res.body.code, detail: res.body.detail });
     });
   }
@@ -98,12 +98,11 @@ describe("user A on their own objects", () => {
   for (const route of ROUTES) {
     if (route.owner) {
       test(`may call ${nameOf(route)}`, async () => {
-        const res = await call(route, await arrange(route.state), USER_A);
-        expect({ status: res.status, body: res.body }).toMatchObject({ status: route.ok });
+        succeeds(await call(route, await arrange(route), USER_A), route);
       });
     } else {
       test(`may not call ${nameOf(route)}: 403 FORBIDDEN and nothing written`, async () => {
-        await forbidden(route, await arrange(route.state), USER_A);
+        await forbidden(route, await arrange(route), USER_A);
       });
     }
   }
@@ -111,13 +110,13 @@ describe("user A on their own objects", () => {
 
 describe("an auditor", () => {
   for (const route of ROUTES) {
-    if (route.method === "GET") {
+    if (route.read) {
       test(`reads ${nameOf(route)}`, async () => {
-        expect((await call(route, await arrange(route.state), AUDITOR)).status).toBe(200);
+        expect((await call(route, await arrange(route), AUDITOR)).status).toBe(200);
       });
     } else {
       test(`may not ${nameOf(route)}: 403 FORBIDDEN and nothing written`, async () => {
-        await forbidden(route, await arrange(route.state), AUDITOR);
+        await forbidden(route, await arrange(route), AUDITOR);
       });
     }
   }
@@ -128,16 +127,15 @@ describe("a service", () => {
     const needed = route.permission;
     if (needed === null) {
       test(`may not call ${nameOf(route)} even with every permission`, async () => {
-        await forbidden(route, await arrange(route.state), service([...PERMISSIONS]));
+        await forbidden(route, await arrange(route), service([...PERMISSIONS]));
       });
       continue;
     }
     test(`without ${needed} (but every other permission) gets 403 on ${nameOf(route)} and writes nothing`, async () => {
-      await forbidden(route, await arrange(route.state), service(PERMISSIONS.filter((p) => p !== needed)));
+      await forbidden(route, await arrange(route), service(PERMISSIONS.filter((p) => p !== needed)));
     });
     test(`with only ${needed} succeeds on ${nameOf(route)} for any owner's wallet`, async () => {
-      const res = await call(route, await arrange(route.state), service([needed]));
-      expect({ status: res.status, body: res.body }).toMatchObject({ status: route.ok });
+      succeeds(await call(route, await arrange(route), service([needed])), route);
     });
   }
 });
@@ -145,7 +143,7 @@ describe("a service", () => {
 describe("both ends of a transfer", () => {
   /** A transfer of 1.00 from a funded wallet of user A to a new wallet of user B, settled. */
   async function aToB() {
-    const from = (await arrange("funded")).wallet!;
+    const from = (await fixtures.arrange("wallets.get")).wallet!;
     const to = await created(t.api("POST", "/v1/wallets", { ownerId: OWNER_B, asset: "USD" }));
     const transfer = await created(t.api("POST", "/v1/transfers", { fromWalletId: from, toWalletId: to, amount: "1.00" }, { as: USER_A }));
     expect(await t.node.saga.idle()).toBe(true);
@@ -169,7 +167,7 @@ describe("both ends of a transfer", () => {
 describe("idempotency keys belong to their caller", () => {
   test("users A and B paying from their own wallets with the same key each get their own payment", async () => {
     const key = `shared-${crypto.randomUUID()}`;
-    const a = (await arrange("funded")).wallet!;
+    const a = (await fixtures.arrange("wallets.payments.create")).wallet!;
     const b = await created(t.api("POST", "/v1/wallets", { ownerId: OWNER_B, asset: "USD" }));
     await created(t.api("POST", `/v1/wallets/${b}/credits`, { amount: "10.00" }));
 
@@ -178,8 +176,8 @@ describe("idempotency keys belong to their caller", () => {
     expect([paidA.status, paidB.status]).toEqual([201, 201]);
     expect(paidA.body.id).not.toBe(paidB.body.id);
     expect([paidA.body.walletId, paidB.body.walletId]).toEqual([a, b]);
-    expect((await t.api("GET", `/v1/wallets/${a}`)).body.balance.posted).toBe("7.00"); // 10 − 1 transferred − 2 paid
-    expect((await t.api("GET", `/v1/wallets/${b}`)).body.balance.posted).toBe("7.00");
+    expect((await t.api("GET", `/v1/wallets/${a}`)).body.balance.posted).toBe("8.00"); // 10 − 2 paid
+    expect((await t.api("GET", `/v1/wallets/${b}`)).body.balance.posted).toBe("7.00"); // 10 − 3 paid
   });
 
   test("users A and B opening wallets with the same key each get their own wallet", async () => {
@@ -193,7 +191,7 @@ describe("idempotency keys belong to their caller", () => {
 
   test("user B replaying user A's key on user A's wallet learns nothing and pays nothing", async () => {
     const key = `shared-${crypto.randomUUID()}`;
-    const f = await arrange("funded");
+    const f = await fixtures.arrange("wallets.payments.create");
     expect((await t.api("POST", `/v1/wallets/${f.wallet}/payments`, { amount: "2.00" }, { as: USER_A, key })).status).toBe(201);
     const before = await footprint(t.node.db);
     expectProblem(await t.api("POST", `/v1/wallets/${f.wallet}/payments`, { amount: "2.00" }, { as: USER_B, key }), 404, "WALLET_NOT_FOUND");

@@ -2,6 +2,7 @@ import { expect } from "bun:test";
 import type { ErrorCode } from "../../lib/errors";
 import type { Db } from "../../lib/db";
 import type { ApiResponse } from "../support/node";
+import { expectProblem as expectAnyProblem } from "../support/problem";
 
 /**
  * Everything a request could have written: every wallet's status, balances and version, every
@@ -26,9 +27,9 @@ export async function footprint(db: Db) {
 /** The members of an RFC 9457 problem as Coffer writes it: nothing else may ride along. */
 const PROBLEM_MEMBERS = ["type", "title", "status", "code", "detail", "instance"];
 
-/** A problem+json answer with this status and code, carrying no resource data. */
+/** A problem+json answer with this status and code (test/support/problem.ts), exactly that media type, carrying no resource data. */
 export function expectProblem(res: ApiResponse, status: number, code: ErrorCode): void {
-  expect({ status: res.status, code: res.body?.code }).toEqual({ status, code });
+  expectAnyProblem(res, status, code);
   expect(res.headers.get("content-type")).toBe("application/problem+json");
   expect(Object.keys(res.body).filter((k) => !PROBLEM_MEMBERS.includes(k))).toEqual([]);
 }

@@ -31,6 +31,15 @@ export interface As {
 
 export const ADMIN: As = { sub: "test-admin", role: "admin" };
 
+/** A plain user acting as themself (`sub`): a chama member, an app's end user. */
+export const user = (sub: string): As => ({ sub, role: "user" });
+
+/** Unique people per test (`people("a1", "m1")` → `{ a1: "a1-<run>", m1: "m1-<run>" }`), so no test sees another's data through a shared name. */
+export function people<const N extends readonly string[]>(...names: N): { [K in N[number]]: string } {
+  const run = crypto.randomUUID().slice(0, 8);
+  return Object.fromEntries(names.map((n) => [n, `${n}-${run}`])) as { [K in N[number]]: string };
+}
+
 const minted = new Map<string, string>();
 
 /** A valid token for `who` (cached per identity; they last an hour). */

@@ -1,0 +1,76 @@
+import type { z } from "zod";
+import type { Cluster } from "../../actors/cluster";
+import type { Outcome } from "../../actors/envelope";
+import type { ActorHost } from "../../actors/host";
+import type { Db } from "../../lib/db";
+import type { Action } from "../../lib/policy";
+import type { ApiKeys } from "../security/api-keys";
+import type { ChamaService } from "./chama-service";
+import type { Caller, WalletService } from "./wallet-service";
+
+/**
+ * One operation, declared once (src/api/operations/, one file per resource). REST routes, NATS
+ * subjects, the rate-limit tier, the policy check, OpenAPI and the typed client are all built from
+ * these declarations, so no transport can forget a check another one makes.
+ */
+export type Tier = "standard" | "money";
+
+export interface Operation<S extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType, N extends string = string> {
+  /** `wallets.payments.create`: the NATS subject is `<prefix>.v1.<name>`. */
+  name: N;
+  method: "GET" | "POST";
+  /** REST path; its `:params` are fields of `input`. */
+  path: string;
+  summary: string;
+  /** Path parameters, query (GET) or body (POST) fields, all in one object. */
+  input: S;
+  /** The success answer's body. */
+  output: O;
+  /** The success status. */
+  status: 200 | 201;
+  /** What the caller must be allowed (lib/policy.ts). */
+  action: Action;
+  /**
+   * The object whose owner decides what a user may do, when there is one: the handler looks it up
+   * and checks the user against its owner (another user's object answers as a missing one). Without
+   * it, `execute` decides for every role from the action alone.
+   */
+  ownedBy?: "wallet" | "withdrawal" | "transfer" | "chama";
+  /** `money`: the stricter per-caller tier applies (everything that moves money out). */
+  tier: Tier;
+  /** Changes something: an Idempotency-Key is required. */
+  idempotent: boolean;
+  /** A valid input, for the docs (a test checks it against `input`). */
+  example: z.input<S>;
+  run(ctx: OperationContext, input: z.output<S>): Promise<Outcome>;
+}
+
+/** What handlers get: who asks (and the key they gave), and the services. */
+export interface OperationContext {
+  caller: Caller;
+  key: string;
+  deps: OperationDeps;
+}
+
+export interface OperationDeps {
+  db: Db;
+  ops: WalletService;
+  chamas: ChamaService;
+  apiKeys: ApiKeys;
+  host: ActorHost;
+  cluster?: Cluster | undefined;
+}
+
+/**
+ * Declares an operation: the identity function, for inference of `input`'s type in `run`, and so
+ * the declaration keeps its literal name and its input and output schemas' types (the typed client
+ * in client/ is typed by them).
+ */
+export function operation<N extends string, S extends z.ZodType, O extends z.ZodType>(op: Operation<S, O, N>): Operation<S, O, N> {
+  return op;
+}
+
+/** A read's answer: the value, with the operation's success status. */
+export async function ok(value: Promise<Record<string, unknown>> | Record<string, unknown>): Promise<Outcome> {
+  return { status: 200, body: await value };
+}

@@ -1,0 +1,103 @@
+import { z } from "zod";
+import { getWallet, listTransactions } from "../queries";
+import { ok, operation } from "../operation";
+import { JournalView, TransactionPage, WalletView } from "../outputs";
+import { CreateWallet, Cursor, MoneyIn, PageLimit, Uuid } from "../schemas";
+
+const walletId = Uuid.describe("the wallet's id");
+const WalletRef = z.strictObject({ walletId });
+const EXAMPLE_WALLET = "0193a2b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b";
+
+export const walletOperations = [
+  operation({
+    name: "wallets.create",
+    method: "POST",
+    path: "/v1/wallets",
+    summary: "Open a wallet for an owner in one asset (the same key opens the same wallet)",
+    input: CreateWallet,
+    output: WalletView,
+    status: 201,
+    action: "wallet.create",
+    tier: "standard",
+    idempotent: true,
+    example: { ownerId: "alice", asset: "USD" },
+    run: ({ caller, key, deps }, input) => deps.ops.createWallet(caller, key, input),
+  }),
+  operation({
+    name: "wallets.get",
+    method: "GET",
+    path: "/v1/wallets/:walletId",
+    summary: "A wallet with its balance (posted, held, available)",
+    input: WalletRef,
+    output: WalletView,
+    status: 200,
+    action: "wallet.read",
+    ownedBy: "wallet",
+    tier: "standard",
+    idempotent: false,
+    example: { walletId: EXAMPLE_WALLET },
+    run: ({ caller, deps }, input) => ok(getWallet(deps.db, caller.principal, input.walletId)),
+  }),
+  operation({
+    name: "wallets.transactions.list",
+    method: "GET",
+    path: "/v1/wallets/:walletId/transactions",
+    summary: "The wallet's postings, newest first, a page at a time (pass nextCursor as cursor)",
+    input: z.strictObject({ walletId, limit: PageLimit, cursor: Cursor.optional() }),
+    output: TransactionPage,
+    status: 200,
+    action: "wallet.read",
+    ownedBy: "wallet",
+    tier: "standard",
+    idempotent: false,
+    example: { walletId: EXAMPLE_WALLET, limit: 50 },
+    run: ({ caller, deps }, input) => ok(listTransactions(deps.db, caller.principal, input.walletId, input.limit, input.cursor)),
+  }),
+  operation({
+    name: "wallets.credits.create",
+    method: "POST",
+    path: "/v1/wallets/:walletId/credits",
+    summary: "Money in from outside (platform credentials only)",
+    input: MoneyIn.extend({ walletId }),
+    output: JournalView,
+    status: 201,
+    action: "wallet.credit",
+    ownedBy: "wallet",
+    tier: "standard",
+    idempotent: true,
+    example: { walletId: EXAMPLE_WALLET, amount: "10.00", reference: "topup-42" },
+    run: ({ caller, key, deps }, { walletId, ...input }) => deps.ops.credit(caller, key, walletId, input),
+  }),
+  operation({
+    name: "wallets.payments.create",
+    method: "POST",
+    path: "/v1/wallets/:walletId/payments",
+    summary: "Pay from the wallet's available balance",
+    input: MoneyIn.extend({ walletId }),
+    output: JournalView,
+    status: 201,
+    action: "wallet.pay",
+    ownedBy: "wallet",
+    tier: "money",
+    idempotent: true,
+    example: { walletId: EXAMPLE_WALLET, amount: "2.50", reference: "order-1" },
+    run: ({ caller, key, deps }, { walletId, ...input }) => deps.ops.pay(caller, key, walletId, input),
+  }),
+  ...(["freeze", "unfreeze", "close"] as const).map((action) =>
+    operation({
+      name: `wallets.${action}`,
+      method: "POST",
+      path: `/v1/wallets/:walletId/${action}`,
+      summary: { freeze: "Freeze the wallet: no money moves in or out until unfrozen", unfreeze: "Unfreeze the wallet", close: "Close an empty wallet for good" }[action],
+      input: WalletRef,
+      output: WalletView,
+      status: 200,
+      action: action === "close" ? "wallet.close" : "wallet.freeze",
+      ownedBy: "wallet",
+      tier: "standard",
+      idempotent: true,
+      example: { walletId: EXAMPLE_WALLET },
+      run: ({ caller, key, deps }, input) => deps.ops.setStatus(caller, key, input.walletId, action),
+    }),
+  ),
+];

@@ -1,0 +1,272 @@
+import { z } from "zod";
+import { ASSETS } from "../../lib/assets";
+import { ERROR_STATUS, type ErrorCode } from "../../lib/errors";
+import { PERMISSIONS } from "../../lib/principal";
+
+/**
+ * What operations answer with, as zod schemas: the OpenAPI document and the typed client are made
+ * from these, and test/api/outputs.test.ts checks a real answer of every operation against them.
+ *
+ * They describe what views.ts, chama-views.ts, the reads (queries.ts, chama-queries.ts) and the
+ * admin handlers build. Objects are plain `z.object`s: a client parsing an answer keeps the fields
+ * named here and tolerates one added later, while the document says exactly what is sent today.
+ * Optional fields are left out of a body, never sent as null, unless the schema says `nullable`.
+ */
+
+// Building blocks.
+export const Money = z
+  .string()
+  .regex(/^-?[0-9]+(\.[0-9]+)?$/)
+  .meta({ description: "a decimal amount in the asset's major unit, exact (\"12.34\")", examples: ["12.34"] });
+const Id = z.uuid();
+const Time = z.iso.datetime({ offset: true }).describe("an ISO-8601 time");
+const Asset = z.enum(ASSETS as [string, ...string[]]);
+const NextCursor = z.string().nullable().describe("pass it as `cursor` for the next page; null on the last page");
+const Balance = z.object({ posted: Money, held: Money, available: Money }).describe("available = posted − held (held: open withdrawals)");
+const AvailableAfter = z.object({ available: Money }).describe("what is available once this movement is booked");
+
+/** A payout destination as callers see it: masked, never whole. */
+export const MaskedDestination = z
+  .discriminatedUnion("type", [
+    z.object({ type: z.literal("bank"), account: z.string().describe("the last four characters only (\"****3000\")") }),
+    z.object({ type: z.literal("crypto"), network: z.string(), address: z.string().describe("the first six and last four characters only") }),
+    z.object({ type: z.literal("unknown") }),
+  ])
+  .describe("where the money goes, masked");
+
+// Wallets.
+export const WalletView = z.object({
+  id: Id,
+  ownerId: z.string(),
+  asset: Asset,
+  status: z.enum(["active", "frozen", "closed"]),
+  balance: Balance,
+  version: z.number().int().optional().describe("the snapshot's version (reads only)"),
+});
+
+const JOURNAL_KINDS = ["credit", "payment", "withdrawal", "transfer_reserve", "transfer_credit", "transfer_void", "chama_deposit", "chama_withdrawal"] as const;
+
+/** A credit's or a payment's answer: the journal it booked, and the wallet's available balance after it. */
+export const JournalView = z.object({
+  id: Id.describe("the journal's id"),
+  walletId: Id,
+  kind: z.enum(["credit", "payment"]),
+  asset: Asset,
+  amount: Money,
+  reference: z.string().optional(),
+  balance: AvailableAfter,
+  createdAt: Time,
+});
+
+export const TransactionView = z.object({
+  id: Id.describe("the journal's id"),
+  kind: z.enum(JOURNAL_KINDS),
+  amount: Money.describe("signed: positive into the wallet, negative out of it"),
+  reference: z.string().optional(),
+  createdAt: Time,
+});
+export const TransactionPage = z.object({ items: z.array(TransactionView), nextCursor: NextCursor });
+
+export const WithdrawalView = z.object({
+  id: Id,
+  walletId: Id,
+  asset: Asset,
+  amount: Money,
+  status: z.enum(["requested", "processing", "completed", "failed", "cancelled"]),
+  destination: MaskedDestination.optional().describe("on the request's answer and on reads"),
+  reason: z.string().optional(),
+  createdAt: Time.optional().describe("on the request's answer and on reads"),
+  updatedAt: Time,
+});
+
+export const TransferView = z.object({
+  id: Id,
+  fromWalletId: Id,
+  toWalletId: Id,
+  asset: Asset,
+  amount: Money,
+  status: z.enum(["pending", "settled", "voided"]),
+  reason: z.string().optional().describe("why a transfer was voided"),
+  createdAt: Time,
+  updatedAt: Time,
+});
+
+// Chamas.
+export const ChamaRulesView = z.object({
+  approvalsRequired: z.number().int(),
+  rejectionsToReject: z.number().int(),
+  maxPerWithdrawal: Money.nullable(),
+  maxPerDay: Money.nullable(),
+  maxWithdrawalsPerWindow: z.number().int().nullable(),
+  windowMs: z.number().int(),
+  requestLifetimeMs: z.number().int(),
+});
+
+export const ChamaView = z.object({
+  id: Id,
+  name: z.string(),
+  asset: Asset,
+  status: z.enum(["active", "frozen", "closed"]),
+  createdBy: z.string().describe("the founding admin's member id"),
+  balance: Balance,
+  rules: ChamaRulesView,
+  members: z.number().int().describe("how many members it has"),
+});
+
+export const MemberView = z.object({
+  chamaId: Id,
+  memberId: z.string(),
+  role: z.enum(["admin", "member"]).nullable().describe("null once removed or revoked"),
+  status: z.enum(["invited", "member", "former", "revoked"]),
+  contributed: Money,
+  withdrawn: Money,
+  share: z
+    .string()
+    .regex(/^[0-9]+\.[0-9]{4}$/)
+    .meta({ description: "their part of what the current members contributed (\"0.2500\")", examples: ["0.2500"] }),
+});
+export const MemberList = z.object({ items: z.array(MemberView) });
+
+/** A deposit's answer: the journal, the member's total contribution and the chama's available balance after it. */
+export const ChamaDepositView = z.object({
+  id: Id.describe("the journal's id"),
+  chamaId: Id,
+  memberId: z.string(),
+  asset: Asset,
+  amount: Money,
+  contributed: Money.describe("the member's contributions so far"),
+  reference: z.string().optional(),
+  balance: AvailableAfter,
+  createdAt: Time,
+});
+
+const CHAMA_WITHDRAWAL_STATUSES = ["pending_approval", "manual_review", "approved", "processing", "completed", "failed", "rejected", "expired", "cancelled"] as const;
+
+export const ChamaWithdrawalView = z.object({
+  id: Id,
+  chamaId: Id,
+  memberId: z.string().describe("who asked"),
+  asset: Asset,
+  amount: Money,
+  status: z.enum(CHAMA_WITHDRAWAL_STATUSES),
+  approvals: z.array(z.string()).describe("admins who approved"),
+  rejections: z.array(z.string()).describe("admins who rejected"),
+  destination: MaskedDestination.optional().describe("while it is open, and on reads"),
+  reason: z.string().optional(),
+  note: z.string().optional().describe("the note of the review or step this answer is about"),
+  expiresAt: Time.optional().describe("after it, an unapproved request expires"),
+  createdAt: Time.optional().describe("on the request's answer and on reads"),
+  updatedAt: Time,
+});
+
+export const ChamaReviewView = z.object({
+  reviewerId: z.string(),
+  decision: z.enum(["approve", "reject"]),
+  note: z.string().optional(),
+  status: z.enum(CHAMA_WITHDRAWAL_STATUSES).describe("the withdrawal's status after this review"),
+  at: Time,
+});
+
+/** One withdrawal as read: the view with every review so far. */
+export const ChamaWithdrawalDetail = ChamaWithdrawalView.extend({ reviews: z.array(ChamaReviewView) });
+export const ChamaWithdrawalPage = z.object({ items: z.array(ChamaWithdrawalView), nextCursor: NextCursor });
+
+/** Any chama command's answer: the chama, a member, a deposit or a withdrawal, depending on the command. */
+export const ChamaChange = z.union([ChamaView, MemberView, ChamaDepositView, ChamaWithdrawalView]);
+
+const AuditValue = z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(z.string())]);
+export const AuditEntry = z.object({
+  seq: z.string().regex(/^[0-9]+$/).describe("the entry's position in the chama's log"),
+  actor: z.string().describe("who acted: a member id, `<role>#<sub>` for a platform credential, or `system`"),
+  action: z.string().describe("the command's type (`chama.member.add`, `chama.withdrawal.review`, …)"),
+  target: z.string().optional().describe("the member or withdrawal acted on"),
+  before: z.record(z.string(), AuditValue).optional(),
+  after: z.record(z.string(), AuditValue).optional(),
+  note: z.string().optional(),
+  via: z.string().optional().describe("the platform credential that reported it, when the actor is not who acted"),
+  at: Time,
+});
+export const AuditPage = z.object({ items: z.array(AuditEntry), nextCursor: NextCursor });
+
+// API keys.
+export const ApiKeyView = z.object({
+  id: Id,
+  prefix: z.string().regex(/^cof_/).describe("the key's public part; the secret is never shown again"),
+  name: z.string(),
+  subject: z.string(),
+  permissions: z.array(z.enum(PERMISSIONS)),
+  rateLimitPerMinute: z.number().int().nullable(),
+  ipAllowlist: z.array(z.string()).nullable(),
+  expiresAt: Time.nullable(),
+  revokedAt: Time.nullable(),
+  lastUsedAt: Time.nullable(),
+  createdAt: Time,
+  createdBy: z.string(),
+});
+export const ApiKeyWithSecret = ApiKeyView.extend({ key: z.string().regex(/^cof_/).describe("the full key: shown in this answer only") });
+export const ApiKeyList = z.object({ items: z.array(ApiKeyView) });
+
+// Operators.
+const NodeStatus = z.object({
+  nodeId: z.string(),
+  shards: z.array(z.number().int()),
+  leaseAgesMs: z.record(z.string(), z.number()).describe("by shard"),
+  actorsLoaded: z.number().int(),
+  mailboxDepth: z.number().int(),
+  liveNodes: z.array(z.string()),
+  healthy: z.boolean(),
+  busDropped: z.record(z.string(), z.number().int()).describe("bus messages dropped since start, by reason"),
+});
+const UnreachableNode = z.object({ nodeId: z.string(), unreachable: z.literal(true) });
+
+export const ClusterView = z.discriminatedUnion("mode", [
+  z.object({
+    mode: z.literal("single").describe("one node without NATS"),
+    nodes: z.array(z.object({ nodeId: z.string(), actorsLoaded: z.number().int(), mailboxDepth: z.number().int() })),
+  }),
+  z.object({
+    mode: z.literal("cluster"),
+    shardCount: z.number().int(),
+    leaseTtlMs: z.number().int(),
+    answeredBy: z.string(),
+    nodes: z.array(z.union([NodeStatus, UnreachableNode])),
+  }),
+]);
+
+export const VerifyReport = z.object({
+  ok: z.boolean(),
+  mismatches: z.array(
+    z.object({
+      kind: z.enum(["journal_unbalanced", "posting_orphan", "posted_differs", "held_differs", "negative_available", "asset_differs"]),
+      journalId: z.string().optional(),
+      walletId: z.string().optional().describe("a wallet's or a chama's id"),
+      asset: z.string().optional(),
+      expected: z.string().optional(),
+      actual: z.string().optional(),
+    }),
+  ),
+});
+
+export const ActorState = z.object({
+  walletId: Id.describe("the wallet's or chama's id asked about"),
+  loaded: z.boolean().describe("whether its actor is in memory on the node that answered"),
+  state: z.union([z.string(), z.record(z.string(), z.unknown()), z.null()]).describe("the machine's state value; null when not loaded"),
+  context: z.record(z.string(), z.unknown()).nullable().describe("the machine's context (amounts as strings of minor units); null when not loaded"),
+  version: z.number().int().nullable(),
+  mailboxDepth: z.number().int(),
+  running: z.boolean(),
+});
+
+/** Every failure's body (RFC 9457 problem details with our stable `code`), as lib/errors.ts `problem()` builds it. */
+export const Problem = z
+  .looseObject({
+    type: z.string().describe("a URI naming the kind of problem"),
+    title: z.string(),
+    status: z.number().int().describe("the HTTP status"),
+    code: z.enum(Object.keys(ERROR_STATUS) as [ErrorCode, ...ErrorCode[]]).describe("the stable error code: decide on this"),
+    detail: z.string().describe("a sentence for people; never contains secrets"),
+    instance: z.string().optional().describe("the request path"),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional().describe("VALIDATION_FAILED: each field that is wrong"),
+    retryAfter: z.number().int().optional().describe("RATE_LIMITED: seconds to wait (also in the Retry-After header)"),
+  })
+  .describe("RFC 9457 problem details");

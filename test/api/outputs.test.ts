@@ -1,0 +1,243 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { z } from "zod";
+import type { Operation } from "../../src/api/operation";
+import { OPERATIONS, operationNamed } from "../../src/api/operations";
+import { Problem } from "../../src/api/outputs";
+import { ADMIN, type As } from "../support/auth";
+import { NATS_URL, deleteClusterState } from "../support/nats";
+import { startTestNode, type ApiResponse, type TestNode } from "../support/node";
+
+/**
+ * Every operation's `output` schema says what it really answers: a successful call of each table
+ * entry over REST, on a real node, parses with the entry's schema, and the schema names every
+ * field the answer has (parsing keeps only named fields, so the parsed answer must equal the
+ * answer). A new table entry without a call here fails the last test, by name.
+ */
+let t: TestNode;
+const covered = new Map<string, number>();
+
+beforeAll(async () => {
+  t = await startTestNode("outputs");
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+const user = (sub: string): As => ({ sub, role: "user" });
+const BANK = { type: "bank", account: "DE89 3704 0044 0532 0130 00" };
+const CRYPTO = { type: "crypto", network: "ethereum", address: "0x52908400098527886E0F7030069857D2E4169EE7" };
+
+/** Checks an answer against a schema: it parses, and nothing in it is left unnamed. */
+function conforms(schema: z.ZodType, body: unknown, what: string): void {
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw new Error(`${what}: the answer does not match its output schema: ${parsed.error.message}\n${JSON.stringify(body)}`);
+  expect(parsed.data, `${what}: fields the schema does not name`).toEqual(body as never);
+}
+
+/**
+ * Calls the operation `name` over REST: `:params` from `params`, the rest as the query (GET) or
+ * the JSON body (POST). Expects the operation's success status and checks the answer with its
+ * output schema.
+ */
+async function call(name: string, params: Record<string, string> = {}, input?: Record<string, unknown>, as: As = ADMIN): Promise<any> {
+  const op = operationNamed(name);
+  if (!op) throw new Error(`no operation named ${name}`);
+  const path = op.path.replace(/:([A-Za-z0-9_]+)/g, (_m, p: string) => {
+    const value = params[p];
+    if (value === undefined) throw new Error(`${name}: give ${p}`);
+    return encodeURIComponent(value);
+  });
+  const query = op.method === "GET" && input ? `?${new URLSearchParams(Object.entries(input).map(([k, v]): [string, string] => [k, String(v)]))}` : "";
+  const res: ApiResponse = await t.api(op.method, path + query, op.method === "POST" ? (input ?? {}) : undefined, { as });
+  if (res.status !== op.status) throw new Error(`${name}: expected ${op.status}, got ${res.status}: ${JSON.stringify(res.body)}`);
+  expect(res.headers.get("content-type") ?? "").toStartWith("application/json");
+  conforms(op.output, res.body, name);
+  covered.set(name, (covered.get(name) ?? 0) + 1);
+  return res.body;
+}
+
+describe("wallets", () => {
+  test("opening, reading, moving money, listing, freezing and closing answer as their schemas say", async () => {
+    const wallet = await call("wallets.create", {}, { ownerId: "owner-outputs", asset: "USD" });
+    expect(wallet.status).toBe("active");
+    const walletId = wallet.id as string;
+    const credit = await call("wallets.credits.create", { walletId }, { amount: "100.00", reference: "topup-1" });
+    expect(credit).toMatchObject({ kind: "credit", amount: "100.00", reference: "topup-1", balance: { available: "100.00" } });
+    const payment = await call("wallets.payments.create", { walletId }, { amount: "2.50" });
+    expect(payment).toMatchObject({ kind: "payment", amount: "2.50", balance: { available: "97.50" } });
+    expect(payment.reference).toBeUndefined();
+    expect((await call("wallets.get", { walletId })).version).toBeNumber();
+
+    const first = await call("wallets.transactions.list", { walletId }, { limit: 1 });
+    expect(first.items).toHaveLength(1);
+    expect(first.nextCursor).toBeString();
+    const last = await call("wallets.transactions.list", { walletId }, { limit: 50, cursor: first.nextCursor });
+    expect(last.nextCursor).toBeNull();
+
+    expect((await call("wallets.freeze", { walletId })).status).toBe("frozen");
+    expect((await call("wallets.unfreeze", { walletId })).status).toBe("active");
+
+    const empty = await call("wallets.create", {}, { ownerId: "owner-outputs", asset: "BTC" });
+    expect((await call("wallets.close", { walletId: empty.id })).status).toBe("closed");
+  }, 30_000);
+
+  test("withdrawals: request, read, process, complete, fail and cancel", async () => {
+    const wallet = await call("wallets.create", {}, { ownerId: "owner-withdraws", asset: "EUR" });
+    const walletId = wallet.id as string;
+    await call("wallets.credits.create", { walletId }, { amount: "50.00" });
+
+    const requested = await call("wallets.withdrawals.create", { walletId }, { amount: "5.00", destination: BANK });
+    expect(requested).toMatchObject({ status: "requested", destination: { type: "bank", account: "****3000" } });
+    expect((await call("withdrawals.get", { withdrawalId: requested.id })).createdAt).toBeString();
+    expect((await call("withdrawals.process", { withdrawalId: requested.id })).status).toBe("processing");
+    expect((await call("withdrawals.complete", { withdrawalId: requested.id })).status).toBe("completed");
+
+    const toFail = await call("wallets.withdrawals.create", { walletId }, { amount: "1.00", destination: CRYPTO });
+    expect(toFail.destination.type).toBe("crypto");
+    expect(await call("withdrawals.fail", { withdrawalId: toFail.id }, { reason: "bank refused" })).toMatchObject({ status: "failed", reason: "bank refused" });
+    expect((await call("withdrawals.get", { withdrawalId: toFail.id })).reason).toBe("bank refused");
+
+    const toCancel = await call("wallets.withdrawals.create", { walletId }, { amount: "1.00", destination: BANK });
+    expect((await call("withdrawals.cancel", { withdrawalId: toCancel.id })).status).toBe("cancelled");
+  }, 30_000);
+
+  test("transfers: pending when accepted, then settled, or voided with a reason", async () => {
+    const from = (await call("wallets.create", {}, { ownerId: "owner-sender", asset: "USD" })).id as string;
+    const to = (await call("wallets.create", {}, { ownerId: "owner-receiver", asset: "USD" })).id as string;
+    await call("wallets.credits.create", { walletId: from }, { amount: "20.00" });
+
+    const transfer = await call("transfers.create", {}, { fromWalletId: from, toWalletId: to, amount: "3.00" });
+    expect(transfer.status).toBe("pending");
+    expect(await t.node.saga.idle()).toBe(true);
+    expect((await call("transfers.get", { transferId: transfer.id })).status).toBe("settled");
+
+    await call("wallets.freeze", { walletId: to });
+    const refused = await call("transfers.create", {}, { fromWalletId: from, toWalletId: to, amount: "1.00" });
+    expect(await t.node.saga.idle()).toBe(true);
+    const voided = await call("transfers.get", { transferId: refused.id });
+    expect(voided.status).toBe("voided");
+    expect(voided.reason).toBeString();
+  }, 30_000);
+});
+
+describe("chamas", () => {
+  const run = crypto.randomUUID().slice(0, 8);
+  const [A, B, C, D, E] = ["admin", "second", "member", "leaver", "invitee"].map((n) => `${n}-${run}`) as [string, string, string, string, string];
+
+  test("the chama, its members, rules, deposits, withdrawals in every outcome, and its audit log", async () => {
+    const chama = await call("chamas.create", {}, { name: "Outputs circle", asset: "KES", adminId: A });
+    const chamaId = chama.id as string;
+    expect(chama).toMatchObject({ status: "active", createdBy: A, members: 1 });
+    await call("chamas.members.add", { chamaId }, { memberId: B, role: "admin" }, user(A));
+    await call("chamas.members.add", { chamaId }, { memberId: C }, user(A));
+    await call("chamas.members.add", { chamaId }, { memberId: D }, user(A));
+    expect((await call("chamas.invitations.create", { chamaId }, { memberId: E }, user(A))).status).toBe("invited");
+    expect((await call("chamas.invitations.accept", { chamaId }, {}, user(E))).status).toBe("member");
+    expect((await call("chamas.members.role", { chamaId, memberId: E }, { role: "admin" }, user(A))).role).toBe("admin");
+    expect((await call("chamas.members.remove", { chamaId, memberId: D }, { reason: "moved away" }, user(A))).status).toBe("former");
+    const rules = await call("chamas.rules", { chamaId }, { approvalsRequired: 1, maxPerWithdrawal: "5000.00" }, user(A));
+    expect(rules.rules).toMatchObject({ approvalsRequired: 1, maxPerWithdrawal: "5000.00", maxPerDay: null });
+
+    const deposit = await call("chamas.deposits.create", { chamaId }, { memberId: C, amount: "1000.00", reference: "mpesa-1" });
+    expect(deposit).toMatchObject({ memberId: C, amount: "1000.00", contributed: "1000.00", balance: { available: "1000.00" } });
+    expect((await call("chamas.members.get", { chamaId, memberId: C }, undefined, user(C))).share).toBe("1.0000");
+    expect((await call("chamas.members.list", { chamaId }, undefined, user(C))).items.length).toBe(5);
+    expect((await call("chamas.get", { chamaId }, undefined, user(C))).balance.posted).toBe("1000.00");
+
+    // Approved, parked for review, then rejected.
+    const w1 = await call("chamas.withdrawals.create", { chamaId }, { amount: "10.00", destination: BANK }, user(C));
+    expect(w1).toMatchObject({ status: "pending_approval", approvals: [], destination: { type: "bank" } });
+    expect((await call("chamas.withdrawals.approve", { chamaId, withdrawalId: w1.id }, { note: "agreed" }, user(B))).status).toBe("approved");
+    expect((await call("chamas.withdrawals.park", { chamaId, withdrawalId: w1.id }, { note: "check the account" }, user(A))).status).toBe("manual_review");
+    expect((await call("chamas.withdrawals.reject", { chamaId, withdrawalId: w1.id }, { note: "wrong account" }, user(B))).status).toBe("rejected");
+    const read = await call("chamas.withdrawals.get", { chamaId, withdrawalId: w1.id }, undefined, user(C));
+    expect(read.reviews.map((r: { decision: string }) => r.decision)).toEqual(["approve", "reject"]);
+
+    // Approved, continued, completed by the platform.
+    const w2 = await call("chamas.withdrawals.create", { chamaId }, { amount: "20.00", destination: CRYPTO }, user(C));
+    await call("chamas.withdrawals.approve", { chamaId, withdrawalId: w2.id }, {}, user(B));
+    expect((await call("chamas.withdrawals.continue", { chamaId, withdrawalId: w2.id }, {}, user(C))).status).toBe("processing");
+    expect((await call("chamas.withdrawals.complete", { chamaId, withdrawalId: w2.id })).status).toBe("completed");
+
+    // Approved, continued, failed by the platform.
+    const w3 = await call("chamas.withdrawals.create", { chamaId }, { amount: "30.00", destination: BANK }, user(C));
+    await call("chamas.withdrawals.approve", { chamaId, withdrawalId: w3.id }, {}, user(B));
+    await call("chamas.withdrawals.continue", { chamaId, withdrawalId: w3.id }, {}, user(C));
+    expect(await call("chamas.withdrawals.fail", { chamaId, withdrawalId: w3.id }, { reason: "bank refused" })).toMatchObject({ status: "failed", reason: "bank refused" });
+
+    // Cancelled by the requester.
+    const w4 = await call("chamas.withdrawals.create", { chamaId }, { amount: "40.00", destination: BANK }, user(C));
+    expect((await call("chamas.withdrawals.cancel", { chamaId, withdrawalId: w4.id }, { reason: "changed my mind" }, user(C))).status).toBe("cancelled");
+
+    const all = await call("chamas.withdrawals.list", { chamaId }, { limit: 2 }, user(C));
+    expect(all.items).toHaveLength(2);
+    expect(all.nextCursor).toBeString();
+    const rest = await call("chamas.withdrawals.list", { chamaId }, { limit: 50, cursor: all.nextCursor }, user(C));
+    expect(rest.nextCursor).toBeNull();
+    expect((await call("chamas.withdrawals.list", { chamaId }, { status: "completed" }, user(C))).items).toHaveLength(1);
+
+    const audit = await call("chamas.audit", { chamaId }, { limit: 200 }, user(A));
+    expect(audit.items.length).toBeGreaterThan(10);
+    expect(audit.nextCursor).toBeNull();
+    expect((await call("chamas.audit", { chamaId }, { limit: 1 })).nextCursor).toBeString();
+
+    expect((await call("chamas.freeze", { chamaId }, {}, user(A))).status).toBe("frozen");
+    expect((await call("chamas.unfreeze", { chamaId }, {}, user(A))).status).toBe("active");
+    const empty = await call("chamas.create", {}, { name: "Empty circle", asset: "KES" }, user(A));
+    expect((await call("chamas.close", { chamaId: empty.id }, {}, user(A))).status).toBe("closed");
+
+    // The operator's view of a chama's live actor.
+    expect((await call("admin.actors.get", { walletId: chamaId })).loaded).toBe(true);
+  }, 30_000);
+});
+
+describe("api keys", () => {
+  test("issue, list, read, rotate and revoke", async () => {
+    const created = await call("api-keys.create", {}, { name: "payroll", subject: "payroll-service", permissions: ["payments:write", "wallets:read"], rateLimitPerMinute: 600 });
+    expect(created.key).toStartWith(created.prefix);
+    const bare = await call("api-keys.create", {}, { name: "bare", subject: "bare-service", permissions: ["wallets:read"], ipAllowlist: ["127.0.0.1/32"], expiresAt: new Date(Date.now() + 86_400_000).toISOString() });
+    expect(bare.rateLimitPerMinute).toBeNull();
+    expect((await call("api-keys.list")).items.length).toBeGreaterThanOrEqual(2);
+    expect((await call("api-keys.get", { keyId: created.id })).key).toBeUndefined();
+    expect((await call("api-keys.rotate", { keyId: created.id }, { overlapSeconds: 60 })).key).not.toBe(created.key);
+    expect((await call("api-keys.revoke", { keyId: bare.id })).revokedAt).toBeString();
+  }, 30_000);
+});
+
+describe("admin", () => {
+  test("the books, the node, and a live or absent actor", async () => {
+    expect((await call("admin.verify")).ok).toBe(true);
+    expect((await call("admin.cluster")).mode).toBe("single");
+    const walletId = (await call("wallets.create", {}, { ownerId: "owner-inspected", asset: "USD" })).id as string;
+    expect((await call("admin.actors.get", { walletId })).loaded).toBe(true);
+    const absent = await call("admin.actors.get", { walletId: "0193a2b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b" });
+    expect(absent).toMatchObject({ loaded: false, state: null, context: null });
+  }, 30_000);
+
+  test("a node of a cluster describes every node", async () => {
+    const prefix = `outputs${crypto.randomUUID().slice(0, 8)}`;
+    const clustered = await startTestNode("outputscluster", { NATS_URL, NATS_SUBJECT_PREFIX: prefix });
+    try {
+      const res = await clustered.api("GET", "/admin/cluster");
+      expect(res.status).toBe(200);
+      conforms(operationNamed("admin.cluster")!.output, res.body, "admin.cluster (cluster)");
+      expect(res.body.mode).toBe("cluster");
+    } finally {
+      await clustered.stop();
+      await deleteClusterState(prefix);
+    }
+  }, 30_000);
+});
+
+test("failures answer with the Problem schema", async () => {
+  const res = await t.api("POST", "/v1/wallets", { ownerId: "x", asset: "XXX" });
+  expect(res.status).toBe(400);
+  conforms(Problem, res.body, "a validation failure");
+  expect(res.body.errors?.length).toBeGreaterThan(0);
+  conforms(Problem, (await t.api("GET", "/v1/wallets/0193a2b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b")).body, "not found");
+});
+
+test("every operation of the table was called above", () => {
+  const missing = OPERATIONS.map((op: Operation) => op.name).filter((name) => !covered.has(name));
+  expect(missing).toEqual([]);
+});
