@@ -1,7 +1,7 @@
 import type { AnyActorRef, AnyMachineSnapshot } from "xstate";
 import type { Db } from "../lib/db";
 import type { PrincipalClaim } from "../lib/principal";
-import type { ActorKindName, Idempotency, Outcome } from "./envelope";
+import type { ActorKindName, Idempotency, Reply } from "./envelope";
 
 /** What every machine's effects have in common: a type, and "rejected" for a refusal. */
 export interface AnyEffect {
@@ -17,7 +17,7 @@ export interface ActorWrite {
   at: string;
   /** Accepted effects only (refusals change nothing). */
   effects: AnyEffect[];
-  keyed: { idempotency: Idempotency; outcome: Outcome }[];
+  keyed: { idempotency: Idempotency; outcome: Reply }[];
 }
 
 /**
@@ -36,7 +36,7 @@ export interface ActorKind {
   /** The machine, running, from a snapshot. */
   start(snapshot: AnyMachineSnapshot, id: string): AnyActorRef;
   /** Turns a command's effects into what its caller hears (a resource view or a problem). */
-  render(command: { type: string }, effects: AnyEffect[], snapshot: AnyMachineSnapshot): Outcome;
+  render(command: { type: string }, effects: AnyEffect[], snapshot: AnyMachineSnapshot): Reply;
   /**
    * Persist one batch; resolves with the new version. Rejects with FencedError (another writer
    * won) or KeysTakenError (some idempotency keys were used meanwhile), see store-errors.ts.

@@ -7,9 +7,9 @@ import { checkChamaCommand } from "./command-policy";
 import type { Db } from "../lib/db";
 import type { ActorKind, AnyEffect } from "./actor-kind";
 import { commitChama, loadChama, type ChamaSnapshot } from "./chama-store";
-import type { Outcome } from "./envelope";
+import type { Reply } from "./envelope";
 
-export type RenderChama = (command: ChamaCommand, effects: ChamaEffect[], context: ChamaContext, status: string) => Outcome;
+export type RenderChama = (command: ChamaCommand, effects: ChamaEffect[], context: ChamaContext, status: string) => Reply;
 
 /** Chamas: loaded from `chamas`, each batch committed in its own transaction (chama-store.ts). */
 export function chamaKind(db: Db, render: RenderChama, ceiling: AmountCeiling, afterCommit?: (effects: ChamaEffect[]) => void): ActorKind {

@@ -2,10 +2,10 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { log, reason } from "../lib/log";
-import { problem } from "../lib/errors";
+import { refusal } from "../lib/errors";
 import { Gate } from "../lib/gate";
 import type { BusGuard } from "./bus/guard";
-import type { Outcome } from "./envelope";
+import type { Reply } from "./envelope";
 import type { ActorKindName } from "./envelope";
 import type { ActorHost } from "./host";
 import { ownerOf, shardOf } from "./shards";
@@ -32,7 +32,7 @@ export interface ClusterOptions {
   waitingMax: number;
 }
 
-const OVERLOADED: Outcome = { status: 503, body: problem("OVERLOADED", "this node has too many commands in hand; retry with the same idempotency key") };
+const OVERLOADED: Reply = refusal("OVERLOADED", "this node has too many commands in hand; retry with the same idempotency key");
 
 interface Held {
   revision: number;

@@ -10,11 +10,7 @@ export interface Idempotency {
   fingerprint: string;
 }
 
-/** What a caller hears back: an HTTP-style status and a JSON body (a resource or a problem). */
-export interface Outcome {
-  status: number;
-  body: Record<string, unknown>;
-}
+export type { Reply } from "../lib/errors";
 
 /** Which machine an actor runs. Ids are UUIDs, so a wallet and a chama never share one. */
 export type ActorKindName = "wallet" | "chama";

@@ -1,9 +1,9 @@
 import type { Db } from "../lib/db";
-import { problem } from "../lib/errors";
+import { refusal } from "../lib/errors";
 import { Listeners } from "../lib/listeners";
 import type { ActorKind } from "./actor-kind";
 import type { CommitQueue } from "./commit-queue";
-import type { ActorKindName, Envelope, Outcome } from "./envelope";
+import type { ActorKindName, Envelope, Reply } from "./envelope";
 import { ActorStale, type ActorEvent, type ActorLimits, MachineActor } from "./machine-actor";
 
 export type { ActorEvent, DropReason } from "./machine-actor";
@@ -47,20 +47,20 @@ export class ActorHost {
     this.sweeper.unref?.();
   }
 
-  async dispatch(id: string, envelope: Envelope): Promise<Outcome> {
+  async dispatch(id: string, envelope: Envelope): Promise<Reply> {
     const kind = this.kinds[envelope.kind ?? "wallet"];
     for (let attempt = 0; attempt <= this.options.staleRetries; attempt++) {
       const actor = this.actorFor(id, kind);
-      if (!actor) return { status: 503, body: problem("OVERLOADED", "this node holds as many busy actors as it may; retry with the same idempotency key") };
+      if (!actor) return refusal("OVERLOADED", "this node holds as many busy actors as it may; retry with the same idempotency key");
       // A wallet's id sent as a chama's (or the reverse) names nothing of that kind.
-      if (actor.kind !== kind) return { status: 404, body: problem("NOT_FOUND", `no ${kind.name} with this id`) };
+      if (actor.kind !== kind) return refusal("NOT_FOUND", `no ${kind.name} with this id`);
       try {
         return await actor.send(envelope);
       } catch (error) {
         if (!(error instanceof ActorStale)) throw error;
       }
     }
-    return { status: 503, body: problem("UNAVAILABLE", `the ${kind.name} is moving between owners; retry with the same idempotency key`) };
+    return refusal("UNAVAILABLE", `the ${kind.name} is moving between owners; retry with the same idempotency key`);
   }
 
   /**

@@ -1,9 +1,9 @@
 import { log, reason } from "../lib/log";
 import type { AnyActorRef, AnyMachineSnapshot } from "xstate";
 import type { Db } from "../lib/db";
-import { CofferError, problem } from "../lib/errors";
+import { CofferError, refusal } from "../lib/errors";
 import { scopeOf } from "../lib/principal";
-import { type ActorKindName, type Envelope, idempotencyId, type Idempotency, type Outcome } from "./envelope";
+import { type ActorKindName, type Envelope, idempotencyId, type Idempotency, type Reply } from "./envelope";
 import { LruCache } from "../lib/lru";
 import type { ActorKind, AnyEffect } from "./actor-kind";
 import { CommitRefusedError, FencedError, KeysTakenError, loadOutcomes } from "./store-errors";
@@ -42,13 +42,13 @@ export type ActorEvent =
 
 interface Waiting {
   envelope: Envelope;
-  resolve: (outcome: Outcome) => void;
+  resolve: (outcome: Reply) => void;
   reject: (error: Error) => void;
 }
 
 interface Remembered {
   fingerprint: string;
-  outcome: Outcome;
+  outcome: Reply;
 }
 
 /**
@@ -100,10 +100,10 @@ export class MachineActor {
     };
   }
 
-  send(envelope: Envelope): Promise<Outcome> {
+  send(envelope: Envelope): Promise<Reply> {
     if (this.dead) return Promise.reject(new ActorStale(this.id));
     if (this.mailbox.length >= this.limits.mailboxMax) {
-      return Promise.resolve({ status: 503, body: problem("OVERLOADED", `this ${this.kind.name} has too many commands waiting; retry later`) });
+      return Promise.resolve(refusal("OVERLOADED", `this ${this.kind.name} has too many commands waiting; retry later`));
     }
     this.lastActiveMs = Date.now();
     return new Promise((resolve, reject) => {
@@ -162,7 +162,7 @@ export class MachineActor {
             // Nothing was written (the node had too many commits waiting): back to the committed
             // state, and the callers retry later with the same keys.
             this.machine = this.start(this.snapshot);
-            for (const w of batch) w.resolve({ status: 503, body: problem("OVERLOADED", "this node has too many commits waiting; retry with the same idempotency key") });
+            for (const w of batch) w.resolve(refusal("OVERLOADED", "this node has too many commits waiting; retry with the same idempotency key"));
             return;
           }
           if (!(error instanceof KeysTakenError) || attempt >= this.limits.batchMax) throw error;
@@ -178,7 +178,7 @@ export class MachineActor {
       } else {
         // The database failed us (or the commit's fate is unknown). Nothing is acknowledged; the
         // caller may retry with the same idempotency key and will get exactly one effect.
-        for (const w of batch) w.resolve({ status: 503, body: problem("UNAVAILABLE", "the ledger is unavailable; retry with the same idempotency key") });
+        for (const w of batch) w.resolve(refusal("UNAVAILABLE", "the ledger is unavailable; retry with the same idempotency key"));
         log("error", `${this.kind.name} batch failed`, { id: this.id, error: reason(error) });
       }
       for (const w of this.mailbox.splice(0)) w.reject(new ActorStale(this.id));
@@ -200,9 +200,9 @@ export class MachineActor {
   /** Run every command of a batch through the machine, starting from the committed state. */
   private apply(batch: Waiting[]) {
     let snapshot = this.snapshot;
-    const outcomes: Outcome[] = [];
+    const outcomes: Reply[] = [];
     const effects: AnyEffect[] = [];
-    const keyed: { idempotency: Idempotency; outcome: Outcome }[] = [];
+    const keyed: { idempotency: Idempotency; outcome: Reply }[] = [];
     const remember = new Map<string, Remembered>();
     let at = "";
 
@@ -227,9 +227,9 @@ export class MachineActor {
       // A throwing guard or action is a programmer error: fail the batch, never persist it.
       if (next.status === "error") throw new Error(`${this.kind.name} machine failed on ${envelope.command.type}`);
       const emitted = this.emitted;
-      const outcome: Outcome = emitted.length
+      const outcome: Reply = emitted.length
         ? this.kind.render(envelope.command, emitted, next)
-        : { status: 409, body: problem("INVALID_TRANSITION", `${envelope.command.type} is not allowed while the ${this.kind.name} is ${String(snapshot.value)}`) };
+        : refusal("INVALID_TRANSITION", `${envelope.command.type} is not allowed while the ${this.kind.name} is ${String(snapshot.value)}`);
       snapshot = next;
       at = envelope.command.at;
       outcomes.push(outcome);
@@ -246,7 +246,7 @@ export class MachineActor {
   }
 
   /** A problem outcome when the envelope's principal may not send its command here (logged as a security event). */
-  private refusal(envelope: Envelope, snapshot: AnyMachineSnapshot): Outcome | undefined {
+  private refusal(envelope: Envelope, snapshot: AnyMachineSnapshot): Reply | undefined {
     const { principal, idempotency, command } = envelope;
     try {
       // Keys live in the caller's own scope: a claim cannot reach into another caller's results.
@@ -257,7 +257,7 @@ export class MachineActor {
     } catch (error) {
       if (!(error instanceof CofferError)) throw error;
       log("warn", "security: command refused by the actor", { kind: this.kind.name, id: this.id, command: command.type, role: principal.role, code: error.code });
-      return { status: error.status, body: error.toProblem() };
+      return refusal(error.code, error.detail, error.extra);
     }
   }
 
@@ -268,7 +268,7 @@ export class MachineActor {
   }
 }
 
-function conflict(): Outcome {
-  return { status: 422, body: problem("IDEMPOTENCY_CONFLICT", "this idempotency key was already used with a different request") };
+function conflict(): Reply {
+  return refusal("IDEMPOTENCY_CONFLICT", "this idempotency key was already used with a different request");
 }
 

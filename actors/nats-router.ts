@@ -1,9 +1,9 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import { problem } from "../lib/errors";
+import { refusal } from "../lib/errors";
 import { Gate } from "../lib/gate";
 import type { BusGuard } from "./bus/guard";
 import { decode } from "./codec";
-import type { Envelope, Outcome } from "./envelope";
+import type { Envelope, Reply } from "./envelope";
 import { assertSameKind, type Aggregate, type Router } from "./router";
 import { shardOf } from "./shards";
 
@@ -38,15 +38,12 @@ export class NatsRouter implements Router {
     this.gate = new Gate({ inFlightMax: options.inFlightMax, waitingMax: options.waitingMax });
   }
 
-  send(to: Aggregate, envelope: Envelope): Promise<Outcome> {
+  send(to: Aggregate, envelope: Envelope): Promise<Reply> {
     assertSameKind(to, envelope);
-    return this.gate.run(() => this.forward(to, envelope), () => ({
-      status: 503,
-      body: problem("OVERLOADED", "this node is forwarding too many commands; retry with the same idempotency key"),
-    }));
+    return this.gate.run(() => this.forward(to, envelope), () => refusal("OVERLOADED", "this node is forwarding too many commands; retry with the same idempotency key"));
   }
 
-  private async forward(to: Aggregate, envelope: Envelope): Promise<Outcome> {
+  private async forward(to: Aggregate, envelope: Envelope): Promise<Reply> {
     const subject = `${this.options.prefix}.${to.kind}.${shardOf(to.id, this.options.shardCount)}.${to.id}`;
     const deadline = Date.now() + this.options.deadlineMs;
     for (let attempt = 0; ; attempt++) {
@@ -56,13 +53,13 @@ export class NatsRouter implements Router {
         const reply = await this.nc.request(subject, payload, { timeout: this.options.requestTimeoutMs });
         // An answer no node signed for this request is no answer: ask again.
         const body = this.bus.openReply(nonce, reply.data, subject);
-        if (body !== undefined) return decode<Outcome>(body);
+        if (body !== undefined) return decode<Reply>(body);
       } catch {
         // No responders (nobody owns the shard yet) or no answer in time (the owner died): ask again.
       }
       if (Date.now() >= deadline) break;
       await Bun.sleep(Math.min(50 * 2 ** attempt, 500));
     }
-    return { status: 503, body: problem("UNAVAILABLE", `no node answers for this ${to.kind} right now; retry with the same idempotency key`) };
+    return refusal("UNAVAILABLE", `no node answers for this ${to.kind} right now; retry with the same idempotency key`);
   }
 }

@@ -1,4 +1,4 @@
-import type { ActorKindName, Envelope, Outcome } from "./envelope";
+import type { ActorKindName, Envelope, Reply } from "./envelope";
 import type { ActorHost } from "./host";
 
 /** The actor a command is for: which machine it runs and its id. */
@@ -13,13 +13,13 @@ export interface Aggregate {
  * owns the shard (nats-router.ts).
  */
 export interface Router {
-  send(to: Aggregate, envelope: Envelope): Promise<Outcome>;
+  send(to: Aggregate, envelope: Envelope): Promise<Reply>;
 }
 
 export class InProcessRouter implements Router {
   constructor(private readonly host: ActorHost) {}
 
-  send(to: Aggregate, envelope: Envelope): Promise<Outcome> {
+  send(to: Aggregate, envelope: Envelope): Promise<Reply> {
     assertSameKind(to, envelope);
     return this.host.dispatch(to.id, envelope);
   }

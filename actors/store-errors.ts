@@ -1,5 +1,5 @@
 import type { Db } from "../lib/db";
-import type { Idempotency, Outcome } from "./envelope";
+import type { Idempotency, Reply } from "./envelope";
 
 /** The other side's write won: this actor's state is stale and must be reloaded. */
 export class FencedError extends Error {
@@ -22,8 +22,8 @@ export class KeysTakenError extends Error {
 }
 
 /** Stored outcomes for keys someone else committed. */
-export async function loadOutcomes(db: Db, keys: Idempotency[]): Promise<Map<string, { fingerprint: string; outcome: Outcome }>> {
-  const found = new Map<string, { fingerprint: string; outcome: Outcome }>();
+export async function loadOutcomes(db: Db, keys: Idempotency[]): Promise<Map<string, { fingerprint: string; outcome: Reply }>> {
+  const found = new Map<string, { fingerprint: string; outcome: Reply }>();
   if (!keys.length) return found;
   const rows = await db`select k.scope, k.key, k.fingerprint, k.status, k.body from idempotency_keys k
     join unnest(${db.array(keys.map((k) => k.scope))}::text[], ${db.array(keys.map((k) => k.key))}::text[]) as wanted(scope, key)

@@ -5,10 +5,10 @@ import { walletMachineWith, type WalletContext } from "../machines/wallet.machin
 import { checkWalletCommand } from "./command-policy";
 import type { ActorKind, AnyEffect } from "./actor-kind";
 import type { CommitQueue } from "./commit-queue";
-import type { Outcome } from "./envelope";
+import type { Reply } from "./envelope";
 import { loadWallet, type WalletSnapshot } from "./wallet-store";
 
-export type RenderWallet = (command: WalletCommand, effects: WalletEffect[], context: WalletContext) => Outcome;
+export type RenderWallet = (command: WalletCommand, effects: WalletEffect[], context: WalletContext) => Reply;
 
 /** Wallets: loaded from `wallets`, committed through the cross-wallet group commit. */
 export function walletKind(commits: CommitQueue, render: RenderWallet, ceiling: AmountCeiling, afterCommit?: (effects: WalletEffect[]) => void): ActorKind {

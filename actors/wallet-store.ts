@@ -3,7 +3,7 @@ import type { Journal } from "../machines/journal";
 import type { WalletEffect } from "../machines/wallet.events";
 import { heldOf, WALLET_MACHINE_VERSION, walletMachine, type WalletContext } from "../machines/wallet.machine";
 import { decode, encode } from "./codec";
-import type { Idempotency, Outcome } from "./envelope";
+import type { Idempotency, Reply } from "./envelope";
 
 /** A wallet's machine state as the actor holds it, plus the version it was loaded at (for fencing). */
 export type WalletSnapshot = ReturnType<typeof walletMachine.resolveState>;
@@ -43,7 +43,7 @@ export interface BatchWrite {
   snapshot: WalletSnapshot;
   at: string;
   effects: WalletEffect[];
-  keyed: { idempotency: Idempotency; outcome: Outcome }[];
+  keyed: { idempotency: Idempotency; outcome: Reply }[];
 }
 
 /** What one commit of several batches found: new versions, or who was fenced and which keys were taken. */

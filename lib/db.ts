@@ -1,4 +1,4 @@
-import postgres, { type Sql } from "postgres";
+import postgres, { type Sql, type TransactionSql } from "postgres";
 
 export type Db = Sql;
 
@@ -24,3 +24,6 @@ export function connect(url: string, max = 20, timeouts = { statement_ms: 30_000
     types: {},
   });
 }
+
+/** Anything that runs a query: the pool, or one transaction of it. */
+export type Queryable = Sql | TransactionSql;

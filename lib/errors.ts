@@ -79,3 +79,14 @@ export function problem(code: ErrorCode, detail: string, instance?: string, extr
     ...(instance ? { instance } : {}),
   };
 }
+
+/** What a caller hears back: an HTTP-style status and a JSON body (a resource, or a problem). */
+export interface Reply {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** A refusal with a stable code. Its status comes from ERROR_STATUS, the one place that decides it. */
+export function refusal(code: ErrorCode, detail: string, extra: Record<string, unknown> = {}): Reply {
+  return { status: ERROR_STATUS[code], body: problem(code, detail, undefined, extra) };
+}

@@ -49,12 +49,12 @@ export const STEP_OF: Record<WithdrawalStepCommand["type"], ChamaWithdrawalStep>
   "chama.withdrawal.expire": "expire",
 };
 
-export interface Outcome {
+export interface Reply {
   patch: Partial<ChamaContext>;
   effects: ChamaEffect[];
 }
 
-export function applyCommand(context: ChamaContext, command: ChamaCommand): Outcome {
+export function applyCommand(context: ChamaContext, command: ChamaCommand): Reply {
   switch (command.type) {
     case "chama.open":
       return open(context, command);
@@ -104,7 +104,7 @@ function audit(context: ChamaContext, command: ChamaCommand, fields: AuditFields
   return { type: "chama.audit.recorded", ...subject(context, command.at), actor: actorOf(command), action: command.type, ...defined({ ...fields, via }) };
 }
 
-function open(context: ChamaContext, command: Cmd<"chama.open">): Outcome {
+function open(context: ChamaContext, command: Cmd<"chama.open">): Reply {
   const next: ChamaContext = {
     ...context,
     chamaId: command.chamaId,
@@ -129,7 +129,7 @@ const LIFECYCLE = {
   "chama.close": { type: "chama.closed", before: undefined, after: { state: "closed" } },
 } as const;
 
-function lifecycle(context: ChamaContext, command: Cmd<"chama.freeze" | "chama.unfreeze" | "chama.close">): Outcome {
+function lifecycle(context: ChamaContext, command: Cmd<"chama.freeze" | "chama.unfreeze" | "chama.close">): Reply {
   const { type, before, after } = LIFECYCLE[command.type];
   return {
     patch: {},
@@ -141,7 +141,7 @@ function newMember(role: ChamaMember["role"], at: string, former?: { contributed
   return { role, joinedAt: at, contributed: former?.contributed ?? 0n, withdrawn: former?.withdrawn ?? 0n };
 }
 
-function invite(context: ChamaContext, command: Cmd<"chama.member.invite">): Outcome {
+function invite(context: ChamaContext, command: Cmd<"chama.member.invite">): Reply {
   return {
     patch: { invitations: { ...context.invitations, [command.memberId]: { role: command.role, invitedBy: command.by, invitedAt: command.at } } },
     effects: [
@@ -152,7 +152,7 @@ function invite(context: ChamaContext, command: Cmd<"chama.member.invite">): Out
 }
 
 /** Accepting an invitation or being added directly. A former member gets their contributions back. */
-function join(context: ChamaContext, command: Cmd<"chama.member.accept" | "chama.member.add">): Outcome {
+function join(context: ChamaContext, command: Cmd<"chama.member.accept" | "chama.member.add">): Reply {
   const invitation = own(context.invitations, command.memberId);
   const role = command.type === "chama.member.add" ? command.role : invitation!.role;
   const member = newMember(role, command.at, own(context.former, command.memberId));
@@ -173,7 +173,7 @@ function join(context: ChamaContext, command: Cmd<"chama.member.accept" | "chama
   };
 }
 
-function remove(context: ChamaContext, command: Cmd<"chama.member.remove">): Outcome {
+function remove(context: ChamaContext, command: Cmd<"chama.member.remove">): Reply {
   const member = own(context.members, command.memberId);
   if (!member) {
     const invitation = own(context.invitations, command.memberId)!;
@@ -244,7 +244,7 @@ function withoutVotesOf(context: ChamaContext, memberId: string): ChamaContext["
   return withdrawals;
 }
 
-function changeRole(context: ChamaContext, command: Cmd<"chama.member.role">): Outcome {
+function changeRole(context: ChamaContext, command: Cmd<"chama.member.role">): Reply {
   const member = own(context.members, command.memberId)!;
   const members = { ...context.members, [command.memberId]: { ...member, role: command.role } };
   return {
@@ -259,7 +259,7 @@ function changeRole(context: ChamaContext, command: Cmd<"chama.member.role">): O
   };
 }
 
-function changeRules(context: ChamaContext, command: Cmd<"chama.rules.change">): Outcome {
+function changeRules(context: ChamaContext, command: Cmd<"chama.rules.change">): Reply {
   const before = context.rules;
   const after = mergeRules(before, command.rules);
   return {
@@ -271,7 +271,7 @@ function changeRules(context: ChamaContext, command: Cmd<"chama.rules.change">):
   };
 }
 
-function deposit(context: ChamaContext, command: Cmd<"chama.deposit">): Outcome {
+function deposit(context: ChamaContext, command: Cmd<"chama.deposit">): Reply {
   const member = own(context.members, command.memberId)!;
   const contributed = member.contributed + command.amount;
   const posted = context.posted + command.amount;
@@ -289,7 +289,7 @@ function deposit(context: ChamaContext, command: Cmd<"chama.deposit">): Outcome 
   };
 }
 
-function request(context: ChamaContext, command: Cmd<"chama.withdrawal.request">): Outcome {
+function request(context: ChamaContext, command: Cmd<"chama.withdrawal.request">): Reply {
   const nowMs = timeOf(command.at);
   const status = nextChamaWithdrawalStatus("requested", "submit") as "pending_approval";
   const w: ChamaWithdrawal = {
@@ -320,7 +320,7 @@ function request(context: ChamaContext, command: Cmd<"chama.withdrawal.request">
   };
 }
 
-function review(context: ChamaContext, command: Cmd<"chama.withdrawal.review">): Outcome {
+function review(context: ChamaContext, command: Cmd<"chama.withdrawal.review">): Reply {
   const w = own(context.withdrawals, command.withdrawalId)!;
   const approving = command.decision === "approve";
   const approvals = approving ? [...w.approvals, command.reviewerId] : w.approvals;
@@ -364,7 +364,7 @@ function review(context: ChamaContext, command: Cmd<"chama.withdrawal.review">):
 function withdrawalStep(
   context: ChamaContext,
   command: Cmd<"chama.withdrawal.park" | "chama.withdrawal.continue" | "chama.withdrawal.cancel" | "chama.withdrawal.expire" | "chama.withdrawal.fail" | "chama.withdrawal.complete">,
-): Outcome {
+): Reply {
   const w = own(context.withdrawals, command.withdrawalId)!;
   const status = nextChamaWithdrawalStatus(w.status, STEP_OF[command.type])!;
   const by = actorOf(command);

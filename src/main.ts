@@ -1,4 +1,4 @@
-import { startNode } from "./app";
+import { startNode } from "./node";
 import { loadConfig } from "./config";
 import { startEmbeddedPostgres } from "./db/embedded";
 import { log, reason, setLogLevel } from "../lib/log";

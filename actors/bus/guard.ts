@@ -1,6 +1,6 @@
 import { log } from "../../lib/log";
 import { decode, encode } from "../codec";
-import type { Envelope, Outcome } from "../envelope";
+import type { Envelope, Reply } from "../envelope";
 import { shardOf } from "../shards";
 import { parseEnvelope } from "./envelope-schema";
 import type { BusKeys } from "./keys";
@@ -91,7 +91,7 @@ export class BusGuard {
     return sealReply(this.keys, requestNonce, body);
   }
 
-  sealOutcome(requestNonce: string, outcome: Outcome): string {
+  sealOutcome(requestNonce: string, outcome: Reply): string {
     return sealReply(this.keys, requestNonce, encode(outcome));
   }
 

@@ -1,4 +1,4 @@
-import type { Outcome } from "../../actors/envelope";
+import type { Reply } from "../../actors/envelope";
 import type { Router } from "../../actors/router";
 import { defined } from "../../machines/chama.context";
 import type { ChamaCommand, ChamaRules } from "../../machines/chama.events";
@@ -16,7 +16,7 @@ import { MemberId, type AddMember, type ChamaDeposit, type ChangeRules, type Cre
 import { maskDestination } from "./views";
 
 /** Steps on a chama withdrawal that callers ask for by name (review has its own call). */
-export type ChamaWithdrawalStep = "park" | "continue" | "cancel" | "complete" | "fail";
+export type RequestedChamaStep = "park" | "continue" | "cancel" | "complete" | "fail";
 
 /**
  * Every chama operation, independent of transport. Like wallet operations: inputs are already
@@ -37,7 +37,7 @@ export class ChamaService {
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
-  create(caller: Caller, key: string, input: z.infer<typeof CreateChama>): Promise<Outcome> {
+  create(caller: Caller, key: string, input: z.infer<typeof CreateChama>): Promise<Reply> {
     authorize(caller.principal, "chama.create");
     const admin = input.adminId ?? memberIdOf(caller);
     if (caller.principal.role === "user" && admin !== memberIdOf(caller)) throw new CofferError("FORBIDDEN", "users create chamas with themselves as the admin");
@@ -46,28 +46,28 @@ export class ChamaService {
     return this.send(chamaId, caller, key, "chama.create", "", input, { type: "chama.open", chamaId, name: input.name, asset: input.asset, createdBy: admin, at: this.now() });
   }
 
-  async setStatus(caller: Caller, key: string, chamaId: string, action: "freeze" | "unfreeze" | "close"): Promise<Outcome> {
+  async setStatus(caller: Caller, key: string, chamaId: string, action: "freeze" | "unfreeze" | "close"): Promise<Reply> {
     await this.chamaFor(caller, `chama.${action}`, chamaId);
     return this.send(chamaId, caller, key, `chama.${action}`, chamaId, {}, { type: `chama.${action}`, by: memberIdOf(caller), at: this.now() });
   }
 
-  async invite(caller: Caller, key: string, chamaId: string, input: z.infer<typeof AddMember>): Promise<Outcome> {
+  async invite(caller: Caller, key: string, chamaId: string, input: z.infer<typeof AddMember>): Promise<Reply> {
     await this.chamaFor(caller, "chama.invite", chamaId);
     return this.send(chamaId, caller, key, "chama.invite", chamaId, input, { type: "chama.member.invite", ...input, by: memberIdOf(caller), at: this.now() });
   }
 
   /** The caller accepts their own invitation. */
-  async accept(caller: Caller, key: string, chamaId: string): Promise<Outcome> {
+  async accept(caller: Caller, key: string, chamaId: string): Promise<Reply> {
     await this.chamaFor(caller, "chama.accept", chamaId);
     return this.send(chamaId, caller, key, "chama.accept", chamaId, {}, { type: "chama.member.accept", memberId: memberIdOf(caller), at: this.now() });
   }
 
-  async addMember(caller: Caller, key: string, chamaId: string, input: z.infer<typeof AddMember>): Promise<Outcome> {
+  async addMember(caller: Caller, key: string, chamaId: string, input: z.infer<typeof AddMember>): Promise<Reply> {
     await this.chamaFor(caller, "chama.member.add", chamaId);
     return this.send(chamaId, caller, key, "chama.add", chamaId, input, { type: "chama.member.add", ...input, by: memberIdOf(caller), at: this.now() });
   }
 
-  async removeMember(caller: Caller, key: string, chamaId: string, memberId: string, reason?: string): Promise<Outcome> {
+  async removeMember(caller: Caller, key: string, chamaId: string, memberId: string, reason?: string): Promise<Reply> {
     await this.chamaFor(caller, "chama.member.remove", chamaId);
     return this.send(chamaId, caller, key, "chama.remove", `${chamaId}/${memberId}`, { reason }, {
       type: "chama.member.remove",
@@ -78,12 +78,12 @@ export class ChamaService {
     });
   }
 
-  async changeRole(caller: Caller, key: string, chamaId: string, memberId: string, role: "admin" | "member"): Promise<Outcome> {
+  async changeRole(caller: Caller, key: string, chamaId: string, memberId: string, role: "admin" | "member"): Promise<Reply> {
     await this.chamaFor(caller, "chama.member.role", chamaId);
     return this.send(chamaId, caller, key, "chama.role", `${chamaId}/${memberId}`, { role }, { type: "chama.member.role", memberId, role, by: memberIdOf(caller), at: this.now() });
   }
 
-  async changeRules(caller: Caller, key: string, chamaId: string, input: z.infer<typeof ChangeRules>): Promise<Outcome> {
+  async changeRules(caller: Caller, key: string, chamaId: string, input: z.infer<typeof ChangeRules>): Promise<Reply> {
     const asset = await this.chamaFor(caller, "chama.rules.change", chamaId);
     const money = (name: "maxPerWithdrawal" | "maxPerDay") => {
       const given = input[name];
@@ -104,7 +104,7 @@ export class ChamaService {
   }
 
   /** Money in from outside, attributed to a member (a processor's or an admin's call, like wallet credits). */
-  async deposit(caller: Caller, key: string, chamaId: string, input: z.infer<typeof ChamaDeposit>): Promise<Outcome> {
+  async deposit(caller: Caller, key: string, chamaId: string, input: z.infer<typeof ChamaDeposit>): Promise<Reply> {
     const asset = await this.chamaFor(caller, "chama.deposit", chamaId);
     const amount = amountIn(input.amount, asset, this.maxAmountMajor);
     return this.send(chamaId, caller, key, "chama.deposit", chamaId, { ...input, amount }, {
@@ -118,7 +118,7 @@ export class ChamaService {
     });
   }
 
-  async requestWithdrawal(caller: Caller, key: string, chamaId: string, input: z.infer<typeof RequestWithdrawal>): Promise<Outcome> {
+  async requestWithdrawal(caller: Caller, key: string, chamaId: string, input: z.infer<typeof RequestWithdrawal>): Promise<Reply> {
     const asset = await this.chamaFor(caller, "chama.withdrawal.request", chamaId);
     const amount = amountIn(input.amount, asset, this.maxAmountMajor);
     const withdrawalId = newId();
@@ -133,7 +133,7 @@ export class ChamaService {
     });
   }
 
-  async review(caller: Caller, key: string, chamaId: string, withdrawalId: string, decision: "approve" | "reject", note?: string): Promise<Outcome> {
+  async review(caller: Caller, key: string, chamaId: string, withdrawalId: string, decision: "approve" | "reject", note?: string): Promise<Reply> {
     await this.chamaFor(caller, `chama.withdrawal.${decision}`, chamaId);
     return this.send(chamaId, caller, key, `chama.withdrawal.${decision}`, withdrawalId, { note }, {
       type: "chama.withdrawal.review",
@@ -145,7 +145,7 @@ export class ChamaService {
     });
   }
 
-  async step(caller: Caller, key: string, chamaId: string, withdrawalId: string, step: ChamaWithdrawalStep, text?: string): Promise<Outcome> {
+  async step(caller: Caller, key: string, chamaId: string, withdrawalId: string, step: RequestedChamaStep, text?: string): Promise<Reply> {
     await this.chamaFor(caller, `chama.withdrawal.${step}`, chamaId);
     const at = this.now();
     const by = memberIdOf(caller);
@@ -163,7 +163,7 @@ export class ChamaService {
   }
 
   /** Platform steps (the expiry worker) use their own scope, keyed by what they do. */
-  system(chamaId: string, key: string, command: ChamaCommand): Promise<Outcome> {
+  system(chamaId: string, key: string, command: ChamaCommand): Promise<Reply> {
     return this.router.send({ kind: "chama", id: chamaId }, { kind: "chama", command, idempotency: { scope: "system", key, fingerprint: key }, principal: SYSTEM_CLAIM });
   }
 
@@ -171,7 +171,7 @@ export class ChamaService {
     return this.clock().toISOString();
   }
 
-  private send(chamaId: string, caller: Caller, key: string, operation: string, target: string, normalized: unknown, command: ChamaCommand): Promise<Outcome> {
+  private send(chamaId: string, caller: Caller, key: string, operation: string, target: string, normalized: unknown, command: ChamaCommand): Promise<Reply> {
     return this.router.send({ kind: "chama", id: chamaId }, {
       kind: "chama",
       command,

@@ -1,7 +1,7 @@
-import type { Outcome } from "../../actors/envelope";
+import type { Reply } from "../../actors/envelope";
 import { heldOf, own, personOf, type ChamaContext } from "../../machines/chama.context";
 import type { ChamaCommand, ChamaEffect, ChamaRules } from "../../machines/chama.events";
-import { ERROR_STATUS, problem } from "../../lib/errors";
+import { ERROR_STATUS, problem, refusal } from "../../lib/errors";
 import type { Asset } from "../../lib/assets";
 import { formatAmount } from "../../lib/money";
 
@@ -117,14 +117,14 @@ function chamaOf(context: ChamaContext, status: string) {
 const STATUS_AFTER = { "chama.opened": "active", "chama.frozen": "frozen", "chama.unfrozen": "active", "chama.closed": "closed" } as const;
 
 /** The outcome a chama command's caller hears, built from what the machine emitted. */
-export function renderChamaOutcome(command: ChamaCommand, effects: ChamaEffect[], context: ChamaContext, status: string): Outcome {
+export function renderChamaOutcome(command: ChamaCommand, effects: ChamaEffect[], context: ChamaContext, status: string): Reply {
   // Removing a member may first cancel their open requests; the caller asked about the member.
   const first = (command.type === "chama.member.remove" && effects.find((e) => e.type === "chama.member.removed" || e.type === "chama.member.invitation_revoked")) || effects[0]!;
   if (first.type === "rejected") {
     // A step on a withdrawal this chama never had (or forgot long ago) names nothing: 404.
     if (first.code === "INVALID_TRANSITION" && "withdrawalId" in command && command.type !== "chama.withdrawal.request") {
       const known = own(context.withdrawals, command.withdrawalId) || context.ended.some((e) => e.withdrawalId === command.withdrawalId);
-      if (!known) return { status: 404, body: problem("WITHDRAWAL_NOT_FOUND", "withdrawal not found") };
+      if (!known) return refusal("WITHDRAWAL_NOT_FOUND", "withdrawal not found");
     }
     return { status: ERROR_STATUS[first.code], body: problem(first.code, first.detail) };
   }

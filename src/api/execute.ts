@@ -1,4 +1,4 @@
-import type { Outcome } from "../../actors/envelope";
+import type { Reply } from "../../actors/envelope";
 import { CofferError } from "../../lib/errors";
 import { authorize } from "../../lib/policy";
 import { enforce, type RateLimiter, type tiersFrom } from "../security/rate-limit";
@@ -28,7 +28,7 @@ const KEY_MAX = 255;
  * idempotency key, the input schema, the policy's verdict on the caller's role, then the handler
  * (which checks ownership of the objects concerned). Throws CofferError for the caller's mistakes.
  */
-export async function execute(op: Operation, deps: OperationDeps, limits: Limits, req: Request): Promise<Outcome> {
+export async function execute(op: Operation, deps: OperationDeps, limits: Limits, req: Request): Promise<Reply> {
   if (limits.limiter && op.tier === "money") await enforce(limits.limiter, req.caller.scope, limits.tiers.money);
   const key = op.idempotent ? idempotencyKey(req.key) : "";
   const input = parse(op.input, req.input, req.origin);

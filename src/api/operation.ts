@@ -1,10 +1,11 @@
 import type { z } from "zod";
 import type { Cluster } from "../../actors/cluster";
-import type { Outcome } from "../../actors/envelope";
+import type { Reply } from "../../actors/envelope";
 import type { ActorHost } from "../../actors/host";
 import type { Db } from "../../lib/db";
 import type { Action } from "../../lib/policy";
 import type { ApiKeys } from "../security/api-keys";
+import type { Vault } from "../security/encryption";
 import type { ChamaService } from "./chama-service";
 import type { Caller, WalletService } from "./wallet-service";
 
@@ -42,7 +43,7 @@ export interface Operation<S extends z.ZodType = z.ZodType, O extends z.ZodType 
   idempotent: boolean;
   /** A valid input, for the docs (a test checks it against `input`). */
   example: z.input<S>;
-  run(ctx: OperationContext, input: z.output<S>): Promise<Outcome>;
+  run(ctx: OperationContext, input: z.output<S>): Promise<Reply>;
 }
 
 /** What handlers get: who asks (and the key they gave), and the services. */
@@ -57,6 +58,7 @@ export interface OperationDeps {
   ops: WalletService;
   chamas: ChamaService;
   apiKeys: ApiKeys;
+  vault: Vault;
   host: ActorHost;
   cluster?: Cluster | undefined;
 }
@@ -71,6 +73,6 @@ export function operation<N extends string, S extends z.ZodType, O extends z.Zod
 }
 
 /** A read's answer: the value, with the operation's success status. */
-export async function ok(value: Promise<Record<string, unknown>> | Record<string, unknown>): Promise<Outcome> {
+export async function ok(value: Promise<Record<string, unknown>> | Record<string, unknown>): Promise<Reply> {
   return { status: 200, body: await value };
 }

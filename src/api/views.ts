@@ -1,4 +1,4 @@
-import type { Outcome } from "../../actors/envelope";
+import type { Reply } from "../../actors/envelope";
 import type { Destination, WalletCommand, WalletEffect } from "../../machines/wallet.events";
 import { availableOf, heldOf, type WalletContext } from "../../machines/wallet.machine";
 import { ERROR_STATUS, problem } from "../../lib/errors";
@@ -82,10 +82,10 @@ export function transferView(t: {
 }
 
 /** The outcome a wallet command's caller hears, built from what the machine emitted. */
-export function renderWalletOutcome(command: WalletCommand, effects: WalletEffect[], context: WalletContext): Outcome {
+export function renderWalletOutcome(command: WalletCommand, effects: WalletEffect[], context: WalletContext): Reply {
   const first = effects[0]!;
   if (first.type === "rejected") return { status: ERROR_STATUS[first.code], body: problem(first.code, first.detail) };
-  const wallet = (status: number, state: string): Outcome => ({
+  const wallet = (status: number, state: string): Reply => ({
     status,
     body: walletView({ ...context, status: state, held: heldOf(context) }) as Record<string, unknown>,
   });

@@ -1,4 +1,4 @@
-import type { Envelope, Idempotency, Outcome } from "../../actors/envelope";
+import type { Envelope, Idempotency, Reply } from "../../actors/envelope";
 import type { Router } from "../../actors/router";
 import type { WalletCommand } from "../../machines/wallet.events";
 import type { WithdrawalStep } from "../../machines/withdrawal.machine";
@@ -45,7 +45,7 @@ export class WalletService {
     private readonly vault: Vault,
   ) {}
 
-  createWallet(caller: Caller, key: string, input: z.infer<typeof CreateWallet>): Promise<Outcome> {
+  createWallet(caller: Caller, key: string, input: z.infer<typeof CreateWallet>): Promise<Reply> {
     authorize(caller.principal, "wallet.create");
     if (caller.principal.role === "user" && input.ownerId !== caller.principal.sub) {
       throw new CofferError("FORBIDDEN", "users open wallets for themselves only");
@@ -61,12 +61,12 @@ export class WalletService {
   }
 
   /** Funding from outside (an admin operation; Stripe deposits replace it for end users later). */
-  credit(caller: Caller, key: string, walletId: string, input: z.infer<typeof MoneyIn>): Promise<Outcome> {
+  credit(caller: Caller, key: string, walletId: string, input: z.infer<typeof MoneyIn>): Promise<Reply> {
     return this.moveMoney("wallet.credit", "wallet.credit", caller, key, walletId, input);
   }
 
   /** An immediate debit, refused with INSUFFICIENT_FUNDS when available is short. */
-  pay(caller: Caller, key: string, walletId: string, input: z.infer<typeof MoneyIn>): Promise<Outcome> {
+  pay(caller: Caller, key: string, walletId: string, input: z.infer<typeof MoneyIn>): Promise<Reply> {
     return this.moveMoney("wallet.payment", "wallet.pay", caller, key, walletId, input);
   }
 
@@ -89,12 +89,12 @@ export class WalletService {
     });
   }
 
-  async setStatus(caller: Caller, key: string, walletId: string, action: "freeze" | "unfreeze" | "close"): Promise<Outcome> {
+  async setStatus(caller: Caller, key: string, walletId: string, action: "freeze" | "unfreeze" | "close"): Promise<Reply> {
     await this.walletFor(caller, action === "close" ? "wallet.close" : "wallet.freeze", walletId);
     return this.send(walletId, caller, key, `wallet.${action}`, walletId, {}, { type: `wallet.${action}`, at: now() });
   }
 
-  async requestWithdrawal(caller: Caller, key: string, walletId: string, input: z.infer<typeof RequestWithdrawal>): Promise<Outcome> {
+  async requestWithdrawal(caller: Caller, key: string, walletId: string, input: z.infer<typeof RequestWithdrawal>): Promise<Reply> {
     const wallet = await this.walletFor(caller, "withdrawal.request", walletId);
     const amount = this.amount(input.amount, wallet.asset);
     const withdrawalId = newId();
@@ -108,7 +108,7 @@ export class WalletService {
     });
   }
 
-  async stepWithdrawal(caller: Caller, key: string, withdrawalId: string, step: WithdrawalStep, reason?: string): Promise<Outcome> {
+  async stepWithdrawal(caller: Caller, key: string, withdrawalId: string, step: WithdrawalStep, reason?: string): Promise<Reply> {
     const walletId = await this.walletOfWithdrawal(withdrawalId);
     const owner = (await this.meta(walletId)).ownerId;
     authorize(caller.principal, step === "cancel" ? "withdrawal.cancel" : "withdrawal.process", [owner], "WITHDRAWAL_NOT_FOUND");
@@ -122,7 +122,7 @@ export class WalletService {
     return this.send(walletId, caller, key, `withdrawal.${step}`, withdrawalId, { reason }, command);
   }
 
-  async createTransfer(caller: Caller, key: string, input: z.infer<typeof CreateTransfer>): Promise<Outcome> {
+  async createTransfer(caller: Caller, key: string, input: z.infer<typeof CreateTransfer>): Promise<Reply> {
     if (input.fromWalletId === input.toWalletId) throw new CofferError("SAME_WALLET", "a transfer needs two different wallets");
     const from = await this.walletFor(caller, "transfer.create", input.fromWalletId);
     const to = await this.meta(input.toWalletId);
@@ -155,11 +155,11 @@ export class WalletService {
   }
 
   /** Internal steps (the transfer saga) use their own scope, keyed by transfer id and step. */
-  system(walletId: string, key: string, command: WalletCommand): Promise<Outcome> {
+  system(walletId: string, key: string, command: WalletCommand): Promise<Reply> {
     return this.router.send({ kind: "wallet", id: walletId }, { command, idempotency: { scope: "system", key, fingerprint: key }, principal: SYSTEM_CLAIM });
   }
 
-  private send(walletId: string, caller: Caller, key: string, operation: string, target: string, normalized: unknown, command: WalletCommand): Promise<Outcome> {
+  private send(walletId: string, caller: Caller, key: string, operation: string, target: string, normalized: unknown, command: WalletCommand): Promise<Reply> {
     const envelope: Envelope = { command, idempotency: claimOf(this.vault, caller, key, operation, target, normalized), principal: claimOfPrincipal(caller.principal) };
     return this.router.send({ kind: "wallet", id: walletId }, envelope);
   }

@@ -5,10 +5,11 @@ import type { WalletService } from "../api/wallet-service";
 import type { Db } from "../../lib/db";
 import type { Config } from "../config";
 import type { ApiKeys } from "../security/api-keys";
+import type { Vault } from "../security/encryption";
 import type { RateLimiter } from "../security/rate-limit";
 import type { Authenticator } from "../security/authenticator";
 
-/** What route handlers need; built once in src/app.ts. */
+/** What route handlers need; built once in src/node.ts. */
 export interface HttpDeps {
   db: Db;
   ops: WalletService;
@@ -18,6 +19,7 @@ export interface HttpDeps {
   cluster?: Cluster | undefined;
   authenticator: Authenticator;
   apiKeys: ApiKeys;
+  vault: Vault;
   /** Shared rate limiter; undefined when RATE_LIMITS=off. */
   limiter: RateLimiter | undefined;
   config: Config;

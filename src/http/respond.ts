@@ -2,13 +2,13 @@ import { redact, redactDeep } from "../../lib/redact";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
-import type { Outcome } from "../../actors/envelope";
+import type { Reply } from "../../actors/envelope";
 import { parse, parseJson } from "../api/input";
-import { outcomeOf } from "../api/outcome";
+import { replyOf } from "../api/reply";
 import { CofferError, type Problem } from "../../lib/errors";
 
 /** Every answer leaves through here: resources as JSON, failures as RFC 9457 problem+json. */
-export function send(c: Context, outcome: Outcome): Response {
+export function send(c: Context, outcome: Reply): Response {
   if (outcome.status >= 400) return sendProblem(c, { ...(outcome.body as Problem), instance: instanceOf(c) });
   return c.json(outcome.body, outcome.status as ContentfulStatusCode);
 }
@@ -33,7 +33,7 @@ export function sendProblem(_c: Context, body: Problem): Response {
 }
 
 export function sendError(c: Context, error: unknown): Response {
-  const outcome = outcomeOf(error, { requestId: c.get("requestId" as never), route: c.req.routePath });
+  const outcome = replyOf(error, { requestId: c.get("requestId" as never), route: c.req.routePath });
   return sendProblem(c, { ...(outcome.body as Problem), instance: instanceOf(c) });
 }
 

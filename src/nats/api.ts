@@ -1,7 +1,7 @@
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { z } from "zod";
-import type { Outcome } from "../../actors/envelope";
-import { CofferError, problem } from "../../lib/errors";
+import type { Reply } from "../../actors/envelope";
+import { CofferError, refusal } from "../../lib/errors";
 import { Gate } from "../../lib/gate";
 import { log, reason } from "../../lib/log";
 import { scopeOf } from "../../lib/principal";
@@ -9,7 +9,7 @@ import { execute } from "../api/execute";
 import { parseJson } from "../api/input";
 import type { OperationDeps } from "../api/operation";
 import { operationNamed } from "../api/operations";
-import { outcomeOf } from "../api/outcome";
+import { replyOf } from "../api/reply";
 import type { Authenticator } from "../security/authenticator";
 import { enforceCaller, type RateLimiter, type TierSettings, tiersFrom } from "../security/rate-limit";
 
@@ -31,7 +31,7 @@ export interface NatsApiDeps extends OperationDeps {
 }
 
 const MAX_PAYLOAD_BYTES = 64 * 1024;
-const overloaded: Outcome = { status: 503, body: problem("OVERLOADED", "this node is answering too many NATS requests; retry with the same idempotency key") };
+const overloaded: Reply = refusal("OVERLOADED", "this node is answering too many NATS requests; retry with the same idempotency key");
 
 export function startNatsApi(nc: NatsConnection, prefix: string, deps: NatsApiDeps): Subscription {
   const tiers = tiersFrom(deps.limits);
@@ -59,7 +59,7 @@ export function startNatsApi(nc: NatsConnection, prefix: string, deps: NatsApiDe
   });
 }
 
-async function answer(msg: Msg, name: string, deps: NatsApiDeps, tiers: ReturnType<typeof tiersFrom>): Promise<Outcome> {
+async function answer(msg: Msg, name: string, deps: NatsApiDeps, tiers: ReturnType<typeof tiersFrom>): Promise<Reply> {
   try {
     const op = operationNamed(name);
     if (!op) throw new CofferError("NOT_FOUND", "no such operation");
@@ -77,7 +77,7 @@ async function answer(msg: Msg, name: string, deps: NatsApiDeps, tiers: ReturnTy
       origin: () => "payload",
     });
   } catch (error) {
-    return outcomeOf(error, { subject: msg.subject });
+    return replyOf(error, { subject: msg.subject });
   }
 }
 

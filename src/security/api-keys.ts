@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { Db } from "../../lib/db";
+import type { Db, Queryable } from "../../lib/db";
 import { CofferError } from "../../lib/errors";
 import { LruCache } from "../../lib/lru";
 import { PERMISSIONS, type Permission, type Principal } from "../../lib/principal";
@@ -60,10 +60,10 @@ export class ApiKeys {
   constructor(private readonly db: Db) {}
 
   /** Create a key; the returned `key` is the only time the secret exists outside the caller. */
-  async create(input: NewApiKey, createdBy: string): Promise<{ key: string; row: ApiKeyRow }> {
+  async create(input: NewApiKey, createdBy: string, sql: Queryable = this.db): Promise<{ key: string; row: ApiKeyRow }> {
     const prefix = random(12, "abcdefghijklmnopqrstuvwxyz0123456789");
     const secret = random(32, ALPHABET);
-    const [row] = await this.db`insert into api_keys
+    const [row] = await sql`insert into api_keys
       (id, prefix, secret_sha256, name, subject, permissions, rate_limit_per_minute, ip_allowlist, expires_at, created_at, created_by)
       values (${Bun.randomUUIDv7()}, ${prefix}, ${sha256(secret)}, ${input.name}, ${input.subject}, ${input.permissions},
               ${input.rateLimitPerMinute ?? null}, ${input.ipAllowlist ?? null}, ${input.expiresAt ?? null}, now(), ${createdBy})
@@ -75,22 +75,22 @@ export class ApiKeys {
     return (await this.db`select * from api_keys order by created_at desc limit 1000`) as unknown as ApiKeyRow[];
   }
 
-  async get(id: string): Promise<ApiKeyRow> {
-    const [row] = await this.db`select * from api_keys where id = ${id}`;
+  async get(id: string, sql: Queryable = this.db): Promise<ApiKeyRow> {
+    const [row] = await sql`select * from api_keys where id = ${id}`;
     if (!row) throw new CofferError("NOT_FOUND", "no such API key");
     return row as ApiKeyRow;
   }
 
-  async revoke(id: string): Promise<ApiKeyRow> {
-    const [row] = await this.db`update api_keys set revoked_at = coalesce(revoked_at, now()) where id = ${id} returning *`;
+  async revoke(id: string, sql: Queryable = this.db): Promise<ApiKeyRow> {
+    const [row] = await sql`update api_keys set revoked_at = coalesce(revoked_at, now()) where id = ${id} returning *`;
     if (!row) throw new CofferError("NOT_FOUND", "no such API key");
     this.cache.set((row as ApiKeyRow).prefix, { row: undefined, at: 0 });
     return row as ApiKeyRow;
   }
 
   /** A new secret with the same settings; the old key stops working now, or after `overlapSeconds`. */
-  async rotate(id: string, overlapSeconds: number, by: string): Promise<{ key: string; row: ApiKeyRow }> {
-    const old = await this.get(id);
+  async rotate(id: string, overlapSeconds: number, by: string, sql: Queryable = this.db): Promise<{ key: string; row: ApiKeyRow }> {
+    const old = await this.get(id, sql);
     if (old.revoked_at) throw new CofferError("INVALID_TRANSITION", "a revoked key cannot be rotated");
     const created = await this.create(
       {
@@ -102,11 +102,12 @@ export class ApiKeys {
         ...(old.expires_at ? { expiresAt: old.expires_at.toISOString() } : {}),
       },
       by,
+      sql,
     );
     if (overlapSeconds > 0) {
-      await this.db`update api_keys set expires_at = least(coalesce(expires_at, 'infinity'), now() + make_interval(secs => ${overlapSeconds})) where id = ${id}`;
+      await sql`update api_keys set expires_at = least(coalesce(expires_at, 'infinity'), now() + make_interval(secs => ${overlapSeconds})) where id = ${id}`;
     } else {
-      await this.revoke(id);
+      await this.revoke(id, sql);
     }
     this.cache.set(old.prefix, { row: undefined, at: 0 });
     return created;

@@ -10,7 +10,7 @@
  * NATS_URL (nats://127.0.0.1:4222, for the cluster part only: the single node runs without NATS).
  * The node's own settings (ACTOR_BATCH_MAX, DB_POOL_MAX, ...) are read from the environment as usual.
  */
-import { startNode, type Node } from "../../src/app";
+import { startNode, type Node } from "../../src/node";
 import type { Caller } from "../../src/api/wallet-service";
 import { loadConfig } from "../../src/config";
 import { verifyLedger } from "../../src/ledger/verify";

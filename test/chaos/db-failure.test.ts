@@ -105,7 +105,7 @@ afterAll(async () => {
   await sql?.end({ timeout: 1 });
   await admin?.end({ timeout: 1 });
   // After lost connections, postgres.js 3.4.9 keeps a settled query on each closed connection, so
-  // the pool's end() waits out its whole timeout (5 s in src/app.ts): the hook needs more than 5 s.
+  // the pool's end() waits out its whole timeout (5 s in src/node.ts): the hook needs more than 5 s.
   await t?.stop();
 }, 30_000);
 

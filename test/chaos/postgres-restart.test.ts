@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import postgres from "postgres";
-import { startNode, type Node } from "../../src/app";
+import { startNode, type Node } from "../../src/node";
 import { loadConfig } from "../../src/config";
 import { startEmbeddedPostgres } from "../../src/db/embedded";
 import { testKeys } from "../support/auth";

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import type { Envelope, Outcome } from "../../actors/envelope";
+import type { Envelope, Reply } from "../../actors/envelope";
 import { shardOf } from "../../actors/shards";
-import { startNode, type Node } from "../../src/app";
+import { startNode, type Node } from "../../src/node";
 import { loadConfig } from "../../src/config";
 import { testKeys } from "../support/auth";
 import { clusterView, shardsSettled } from "../support/cluster";
@@ -65,7 +65,7 @@ test("two nodes serving one wallet at once never spend a unit twice: the loser's
   expect((await a.api("POST", `/v1/wallets/${walletId}/credits`, { amount: "37.00" })).status).toBe(201);
 
   // Half the payments go the proper way (routed to A); half straight into B's actors.
-  const viaB = (i: number): Promise<Outcome> => {
+  const viaB = (i: number): Promise<Reply> => {
     const key = `brain-b-${i}`;
     const envelope: Envelope = {
       command: { type: "wallet.payment", journalId: Bun.randomUUIDv7(), amount: 100n, at: new Date().toISOString() },

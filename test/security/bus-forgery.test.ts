@@ -10,7 +10,7 @@ import { BusKeys } from "../../actors/bus/keys";
 import { openReply, sealRequest } from "../../actors/bus/wire";
 import { decode, encode } from "../../actors/codec";
 import { checkChamaCommand, checkWalletCommand } from "../../actors/command-policy";
-import type { Envelope, Outcome } from "../../actors/envelope";
+import type { Envelope, Reply } from "../../actors/envelope";
 import { shardOf } from "../../actors/shards";
 import type { ChamaContext } from "../../machines/chama.context";
 import type { ChamaCommand } from "../../machines/chama.events";
@@ -308,14 +308,14 @@ async function deliver(subject: string, payload: string | Uint8Array, opts: { re
 }
 
 /** Send `envelope` (or a raw body) correctly signed for `subject`; the node's verified answer, or what it dropped. */
-async function signed(subject: string, envelope: unknown): Promise<{ outcome?: Outcome; dropped: Record<string, number>; payload: string }> {
+async function signed(subject: string, envelope: unknown): Promise<{ outcome?: Reply; dropped: Record<string, number>; payload: string }> {
   const { payload, nonce } = seal(subject, typeof envelope === "string" ? envelope : encode(envelope));
   const d = await deliver(subject, payload);
   expect(d.replies.length).toBeLessThanOrEqual(1);
   if (d.replies.length === 0) return { dropped: d.dropped, payload };
   const body = openReply(keys, nonce, d.replies[0]!.data);
   expect(body).toBeDefined(); // a node's answer is signed for this request
-  return { outcome: decode<Outcome>(body!), dropped: d.dropped, payload };
+  return { outcome: decode<Reply>(body!), dropped: d.dropped, payload };
 }
 
 async function expectDropped(subject: string, payload: string | Uint8Array, reason: string, what: string, opts: { reply?: boolean } = {}): Promise<void> {
@@ -362,7 +362,7 @@ async function expectUnchangedBy(action: () => Promise<void>): Promise<void> {
   await verifyIsClean(t);
 }
 
-function expectProblem(outcome: Outcome | undefined, status: number, code: string): void {
+function expectProblem(outcome: Reply | undefined, status: number, code: string): void {
   expect({ status: outcome?.status, code: outcome?.body.code }).toEqual({ status, code });
 }
 
@@ -696,7 +696,7 @@ describe("a bad message never hurts a node", () => {
       const i = Number(m.subject.split(".").at(-1));
       const size = apiGarbage[i % apiGarbage.length]!.length;
       const wanted = size > 64 * 1024 ? [413, "PAYLOAD_TOO_LARGE"] : i % 2 === 1 ? [401, "UNAUTHENTICATED"] : [400, "VALIDATION_FAILED"];
-      const r = JSON.parse(m.string()) as Outcome;
+      const r = JSON.parse(m.string()) as Reply;
       expect({ i, size, got: [r.status, r.body.code] }).toEqual({ i, size, got: wanted });
     }
 
@@ -714,7 +714,7 @@ describe("a bad message never hurts a node", () => {
       const h = headers();
       h.set("Authorization", `Bearer ${token}`);
       if (key) h.set("Idempotency-Key", key);
-      return JSON.parse((await nc.request(`${PREFIX}.v1.${operation}`, JSON.stringify(payload), { timeout: 10_000, headers: h })).string()) as Outcome;
+      return JSON.parse((await nc.request(`${PREFIX}.v1.${operation}`, JSON.stringify(payload), { timeout: 10_000, headers: h })).string()) as Reply;
     };
     const [payments, credits, reads] = await Promise.all([
       Promise.all(Array.from({ length: 50 }, () => t.api("POST", `/v1/wallets/${payer}/payments`, { amount: "1.00" }))),

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startNode, type Node } from "../../src/app";
+import { startNode, type Node } from "../../src/node";
 import { loadConfig } from "../../src/config";
 import { testKeys, tokenFor } from "../support/auth";
 import { apiFor, fundedWallet, startTestNode, type Api, type TestNode } from "../support/node";

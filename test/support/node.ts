@@ -1,4 +1,4 @@
-import { startNode, type Node, type NodeOptions } from "../../src/app";
+import { startNode, type Node, type NodeOptions } from "../../src/node";
 import { loadConfig } from "../../src/config";
 import { ADMIN, testKeys, tokenFor, type As } from "./auth";
 import { createTestDatabase, type TestDatabase } from "./db";

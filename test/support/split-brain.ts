@@ -1,4 +1,4 @@
-import { startNode, type Node } from "../../src/app";
+import { startNode, type Node } from "../../src/node";
 import { loadConfig } from "../../src/config";
 import { testKeys } from "./auth";
 import { apiFor, type Api } from "./node";

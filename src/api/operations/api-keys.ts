@@ -1,14 +1,17 @@
 import { z } from "zod";
-import type { Permission } from "../../../lib/principal";
+import { scopeOf, type Permission } from "../../../lib/principal";
 import { apiKeyView } from "../../security/api-keys";
+import { exactlyOnce } from "../exactly-once";
 import { ok, operation } from "../operation";
+import { claimOf } from "../wallet-service";
 import { ApiKeyList, ApiKeyView, ApiKeyWithSecret } from "../outputs";
 import { CreateApiKey, RotateApiKey, Uuid } from "../schemas";
 
 /**
- * API keys for services, managed by admins. The full key is in the answer to create and rotate,
- * once; every other answer shows only its public prefix. (An Idempotency-Key is required here as
- * on every change, but a retried create makes a second key rather than replaying a secret.)
+ * API keys for services, managed by admins. The full key is in the answer to create and rotate;
+ * every other answer shows only its public prefix. A create or rotate retried with the same
+ * Idempotency-Key answers the first answer again (stored sealed, see exactly-once.ts) and makes no
+ * second key.
  */
 const keyId = Uuid.describe("the API key's id");
 const KEY = "0193a2b4-a0b1-7c2d-8e3f-4a5b6c7d8e9f";
@@ -26,11 +29,11 @@ export const apiKeyOperations = [
     tier: "standard",
     idempotent: true,
     example: { name: "payroll", subject: "payroll-service", permissions: ["payments:write", "wallets:read"], rateLimitPerMinute: 600 },
-    run: async ({ caller, deps }, input) => {
-      const p = caller.principal;
-      const { key, row } = await deps.apiKeys.create({ ...input, permissions: input.permissions as Permission[] }, `${p.role}:${p.sub}`);
-      return { status: 201, body: { ...apiKeyView(row), key } };
-    },
+    run: ({ caller, key, deps }, input) =>
+      exactlyOnce(deps.db, deps.vault, claimOf(deps.vault, caller, key, "api-keys.create", "", input), async (sql) => {
+        const created = await deps.apiKeys.create({ ...input, permissions: input.permissions as Permission[] }, scopeOf(caller.principal), sql);
+        return { status: 201, body: { ...apiKeyView(created.row), key: created.key } };
+      }),
   }),
   operation({
     name: "api-keys.list",
@@ -86,10 +89,10 @@ export const apiKeyOperations = [
     tier: "standard",
     idempotent: true,
     example: { keyId: KEY, overlapSeconds: 3600 },
-    run: async ({ caller, deps }, input) => {
-      const p = caller.principal;
-      const { key, row } = await deps.apiKeys.rotate(input.keyId, input.overlapSeconds, `${p.role}:${p.sub}`);
-      return { status: 201, body: { ...apiKeyView(row), key } };
-    },
+    run: ({ caller, key, deps }, input) =>
+      exactlyOnce(deps.db, deps.vault, claimOf(deps.vault, caller, key, "api-keys.rotate", input.keyId, input), async (sql) => {
+        const rotated = await deps.apiKeys.rotate(input.keyId, input.overlapSeconds, scopeOf(caller.principal), sql);
+        return { status: 201, body: { ...apiKeyView(rotated.row), key: rotated.key } };
+      }),
   }),
 ];

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { getChama, getChamaWithdrawal, getMember, listAudit, listChamaWithdrawals, listMembers } from "../chama-queries";
-import type { ChamaWithdrawalStep } from "../chama-service";
+import type { RequestedChamaStep } from "../chama-service";
 import { ok, operation } from "../operation";
 import { AuditPage, ChamaDepositView, ChamaView, ChamaWithdrawalDetail, ChamaWithdrawalPage, ChamaWithdrawalView, MemberList, MemberView } from "../outputs";
 import {
@@ -45,17 +45,17 @@ const STEPS = {
   cancel: { summary: "Cancel a withdrawal before it is paid out (the requester or an admin)" },
   complete: { summary: "The payout arrived: the money leaves the chama (payout processors)" },
   fail: { summary: "The payout failed: the money is available again (payout processors)" },
-} as const satisfies Record<ChamaWithdrawalStep, { summary: string; money?: true }>;
+} as const satisfies Record<RequestedChamaStep, { summary: string; money?: true }>;
 
 /** The steps by the text they take, so each step's input names exactly its own field (and the client's types do too). */
 const NOTE_STEPS = ["park"] as const;
 const REASON_STEPS = ["cancel", "fail"] as const;
 const PLAIN_STEPS = ["continue", "complete"] as const;
 /** Every step is in a group (a step left out would have no operation). */
-const EVERY_STEP_GROUPED: ChamaWithdrawalStep extends (typeof NOTE_STEPS | typeof REASON_STEPS | typeof PLAIN_STEPS)[number] ? true : never = true;
+const EVERY_STEP_GROUPED: RequestedChamaStep extends (typeof NOTE_STEPS | typeof REASON_STEPS | typeof PLAIN_STEPS)[number] ? true : never = true;
 
 /** What every step's declaration shares. */
-function stepFields(step: ChamaWithdrawalStep) {
+function stepFields(step: RequestedChamaStep) {
   const entry: { summary: string; money?: true } = STEPS[step];
   return {
     method: "POST",

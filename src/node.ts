@@ -36,6 +36,8 @@ export interface Node {
   host: ActorHost;
   ops: WalletService;
   chamas: ChamaService;
+  /** Seals sensitive fields at rest (destinations, stored secrets). */
+  vault: Vault;
   saga: TransferSaga;
   chamaExpiry: ChamaExpiry;
   /** Present when NATS_URL is set: publishes the outbox to JetStream. */
@@ -102,8 +104,8 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   const cluster = nats && bus
     ? new Cluster(nats, host, bus, { nodeId: config.NODE_ID ?? Bun.randomUUIDv7(), prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, leaseTtlMs: config.LEASE_TTL_MS, inFlightMax: config.NATS_IN_FLIGHT_MAX, waitingMax: config.NATS_WAITING_MAX })
     : undefined;
-  const http = buildHttpApp({ db, ops, chamas, host, cluster, authenticator, apiKeys, limiter, config, corsOrigins: config.corsOrigins });
-  if (nats) cluster?.watch("api", startNatsApi(nats, config.NATS_SUBJECT_PREFIX, { db, ops, chamas, apiKeys, host, cluster, authenticator, limiter, limits: config }));
+  const http = buildHttpApp({ db, ops, chamas, host, cluster, authenticator, apiKeys, vault, limiter, config, corsOrigins: config.corsOrigins });
+  if (nats) cluster?.watch("api", startNatsApi(nats, config.NATS_SUBJECT_PREFIX, { db, ops, chamas, apiKeys, vault, host, cluster, authenticator, limiter, limits: config }));
   relay = nats ? new OutboxRelay(db, nats, config.NATS_SUBJECT_PREFIX) : undefined;
   await relay?.start();
   await cluster?.start();
@@ -112,6 +114,7 @@ export async function startNode(config: Config, databaseUrl: string, options: No
     host,
     ops,
     chamas,
+    vault,
     saga,
     chamaExpiry,
     relay,
