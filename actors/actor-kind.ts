@@ -35,8 +35,11 @@ export interface ActorKind {
   check(principal: PrincipalClaim, command: { type: string }, snapshot: AnyMachineSnapshot): void;
   /** The machine, running, from a snapshot. */
   start(snapshot: AnyMachineSnapshot, id: string): AnyActorRef;
-  /** Turns a command's effects into what its caller hears (a resource view or a problem). */
-  render(command: { type: string }, effects: AnyEffect[], snapshot: AnyMachineSnapshot): Reply;
+  /**
+   * Turns a command's effects into what its caller hears (a resource view or a problem). `version`
+   * is the one the batch commits as, so an answer shows the version a read of it would.
+   */
+  render(command: { type: string }, effects: AnyEffect[], snapshot: AnyMachineSnapshot, version: number): Reply;
   /**
    * Persist one batch; resolves with the new version. Rejects with FencedError (another writer
    * won) or KeysTakenError (some idempotency keys were used meanwhile), see store-errors.ts.

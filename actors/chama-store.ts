@@ -7,7 +7,7 @@ import { CHAMA_MACHINE_VERSION, chamaMachine } from "../machines/chama.machine";
 import type { ActorWrite } from "./actor-kind";
 import { decode, encode } from "./codec";
 import { FencedError, KeysTakenError } from "./store-errors";
-import { assertBalanced, outboxPayload } from "./wallet-store";
+import { assertBalanced, outboxPayload, sourceOf } from "./wallet-store";
 
 /**
  * A chama's persistence: its snapshot (the truth) and the projections SQL reads (members,
@@ -31,7 +31,7 @@ export async function commitChama(db: Db, write: ActorWrite): Promise<number> {
   const snapshot = write.snapshot as ChamaSnapshot;
   const context = snapshot.context;
   const effects = write.effects as ChamaEffect[];
-  const journals = effects.flatMap((e) => ("journal" in e && e.journal ? [{ journal: e.journal, at: e.at }] : []));
+  const journals = effects.flatMap((e) => ("journal" in e && e.journal ? [{ journal: e.journal, at: e.at, source: sourceOf(e, e.journal) }] : []));
   for (const { journal } of journals) assertBalanced(journal);
   const toVersion = effects.length ? write.fromVersion + 1 : write.fromVersion;
   const keys = write.keyed.map(({ idempotency: i, outcome }) => ({ scope: i.scope, key: i.key, fingerprint: i.fingerprint, status: outcome.status, body: outcome.body }));
@@ -66,9 +66,9 @@ export async function commitChama(db: Db, write: ActorWrite): Promise<number> {
     if (!written.length) throw new FencedError(write.id, write.fromVersion);
     if (!effects.length) return;
 
-    for (const { journal, at } of journals) {
-      await tx`insert into journals (id, kind, asset, wallet_id, reference, created_at)
-        values (${journal.id}, ${journal.kind}, ${journal.asset}, ${write.id}, ${journal.reference ?? null}, ${at})`;
+    for (const { journal, at, source } of journals) {
+      await tx`insert into journals (id, kind, asset, wallet_id, reference, source_kind, source_id, created_at)
+        values (${journal.id}, ${journal.kind}, ${journal.asset}, ${write.id}, ${journal.reference ?? null}, ${source.kind}, ${source.id}, ${at})`;
       for (const p of journal.postings) {
         await tx`insert into postings (journal_id, account, asset, amount) values (${journal.id}, ${p.account}, ${journal.asset}, ${p.amount.toString()})`;
       }
@@ -100,10 +100,26 @@ export async function commitChama(db: Db, write: ActorWrite): Promise<number> {
     // The audit trail is the chamas' own record; the outbox carries the domain events.
     const events = effects
       .filter((e) => e.type !== "chama.audit.recorded" && e.type !== "rejected")
-      .map((e) => ({ id: Bun.randomUUIDv7(), aggregate_id: write.id, type: e.type, payload: tx.json(JSON.parse(JSON.stringify(outboxPayload(e), (_k, v) => (typeof v === "bigint" ? v.toString() : v)))), created_at: e.at }));
+      .map((e) => ({
+        id: Bun.randomUUIDv7(),
+        aggregate_id: write.id,
+        type: e.type,
+        payload: tx.json(JSON.parse(JSON.stringify(outboxPayload(e), (_k, v) => (typeof v === "bigint" ? v.toString() : v)))),
+        created_at: e.at,
+        saga_pending: needsSaga(e),
+      }));
     if (events.length) await tx`insert into outbox ${tx(events)}`;
   });
   return toVersion;
+}
+
+/**
+ * Events the transfer saga takes the next step for (src/workers/transfer-saga.ts): a contribution
+ * that arrived (its wallet settles), and a withdrawal into a wallet whose money left for transit
+ * (the wallet credits it). Committed with the step before, so a crash anywhere resumes.
+ */
+function needsSaga(e: ChamaEffect): boolean {
+  return e.type === "chama.transfer.credited" || (e.type === "chama.withdrawal.changed" && e.status === "processing" && e.toWalletId !== undefined);
 }
 
 /** An audit record as stored: amounts formatted in the chama's asset, like everything callers read. */
@@ -153,6 +169,7 @@ function withdrawalRows(context: ChamaContext, effects: ChamaEffect[]) {
       status: e.status,
       // Only the request carries the destination; later steps leave the stored one alone.
       destination: before?.destination ?? (changed?.from === "requested" ? changed.destination : undefined) ?? {},
+      to_wallet_id: open?.toWalletId ?? changed?.toWalletId ?? (before?.to_wallet_id as string | undefined) ?? null,
       approvals: [...e.approvals],
       rejections: [...e.rejections],
       reason: changed?.reason ?? (before?.reason as string | undefined) ?? null,
@@ -176,6 +193,7 @@ function withdrawalRows(context: ChamaContext, effects: ChamaEffect[]) {
         amount: w.amount.toString(),
         status: w.status,
         destination: stored?.destination ?? w.destination,
+        to_wallet_id: w.toWalletId ?? null,
         approvals: [...w.approvals],
         rejections: [...w.rejections],
         reason: stored?.reason ?? null,

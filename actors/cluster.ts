@@ -42,7 +42,7 @@ interface Held {
 }
 
 /** Every kind of actor a shard holds, each with its own command subject. */
-const SERVED_KINDS: readonly ActorKindName[] = ["wallet", "chama"];
+const SERVED_KINDS: readonly ActorKindName[] = ["wallet", "chama", "deposit"];
 
 export class Cluster {
   private nodesKv!: KV;
@@ -56,6 +56,8 @@ export class Cluster {
   private liveNodes: string[] = [];
   private healthy: { ok: boolean; reason?: string } = { ok: true };
   private readonly gate: Gate;
+  /** The holding last logged (shards and live nodes), so the log says when it changes, not every round. */
+  private reported: string | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -144,6 +146,16 @@ export class Cluster {
     };
   }
 
+  /**
+   * One round now, after the one under way (never two at once): for whoever must know a round has
+   * run since something changed (tests wait on this rather than on the clock).
+   */
+  async runRound(): Promise<void> {
+    for (let waited = 0; this.round && waited < 10; waited++) await this.round;
+    this.tick();
+    await this.round;
+  }
+
   private tick(): void {
     if (this.stopped || this.round) return;
     this.round = this.reconcile()
@@ -180,6 +192,30 @@ export class Cluster {
       else if (!held && mine) work.push(this.take(shard));
     }
     await Promise.all(work);
+    this.reportHolding();
+  }
+
+  /**
+   * One line when this node's holding has settled on something new: every shard it should own is
+   * held and none it should not (a lease another node still holds settles when that one runs out).
+   * Rounds that change nothing, and the steps on the way, log nothing.
+   */
+  private reportHolding(): void {
+    const nodeId = this.options.nodeId;
+    for (let shard = 0; shard < this.options.shardCount; shard++) {
+      if ((ownerOf(shard, this.liveNodes) === nodeId) !== this.held.has(shard)) return;
+    }
+    const shards = [...this.held.keys()].sort((a, b) => a - b);
+    const holding = `${shardRanges(shards)} of ${this.options.shardCount} among ${this.liveNodes.join(",")}`;
+    if (holding === this.reported) return;
+    this.reported = holding;
+    log("info", "cluster: shards settled", {
+      nodeId,
+      shards: shardRanges(shards),
+      held: shards.length,
+      shardCount: this.options.shardCount,
+      liveNodes: this.liveNodes,
+    });
   }
 
   private async take(shard: number): Promise<void> {
@@ -274,4 +310,16 @@ export class Cluster {
   private key(kind: "node" | "shard", id: string | number): string {
     return `${kind}.${id}`;
   }
+}
+
+/** Sorted shard numbers as ranges, for people: `0-41,43,90-127` (`none` when empty). */
+export function shardRanges(shards: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < shards.length; ) {
+    let j = i;
+    while (j + 1 < shards.length && shards[j + 1] === shards[j]! + 1) j++;
+    parts.push(i === j ? `${shards[i]}` : `${shards[i]}-${shards[j]}`);
+    i = j + 1;
+  }
+  return parts.length ? parts.join(",") : "none";
 }

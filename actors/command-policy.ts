@@ -1,6 +1,8 @@
 import type { ChamaContext } from "../machines/chama.context";
 import type { ChamaCommand, ChamaCommandType } from "../machines/chama.events";
 import type { WalletContext } from "../machines/wallet.machine";
+import type { DepositContext } from "../machines/deposit.machine";
+import type { DepositCommand, DepositCommandType } from "../machines/deposit.events";
 import type { WalletCommand, WalletCommandType } from "../machines/wallet.events";
 import { CofferError } from "../lib/errors";
 import { authorize, type Action } from "../lib/policy";
@@ -44,6 +46,23 @@ const WALLET_RULES: Record<WalletCommandType, Rule<WalletCommand>> = {
   "transfer.credit": { system: true },
   "transfer.settle": { system: true },
   "transfer.void": { system: true },
+  // Card money: the deposit saga's steps, decided by the deposit's actor (machines/deposit.machine.ts).
+  "deposit.credit": { system: true },
+  "deposit.refund.debit": { system: true },
+  "deposit.refund.return": { system: true },
+  "deposit.dispute.debit": { system: true },
+  "deposit.dispute.return": { system: true },
+};
+
+const DEPOSIT_RULES: Record<DepositCommandType, Rule<DepositCommand>> = {
+  "deposit.open": { action: "deposit.create", owned: (c) => (c as Extract<DepositCommand, { type: "deposit.open" }>).ownerId },
+  "deposit.refund.request": { action: "deposit.refund" },
+  // What Stripe reports, and the deposit saga's own steps.
+  "deposit.adopt": { system: true },
+  "deposit.payment": { system: true },
+  "deposit.refund.cancel": { system: true },
+  "deposit.refund.report": { system: true },
+  "deposit.dispute": { system: true },
 };
 
 const field = (name: string) => (c: ChamaCommand) => (c as unknown as Record<string, string | undefined>)[name];
@@ -71,6 +90,10 @@ const CHAMA_RULES: Record<ChamaCommandType, Rule<ChamaCommand>> = {
   "chama.withdrawal.fail": { action: "chama.withdrawal.fail", actingAs: field("via") },
   "chama.withdrawal.cancel": byMember("chama.withdrawal.cancel"),
   "chama.withdrawal.expire": { system: true },
+  // The transfer saga's steps between chamas and wallets.
+  "chama.transfer.credit": { system: true },
+  "chama.withdrawal.settle": { system: true },
+  "chama.withdrawal.void": { system: true },
 };
 
 /** Throws CofferError (403, or the not-found a user sees for what is not theirs) when `claim` may not send `command` here. */
@@ -82,6 +105,15 @@ export function checkWalletCommand(claim: PrincipalClaim, command: WalletCommand
   // An unopened wallet has no owner yet: only wallet.open reaches the machine's "not found" past this.
   const owners = rule.owned ? [rule.owned(command) ?? ""] : context.ownerId ? [context.ownerId] : [];
   authorize(principal, actionOf(rule, command), owners, "WALLET_NOT_FOUND");
+}
+
+export function checkDepositCommand(claim: PrincipalClaim, command: DepositCommand, context: DepositContext): void {
+  const rule = DEPOSIT_RULES[command.type];
+  if (!rule) throw refusal();
+  const principal = gate(claim, rule);
+  if (!principal || "system" in rule) return;
+  const owners = rule.owned ? [rule.owned(command) ?? ""] : context.ownerId ? [context.ownerId] : [];
+  authorize(principal, actionOf(rule, command), owners, "DEPOSIT_NOT_FOUND");
 }
 
 export function checkChamaCommand(claim: PrincipalClaim, command: ChamaCommand, _context: ChamaContext): void {

@@ -1,4 +1,5 @@
 import type { ChamaCommand } from "../machines/chama.events";
+import type { DepositCommand } from "../machines/deposit.events";
 import type { WalletCommand } from "../machines/wallet.events";
 import type { PrincipalClaim } from "../lib/principal";
 
@@ -13,7 +14,7 @@ export interface Idempotency {
 export type { Reply } from "../lib/errors";
 
 /** Which machine an actor runs. Ids are UUIDs, so a wallet and a chama never share one. */
-export type ActorKindName = "wallet" | "chama";
+export type ActorKindName = "wallet" | "chama" | "deposit";
 
 /**
  * One command for one actor, with the caller's idempotency claim and who the edge proved the caller
@@ -21,7 +22,8 @@ export type ActorKindName = "wallet" | "chama";
  */
 export type Envelope =
   | { kind?: "wallet"; command: WalletCommand; idempotency: Idempotency; principal: PrincipalClaim }
-  | { kind: "chama"; command: ChamaCommand; idempotency: Idempotency; principal: PrincipalClaim };
+  | { kind: "chama"; command: ChamaCommand; idempotency: Idempotency; principal: PrincipalClaim }
+  | { kind: "deposit"; command: DepositCommand; idempotency: Idempotency; principal: PrincipalClaim };
 
 export function idempotencyId(i: Idempotency): string {
   return `${i.scope}\u0000${i.key}`;

@@ -2,6 +2,7 @@ import { log, reason } from "../lib/log";
 import type { AnyActorRef, AnyMachineSnapshot } from "xstate";
 import type { Db } from "../lib/db";
 import { CofferError, refusal } from "../lib/errors";
+import { databaseFailure, unavailable } from "../lib/db-errors";
 import { scopeOf } from "../lib/principal";
 import { type ActorKindName, type Envelope, idempotencyId, type Idempotency, type Reply } from "./envelope";
 import { LruCache } from "../lib/lru";
@@ -175,10 +176,16 @@ export class MachineActor {
       if (error instanceof FencedError) {
         // Someone else wrote this wallet or chama: our state is stale. Callers are retried on a fresh load.
         for (const w of batch) w.reject(new ActorStale(this.id));
+      } else if (databaseFailure(error) === "bug") {
+        // Postgres refused what we asked (lib/db-errors.ts: a constraint, an undefined column, bad
+        // data): the same batch would be refused again, so a retry cannot help. Nothing committed.
+        for (const w of batch) w.resolve(refusal("INTERNAL", "something went wrong on our side; it has been logged"));
+        log("error", `${this.kind.name} batch refused by the database`, { id: this.id, code: (error as { code?: unknown }).code, error: reason(error) });
       } else {
-        // The database failed us (or the commit's fate is unknown). Nothing is acknowledged; the
-        // caller may retry with the same idempotency key and will get exactly one effect.
-        for (const w of batch) w.resolve(refusal("UNAVAILABLE", "the ledger is unavailable; retry with the same idempotency key"));
+        // The database is not there for us (or the commit's fate is unknown). Nothing is
+        // acknowledged; the caller may retry with the same idempotency key and will get exactly
+        // one effect.
+        for (const w of batch) w.resolve(unavailable());
         log("error", `${this.kind.name} batch failed`, { id: this.id, error: reason(error) });
       }
       for (const w of this.mailbox.splice(0)) w.reject(new ActorStale(this.id));
@@ -228,7 +235,7 @@ export class MachineActor {
       if (next.status === "error") throw new Error(`${this.kind.name} machine failed on ${envelope.command.type}`);
       const emitted = this.emitted;
       const outcome: Reply = emitted.length
-        ? this.kind.render(envelope.command, emitted, next)
+        ? this.kind.render(envelope.command, emitted, next, this.version + 1)
         : refusal("INVALID_TRANSITION", `${envelope.command.type} is not allowed while the ${this.kind.name} is ${String(snapshot.value)}`);
       snapshot = next;
       at = envelope.command.at;

@@ -8,7 +8,7 @@ import type { CommitQueue } from "./commit-queue";
 import type { Reply } from "./envelope";
 import { loadWallet, type WalletSnapshot } from "./wallet-store";
 
-export type RenderWallet = (command: WalletCommand, effects: WalletEffect[], context: WalletContext) => Reply;
+export type RenderWallet = (command: WalletCommand, effects: WalletEffect[], context: WalletContext, version: number) => Reply;
 
 /** Wallets: loaded from `wallets`, committed through the cross-wallet group commit. */
 export function walletKind(commits: CommitQueue, render: RenderWallet, ceiling: AmountCeiling, afterCommit?: (effects: WalletEffect[]) => void): ActorKind {
@@ -18,7 +18,7 @@ export function walletKind(commits: CommitQueue, render: RenderWallet, ceiling: 
     load: loadWallet,
     check: (principal, command, snapshot) => checkWalletCommand(principal, command as WalletCommand, snapshot.context as WalletContext),
     start: (snapshot, walletId) => createActor(machine, { snapshot: snapshot as WalletSnapshot, input: { walletId } }),
-    render: (command, effects, snapshot) => render(command as WalletCommand, effects as WalletEffect[], snapshot.context as WalletContext),
+    render: (command, effects, snapshot, version) => render(command as WalletCommand, effects as WalletEffect[], snapshot.context as WalletContext, version),
     commit: (w) =>
       commits.commit({ walletId: w.id, fromVersion: w.fromVersion, snapshot: w.snapshot as WalletSnapshot, at: w.at, effects: w.effects as WalletEffect[], keyed: w.keyed }),
     ...(afterCommit ? { afterCommit: (effects: AnyEffect[]) => afterCommit(effects as WalletEffect[]) } : {}),

@@ -64,7 +64,7 @@ export interface CommitReport {
  */
 export async function commitWrites(db: Db, writes: BatchWrite[]): Promise<CommitReport> {
   const journals = writes.flatMap((w) =>
-    w.effects.flatMap((e) => ("journal" in e && e.journal ? [{ journal: e.journal, at: e.at, walletId: w.walletId }] : [])),
+    w.effects.flatMap((e) => ("journal" in e && e.journal ? [{ journal: e.journal, at: e.at, walletId: w.walletId, source: sourceOf(e, e.journal) }] : [])),
   );
   for (const { journal } of journals) assertBalanced(journal);
   assertKeysDistinct(writes);
@@ -93,12 +93,14 @@ export async function commitWrites(db: Db, writes: BatchWrite[]): Promise<Commit
         snapshot: persistedForm(u.snapshot),
         updated_at: u.at,
       })),
-    journals: journals.map(({ journal, at, walletId }) => ({
+    journals: journals.map(({ journal, at, walletId, source }) => ({
       id: journal.id,
       kind: journal.kind,
       asset: journal.asset,
       wallet_id: walletId,
       reference: journal.reference ?? null,
+      source_kind: source.kind,
+      source_id: source.id,
       created_at: at,
     })),
     postings: journals.flatMap(({ journal }) =>
@@ -182,6 +184,27 @@ export function outboxPayload(effect: object): Record<string, unknown> {
 }
 
 
+/** What callers know a journal by: the credit, payment, deposit, transfer or withdrawal it books. */
+export interface JournalSource {
+  kind: "credit" | "payment" | "deposit" | "transfer" | "withdrawal";
+  id: string;
+}
+
+/**
+ * The thing a journal belongs to, from the effect that carries it: a step of a transfer, a
+ * withdrawal or a deposit books under that object's id (each may book several journals); a credit,
+ * a payment or a chama deposit is its own journal, and its caller was answered with the journal's
+ * id. A journal of any other kind is its own source, under its own id.
+ */
+export function sourceOf(effect: object, journal: Journal): JournalSource {
+  const e = effect as { transferId?: unknown; withdrawalId?: unknown; depositId?: unknown };
+  if (typeof e.transferId === "string") return { kind: "transfer", id: e.transferId };
+  if (typeof e.withdrawalId === "string") return { kind: "withdrawal", id: e.withdrawalId };
+  if (typeof e.depositId === "string") return { kind: "deposit", id: e.depositId };
+  if (journal.kind === "chama_deposit") return { kind: "deposit", id: journal.id };
+  return { kind: journal.kind as JournalSource["kind"], id: journal.id };
+}
+
 /** One statement cannot both insert a key and see it taken: the queue never groups such batches. */
 function assertKeysDistinct(writes: BatchWrite[]): void {
   const seen = new Set<string>();
@@ -229,7 +252,9 @@ function transferRows(effects: WalletEffect[]) {
     rows.set(e.transferId, {
       id: e.transferId,
       from_wallet_id: e.walletId,
-      to_wallet_id: e.toWalletId,
+      // The receiver: another wallet, or a chama for a member's contribution (exactly one is set).
+      to_wallet_id: e.toWalletId ?? null,
+      to_chama_id: e.toChamaId ?? null,
       asset: e.asset,
       amount: e.amount.toString(),
       status: e.type === "transfer.reserved" ? "pending" : e.type === "transfer.settled" ? "settled" : "voided",

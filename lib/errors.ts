@@ -4,16 +4,27 @@
  */
 export const ERROR_STATUS = {
   VALIDATION_FAILED: 400,
+  /** A payout of an asset to where it cannot go: fiat to a chain, a coin to a bank or to a network that does not carry it. */
+  NETWORK_MISMATCH: 400,
   IDEMPOTENCY_KEY_REQUIRED: 400,
+  /** Card deposits take fiat assets only (USD, EUR, KES): not a coin. */
+  ASSET_NOT_SUPPORTED: 400,
+  /** A Stripe webhook whose Stripe-Signature is missing, wrong, too old, from the future, or whose body was changed. */
+  WEBHOOK_SIGNATURE_INVALID: 400,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
+  /** The path exists, not with this method: the answer's Allow header lists the ones it takes. */
+  METHOD_NOT_ALLOWED: 405,
   WALLET_NOT_FOUND: 404,
   WITHDRAWAL_NOT_FOUND: 404,
   TRANSFER_NOT_FOUND: 404,
   CHAMA_NOT_FOUND: 404,
+  DEPOSIT_NOT_FOUND: 404,
   NOT_INVITED: 404,
   NOT_A_MEMBER: 403,
+  /** A command names a member (a deposit's, a role change's, a removal's) this chama does not have. */
+  MEMBER_NOT_FOUND: 404,
   INVALID_TRANSITION: 409,
   INSUFFICIENT_FUNDS: 409,
   WALLET_FROZEN: 409,
@@ -27,14 +38,23 @@ export const ERROR_STATUS = {
   MEMBER_EXISTS: 409,
   NOT_ENOUGH_ADMINS: 409,
   WITHDRAWAL_EXISTS: 409,
+  DEPOSIT_EXISTS: 409,
+  /** Refunds of a deposit may not add up to more than was received (less what is refunded, in flight or disputed). */
+  REFUND_EXCEEDS_DEPOSIT: 409,
+  /** A dispute took more than the wallet held: nothing leaves it until credits have paid that back. */
+  WALLET_IN_DEBT: 409,
   LIMIT_EXCEEDED: 422,
   ASSET_MISMATCH: 422,
   SAME_WALLET: 422,
   IDEMPOTENCY_CONFLICT: 422,
+  /** Stripe refused the request for a reason a retry will not change (amount below its minimum, …). */
+  STRIPE_REFUSED: 422,
   PAYLOAD_TOO_LARGE: 413,
   RATE_LIMITED: 429,
   OVERLOADED: 503,
   UNAVAILABLE: 503,
+  /** This node has no Stripe key (STRIPE_SECRET_KEY): card deposits, refunds and Stripe webhooks are off. */
+  STRIPE_NOT_CONFIGURED: 503,
   INTERNAL: 500,
 } as const;
 

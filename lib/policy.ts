@@ -27,6 +27,7 @@ export type Action =
   | "chama.read"
   | "chama.audit"
   | "chama.deposit"
+  | "chama.contribute"
   | "chama.freeze"
   | "chama.unfreeze"
   | "chama.close"
@@ -44,6 +45,9 @@ export type Action =
   | "chama.withdrawal.cancel"
   | "chama.withdrawal.complete"
   | "chama.withdrawal.fail"
+  | "deposit.create"
+  | "deposit.read"
+  | "deposit.refund"
   | "admin.read"
   | "apikeys.read"
   | "apikeys.manage";
@@ -84,6 +88,10 @@ const RULES: Record<Action, Rule> = {
   "chama.read": { owner: true, permission: "chamas:read", read: true },
   "chama.audit": { owner: true, permission: "chamas:read", read: true },
   "chama.deposit": { owner: false, permission: "credits:write", read: false },
+  // A contribution is money leaving a wallet for a chama: the wallet's owner (a user, for a chama
+  // they are part of) or whoever may move that wallet's money (transfers:write). It is credited to
+  // the wallet's owner, and only while they are a member (the chama decides when it arrives).
+  "chama.contribute": { owner: true, permission: "transfers:write", read: false },
   "chama.freeze": CHAMA_MEMBER_ACT,
   "chama.unfreeze": CHAMA_MEMBER_ACT,
   "chama.close": CHAMA_MEMBER_ACT,
@@ -102,6 +110,11 @@ const RULES: Record<Action, Rule> = {
   // Reported by the payout processor, not decided by members.
   "chama.withdrawal.complete": CHAMA_PROCESS,
   "chama.withdrawal.fail": CHAMA_PROCESS,
+  // Card deposits: the wallet's owner pays in (or a service paying in on their behalf); the owner or
+  // a platform admin gives money back, never a service.
+  "deposit.create": { owner: true, permission: "deposits:write", read: false },
+  "deposit.read": { owner: true, permission: "deposits:read", read: true },
+  "deposit.refund": { owner: true, permission: null, read: false },
   "admin.read": { owner: false, permission: null, read: true },
   "apikeys.read": { owner: false, permission: null, read: true },
   "apikeys.manage": { owner: false, permission: null, read: false },

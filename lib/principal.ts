@@ -16,6 +16,8 @@ export const PERMISSIONS = [
   "transfers:write",
   "chamas:read",
   "chamas:write",
+  "deposits:read",
+  "deposits:write",
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

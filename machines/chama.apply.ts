@@ -36,6 +36,8 @@ export type WithdrawalStepCommand = Cmd<
   | "chama.withdrawal.fail"
   | "chama.withdrawal.cancel"
   | "chama.withdrawal.expire"
+  | "chama.withdrawal.settle"
+  | "chama.withdrawal.void"
 >;
 
 /** Which step of the withdrawal machine each command asks for. */
@@ -47,6 +49,9 @@ export const STEP_OF: Record<WithdrawalStepCommand["type"], ChamaWithdrawalStep>
   "chama.withdrawal.fail": "fail",
   "chama.withdrawal.cancel": "cancel",
   "chama.withdrawal.expire": "expire",
+  // A withdrawal paid into a wallet ends as the others do: completed once the wallet took it, failed if not.
+  "chama.withdrawal.settle": "complete",
+  "chama.withdrawal.void": "fail",
 };
 
 export interface Reply {
@@ -75,6 +80,8 @@ export function applyCommand(context: ChamaContext, command: ChamaCommand): Repl
       return changeRules(context, command);
     case "chama.deposit":
       return deposit(context, command);
+    case "chama.transfer.credit":
+      return contribution(context, command);
     case "chama.withdrawal.request":
       return request(context, command);
     case "chama.withdrawal.review":
@@ -85,6 +92,8 @@ export function applyCommand(context: ChamaContext, command: ChamaCommand): Repl
     case "chama.withdrawal.expire":
     case "chama.withdrawal.fail":
     case "chama.withdrawal.complete":
+    case "chama.withdrawal.settle":
+    case "chama.withdrawal.void":
       return withdrawalStep(context, command);
   }
 }
@@ -97,10 +106,12 @@ interface AuditFields {
   before?: AuditRecord;
   after?: AuditRecord;
   note?: string;
+  /** What reported it, when the command does not say: the transfer a contribution arrived by. */
+  via?: string;
 }
 
 function audit(context: ChamaContext, command: ChamaCommand, fields: AuditFields = {}): ChamaEffect {
-  const via = "via" in command ? command.via : undefined;
+  const via = "via" in command ? command.via : fields.via;
   return { type: "chama.audit.recorded", ...subject(context, command.at), actor: actorOf(command), action: command.type, ...defined({ ...fields, via }) };
 }
 
@@ -289,6 +300,39 @@ function deposit(context: ChamaContext, command: Cmd<"chama.deposit">): Reply {
   };
 }
 
+/**
+ * A member's contribution from their own wallet arrived (the wallet reserved it into transit): the
+ * chama takes it (transit → chama) and credits it to the member, as a deposit is. The audit record
+ * names the transfer it came by.
+ */
+function contribution(context: ChamaContext, command: Cmd<"chama.transfer.credit">): Reply {
+  const member = own(context.members, command.memberId)!;
+  const contributed = member.contributed + command.amount;
+  const posted = context.posted + command.amount;
+  const journal = move(command.journalId, "chama_contribution", context.asset, SYSTEM_ACCOUNT.transit, context.chamaId, command.amount);
+  return {
+    patch: { posted, members: { ...context.members, [command.memberId]: { ...member, contributed } } },
+    effects: [
+      {
+        type: "chama.transfer.credited",
+        ...subject(context, command.at),
+        transferId: command.transferId,
+        memberId: command.memberId,
+        fromWalletId: command.fromWalletId,
+        amount: command.amount,
+        contributed,
+        journal,
+      },
+      audit(context, command, {
+        target: command.memberId,
+        before: { posted: context.posted, contributed: member.contributed },
+        after: { posted, contributed },
+        via: `transfer:${command.transferId}`,
+      }),
+    ],
+  };
+}
+
 function request(context: ChamaContext, command: Cmd<"chama.withdrawal.request">): Reply {
   const nowMs = timeOf(command.at);
   const status = nextChamaWithdrawalStatus("requested", "submit") as "pending_approval";
@@ -301,6 +345,7 @@ function request(context: ChamaContext, command: Cmd<"chama.withdrawal.request">
     requestedAt: command.at,
     expiresAt: new Date(nowMs + context.rules.requestLifetimeMs).toISOString(),
     destination: command.destination,
+    ...defined({ toWalletId: command.toWalletId }),
   };
   const next: ChamaContext = {
     ...context,
@@ -360,10 +405,24 @@ function review(context: ChamaContext, command: Cmd<"chama.withdrawal.review">):
   return { patch: { withdrawals: next.withdrawals, recent: next.recent, ended: next.ended }, effects };
 }
 
-/** Park, continue, cancel, expire, fail or complete: one step of the withdrawal machine. */
+/**
+ * Park, continue, cancel, expire, fail or complete: one step of the withdrawal machine. A
+ * withdrawal paid into a wallet moves its money when it is continued (chama → transit: the hold
+ * becomes a posting out), then ends by `settle` (the wallet took it: completed, nothing more to
+ * post) or `void` (the wallet refused: transit → chama, failed, the money available again).
+ */
 function withdrawalStep(
   context: ChamaContext,
-  command: Cmd<"chama.withdrawal.park" | "chama.withdrawal.continue" | "chama.withdrawal.cancel" | "chama.withdrawal.expire" | "chama.withdrawal.fail" | "chama.withdrawal.complete">,
+  command: Cmd<
+    | "chama.withdrawal.park"
+    | "chama.withdrawal.continue"
+    | "chama.withdrawal.cancel"
+    | "chama.withdrawal.expire"
+    | "chama.withdrawal.fail"
+    | "chama.withdrawal.complete"
+    | "chama.withdrawal.settle"
+    | "chama.withdrawal.void"
+  >,
 ): Reply {
   const w = own(context.withdrawals, command.withdrawalId)!;
   const status = nextChamaWithdrawalStatus(w.status, STEP_OF[command.type])!;
@@ -373,10 +432,23 @@ function withdrawalStep(
 
   let next: ChamaContext;
   let journal: Journal | undefined;
-  if (status === "manual_review" || status === "processing") {
+  if (status === "processing" && w.toWalletId !== undefined) {
+    // Into a wallet: the money leaves for transit now, as a transfer's sender reserves it.
+    const id = (command as Cmd<"chama.withdrawal.continue">).journalId!;
+    journal = move(id, "chama_withdrawal", context.asset, context.chamaId, SYSTEM_ACCOUNT.transit, w.amount);
+    next = { ...context, withdrawals: { ...context.withdrawals, [command.withdrawalId]: { ...w, status } }, posted: context.posted - w.amount };
+  } else if (status === "manual_review" || status === "processing") {
     // Parking clears approvals: they were given before anyone said why the request looked wrong.
     const updated: ChamaWithdrawal = { ...w, status, ...(status === "manual_review" ? { approvals: [] } : {}) };
     next = { ...context, withdrawals: { ...context.withdrawals, [command.withdrawalId]: updated } };
+  } else if (status === "completed" && w.toWalletId !== undefined) {
+    // The wallet took it: the money left at continue, so only the withdrawal ends.
+    next = { ...context, ...endWithdrawal(context, command.withdrawalId, status, command.at), ...withdrawnBy(context, w) };
+  } else if (status === "failed" && w.toWalletId !== undefined) {
+    // The wallet refused it: the money comes back from transit and is the chama's to use again.
+    const id = (command as Cmd<"chama.withdrawal.void">).journalId;
+    journal = move(id, "chama_withdrawal_void", context.asset, SYSTEM_ACCOUNT.transit, context.chamaId, w.amount);
+    next = { ...context, ...endWithdrawal(context, command.withdrawalId, status, command.at), posted: context.posted + w.amount };
   } else if (status === "completed") {
     // The hold becomes a posting: the money leaves the chama for the withdrawals account.
     const id = (command as Cmd<"chama.withdrawal.complete">).journalId;
@@ -461,6 +533,6 @@ function changed(
     status,
     approvals: w.approvals,
     rejections: w.rejections,
-    ...defined(extra),
+    ...defined({ ...extra, toWalletId: w.toWalletId }),
   };
 }

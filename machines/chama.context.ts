@@ -68,6 +68,17 @@ export interface ChamaWithdrawal {
   /** Past this time the request can no longer be reviewed or continued; it waits to be expired. */
   expiresAt: string;
   destination: Destination;
+  /**
+   * Paid into this wallet of the requester's instead of out to a bank or an address: when it is
+   * continued the money leaves for transit at once (it is no longer held), and the transfer saga
+   * settles it once the wallet took it, or voids it (the money back) when the wallet refused.
+   */
+  toWalletId?: string;
+}
+
+/** A withdrawal into a wallet whose money already left for transit: posted out, so no longer held. */
+export function inTransit(w: ChamaWithdrawal): boolean {
+  return w.status === "processing" && w.toWalletId !== undefined;
 }
 
 /** A withdrawal that counts toward the daily and window limits: requested recently and not released. */
@@ -161,7 +172,7 @@ export function personOf(context: ChamaContext, personId: string) {
 
 export function heldOf(context: ChamaContext): bigint {
   let held = 0n;
-  for (const withdrawal of Object.values(context.withdrawals)) held += withdrawal.amount;
+  for (const withdrawal of Object.values(context.withdrawals)) if (!inTransit(withdrawal)) held += withdrawal.amount;
   return held;
 }
 
@@ -192,12 +203,15 @@ export function actorOf(command: ChamaCommand): string {
     case "chama.member.accept":
     case "chama.deposit":
     case "chama.withdrawal.request":
+    case "chama.transfer.credit":
       return command.memberId;
     case "chama.withdrawal.review":
       return command.reviewerId;
     case "chama.withdrawal.complete":
     case "chama.withdrawal.fail":
     case "chama.withdrawal.expire":
+    case "chama.withdrawal.settle":
+    case "chama.withdrawal.void":
       return SYSTEM_ACTOR;
     default:
       return command.by;

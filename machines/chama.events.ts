@@ -48,14 +48,22 @@ export type ChamaCommand = Stamp &
     | { type: "chama.member.role"; memberId: string; role: ChamaRole; by: string }
     | { type: "chama.rules.change"; rules: Partial<ChamaRules>; by: string }
     | { type: "chama.deposit"; journalId: string; memberId: string; amount: bigint; reference?: string; via?: string }
-    | { type: "chama.withdrawal.request"; withdrawalId: string; memberId: string; amount: bigint; destination: Destination }
+    /** `toWalletId`: paid into this wallet of the requester's (same asset) rather than out to a bank or an address. */
+    | { type: "chama.withdrawal.request"; withdrawalId: string; memberId: string; amount: bigint; destination: Destination; toWalletId?: string }
     | { type: "chama.withdrawal.review"; withdrawalId: string; reviewerId: string; decision: ReviewDecision; note?: string }
     | { type: "chama.withdrawal.park"; withdrawalId: string; by: string; note?: string }
-    | { type: "chama.withdrawal.continue"; withdrawalId: string; by: string }
+    /** `journalId`: the posting out when the withdrawal pays into a wallet (the money leaves for transit at once). */
+    | { type: "chama.withdrawal.continue"; withdrawalId: string; by: string; journalId?: string }
     | { type: "chama.withdrawal.complete"; withdrawalId: string; journalId: string; via?: string }
     | { type: "chama.withdrawal.fail"; withdrawalId: string; reason?: string; via?: string }
     | { type: "chama.withdrawal.cancel"; withdrawalId: string; by: string; reason?: string }
     | { type: "chama.withdrawal.expire"; withdrawalId: string }
+    // Transfers between a chama and its members' wallets (src/workers/transfer-saga.ts), system only:
+    // a contribution reserved in the member's wallet arrives (transit → chama); a withdrawal paid into a
+    // wallet is settled once the wallet took it, or voided (transit → chama) when it refused.
+    | { type: "chama.transfer.credit"; transferId: string; journalId: string; memberId: string; fromWalletId: string; amount: bigint }
+    | { type: "chama.withdrawal.settle"; withdrawalId: string }
+    | { type: "chama.withdrawal.void"; withdrawalId: string; journalId: string; reason: string }
   );
 
 export type ChamaCommandType = ChamaCommand["type"];
@@ -68,6 +76,7 @@ export type ChamaRejectionCode =
   | "CHAMA_CLOSED"
   | "CHAMA_NOT_EMPTY"
   | "NOT_A_MEMBER"
+  | "MEMBER_NOT_FOUND"
   | "NOT_INVITED"
   | "MEMBER_EXISTS"
   | "FORBIDDEN"
@@ -99,6 +108,8 @@ export type ChamaEffect =
   | (Subject & { type: "chama.member.role_changed"; memberId: string; before: ChamaRole; after: ChamaRole; by: string })
   | (Subject & { type: "chama.rules.changed"; before: ChamaRules; after: ChamaRules; by: string })
   | (Subject & { type: "chama.deposited"; memberId: string; amount: bigint; contributed: bigint; journal: Journal })
+  /** A member's contribution from their wallet arrived: `contributed` is their total after it. */
+  | (Subject & { type: "chama.transfer.credited"; transferId: string; memberId: string; fromWalletId: string; amount: bigint; contributed: bigint; journal: Journal })
   | (Subject & {
       type: "chama.withdrawal.reviewed";
       withdrawalId: string;
@@ -123,9 +134,14 @@ export type ChamaEffect =
       rejections: readonly string[];
       /** Where the money goes: on the request and when the payout starts (processing). */
       destination?: Destination;
+      /** A withdrawal paid into a member's wallet: that wallet (on every change). */
+      toWalletId?: string;
       reason?: string;
       note?: string;
-      /** Only when completed: the money leaving the chama. */
+      /**
+       * The money moving: out of the chama when completed (or, paid into a wallet, when it starts
+       * processing: chama → transit), and back from transit when a wallet refused it (voided).
+       */
       journal?: Journal;
     })
   | (Subject & {

@@ -22,6 +22,7 @@ import {
 import type { ChamaCommand, ChamaEffect, ChamaRejectionCode } from "./chama.events";
 import { nextChamaWithdrawalStatus } from "./chama.withdrawal";
 import { STORABLE_CEILING, type AmountCeiling } from "./limits";
+import { quote } from "../lib/redact";
 
 /**
  * One chama (group wallet): its status (unopened → active ⇄ frozen → closed), its members and
@@ -111,6 +112,14 @@ const guards = {
   },
 
   holdsMoney: ({ context }: Args) => context.posted !== 0n || Object.keys(context.withdrawals).length > 0,
+
+  /** Paid into a member's wallet: Coffer moves it itself, no payout processor reports on it. */
+  paysIntoWallet: ({ context, event }: Args) => openWithdrawal(context, event)?.toWalletId !== undefined,
+  /** Settling or voiding is for withdrawals paid into a wallet only. */
+  paysOutElsewhere: ({ context, event }: Args) => openWithdrawal(context, event)?.toWalletId === undefined,
+  /** Continuing a withdrawal into a wallet posts the money out at once, so the command must name its journal. */
+  journalMissing: ({ context, event }: Args) =>
+    openWithdrawal(context, event)?.toWalletId !== undefined && (event as { journalId?: string }).journalId === undefined,
 };
 
 type GuardName = keyof typeof guards;
@@ -123,6 +132,7 @@ const notAMember = refuse("actorIsStranger", "NOT_A_MEMBER", "the caller is not 
 const adminsOnly = (what: string) => refuse("actorIsNotAdmin", "FORBIDDEN", `only admins ${what}`);
 const overMaximum = refuse("amountOverMaximum", "LIMIT_EXCEEDED", "the amount is above the configured maximum");
 const stepNotAllowed = { guard: "stepRefused", actions: "rejectStep" } as const;
+const intoWalletBySaga = refuse("paysIntoWallet", "INVALID_TRANSITION", "this withdrawal pays into a member's wallet: Coffer completes or fails it itself");
 const apply = { actions: "apply" } as const;
 
 // Handlers shared by active and frozen: a frozen chama still manages its members and rules, reviews,
@@ -150,14 +160,14 @@ const commonHandlers = {
   "chama.member.remove": [
     notAMember,
     refuse("actorIsNeitherAdminNorTarget", "FORBIDDEN", "only admins remove other members"),
-    refuse("targetIsUnknown", "NOT_A_MEMBER", "this person is neither a member nor invited"),
+    { guard: "targetIsUnknown", actions: "rejectUnknownMember" },
     refuse("leavesTooFewAdmins", "NOT_ENOUGH_ADMINS", "the chama would have fewer admins than it needs; add an admin or lower approvalsRequired first"),
     apply,
   ],
   "chama.member.role": [
     notAMember,
     adminsOnly("change roles"),
-    refuse("targetIsNotMember", "NOT_A_MEMBER", "this person is not a member of this chama"),
+    { guard: "targetIsNotMember", actions: "rejectUnknownMember" },
     refuse("roleUnchanged", "INVALID_TRANSITION", "the member already has this role"),
     refuse("leavesTooFewAdmins", "NOT_ENOUGH_ADMINS", "the chama would have fewer admins than it needs; add an admin or lower approvalsRequired first"),
     apply,
@@ -185,8 +195,11 @@ const commonHandlers = {
     stepNotAllowed,
     apply,
   ],
-  "chama.withdrawal.complete": [stepNotAllowed, apply],
-  "chama.withdrawal.fail": [stepNotAllowed, apply],
+  "chama.withdrawal.complete": [stepNotAllowed, intoWalletBySaga, apply],
+  "chama.withdrawal.fail": [stepNotAllowed, intoWalletBySaga, apply],
+  // The transfer saga's answer for a withdrawal paid into a wallet (the wallet took it, or refused it).
+  "chama.withdrawal.settle": [stepNotAllowed, refuse("paysOutElsewhere", "INVALID_TRANSITION", "this withdrawal does not pay into a wallet"), apply],
+  "chama.withdrawal.void": [stepNotAllowed, refuse("paysOutElsewhere", "INVALID_TRANSITION", "this withdrawal does not pay into a wallet"), apply],
   "chama.withdrawal.expire": [stepNotAllowed, refuse("requestNotYetExpired", "INVALID_TRANSITION", "the withdrawal request has not expired yet"), apply],
 } as const;
 
@@ -208,6 +221,11 @@ export const chamaMachine = setup({
   guards,
   actions: {
     reject: emit((_, params: { code: ChamaRejectionCode; detail: string }) => ({ type: "rejected" as const, ...params })),
+    rejectUnknownMember: emit(({ context, event }) => ({
+      type: "rejected" as const,
+      code: "MEMBER_NOT_FOUND" as const,
+      detail: `no member ${quote(memberIdOf(event))} in this chama${own(context.invitations, memberIdOf(event)) ? " (they are invited, not yet a member)" : ""}`,
+    })),
     rejectStep: emit(({ context, event }) => ({ type: "rejected" as const, code: "INVALID_TRANSITION" as const, detail: stepRefusal(context, event) })),
     rejectRules: emit(({ event }) => ({
       type: "rejected" as const,
@@ -241,7 +259,9 @@ export const chamaMachine = setup({
         "chama.unfreeze": { actions: reject("INVALID_TRANSITION", "the chama is not frozen") },
         "chama.close": close,
         "chama.deposit": [
-          notAMember,
+          // The member named is not the caller (a processor or a platform admin reports it): a
+          // deposit for someone the chama does not have names them, it does not blame the caller.
+          { guard: "actorIsStranger", actions: "rejectUnknownMember" },
           refuse("amountNotPositive", "VALIDATION_FAILED", "a deposit must be a positive amount"),
           overMaximum,
           apply,
@@ -265,6 +285,15 @@ export const chamaMachine = setup({
           refuse("actorIsNeitherAdminNorRequester", "FORBIDDEN", "only the requester or an admin continues a withdrawal"),
           stepNotAllowed,
           refuse("requestExpired", "INVALID_TRANSITION", "the withdrawal request has expired"),
+          refuse("journalMissing", "VALIDATION_FAILED", "continuing a withdrawal into a wallet needs the journal of its posting"),
+          apply,
+        ],
+        // A member's contribution from their wallet (the saga's step; the wallet has reserved it). The
+        // wallet's owner must still be a member when it arrives; if not, the wallet gets it back.
+        "chama.transfer.credit": [
+          refuse("targetIsNotMember", "NOT_A_MEMBER", "the wallet's owner is not a member of this chama"),
+          refuse("amountNotPositive", "VALIDATION_FAILED", "a contribution must be a positive amount"),
+          overMaximum,
           apply,
         ],
       },
@@ -279,6 +308,7 @@ export const chamaMachine = setup({
         "chama.deposit": { actions: reject("CHAMA_FROZEN", "the chama is frozen") },
         "chama.withdrawal.request": { actions: reject("CHAMA_FROZEN", "the chama is frozen") },
         "chama.withdrawal.continue": { actions: reject("CHAMA_FROZEN", "the chama is frozen") },
+        "chama.transfer.credit": { actions: reject("CHAMA_FROZEN", "the chama is frozen") },
       },
     },
 

@@ -7,9 +7,21 @@ export const SYSTEM_ACCOUNT = {
   payments: "system:payments",
   withdrawals: "system:withdrawals",
   transit: "system:transfers_in_transit",
+  /** Card money in through Stripe: what Stripe holds for Coffer's wallets (deposits in, refunds out). */
+  stripeClearing: "system:stripe_clearing",
+  /** Card money the card networks took back in disputes (open or lost); a won dispute gives it back. */
+  stripeDisputes: "system:stripe_disputes",
 } as const;
 
 export type JournalKind =
+  /** Card deposits (src/workers/deposit-saga.ts): money in, refunds out and back, disputes out and back. */
+  | "deposit"
+  | "deposit_refund"
+  /** A refund made at Stripe directly: booked whatever the wallet holds (the shortfall is debt). */
+  | "deposit_refund_forced"
+  | "deposit_refund_return"
+  | "dispute"
+  | "dispute_return"
   | "credit"
   | "payment"
   | "withdrawal"
@@ -17,7 +29,11 @@ export type JournalKind =
   | "transfer_credit"
   | "transfer_void"
   | "chama_deposit"
-  | "chama_withdrawal";
+  | "chama_withdrawal"
+  /** A member's contribution from their wallet arriving in the chama (transit → chama). */
+  | "chama_contribution"
+  /** A chama withdrawal into a member's wallet that the wallet refused: the money back (transit → chama). */
+  | "chama_withdrawal_void";
 
 export interface Posting {
   account: string;

@@ -6,10 +6,6 @@ import type { WithdrawalStatus } from "./withdrawal.machine";
  * Ids and times arrive inside commands: the machine never invents either, so replaying the same
  * commands always gives the same effects.
  */
-export type Destination =
-  | { type: "bank"; account: string }
-  | { type: "crypto"; network: string; address: string };
-
 /**
  * A payout destination as the ledger carries it: sealed at the edge (AES-256-GCM, see
  * src/security/encryption.ts) plus a masked form for display. Nothing past the edge sees it whole.
@@ -22,6 +18,24 @@ export interface SealedDestination {
 interface Stamp {
   /** ISO-8601 time the host accepted the command. */
   at: string;
+}
+
+/**
+ * The other end of a transfer: another wallet, or a chama (group wallet). A transfer to a chama is
+ * a member's contribution from their wallet; one from a chama is a chama withdrawal paid into a
+ * member's wallet. Exactly one of the two ids is set.
+ */
+export type TransferTo = { toWalletId: string; toChamaId?: never } | { toChamaId: string; toWalletId?: never };
+export type TransferFrom = { fromWalletId: string; fromChamaId?: never } | { fromChamaId: string; fromWalletId?: never };
+
+/** Just the receiving end (exactly one id), so effects and snapshots carry nothing else. */
+export function receiverOf(t: TransferTo): TransferTo {
+  return t.toChamaId !== undefined ? { toChamaId: t.toChamaId } : { toWalletId: t.toWalletId! };
+}
+
+/** Just the sending end (exactly one id). */
+export function senderOf(t: TransferFrom): TransferFrom {
+  return t.fromChamaId !== undefined ? { fromChamaId: t.fromChamaId } : { fromWalletId: t.fromWalletId! };
 }
 
 export type WalletCommand = Stamp &
@@ -37,10 +51,17 @@ export type WalletCommand = Stamp &
     | { type: "withdrawal.complete"; withdrawalId: string; journalId: string }
     | { type: "withdrawal.fail"; withdrawalId: string; reason?: string }
     | { type: "withdrawal.cancel"; withdrawalId: string; reason?: string }
-    | { type: "transfer.reserve"; transferId: string; journalId: string; toWalletId: string; amount: bigint }
-    | { type: "transfer.credit"; transferId: string; journalId: string; fromWalletId: string; asset: string; amount: bigint }
+    | ({ type: "transfer.reserve"; transferId: string; journalId: string; amount: bigint } & TransferTo)
+    | ({ type: "transfer.credit"; transferId: string; journalId: string; asset: string; amount: bigint } & TransferFrom)
     | { type: "transfer.settle"; transferId: string }
     | { type: "transfer.void"; transferId: string; journalId: string; reason: string }
+    // Card deposits through Stripe (machines/deposit.machine.ts decides; the deposit saga sends these).
+    | { type: "deposit.credit"; depositId: string; journalId: string; amount: bigint }
+    /** `force`: a refund made at Stripe directly, booked whatever the wallet holds (the shortfall is debt). */
+    | { type: "deposit.refund.debit"; depositId: string; refundId: string; journalId: string; amount: bigint; force: boolean }
+    | { type: "deposit.refund.return"; depositId: string; refundId: string; journalId: string; amount: bigint }
+    | { type: "deposit.dispute.debit"; depositId: string; disputeId: string; journalId: string; amount: bigint }
+    | { type: "deposit.dispute.return"; depositId: string; disputeId: string; journalId: string; amount: bigint }
   );
 
 export type WalletCommandType = WalletCommand["type"];
@@ -53,6 +74,8 @@ export type RejectionCode =
   | "WALLET_CLOSED"
   | "WALLET_NOT_EMPTY"
   | "INSUFFICIENT_FUNDS"
+  /** A dispute took more than the wallet held: nothing leaves it until credits have paid that back. */
+  | "WALLET_IN_DEBT"
   | "ASSET_MISMATCH"
   | "LIMIT_EXCEEDED"
   | "INVALID_TRANSITION";
@@ -65,6 +88,7 @@ interface Subject {
 
 export type WalletEffect =
   | { type: "rejected"; code: RejectionCode; detail: string }
+  | (Subject & { type: "deposit.credited" | "deposit.refund.debited" | "deposit.refund.returned" | "deposit.dispute.debited" | "deposit.dispute.returned"; depositId: string; refundId?: string; disputeId?: string; amount: bigint; journal: Journal })
   | (Subject & { type: "wallet.opened"; ownerId: string })
   | (Subject & { type: "wallet.credited"; journal: Journal })
   | (Subject & { type: "wallet.paid"; journal: Journal })
@@ -78,7 +102,8 @@ export type WalletEffect =
       reason?: string;
       journal?: Journal;
     })
-  | (Subject & { type: "transfer.reserved"; transferId: string; toWalletId: string; amount: bigint; journal: Journal })
-  | (Subject & { type: "transfer.credited"; transferId: string; fromWalletId: string; amount: bigint; journal: Journal })
-  | (Subject & { type: "transfer.settled"; transferId: string; toWalletId: string; amount: bigint })
-  | (Subject & { type: "transfer.voided"; transferId: string; toWalletId: string; amount: bigint; reason: string; journal: Journal });
+  /** To a chama, `memberId` is the wallet's owner: the member the contribution is attributed to. */
+  | (Subject & { type: "transfer.reserved"; transferId: string; amount: bigint; journal: Journal; memberId?: string } & TransferTo)
+  | (Subject & { type: "transfer.credited"; transferId: string; amount: bigint; journal: Journal } & TransferFrom)
+  | (Subject & { type: "transfer.settled"; transferId: string; amount: bigint } & TransferTo)
+  | (Subject & { type: "transfer.voided"; transferId: string; amount: bigint; reason: string; journal: Journal } & TransferTo);

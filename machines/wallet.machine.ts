@@ -1,6 +1,6 @@
-import { assign, emit, setup } from "xstate";
-import { move, SYSTEM_ACCOUNT } from "./journal";
-import type { RejectionCode, WalletCommand, WalletEffect } from "./wallet.events";
+import { assign, emit, enqueueActions, setup } from "xstate";
+import { move, SYSTEM_ACCOUNT, type JournalKind } from "./journal";
+import { receiverOf, senderOf, type RejectionCode, type TransferTo, type WalletCommand, type WalletEffect } from "./wallet.events";
 import { nextWithdrawalStatus, type WithdrawalStep } from "./withdrawal.machine";
 import { STORABLE_CEILING, type AmountCeiling } from "./limits";
 
@@ -19,10 +19,8 @@ export interface OpenWithdrawal {
   status: "requested" | "processing";
 }
 
-export interface OutgoingTransfer {
-  amount: bigint;
-  toWalletId: string;
-}
+/** Money reserved for a transfer out: to another wallet, or to a chama (a contribution). */
+export type OutgoingTransfer = { amount: bigint } & TransferTo;
 
 export interface WalletContext {
   walletId: string;
@@ -67,6 +65,18 @@ const withdrawalStep = [
 /** Refuses an amount over the ceiling before anything else looks at it. */
 const overMaximum = { guard: "overMaximum", actions: reject("LIMIT_EXCEEDED", "the amount is above the configured maximum") } as const;
 
+/** A wallet in debt (a dispute took more than it held) lets nothing leave until credits have covered it. */
+const inDebt = { guard: "inDebt", actions: reject("WALLET_IN_DEBT", "the wallet is in debt after a dispute: money may leave it once credits have paid that back") } as const;
+
+type CardStep = Ev<"deposit.credit" | "deposit.refund.debit" | "deposit.refund.return" | "deposit.dispute.debit" | "deposit.dispute.return">;
+type CardEffect = Extract<WalletEffect, { depositId: string }>["type"];
+
+/**
+ * One booking of card money (src/workers/deposit-saga.ts sends these, each keyed by its deposit,
+ * refund or dispute and step, so each happens once): `sign` 1 into the wallet, −1 out of it.
+ */
+const card = (kind: JournalKind, account: string, sign: 1 | -1, effect: CardEffect) => ({ type: "bookCard", params: { kind, account, sign, effect } }) as const;
+
 export const walletMachine = setup({
   types: {} as {
     context: WalletContext;
@@ -76,6 +86,20 @@ export const walletMachine = setup({
   },
   actions: {
     reject: emit((_, params: { code: RejectionCode; detail: string }) => ({ type: "rejected" as const, ...params })),
+    bookCard: enqueueActions(({ context, event, enqueue }, params: { kind: JournalKind; account: string; sign: 1 | -1; effect: CardEffect }) => {
+      const e = event as CardStep;
+      const [from, to] = params.sign > 0 ? [params.account, context.walletId] : [context.walletId, params.account];
+      enqueue.assign({ posted: context.posted + BigInt(params.sign) * e.amount });
+      enqueue.emit({
+        type: params.effect,
+        ...subject(context, e.at),
+        depositId: e.depositId,
+        ...("refundId" in e ? { refundId: e.refundId } : {}),
+        ...("disputeId" in e ? { disputeId: e.disputeId } : {}),
+        amount: e.amount,
+        journal: move(e.journalId, params.kind, context.asset, from, to, e.amount),
+      });
+    }),
     emitWithdrawalStep: emit(({ context, event }) => {
       const e = event as LifecycleEvent;
       const open = context.withdrawals[e.withdrawalId]!;
@@ -108,6 +132,10 @@ export const walletMachine = setup({
   guards: {
     overMaximum: ({ context, event }) => "amount" in event && event.amount > STORABLE_CEILING(context.asset),
     covers: ({ context, event }) => "amount" in event && availableOf(context) >= event.amount,
+    inDebt: ({ context }) => availableOf(context) < 0n,
+    forced: ({ event }) => event.type === "deposit.refund.debit" && event.force,
+    refundInDebt: ({ context, event }) => event.type === "deposit.refund.debit" && !event.force && availableOf(context) < 0n,
+    refundUncovered: ({ context, event }) => event.type === "deposit.refund.debit" && !event.force && availableOf(context) < event.amount,
     sameAsset: ({ context, event }) => event.type === "transfer.credit" && event.asset === context.asset,
     isEmpty: ({ context }) =>
       context.posted === 0n && Object.keys(context.withdrawals).length === 0 && Object.keys(context.outgoing).length === 0,
@@ -154,6 +182,7 @@ export const walletMachine = setup({
         ],
         "wallet.payment": [
           overMaximum,
+          inDebt,
           {
             guard: "covers",
             actions: [
@@ -169,6 +198,7 @@ export const walletMachine = setup({
         ],
         "withdrawal.request": [
           overMaximum,
+          inDebt,
           {
             guard: "covers",
             actions: [
@@ -189,19 +219,22 @@ export const walletMachine = setup({
         ],
         "transfer.reserve": [
           overMaximum,
+          inDebt,
           {
             guard: "covers",
             actions: [
               assign(({ context, event }) => ({
                 posted: context.posted - event.amount,
-                outgoing: { ...context.outgoing, [event.transferId]: { amount: event.amount, toWalletId: event.toWalletId } },
+                outgoing: { ...context.outgoing, [event.transferId]: { amount: event.amount, ...receiverOf(event) } },
               })),
               emit(({ context, event }) => ({
                 type: "transfer.reserved",
                 ...subject(context, event.at),
                 transferId: event.transferId,
-                toWalletId: event.toWalletId,
+                ...receiverOf(event),
                 amount: event.amount,
+                // A contribution to a chama is the wallet owner's: the chama credits it to them.
+                ...(event.toChamaId !== undefined ? { memberId: context.ownerId } : {}),
                 journal: move(event.journalId, "transfer_reserve", context.asset, context.walletId, SYSTEM_ACCOUNT.transit, event.amount),
               })),
             ],
@@ -218,7 +251,7 @@ export const walletMachine = setup({
                 type: "transfer.credited",
                 ...subject(context, event.at),
                 transferId: event.transferId,
-                fromWalletId: event.fromWalletId,
+                ...senderOf(event),
                 amount: event.amount,
                 journal: move(event.journalId, "transfer_credit", context.asset, SYSTEM_ACCOUNT.transit, context.walletId, event.amount),
               })),
@@ -241,6 +274,12 @@ export const walletMachine = setup({
         "wallet.payment": { actions: reject("WALLET_FROZEN", "the wallet is frozen") },
         "withdrawal.request": { actions: reject("WALLET_FROZEN", "the wallet is frozen") },
         "transfer.reserve": { actions: reject("WALLET_FROZEN", "the wallet is frozen") },
+        // A refund asked for through Coffer is money leaving: not while frozen (the deposit cancels it).
+        "deposit.refund.debit": [
+          overMaximum,
+          { guard: "forced", actions: card("deposit_refund_forced", SYSTEM_ACCOUNT.stripeClearing, -1, "deposit.refund.debited") },
+          { actions: reject("WALLET_FROZEN", "the wallet is frozen") },
+        ],
         "transfer.credit": { actions: reject("WALLET_FROZEN", "the receiving wallet is frozen") },
         "wallet.unfreeze": { target: "active", actions: emit(({ context, event }) => ({ type: "wallet.unfrozen", ...subject(context, event.at) })) },
         "wallet.close": [
@@ -262,6 +301,21 @@ export const walletMachine = setup({
   // Money already promised keeps moving while a wallet is frozen: a payout in flight completes or
   // fails, and a transfer already reserved settles or is voided. These handlers apply in both states.
   on: {
+    // Card money (Stripe deposits): the money of a deposit has arrived, and a dispute's is taken by
+    // the card network whatever the wallet holds, so these are booked while frozen too. A dispute,
+    // or a refund made at Stripe directly (`force`), may take more than is available: the
+    // shortfall is the wallet's debt (available < 0), and nothing leaves until credits cover it.
+    "deposit.credit": [overMaximum, { actions: card("deposit", SYSTEM_ACCOUNT.stripeClearing, 1, "deposit.credited") }],
+    "deposit.refund.debit": [
+      overMaximum,
+      { guard: "forced", actions: card("deposit_refund_forced", SYSTEM_ACCOUNT.stripeClearing, -1, "deposit.refund.debited") },
+      { guard: "refundInDebt", actions: reject("WALLET_IN_DEBT", "the wallet is in debt after a dispute: it cannot pay a refund back") },
+      { guard: "refundUncovered", actions: reject("INSUFFICIENT_FUNDS", "the money of this deposit was spent: the available balance does not cover the refund") },
+      { actions: card("deposit_refund", SYSTEM_ACCOUNT.stripeClearing, -1, "deposit.refund.debited") },
+    ],
+    "deposit.refund.return": [overMaximum, { actions: card("deposit_refund_return", SYSTEM_ACCOUNT.stripeClearing, 1, "deposit.refund.returned") }],
+    "deposit.dispute.debit": [overMaximum, { actions: card("dispute", SYSTEM_ACCOUNT.stripeDisputes, -1, "deposit.dispute.debited") }],
+    "deposit.dispute.return": [overMaximum, { actions: card("dispute_return", SYSTEM_ACCOUNT.stripeDisputes, 1, "deposit.dispute.returned") }],
     "withdrawal.process": withdrawalStep,
     "withdrawal.complete": withdrawalStep,
     "withdrawal.fail": withdrawalStep,
@@ -274,7 +328,7 @@ export const walletMachine = setup({
             type: "transfer.settled",
             ...subject(context, event.at),
             transferId: event.transferId,
-            toWalletId: context.outgoing[event.transferId]!.toWalletId,
+            ...receiverOf(context.outgoing[event.transferId]!),
             amount: context.outgoing[event.transferId]!.amount,
           })),
           assign({ outgoing: ({ context, event }) => withoutKey(context.outgoing, event.transferId) }),
@@ -292,7 +346,7 @@ export const walletMachine = setup({
               type: "transfer.voided",
               ...subject(context, event.at),
               transferId: event.transferId,
-              toWalletId: outgoing.toWalletId,
+              ...receiverOf(outgoing),
               amount: outgoing.amount,
               reason: event.reason,
               journal: move(event.journalId, "transfer_void", context.asset, SYSTEM_ACCOUNT.transit, context.walletId, outgoing.amount),

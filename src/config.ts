@@ -75,6 +75,18 @@ const Env = z.object({
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
   /** How long a clean shutdown (SIGTERM) may take before the process exits anyway. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(600_000).default(15_000),
+  /**
+   * Stripe (card deposits, refunds, disputes; src/integrations/stripe/). Unset: the Stripe routes
+   * answer 503 STRIPE_NOT_CONFIGURED and nothing else changes. The secret key (`sk_…` or `rk_…`)
+   * and the webhook signing secret (`whsec_…`) go together; neither is ever logged (non-enumerable on
+   * the Config, and the redactor knows their shapes).
+   */
+  STRIPE_SECRET_KEY: z.string().regex(/^(sk|rk)_(test|live)_[A-Za-z0-9_]{4,255}$/, "a Stripe secret key (sk_test_…, sk_live_…)").optional(),
+  STRIPE_WEBHOOK_SECRET: z.string().regex(/^whsec_[A-Za-z0-9+/=_]{4,255}$/, "a Stripe webhook signing secret (whsec_…)").optional(),
+  /** Where the Stripe API is: Stripe's own by default; anything else (the local stand-in) is passed to the SDK as host, port and protocol. */
+  STRIPE_API_BASE: z.string().url().refine((u) => /^https?:$/.test(new URL(u).protocol) && new URL(u).pathname.replace(/\/$/, "") === "", "an http(s) origin, no path").default("https://api.stripe.com"),
+  /** How long one Stripe API call may take before it counts as "Stripe did not answer" (503, retry with the same key). */
+  STRIPE_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
 }).superRefine((env, ctx) => {
   // One NATS credential, whole: the messages name variables, never their values.
   const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
@@ -83,6 +95,7 @@ const Env = z.object({
   if (env.NATS_USER !== undefined && !hasPassword) issue("NATS_USER", "needs NATS_PASSWORD or NATS_PASSWORD_FILE");
   if (env.NATS_USER === undefined && hasPassword) issue("NATS_USER", "required with NATS_PASSWORD or NATS_PASSWORD_FILE");
   if (env.NATS_NKEY_SEED_FILE !== undefined && env.NATS_USER !== undefined) issue("NATS_NKEY_SEED_FILE", "set an nkey seed or a user and password, not both");
+  if ((env.STRIPE_SECRET_KEY === undefined) !== (env.STRIPE_WEBHOOK_SECRET === undefined)) issue("STRIPE_SECRET_KEY", "set STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET together, or neither");
 });
 
 export type Config = z.infer<typeof Env> & { maxAmountMajor: bigint; keysFile: string; vaultFile: string; clusterKeysFile: string; corsOrigins: string[] };
@@ -103,5 +116,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   };
   // A secret that is not enumerable never reaches a log line or JSON.stringify(config).
   Object.defineProperty(config, "NATS_PASSWORD", { enumerable: false });
+  Object.defineProperty(config, "STRIPE_SECRET_KEY", { enumerable: false });
+  Object.defineProperty(config, "STRIPE_WEBHOOK_SECRET", { enumerable: false });
   return config;
 }

@@ -2,6 +2,14 @@ import { ActorHost } from "../actors/host";
 import { chamaKind } from "../actors/chama-kind";
 import { CommitQueue } from "../actors/commit-queue";
 import { walletKind } from "../actors/wallet-kind";
+import { depositKind } from "../actors/deposit-kind";
+import { needsWalletStep } from "../actors/deposit-store";
+import { DepositService } from "./api/deposit-service";
+import { renderDepositOutcome } from "./api/deposit-views";
+import { stripeSettingsOf } from "./integrations/stripe/client";
+import { registerDepositHandlers } from "./integrations/stripe/deposit-events";
+import { StripeRail } from "./integrations/stripe/rail";
+import { DepositSaga } from "./workers/deposit-saga";
 import { ChamaService } from "./api/chama-service";
 import { renderChamaOutcome } from "./api/chama-views";
 import { ChamaExpiry } from "./workers/chama-expiry";
@@ -19,7 +27,8 @@ import { maxMinorFor } from "../lib/money";
 import { migrate } from "./db/migrate";
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import { startNatsApi } from "./nats/api";
-import { natsConnectOptions } from "./nats/connect";
+import { natsAuthShown, natsConnectOptions, natsServersShown } from "./nats/connect";
+import { log } from "../lib/log";
 import { ApiKeys } from "./security/api-keys";
 import { ensureVaultFile, Vault } from "./security/encryption";
 import { Authenticator } from "./security/authenticator";
@@ -36,6 +45,12 @@ export interface Node {
   host: ActorHost;
   ops: WalletService;
   chamas: ChamaService;
+  /** Card deposits, refunds and disputes through Stripe. */
+  deposits: DepositService;
+  /** Moves card money between Stripe's system accounts and wallets (credits, refunds, disputes). */
+  depositSaga: DepositSaga;
+  /** Present when Stripe is configured: the SDK client, the webhook intake, event handlers (`stripe.dispatcher.register`) and their worker. */
+  stripe: StripeRail | undefined;
   /** Seals sensitive fields at rest (destinations, stored secrets). */
   vault: Vault;
   saga: TransferSaga;
@@ -62,6 +77,7 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   await migrate(db);
   let saga: TransferSaga | undefined;
   let relay: OutboxRelay | undefined;
+  let depositSaga: DepositSaga | undefined;
   const commits = new CommitQueue(db, { inFlightMax: config.COMMIT_IN_FLIGHT_MAX, writesMax: config.COMMIT_WALLETS_MAX, waitingMax: config.COMMIT_WAITING_MAX });
   // The machines refuse amounts over the configured maximum themselves, whatever path a command took.
   const ceiling = (asset: string) => (isAsset(asset) ? maxMinorFor(config.maxAmountMajor, asset) : 0n);
@@ -69,8 +85,16 @@ export async function startNode(config: Config, databaseUrl: string, options: No
     if (effects.some((e) => e.type === "transfer.reserved" || e.type === "transfer.credited")) saga?.kick();
     relay?.kick();
   });
-  const chamaActors = chamaKind(db, renderChamaOutcome, ceiling, () => relay?.kick());
-  const host = new ActorHost(db, { wallet: wallets, chama: chamaActors }, commits, {
+  const chamaActors = chamaKind(db, renderChamaOutcome, ceiling, (effects) => {
+    // A contribution that arrived, or a withdrawal into a wallet that started: the saga's next step.
+    if (effects.some((e) => e.type === "chama.transfer.credited" || (e.type === "chama.withdrawal.changed" && e.toWalletId !== undefined))) saga?.kick();
+    relay?.kick();
+  });
+  const depositActors = depositKind(db, renderDepositOutcome, ceiling, (effects) => {
+    if (effects.some(needsWalletStep)) depositSaga?.kick();
+    relay?.kick();
+  });
+  const host = new ActorHost(db, { wallet: wallets, chama: chamaActors, deposit: depositActors }, commits, {
     batchMax: config.ACTOR_BATCH_MAX,
     mailboxMax: config.ACTOR_MAILBOX_MAX,
     recentMax: 1024,
@@ -85,6 +109,10 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   const nats = config.NATS_URL
     ? await connectNats(await natsConnectOptions(config))
     : undefined;
+  if (nats && config.NATS_URL) {
+    // Where the node is connected and how it authenticated, never with what (no user, no secret).
+    log("info", "NATS connected", { servers: natsServersShown(config.NATS_URL), connectedTo: nats.getServer(), auth: natsAuthShown(config), prefix: config.NATS_SUBJECT_PREFIX });
+  }
   // Nodes sign what they send each other and check everything they receive (actors/bus/).
   await ensureBusKeyFile(config.clusterKeysFile);
   const bus = nats ? new BusGuard(await BusKeys.load(config.clusterKeysFile), { maxAgeMs: config.BUS_MAX_AGE_MS, shardCount: config.SHARDS }) : undefined;
@@ -95,7 +123,17 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   const ops = new WalletService(db, router, config.maxAmountMajor, vault);
   const chamas = new ChamaService(db, router, config.maxAmountMajor, vault, options.now);
   const chamaExpiry = new ChamaExpiry(db, chamas, options.chamaExpiryPollMs);
-  saga = new TransferSaga(db, ops);
+  // Stripe, when configured: deposits, refunds and disputes (their saga resumes whatever a previous
+  // run left in flight), and the webhook's events.
+  const stripeSettings = stripeSettingsOf(config);
+  const stripe = stripeSettings ? new StripeRail(db, stripeSettings) : undefined;
+  const deposits = new DepositService(db, router, ops, vault, config.maxAmountMajor, stripe?.client);
+  depositSaga = new DepositSaga(db, ops, deposits, stripe?.client);
+  deposits.useSaga(depositSaga);
+  if (stripe) registerDepositHandlers(stripe.dispatcher, deposits, ops, stripe.client);
+  depositSaga.kick();
+  stripe?.events.kick();
+  saga = new TransferSaga(db, ops, chamas);
   saga.kick(); // resume transfers a previous run left in flight
   const stopExpiry = startIdempotencyExpiry(db, config.IDEMPOTENCY_TTL_HOURS);
   const apiKeys = new ApiKeys(db);
@@ -104,8 +142,8 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   const cluster = nats && bus
     ? new Cluster(nats, host, bus, { nodeId: config.NODE_ID ?? Bun.randomUUIDv7(), prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, leaseTtlMs: config.LEASE_TTL_MS, inFlightMax: config.NATS_IN_FLIGHT_MAX, waitingMax: config.NATS_WAITING_MAX })
     : undefined;
-  const http = buildHttpApp({ db, ops, chamas, host, cluster, authenticator, apiKeys, vault, limiter, config, corsOrigins: config.corsOrigins });
-  if (nats) cluster?.watch("api", startNatsApi(nats, config.NATS_SUBJECT_PREFIX, { db, ops, chamas, apiKeys, vault, host, cluster, authenticator, limiter, limits: config }));
+  const http = buildHttpApp({ db, ops, chamas, deposits, stripe, host, cluster, authenticator, apiKeys, vault, limiter, config, corsOrigins: config.corsOrigins });
+  if (nats) cluster?.watch("api", startNatsApi(nats, config.NATS_SUBJECT_PREFIX, { db, ops, chamas, deposits, apiKeys, vault, host, cluster, authenticator, limiter, limits: config }));
   relay = nats ? new OutboxRelay(db, nats, config.NATS_SUBJECT_PREFIX) : undefined;
   await relay?.start();
   await cluster?.start();
@@ -114,6 +152,9 @@ export async function startNode(config: Config, databaseUrl: string, options: No
     host,
     ops,
     chamas,
+    deposits,
+    depositSaga,
+    stripe,
     vault,
     saga,
     chamaExpiry,
@@ -128,6 +169,8 @@ export async function startNode(config: Config, databaseUrl: string, options: No
       await relay?.stop();
       await nats?.drain();
       await saga!.stop();
+      await stripe?.stop();
+      await depositSaga!.stop();
       await host.stop();
       await db.end({ timeout: 5 });
     },

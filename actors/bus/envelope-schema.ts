@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { ChamaCommandType } from "../../machines/chama.events";
+import type { DepositCommandType } from "../../machines/deposit.events";
 import type { WalletCommandType } from "../../machines/wallet.events";
 import { ASSETS } from "../../lib/assets";
 import { PERMISSIONS, ROLES } from "../../lib/principal";
@@ -28,7 +29,11 @@ const sealed = z.strictObject({
   masked: z.record(token(32), z.string().max(256)).refine((m) => Object.keys(m).length <= 8),
   sealed: z.strictObject({ kid: token(32), iv: b64(64), ct: b64(4096), tag: b64(64) }),
 });
+/** An object id Stripe made (`pi_…`, `re_…`, `du_…`). */
+const stripeId = token(255);
 const cmd = <T extends string, S extends z.ZodRawShape>(type: T, shape: S) => z.strictObject({ type: z.literal(type), at, ...shape });
+/** Exactly one end of a transfer is named: a wallet or a chama. */
+const oneOf = (a: string, b: string) => [(c: Record<string, unknown>) => (c[a] === undefined) !== (c[b] === undefined), `name exactly one of ${a} and ${b}`] as const;
 
 const WALLET_COMMANDS = {
   "wallet.open": cmd("wallet.open", { walletId: uuid, ownerId: token(128), asset }),
@@ -42,11 +47,32 @@ const WALLET_COMMANDS = {
   "withdrawal.complete": cmd("withdrawal.complete", { withdrawalId: uuid, journalId: uuid }),
   "withdrawal.fail": cmd("withdrawal.fail", { withdrawalId: uuid, reason }),
   "withdrawal.cancel": cmd("withdrawal.cancel", { withdrawalId: uuid, reason }),
-  "transfer.reserve": cmd("transfer.reserve", { transferId: uuid, journalId: uuid, toWalletId: uuid, amount }),
-  "transfer.credit": cmd("transfer.credit", { transferId: uuid, journalId: uuid, fromWalletId: uuid, asset, amount }),
+  "transfer.reserve": cmd("transfer.reserve", { transferId: uuid, journalId: uuid, toWalletId: uuid.optional(), toChamaId: uuid.optional(), amount }).refine(
+    ...oneOf("toWalletId", "toChamaId"),
+  ),
+  "transfer.credit": cmd("transfer.credit", { transferId: uuid, journalId: uuid, fromWalletId: uuid.optional(), fromChamaId: uuid.optional(), asset, amount }).refine(
+    ...oneOf("fromWalletId", "fromChamaId"),
+  ),
   "transfer.settle": cmd("transfer.settle", { transferId: uuid }),
   "transfer.void": cmd("transfer.void", { transferId: uuid, journalId: uuid, reason: text(500) }),
+  "deposit.credit": cmd("deposit.credit", { depositId: uuid, journalId: uuid, amount }),
+  "deposit.refund.debit": cmd("deposit.refund.debit", { depositId: uuid, refundId: uuid, journalId: uuid, amount, force: z.boolean() }),
+  "deposit.refund.return": cmd("deposit.refund.return", { depositId: uuid, refundId: uuid, journalId: uuid, amount }),
+  "deposit.dispute.debit": cmd("deposit.dispute.debit", { depositId: uuid, disputeId: stripeId, journalId: uuid, amount }),
+  "deposit.dispute.return": cmd("deposit.dispute.return", { depositId: uuid, disputeId: stripeId, journalId: uuid, amount }),
 } satisfies Record<WalletCommandType, z.ZodType>;
+
+/** Card deposits (machines/deposit.machine.ts). */
+const depositOpen = { depositId: uuid, walletId: uuid, ownerId: token(128), asset, amount, paymentIntentId: stripeId };
+const DEPOSIT_COMMANDS = {
+  "deposit.open": cmd("deposit.open", depositOpen),
+  "deposit.adopt": cmd("deposit.adopt", depositOpen),
+  "deposit.payment": cmd("deposit.payment", { status: z.enum(["succeeded", "failed", "canceled"]), amountReceived: z.bigint().min(0n).max(BUS_AMOUNT_CEILING), currency: z.string().regex(/^[A-Z]{3}$/), reason }),
+  "deposit.refund.request": cmd("deposit.refund.request", { refundId: uuid, amount: amount.optional() }),
+  "deposit.refund.cancel": cmd("deposit.refund.cancel", { refundId: uuid, reason: text(500) }),
+  "deposit.refund.report": cmd("deposit.refund.report", { refundId: uuid, stripeRefundId: stripeId.optional(), amount, status: z.enum(["pending", "succeeded", "failed", "canceled"]), reason }),
+  "deposit.dispute": cmd("deposit.dispute", { disputeId: stripeId, amount, status: z.enum(["open", "won", "lost"]), reason }),
+} satisfies Record<DepositCommandType, z.ZodType>;
 
 const role = z.enum(["admin", "member"]);
 const money = amount.nullable().optional();
@@ -73,20 +99,24 @@ const CHAMA_COMMANDS = {
   "chama.member.role": cmd("chama.member.role", { memberId: token(128), role, by: actorId }),
   "chama.rules.change": cmd("chama.rules.change", { rules, by: actorId }),
   "chama.deposit": cmd("chama.deposit", { journalId: uuid, memberId: token(128), amount, reference: token(128).optional(), via: actorId.optional() }),
-  "chama.withdrawal.request": cmd("chama.withdrawal.request", { withdrawalId: uuid, memberId: token(128), amount, destination: sealed }),
+  "chama.withdrawal.request": cmd("chama.withdrawal.request", { withdrawalId: uuid, memberId: token(128), amount, destination: sealed, toWalletId: uuid.optional() }),
   "chama.withdrawal.review": cmd("chama.withdrawal.review", { withdrawalId: uuid, reviewerId: actorId, decision: z.enum(["approve", "reject"]), note: reason }),
   "chama.withdrawal.park": cmd("chama.withdrawal.park", { withdrawalId: uuid, by: actorId, note: reason }),
-  "chama.withdrawal.continue": cmd("chama.withdrawal.continue", { withdrawalId: uuid, by: actorId }),
+  "chama.withdrawal.continue": cmd("chama.withdrawal.continue", { withdrawalId: uuid, by: actorId, journalId: uuid.optional() }),
   "chama.withdrawal.complete": cmd("chama.withdrawal.complete", { withdrawalId: uuid, journalId: uuid, via: actorId.optional() }),
   "chama.withdrawal.fail": cmd("chama.withdrawal.fail", { withdrawalId: uuid, reason, via: actorId.optional() }),
   "chama.withdrawal.cancel": cmd("chama.withdrawal.cancel", { withdrawalId: uuid, by: actorId, reason }),
   "chama.withdrawal.expire": cmd("chama.withdrawal.expire", { withdrawalId: uuid }),
+  "chama.transfer.credit": cmd("chama.transfer.credit", { transferId: uuid, journalId: uuid, memberId: token(128), fromWalletId: uuid, amount }),
+  "chama.withdrawal.settle": cmd("chama.withdrawal.settle", { withdrawalId: uuid }),
+  "chama.withdrawal.void": cmd("chama.withdrawal.void", { withdrawalId: uuid, journalId: uuid, reason: text(500) }),
 } satisfies Record<ChamaCommandType, z.ZodType>;
 
 /** Every command type each machine takes, as the bus knows them (tests compare with the machines). */
 export const BUS_COMMAND_TYPES = {
   wallet: Object.keys(WALLET_COMMANDS) as WalletCommandType[],
   chama: Object.keys(CHAMA_COMMANDS) as ChamaCommandType[],
+  deposit: Object.keys(DEPOSIT_COMMANDS) as DepositCommandType[],
 };
 
 const union = (schemas: Record<string, z.ZodObject>) => z.discriminatedUnion("type", Object.values(schemas) as [z.ZodObject, ...z.ZodObject[]]);
@@ -106,6 +136,7 @@ const principal = z.strictObject({
 export const BusEnvelope = z.discriminatedUnion("kind", [
   z.strictObject({ kind: z.literal("wallet"), command: union(WALLET_COMMANDS), idempotency, principal }),
   z.strictObject({ kind: z.literal("chama"), command: union(CHAMA_COMMANDS), idempotency, principal }),
+  z.strictObject({ kind: z.literal("deposit"), command: union(DEPOSIT_COMMANDS), idempotency, principal }),
 ]);
 
 /** The envelope as it arrived, checked; or the first problem found in it. */

@@ -82,7 +82,8 @@ export class BusGuard {
     const { command } = parsed.envelope;
     // A chama command on a wallet subject (or the reverse) is addressed to the wrong actors.
     if (kind !== (parsed.envelope.kind ?? "wallet")) return this.drop("wrong_shard", subject);
-    const names = "walletId" in command ? command.walletId : "chamaId" in command ? command.chamaId : id;
+    // The id the command acts on: a deposit's names its wallet too (deposit.open), so it is asked by kind.
+    const names = kind === "deposit" ? ("depositId" in command ? command.depositId : id) : "walletId" in command ? command.walletId : "chamaId" in command ? command.chamaId : id;
     if (shardOf(id, this.options.shardCount) !== shard || names !== id) return this.drop("wrong_shard", subject);
     return { id, envelope: parsed.envelope, nonce: opened.nonce };
   }

@@ -106,18 +106,27 @@ export async function getChamaWithdrawal(db: Db, p: Principal, chamaId: string, 
   const [w] = await db`select id, chama_id, member_id, asset, amount::text, status, destination, approvals, rejections, reason, expires_at, created_at, updated_at
     from chama_withdrawals where id = ${withdrawalId} and chama_id = ${chamaId}`;
   if (!w) throw new CofferError("WITHDRAWAL_NOT_FOUND", "withdrawal not found");
-  const reviews = await db`select reviewer_id, decision, note, status, at from chama_reviews where withdrawal_id = ${withdrawalId} order by seq`;
+  return withdrawalRow(w);
+}
+
+/** A withdrawal's reviews, oldest first (an admin reviews a withdrawal at most once, so they are few). */
+export async function listChamaReviews(db: Db, p: Principal, chamaId: string, withdrawalId: string) {
+  await chamaFor(db, p, chamaId, "chama.read");
+  const [w] = await db`select 1 from chama_withdrawals where id = ${withdrawalId} and chama_id = ${chamaId}`;
+  if (!w) throw new CofferError("WITHDRAWAL_NOT_FOUND", "withdrawal not found");
+  const reviews = await db`select reviewer_id, decision, note, status, at from chama_reviews where withdrawal_id = ${withdrawalId} order by seq limit 1000`;
   return {
-    ...withdrawalRow(w),
-    reviews: reviews.map((r) => ({ reviewerId: r.reviewer_id, decision: r.decision, ...(r.note ? { note: r.note } : {}), status: r.status, at: r.at.toISOString() })),
+    items: reviews.map((r) => ({ reviewerId: r.reviewer_id, decision: r.decision, ...(r.note ? { note: r.note } : {}), status: r.status, at: r.at.toISOString() })),
   };
 }
 
 /** Newest first; the cursor is the last `seq` seen. */
 export async function listAudit(db: Db, p: Principal, chamaId: string, pageSize: number, cursor?: string) {
   await chamaFor(db, p, chamaId, "chama.audit");
-  const rows = await db`select seq::text, actor, action, target, before, after, note, via, at from chama_audit
-    where chama_id = ${chamaId} ${cursor ? db`and seq < ${cursor}` : db``} order by seq desc limit ${pageSize + 1}`;
+  // Sorted and compared as the bigint it is (a.seq), never as the text it is sent as: an unqualified
+  // `order by seq` would name the text column of the select list, where "10" sorts before "9".
+  const rows = await db`select a.seq::text as seq, a.actor, a.action, a.target, a.before, a.after, a.note, a.via, a.at from chama_audit a
+    where a.chama_id = ${chamaId} ${cursor ? db`and a.seq < ${cursor}::bigint` : db``} order by a.seq desc limit ${pageSize + 1}`;
   const page = rows.slice(0, pageSize);
   return {
     items: page.map((r) => ({

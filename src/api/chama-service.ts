@@ -11,9 +11,15 @@ import { claimOf as claimOfPrincipal, memberIdOf as memberIdOfPrincipal, SYSTEM_
 import { LruCache } from "../../lib/lru";
 import type { z } from "zod";
 import { idFromKey, newId } from "./ids";
-import { amountIn, claimOf, type Caller } from "./wallet-service";
-import { MemberId, type AddMember, type ChamaDeposit, type ChangeRules, type CreateChama, type RequestWithdrawal } from "./schemas";
-import { maskDestination } from "./views";
+import { FieldError } from "./input";
+import { amountIn, claimOf, payableTo, type Caller } from "./wallet-service";
+import { MemberId, type AddMember, type ChamaDeposit, type ChangeRules, type CreateChama, type CreateContribution, type RequestChamaWithdrawal } from "./schemas";
+import { fillIn, maskDestination } from "./views";
+import { ChamaWithdrawalView } from "./outputs";
+
+/** What never changes about a chama withdrawal, and every field of its one shape. */
+const CHAMA_WITHDRAWAL_STORED = ["destination", "expiresAt", "createdAt"];
+const CHAMA_WITHDRAWAL_KEYS = Object.keys(ChamaWithdrawalView.shape);
 
 /** Steps on a chama withdrawal that callers ask for by name (review has its own call). */
 export type RequestedChamaStep = "park" | "continue" | "cancel" | "complete" | "fail";
@@ -41,7 +47,7 @@ export class ChamaService {
     authorize(caller.principal, "chama.create");
     const admin = input.adminId ?? memberIdOf(caller);
     if (caller.principal.role === "user" && admin !== memberIdOf(caller)) throw new CofferError("FORBIDDEN", "users create chamas with themselves as the admin");
-    if (!MemberId.safeParse(admin).success) throw new CofferError("VALIDATION_FAILED", "name the chama's first admin in adminId: a platform credential is not a member");
+    if (!MemberId.safeParse(admin).success) throw new FieldError("adminId", "name the chama's first admin: a platform credential is not a member");
     const chamaId = idFromKey("chama", caller.scope, key);
     return this.send(chamaId, caller, key, "chama.create", "", input, { type: "chama.open", chamaId, name: input.name, asset: input.asset, createdBy: admin, at: this.now() });
   }
@@ -118,24 +124,67 @@ export class ChamaService {
     });
   }
 
-  async requestWithdrawal(caller: Caller, key: string, chamaId: string, input: z.infer<typeof RequestWithdrawal>): Promise<Reply> {
+  async requestWithdrawal(caller: Caller, key: string, chamaId: string, input: z.infer<typeof RequestChamaWithdrawal>): Promise<Reply> {
     const asset = await this.chamaFor(caller, "chama.withdrawal.request", chamaId);
     const amount = amountIn(input.amount, asset, this.maxAmountMajor);
+    const destination = input.destination;
+    // Into a wallet: one of the requester's own, in the chama's asset (what never changes about a
+    // wallet, so a retried key still reaches the actor's replay). Elsewhere: where the asset can go.
+    const toWalletId = destination.type === "wallet" ? await this.requestersWallet(caller, destination.walletId, asset) : undefined;
+    if (destination.type !== "wallet") payableTo(asset, destination);
     const withdrawalId = newId();
-    return this.send(chamaId, caller, key, "chama.withdrawal.request", chamaId, { amount, destination: input.destination }, {
+    return this.send(chamaId, caller, key, "chama.withdrawal.request", chamaId, { amount, destination }, {
       type: "chama.withdrawal.request",
       withdrawalId,
       memberId: memberIdOf(caller),
       amount,
       // Sealed here, bound to the withdrawal's id: past this line only the masked form is readable.
-      destination: { masked: maskDestination(input.destination), sealed: this.vault.seal(input.destination, withdrawalId) },
+      // A wallet of the requester's own is no secret from them or the chama: it is shown whole.
+      destination: {
+        masked: destination.type === "wallet" ? { type: "wallet", walletId: destination.walletId } : maskDestination(destination),
+        sealed: this.vault.seal(destination, withdrawalId),
+      },
+      ...(toWalletId ? { toWalletId } : {}),
       at: this.now(),
     });
   }
 
+  /**
+   * A member funds the chama from their own wallet: a transfer whose receiver is the chama. The
+   * wallet reserves the money at once (refusing what it does not have); the transfer saga then asks
+   * the chama to take it, credited to the wallet's owner, and settles, or voids it (the money back)
+   * if the chama refuses (frozen, closed, the owner no longer a member). Whoever may move the
+   * wallet's money may contribute it: its owner (for a chama they are part of), or a platform
+   * credential with transfers:write.
+   */
+  async contribute(caller: Caller, key: string, chamaId: string, input: z.infer<typeof CreateContribution>): Promise<Reply> {
+    const asset = await this.chamaFor(caller, "chama.contribute", chamaId);
+    const [wallet] = await this.db`select asset, owner_id from wallets where id = ${input.fromWalletId}`;
+    if (!wallet) throw new CofferError("WALLET_NOT_FOUND", "wallet not found");
+    authorize(caller.principal, "chama.contribute", [wallet.owner_id], "WALLET_NOT_FOUND");
+    if (wallet.asset !== asset) throw new CofferError("ASSET_MISMATCH", "the wallet holds another asset than the chama");
+    const amount = amountIn(input.amount, asset, this.maxAmountMajor);
+    return this.router.send(
+      { kind: "wallet", id: input.fromWalletId },
+      {
+        command: { type: "transfer.reserve", transferId: newId(), journalId: newId(), toChamaId: chamaId, amount, at: this.now() },
+        idempotency: claimOf(this.vault, caller, key, "chama.contribute", chamaId, { fromWalletId: input.fromWalletId, amount }),
+        principal: claimOfPrincipal(caller.principal),
+      },
+    );
+  }
+
+  /** The requester's own wallet in the chama's asset; another's answers as a missing one. */
+  private async requestersWallet(caller: Caller, walletId: string, asset: Asset): Promise<string> {
+    const [wallet] = await this.db`select asset, owner_id from wallets where id = ${walletId}`;
+    if (!wallet || wallet.owner_id !== memberIdOf(caller)) throw new CofferError("WALLET_NOT_FOUND", "wallet not found: a chama pays into one of the requester's own wallets");
+    if (wallet.asset !== asset) throw new CofferError("ASSET_MISMATCH", "the wallet holds another asset than the chama");
+    return walletId;
+  }
+
   async review(caller: Caller, key: string, chamaId: string, withdrawalId: string, decision: "approve" | "reject", note?: string): Promise<Reply> {
     await this.chamaFor(caller, `chama.withdrawal.${decision}`, chamaId);
-    return this.send(chamaId, caller, key, `chama.withdrawal.${decision}`, withdrawalId, { note }, {
+    const reply = await this.send(chamaId, caller, key, `chama.withdrawal.${decision}`, withdrawalId, { note }, {
       type: "chama.withdrawal.review",
       withdrawalId,
       reviewerId: memberIdOf(caller),
@@ -143,6 +192,7 @@ export class ChamaService {
       ...(note ? { note } : {}),
       at: this.now(),
     });
+    return this.withStoredFields(reply, chamaId, withdrawalId);
   }
 
   async step(caller: Caller, key: string, chamaId: string, withdrawalId: string, step: RequestedChamaStep, text?: string): Promise<Reply> {
@@ -158,8 +208,26 @@ export class ChamaService {
             ? { type: "chama.withdrawal.park", withdrawalId, by, ...(text ? { note: text } : {}), at }
             : step === "cancel"
               ? { type: "chama.withdrawal.cancel", withdrawalId, by, ...(text ? { reason: text } : {}), at }
-              : { type: "chama.withdrawal.continue", withdrawalId, by, at };
-    return this.send(chamaId, caller, key, `chama.withdrawal.${step}`, withdrawalId, { text }, command);
+              : // A withdrawal into a wallet posts its money out when continued: its journal, ready.
+                { type: "chama.withdrawal.continue", withdrawalId, by, journalId: newId(), at };
+    return this.withStoredFields(await this.send(chamaId, caller, key, `chama.withdrawal.${step}`, withdrawalId, { text }, command), chamaId, withdrawalId);
+  }
+
+  /**
+   * An answer about a withdrawal in its one shape. The actor renders what it still holds; a
+   * withdrawal the step ended has left its memory, and where the money went, when it was asked and
+   * when it would have expired come from its row, committed with the answer (replays get them too).
+   */
+  private async withStoredFields(reply: Reply, chamaId: string, withdrawalId: string): Promise<Reply> {
+    if (reply.status >= 300 || CHAMA_WITHDRAWAL_STORED.every((k) => k in reply.body)) return reply;
+    const [row] = await this.db`select destination, expires_at, created_at from chama_withdrawals where id = ${withdrawalId} and chama_id = ${chamaId}`;
+    if (!row) return reply;
+    const stored = {
+      destination: row.destination?.masked ?? { type: "unknown" },
+      expiresAt: (row.expires_at as Date).toISOString(),
+      createdAt: (row.created_at as Date).toISOString(),
+    };
+    return { status: reply.status, body: fillIn(reply.body, stored, CHAMA_WITHDRAWAL_KEYS) };
   }
 
   /** Platform steps (the expiry worker) use their own scope, keyed by what they do. */

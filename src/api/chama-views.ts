@@ -67,7 +67,6 @@ export function chamaWithdrawalView(w: {
   rejections: readonly string[];
   destination?: { masked?: Record<string, string> } | undefined;
   reason?: string | null | undefined;
-  note?: string | undefined;
   expiresAt?: string | undefined;
   createdAt?: string | undefined;
   updatedAt: string;
@@ -83,7 +82,6 @@ export function chamaWithdrawalView(w: {
     rejections: [...w.rejections],
     ...(w.destination?.masked ? { destination: w.destination.masked } : {}),
     ...(w.reason ? { reason: w.reason } : {}),
-    ...(w.note ? { note: w.note } : {}),
     ...(w.expiresAt ? { expiresAt: w.expiresAt } : {}),
     ...(w.createdAt ? { createdAt: w.createdAt } : {}),
     updatedAt: w.updatedAt,
@@ -179,9 +177,10 @@ export function renderChamaOutcome(command: ChamaCommand, effects: ChamaEffect[]
           rejections: open?.rejections ?? last.rejections,
           destination: open?.destination,
           reason: changed?.type === "chama.withdrawal.changed" ? changed.reason : undefined,
-          note: "note" in last ? last.note : undefined,
+          // What never changes about it, while the chama still holds it open; for one that just
+          // ended, ChamaService fills these in from its row (committed with this answer).
           expiresAt: open?.expiresAt,
-          ...(command.type === "chama.withdrawal.request" ? { createdAt: last.at } : {}),
+          createdAt: open?.requestedAt ?? (command.type === "chama.withdrawal.request" ? last.at : undefined),
           updatedAt: last.at,
         }),
       };

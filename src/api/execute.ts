@@ -2,7 +2,7 @@ import type { Reply } from "../../actors/envelope";
 import { CofferError } from "../../lib/errors";
 import { authorize } from "../../lib/policy";
 import { enforce, type RateLimiter, type tiersFrom } from "../security/rate-limit";
-import { parse } from "./input";
+import { FieldError, parse } from "./input";
 import type { Operation, OperationDeps } from "./operation";
 import type { Caller } from "./wallet-service";
 
@@ -35,8 +35,14 @@ export async function execute(op: Operation, deps: OperationDeps, limits: Limits
   // Roles other than users are decided by role and permission alone. A user's right to an object
   // depends on owning it, which the handler looks up (hiding another user's object as missing).
   if (req.caller.principal.role !== "user" || !op.ownedBy) authorize(req.caller.principal, op.action);
-  const outcome = await op.run({ caller: req.caller, key, deps }, input);
-  return outcome;
+  try {
+    return await op.run({ caller: req.caller, key, deps }, input);
+  } catch (error) {
+    // A field refused after the schema (an amount above the maximum in this asset) is named the way
+    // the schema's refusals are: with where it came from (`body.amount`, `payload.amount`).
+    if (error instanceof FieldError) throw error.from(req.origin);
+    throw error;
+  }
 }
 
 function idempotencyKey(key: string | undefined): string {

@@ -1,5 +1,6 @@
 import type { z } from "zod";
-import { CofferError } from "../../lib/errors";
+import { CofferError, type ErrorCode } from "../../lib/errors";
+import { quote } from "../../lib/redact";
 
 /**
  * Turning a request's text into a typed input, the same way for every transport (REST bodies,
@@ -28,23 +29,62 @@ export function parseJson<S extends z.ZodType>(text: string, schema: S, { option
 export function parse<S extends z.ZodType>(schema: S, raw: unknown, where: string | ((field: string) => string)): z.infer<S> {
   const result = schema.safeParse(raw);
   if (!result.success) {
-    const origin = typeof where === "string" ? () => where : where;
-    const pathOf = (p: PropertyKey[]) => (p.length ? [origin(String(p[0])), ...p.map(String)] : [origin("")]).join(".");
-    const errors = result.error.issues.slice(0, 20).map((i) => ({ path: clip(pathOf(i.path), 64), message: messageOf(i) }));
-    const what = typeof where === "string" ? where : "input";
-    throw new CofferError("VALIDATION_FAILED", `invalid ${what}: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`.slice(0, 1000), { errors });
+    const origin = originOf(where);
+    const errors = result.error.issues.slice(0, 20).map((i) => ({ path: pathOf(origin, i.path), message: messageOf(i) }));
+    throw invalid(where, errors);
   }
   return result.data;
 }
 
-/** Zod repeats unknown keys in its messages; those are the caller's strings, so keep them short. */
-function messageOf(issue: z.core.$ZodIssue): string {
-  if (issue.code === "unrecognized_keys") return `unknown field${issue.keys.length > 1 ? "s" : ""}: ${issue.keys.slice(0, 5).map((k) => clip(k, 32)).join(", ")}`;
-  return clip(issue.message, 200);
+type Origin = (field: string) => string;
+type FieldProblem = { path: string; message: string };
+
+const originOf = (where: string | Origin): Origin => (typeof where === "string" ? () => where : where);
+
+/**
+ * Where a field came from, then its path (`body.destination.account`, `payload.amount`). Paths are
+ * the schema's field names, except where the caller chose the key (a record's): quoted as theirs.
+ */
+function pathOf(origin: Origin, path: readonly PropertyKey[]): string {
+  const parts = path.length ? [origin(String(path[0])), ...path.map(String)] : [origin("")];
+  return quote(parts.join("."), 64);
 }
 
-function clip(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max)}…` : text;
+/** The one VALIDATION_FAILED every transport and every check answers: a sentence naming each field, and the list. */
+function invalid(where: string | Origin, errors: FieldProblem[], code: ErrorCode = "VALIDATION_FAILED"): CofferError {
+  const what = typeof where === "string" ? where : "input";
+  return new CofferError(code, `invalid ${what}: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`.slice(0, 1000), { errors });
+}
+
+/**
+ * Zod's messages are ours (the schema's limits, formats and options) and never hold the value
+ * given; an unknown key is the one part that is the caller's, so it is quoted (clipped, redacted).
+ */
+function messageOf(issue: z.core.$ZodIssue): string {
+  if (issue.code === "unrecognized_keys") return `unknown field${issue.keys.length > 1 ? "s" : ""}: ${issue.keys.slice(0, 5).map((k) => quote(k, 32)).join(", ")}`;
+  return issue.message.length > 200 ? `${issue.message.slice(0, 200)}…` : issue.message;
+}
+
+/**
+ * A field the schema let through but a later check refuses (an amount above the maximum in the
+ * wallet's asset, an asset a network does not carry). Its path is relative to the operation's
+ * input (`amount`, `destination.network`); `execute` names where it came from (`body.amount`,
+ * `payload.amount`), so every field error has one form, whichever check found it.
+ */
+export class FieldError extends CofferError {
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+    code: ErrorCode = "VALIDATION_FAILED",
+  ) {
+    super(code, `${field}: ${reason}`, { errors: [{ path: field, message: reason }] });
+  }
+
+  /** The same refusal, its path prefixed with where the field came from, worded as `parse` words it. */
+  from(where: string | Origin): CofferError {
+    const origin = originOf(where);
+    return invalid(where, [{ path: pathOf(origin, this.field.split(".")), message: this.reason }], this.code);
+  }
 }
 
 /** No request body here needs more than a few levels; deep nesting is only ever an attack. */

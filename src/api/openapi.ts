@@ -32,7 +32,7 @@ const ERROR_RESPONSES: Record<number, string> = {
   422: "The request is well formed but cannot be done, or the Idempotency-Key was used for another request.",
   429: "Too many requests: wait `retryAfter` seconds (the Retry-After header says the same).",
   500: "Something went wrong on our side (logged).",
-  503: "The node or the ledger is unavailable or overloaded: retry with the same Idempotency-Key.",
+  503: "The node or the ledger is unavailable or overloaded: retry with the same Idempotency-Key after the Retry-After header's seconds.",
 };
 
 const TAGS: Record<string, string> = {
@@ -271,7 +271,7 @@ export function buildOpenApi(operations: readonly Operation[] = OPERATIONS): Ope
     responses[`Error${status}`] = {
       description: `${ERROR_RESPONSES[status] ?? "Refused."}${codes.length ? ` Codes: ${codes.map((c) => `\`${c}\``).join(", ")}.` : ""}`,
       ...(status === 401 ? { headers: { "WWW-Authenticate": { schema: { type: "string" }, description: 'Bearer realm="coffer"' } } } : {}),
-      ...(status === 429 ? { headers: { "Retry-After": { schema: { type: "integer" }, description: "seconds to wait" } } } : {}),
+      ...(status === 429 || status === 503 ? { headers: { "Retry-After": { schema: { type: "integer" }, description: "seconds to wait" } } } : {}),
       content: { [PROBLEM_JSON]: { schema: { $ref: `${SCHEMAS}Problem` }, ...(codes[0] ? { example: exampleProblem(codes[0]) } : {}) } },
     };
   }

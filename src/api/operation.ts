@@ -7,6 +7,7 @@ import type { Action } from "../../lib/policy";
 import type { ApiKeys } from "../security/api-keys";
 import type { Vault } from "../security/encryption";
 import type { ChamaService } from "./chama-service";
+import type { DepositService } from "./deposit-service";
 import type { Caller, WalletService } from "./wallet-service";
 
 /**
@@ -36,7 +37,7 @@ export interface Operation<S extends z.ZodType = z.ZodType, O extends z.ZodType 
    * and checks the user against its owner (another user's object answers as a missing one). Without
    * it, `execute` decides for every role from the action alone.
    */
-  ownedBy?: "wallet" | "withdrawal" | "transfer" | "chama";
+  ownedBy?: "wallet" | "withdrawal" | "transfer" | "chama" | "deposit";
   /** `money`: the stricter per-caller tier applies (everything that moves money out). */
   tier: Tier;
   /** Changes something: an Idempotency-Key is required. */
@@ -57,6 +58,8 @@ export interface OperationDeps {
   db: Db;
   ops: WalletService;
   chamas: ChamaService;
+  /** Card deposits through Stripe (answers 503 STRIPE_NOT_CONFIGURED where Stripe is not set up). */
+  deposits: DepositService;
   apiKeys: ApiKeys;
   vault: Vault;
   host: ActorHost;

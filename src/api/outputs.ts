@@ -11,6 +11,11 @@ import { PERMISSIONS } from "../../lib/principal";
  * admin handlers build. Objects are plain `z.object`s: a client parsing an answer keeps the fields
  * named here and tolerates one added later, while the document says exactly what is sent today.
  * Optional fields are left out of a body, never sent as null, unless the schema says `nullable`.
+ *
+ * One resource, one schema: every operation that answers with a wallet, a withdrawal, a transfer, a
+ * chama, a member or a chama withdrawal (its create, its steps, its read, the items of its list)
+ * declares that resource's schema, and test/api/shapes.test.ts checks that each answers with the
+ * fields a read of the same object shows.
  */
 
 // Building blocks.
@@ -23,13 +28,32 @@ const Time = z.iso.datetime({ offset: true }).describe("an ISO-8601 time");
 const Asset = z.enum(ASSETS as [string, ...string[]]);
 const NextCursor = z.string().nullable().describe("pass it as `cursor` for the next page; null on the last page");
 const Balance = z.object({ posted: Money, held: Money, available: Money }).describe("available = posted − held (held: open withdrawals)");
+/** A wallet's balance: a chama's, with the debt a card dispute can leave behind. */
+const WalletBalance = z
+  .object({
+    posted: Money,
+    held: Money,
+    available: Money.describe("what may be spent: posted − held, or 0 while the wallet is in debt"),
+    debt: Money.optional().describe("only while the wallet is in debt: what a card dispute took beyond what it held; credits pay it first, and nothing leaves the wallet until it is paid"),
+  })
+  .describe("available − debt = posted − held (held: open withdrawals; debt 0 when absent)");
 const AvailableAfter = z.object({ available: Money }).describe("what is available once this movement is booked");
+
+/** A bank number masked: at most its last four characters, none of a value of eight characters or fewer. */
+const MaskedNumber = z
+  .string()
+  .regex(/^\*{4}([A-Za-z0-9]{4})?$/)
+  .meta({ description: "the last four characters at most; nothing of a short value (\"****3000\", \"****\")", examples: ["****3000"] });
 
 /** A payout destination as callers see it: masked, never whole. */
 export const MaskedDestination = z
   .discriminatedUnion("type", [
-    z.object({ type: z.literal("bank"), account: z.string().describe("the last four characters only (\"****3000\")") }),
+    z.object({ type: z.literal("bank"), account: MaskedNumber }).describe("an IBAN"),
+    z.object({ type: z.literal("us_bank"), account: MaskedNumber }).describe("a US bank account (the routing number is not shown)"),
+    z.object({ type: z.literal("ke_bank"), account: MaskedNumber }).describe("a Kenyan bank account (the bank code is not shown)"),
+    z.object({ type: z.literal("bank_token"), token: MaskedNumber }).describe("a bank account held by the payment provider"),
     z.object({ type: z.literal("crypto"), network: z.string(), address: z.string().describe("the first six and last four characters only") }),
+    z.object({ type: z.literal("wallet"), walletId: Id.describe("the requester's own wallet") }).describe("a chama withdrawal paid into a member's wallet"),
     z.object({ type: z.literal("unknown") }),
   ])
   .describe("where the money goes, masked");
@@ -40,11 +64,11 @@ export const WalletView = z.object({
   ownerId: z.string(),
   asset: Asset,
   status: z.enum(["active", "frozen", "closed"]),
-  balance: Balance,
-  version: z.number().int().optional().describe("the snapshot's version (reads only)"),
+  balance: WalletBalance,
+  version: z.number().int().describe("the wallet's version: it grows with every change (an answer to a change shows the version it made)"),
 });
 
-const JOURNAL_KINDS = ["credit", "payment", "withdrawal", "transfer_reserve", "transfer_credit", "transfer_void", "chama_deposit", "chama_withdrawal"] as const;
+const JOURNAL_KINDS = ["deposit", "deposit_refund", "deposit_refund_forced", "deposit_refund_return", "dispute", "dispute_return", "credit", "payment", "withdrawal", "transfer_reserve", "transfer_credit", "transfer_void", "chama_deposit", "chama_withdrawal", "chama_contribution", "chama_withdrawal_void"] as const;
 
 /** A credit's or a payment's answer: the journal it booked, and the wallet's available balance after it. */
 export const JournalView = z.object({
@@ -60,8 +84,15 @@ export const JournalView = z.object({
 
 export const TransactionView = z.object({
   id: Id.describe("the journal's id"),
-  kind: z.enum(JOURNAL_KINDS),
+  kind: z.enum(JOURNAL_KINDS).describe("the journal's kind: which movement of its source this is"),
+  source: z
+    .object({
+      kind: z.enum(["credit", "payment", "deposit", "transfer", "withdrawal"]),
+      id: Id.describe("the id its caller was answered with: a credit's or payment's (its journal's), a transfer's, a withdrawal's"),
+    })
+    .describe("what this posting belongs to: read it with the matching GET (transfers, withdrawals)"),
   amount: Money.describe("signed: positive into the wallet, negative out of it"),
+  balanceAfter: Money.describe("the wallet's posted balance right after this posting"),
   reference: z.string().optional(),
   createdAt: Time,
 });
@@ -73,9 +104,9 @@ export const WithdrawalView = z.object({
   asset: Asset,
   amount: Money,
   status: z.enum(["requested", "processing", "completed", "failed", "cancelled"]),
-  destination: MaskedDestination.optional().describe("on the request's answer and on reads"),
-  reason: z.string().optional(),
-  createdAt: Time.optional().describe("on the request's answer and on reads"),
+  destination: MaskedDestination,
+  reason: z.string().optional().describe("why it failed or was cancelled, when a reason was given"),
+  createdAt: Time,
   updatedAt: Time,
 });
 
@@ -151,11 +182,10 @@ export const ChamaWithdrawalView = z.object({
   status: z.enum(CHAMA_WITHDRAWAL_STATUSES),
   approvals: z.array(z.string()).describe("admins who approved"),
   rejections: z.array(z.string()).describe("admins who rejected"),
-  destination: MaskedDestination.optional().describe("while it is open, and on reads"),
-  reason: z.string().optional(),
-  note: z.string().optional().describe("the note of the review or step this answer is about"),
-  expiresAt: Time.optional().describe("after it, an unapproved request expires"),
-  createdAt: Time.optional().describe("on the request's answer and on reads"),
+  destination: MaskedDestination,
+  reason: z.string().optional().describe("why it failed or was cancelled, when a reason was given"),
+  expiresAt: Time.describe("after it, an unapproved request expires"),
+  createdAt: Time,
   updatedAt: Time,
 });
 
@@ -167,8 +197,8 @@ export const ChamaReviewView = z.object({
   at: Time,
 });
 
-/** One withdrawal as read: the view with every review so far. */
-export const ChamaWithdrawalDetail = ChamaWithdrawalView.extend({ reviews: z.array(ChamaReviewView) });
+/** A withdrawal's reviews, oldest first, each with its note. */
+export const ChamaReviewList = z.object({ items: z.array(ChamaReviewView) });
 export const ChamaWithdrawalPage = z.object({ items: z.array(ChamaWithdrawalView), nextCursor: NextCursor });
 
 /** Any chama command's answer: the chama, a member, a deposit or a withdrawal, depending on the command. */
@@ -251,7 +281,10 @@ export const ActorState = z.object({
   walletId: Id.describe("the wallet's or chama's id asked about"),
   loaded: z.boolean().describe("whether its actor is in memory on the node that answered"),
   state: z.union([z.string(), z.record(z.string(), z.unknown()), z.null()]).describe("the machine's state value; null when not loaded"),
-  context: z.record(z.string(), z.unknown()).nullable().describe("the machine's context (amounts as strings of minor units); null when not loaded"),
+  context: z
+    .record(z.string(), z.unknown())
+    .nullable()
+    .describe("the machine's context, every amount twice: `<name>Minor` in the asset's smallest unit (\"1250\") and `<name>` as a decimal (\"12.50\"); null when not loaded"),
   version: z.number().int().nullable(),
   mailboxDepth: z.number().int(),
   running: z.boolean(),
@@ -270,3 +303,37 @@ export const Problem = z
     retryAfter: z.number().int().optional().describe("RATE_LIMITED: seconds to wait (also in the Retry-After header)"),
   })
   .describe("RFC 9457 problem details");
+
+// Finding your things, and transfers between wallets and chamas.
+export const WalletPage = z.object({ items: z.array(WalletView), nextCursor: NextCursor }).describe("wallets, newest first");
+
+export const ChamaListItem = z.object({
+  id: Id,
+  name: z.string(),
+  asset: Asset,
+  status: z.enum(["active", "frozen", "closed"]),
+  createdAt: Time,
+  member: z
+    .object({
+      memberId: z.string(),
+      role: z.enum(["admin", "member"]).nullable().describe("null for a former member"),
+      status: z.enum(["member", "invited", "former"]),
+    })
+    .optional()
+    .describe("where the member listed stands in it (absent when a platform reader lists every chama)"),
+});
+export const ChamaPage = z.object({ items: z.array(ChamaListItem), nextCursor: NextCursor }).describe("chamas, newest first");
+
+/** A member's contribution from their wallet: a transfer whose receiver is the chama. */
+export const ContributionView = z.object({
+  id: Id.describe("the transfer's id"),
+  chamaId: Id,
+  fromWalletId: Id,
+  memberId: z.string().describe("the wallet's owner: whom the chama credits it to"),
+  asset: Asset,
+  amount: Money,
+  status: z.enum(["pending", "settled", "voided"]).describe("pending when accepted; settled once the chama took it, voided (money back) if it refused"),
+  reason: z.string().optional().describe("why it was voided"),
+  createdAt: Time,
+  updatedAt: Time,
+});

@@ -1,6 +1,8 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { ASSETS } from "../../lib/assets";
+import { compactIban, digitsOnly, isAbaRouting, isIban, KE_ACCOUNT, KE_BANK_CODE, PROVIDER_BANK_TOKEN, US_ACCOUNT } from "../../lib/bank-accounts";
+import { NETWORKS } from "../../lib/networks";
 import { PERMISSIONS } from "../../lib/principal";
 
 /**
@@ -25,9 +27,48 @@ export const MoneyIn = z.strictObject({
   reference: token(128).optional(),
 });
 
+/**
+ * Where a payout goes, one kind per `type`. Bank numbers are checked as far as a number can be
+ * (lib/bank-accounts.ts) and kept in their plain form (no spaces, IBANs upper case); a refusal names
+ * the field, never the value. Which assets may go where is checked once the wallet's asset is known
+ * (lib/networks.ts).
+ */
+const digits = (pattern: RegExp, message: string) => z.string().max(64).transform(digitsOnly).pipe(z.string().regex(pattern, message));
 export const Destination = z.discriminatedUnion("type", [
-  z.strictObject({ type: z.literal("bank"), account: text(64).regex(/^(?=.*[A-Za-z0-9])[A-Za-z0-9 \-]+$/, "letters, digits, spaces and dashes only") }),
-  z.strictObject({ type: z.literal("crypto"), network: token(32), address: token(128) }),
+  z
+    .strictObject({
+      type: z.literal("bank"),
+      account: z
+        .string()
+        .max(64)
+        .transform(compactIban)
+        .refine(isIban, "not a valid IBAN: check the country code, the length and the check digits")
+        .describe("an IBAN, spaces allowed (\"DE89 3704 0044 0532 0130 00\")"),
+    })
+    .describe("a bank account by its IBAN"),
+  z
+    .strictObject({
+      type: z.literal("us_bank"),
+      routing: digits(/^[0-9]{9}$/, "a routing number has 9 digits").refine(isAbaRouting, "not a valid ABA routing number").describe("the bank's 9-digit ABA routing number"),
+      account: digits(US_ACCOUNT, "a US account number has 4 to 17 digits").describe("the account number, 4 to 17 digits"),
+    })
+    .describe("a US bank account (ACH)"),
+  z
+    .strictObject({
+      type: z.literal("ke_bank"),
+      bankCode: z.string().regex(KE_BANK_CODE, "the bank's two-digit code (\"01\" KCB, \"68\" Equity, …)").describe("the bank's two-digit CBK code"),
+      account: digits(KE_ACCOUNT, "a Kenyan account number has 6 to 16 digits").describe("the account number, 6 to 16 digits"),
+    })
+    .describe("a Kenyan bank account"),
+  z
+    .strictObject({
+      type: z.literal("bank_token"),
+      token: z.string().max(80).regex(PROVIDER_BANK_TOKEN, "a Stripe bank account (ba_…) or bank token (btok_…)").describe("a bank account saved at the payment provider"),
+    })
+    .describe("a bank account held by the payment provider"),
+  z
+    .strictObject({ type: z.literal("crypto"), network: z.enum(NETWORKS), address: token(128) })
+    .describe("an address on a blockchain"),
 ]);
 
 export const RequestWithdrawal = z.strictObject({
@@ -120,3 +161,28 @@ export const ChamaWithdrawalQuery = z.strictObject({
   cursor: z.uuid().optional(),
 });
 export const AuditQuery = ListQuery;
+
+// Personal and group wallets meet (transfers between a wallet and a chama), and finding your things.
+/** A chama withdrawal paid into a wallet: one of the requester's own, in the chama's asset. */
+export const WalletDestination = z
+  .strictObject({ type: z.literal("wallet"), walletId: Uuid.describe("one of your own wallets, in the chama's asset") })
+  .describe("into one of your own wallets (moved at once when the withdrawal is continued)");
+/** Where a chama's withdrawal may go: wherever a wallet's may, or into a wallet of the requester's. */
+export const ChamaDestination = z.discriminatedUnion("type", [Destination, WalletDestination]);
+export const RequestChamaWithdrawal = z.strictObject({ amount: AmountText, destination: ChamaDestination });
+
+/** A member funds the chama from their own wallet (the chama is the path's). */
+export const CreateContribution = z.strictObject({ fromWalletId: Uuid.describe("the wallet the money leaves: yours, in the chama's asset"), amount: AmountText });
+
+/** A list's position: the id of the last item of the previous page (compared as a uuid, with its time). */
+export const IdCursor = Uuid.describe("the nextCursor of the previous page");
+export const ListWallets = z.strictObject({
+  ownerId: token(128).optional().describe("whose wallets (users: only their own; absent: your own, or every wallet for platform readers)"),
+  limit: PageLimit,
+  cursor: IdCursor.optional(),
+});
+export const ListChamas = z.strictObject({
+  memberId: MemberId.optional().describe("whose chamas (users: only their own; absent: your own, or every chama for platform readers)"),
+  limit: PageLimit,
+  cursor: IdCursor.optional(),
+});

@@ -6,12 +6,15 @@ import type { Db } from "../../lib/db";
 import { CofferError } from "../../lib/errors";
 import type { Asset } from "../../lib/assets";
 import { maxMinorFor, parseAmount } from "../../lib/money";
+import { payoutMismatch } from "../../lib/networks";
 import { fingerprint, idFromKey, newId } from "./ids";
+import { FieldError } from "./input";
 import type { z } from "zod";
 import type { CreateTransfer, CreateWallet, MoneyIn, RequestWithdrawal } from "./schemas";
 import { LruCache } from "../../lib/lru";
 import type { Vault } from "../security/encryption";
-import { maskDestination } from "./views";
+import { fillIn, maskDestination } from "./views";
+import { WithdrawalView } from "./outputs";
 import { authorize, type Action } from "../../lib/policy";
 import { claimOf as claimOfPrincipal, SYSTEM_CLAIM, type Principal } from "../../lib/principal";
 
@@ -97,6 +100,7 @@ export class WalletService {
   async requestWithdrawal(caller: Caller, key: string, walletId: string, input: z.infer<typeof RequestWithdrawal>): Promise<Reply> {
     const wallet = await this.walletFor(caller, "withdrawal.request", walletId);
     const amount = this.amount(input.amount, wallet.asset);
+    payableTo(wallet.asset, input.destination);
     const withdrawalId = newId();
     return this.send(walletId, caller, key, "withdrawal.request", walletId, { amount, destination: input.destination }, {
       type: "withdrawal.request",
@@ -119,7 +123,20 @@ export class WalletService {
         : step === "process"
           ? { type: "withdrawal.process", withdrawalId, at }
           : { type: `withdrawal.${step}`, withdrawalId, ...(reason ? { reason } : {}), at };
-    return this.send(walletId, caller, key, `withdrawal.${step}`, withdrawalId, { reason }, command);
+    return this.withStoredFields(await this.send(walletId, caller, key, `withdrawal.${step}`, withdrawalId, { reason }, command), withdrawalId);
+  }
+
+  /**
+   * A step's answer in the one shape of a withdrawal. The actor renders it from what the step
+   * changed; where the money goes and when it was asked never change, and come from the row that
+   * was committed with the answer (so a replay, stored without them, gets them too).
+   */
+  private async withStoredFields(reply: Reply, withdrawalId: string): Promise<Reply> {
+    if (reply.status >= 300 || ("destination" in reply.body && "createdAt" in reply.body)) return reply;
+    const [row] = await this.db`select destination, created_at from withdrawals where id = ${withdrawalId}`;
+    if (!row) return reply;
+    const stored = { destination: row.destination?.masked ?? { type: "unknown" }, createdAt: (row.created_at as Date).toISOString() };
+    return { status: reply.status, body: fillIn(reply.body, stored, WITHDRAWAL_KEYS) };
   }
 
   async createTransfer(caller: Caller, key: string, input: z.infer<typeof CreateTransfer>): Promise<Reply> {
@@ -195,6 +212,8 @@ export class WalletService {
   }
 }
 
+const WITHDRAWAL_KEYS = Object.keys(WithdrawalView.shape);
+
 function now(): string {
   return new Date().toISOString();
 }
@@ -204,9 +223,21 @@ export function claimOf(vault: Vault, caller: Caller, key: string, operation: st
   return { scope: caller.scope, key, fingerprint: fingerprint((t) => vault.mac(t), operation, target, normalized) };
 }
 
-/** A decimal amount in the asset's smallest unit, positive and under the configured maximum; else 400. */
-export function amountIn(text: string, asset: Asset, maxAmountMajor: bigint, path = "amount"): bigint {
+/**
+ * Refuses (400 NETWORK_MISMATCH, naming the field) a payout of `asset` to where it cannot travel:
+ * fiat to a chain, a coin to a bank, or a coin to a network that does not carry it (lib/networks.ts).
+ */
+export function payableTo(asset: Asset, destination: { type: string; network?: string }): void {
+  const mismatch = payoutMismatch(asset, destination);
+  if (mismatch) throw new FieldError(mismatch.field, mismatch.reason, "NETWORK_MISMATCH");
+}
+
+/**
+ * A decimal amount in the asset's smallest unit, positive and under the configured maximum; else
+ * 400 naming `field` (relative to the operation's input: `execute` says where it came from).
+ */
+export function amountIn(text: string, asset: Asset, maxAmountMajor: bigint, field = "amount"): bigint {
   const parsed = parseAmount(text, asset, maxMinorFor(maxAmountMajor, asset));
-  if (!parsed.ok) throw new CofferError("VALIDATION_FAILED", path === "amount" ? parsed.reason : `${path}: ${parsed.reason}`, { errors: [{ path, message: parsed.reason }] });
+  if (!parsed.ok) throw new FieldError(field, parsed.reason);
   return parsed.minor;
 }

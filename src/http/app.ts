@@ -10,11 +10,41 @@ import { rateLimits } from "./rate-limit";
 import { registerHealth } from "./health";
 import { docsHeaders, registerDocs } from "./docs";
 import { registerOperations } from "./operations";
+import { registerStripeWebhook } from "./stripe-webhook";
 import { tiersFrom } from "../security/rate-limit";
 import type { HttpDeps } from "./deps";
 import { instanceOf, sendError, sendProblem } from "./respond";
 
 const MAX_BODY_BYTES = 64 * 1024;
+
+/**
+ * The methods the app's routes take for a path (GET brings HEAD), from the routes registered when
+ * it is first asked: the operation table's, health's and the docs'. Hono patterns here are
+ * `:name` (one segment) and `:name{regex}`.
+ */
+function routeMethods(app: Hono): (path: string) => string[] {
+  let routes: { method: string; pattern: RegExp }[] | undefined;
+  return (path) => {
+    routes ??= app.routes
+      .filter((r) => r.method !== "ALL" && r.path !== "*")
+      .map((r) => ({ method: r.method, pattern: patternOf(r.path) }));
+    const methods = new Set(routes.filter((r) => r.pattern.test(path)).map((r) => r.method));
+    if (methods.has("GET")) methods.add("HEAD");
+    return [...methods].sort();
+  };
+}
+
+function patternOf(path: string): RegExp {
+  const source = path
+    .split("/")
+    .map((part) => {
+      const param = /^:[A-Za-z0-9_]+(?:\{(.+)\})?$/.exec(part);
+      if (param) return param[1] ? `(?:${param[1]})` : "[^/]+";
+      return part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    })
+    .join("/");
+  return new RegExp(`^${source}$`);
+}
 
 /** The REST API: one file per resource, one error handler, problem+json for every failure. */
 export function buildHttpApp(deps: HttpDeps): Hono {
@@ -78,8 +108,18 @@ export function buildHttpApp(deps: HttpDeps): Hono {
   registerHealth(app, deps);
   registerDocs(app);
   registerOperations(app, deps, { limiter: deps.limiter, tiers: tiersFrom(deps.config) });
+  registerStripeWebhook(app, deps.stripe);
 
-  app.notFound((c) => sendProblem(c, new CofferError("NOT_FOUND", "no such route").toProblem(instanceOf(c))));
+  const methodsFor = routeMethods(app);
+  app.notFound((c) => {
+    // A path a route serves, asked with another method, is 405 with the methods it takes. Asked with
+    // one of them, the route itself found nothing there (a docs file that is not one): 404.
+    const allowed = methodsFor(c.req.path);
+    if (!allowed.length || allowed.includes(c.req.method)) return sendProblem(c, new CofferError("NOT_FOUND", "no such route").toProblem(instanceOf(c)));
+    const res = sendProblem(c, new CofferError("METHOD_NOT_ALLOWED", `this path takes ${allowed.join(", ")}`).toProblem(instanceOf(c)));
+    res.headers.set("allow", allowed.join(", "));
+    return res;
+  });
   app.onError((error, c) => sendError(c, error));
   return app;
 }

@@ -7,9 +7,15 @@ import { scopeOf, type Principal } from "../../lib/principal";
 /** Routes anyone may call: liveness, and the API's reference (src/http/docs.ts). */
 const PUBLIC_PATHS = new Set(["/health", "/openapi.json", "/docs"]);
 
-/** A public route, or one of the reference page's own files (`/docs/…`). */
+/**
+ * Webhooks from payment providers: no credential, the provider's signature over the raw body
+ * instead (src/http/stripe-webhook.ts checks it before anything is written).
+ */
+export const WEBHOOK_PATHS = new Set(["/v1/webhooks/stripe"]);
+
+/** A public route, or one of the reference page's own files (`/docs/…`), or a webhook. */
 export function isPublicPath(path: string): boolean {
-  return PUBLIC_PATHS.has(path) || path.startsWith("/docs/");
+  return PUBLIC_PATHS.has(path) || path.startsWith("/docs/") || WEBHOOK_PATHS.has(path);
 }
 
 /**

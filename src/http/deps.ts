@@ -1,9 +1,11 @@
 import type { Cluster } from "../../actors/cluster";
 import type { ActorHost } from "../../actors/host";
 import type { ChamaService } from "../api/chama-service";
+import type { DepositService } from "../api/deposit-service";
 import type { WalletService } from "../api/wallet-service";
 import type { Db } from "../../lib/db";
 import type { Config } from "../config";
+import type { StripeRail } from "../integrations/stripe/rail";
 import type { ApiKeys } from "../security/api-keys";
 import type { Vault } from "../security/encryption";
 import type { RateLimiter } from "../security/rate-limit";
@@ -14,6 +16,7 @@ export interface HttpDeps {
   db: Db;
   ops: WalletService;
   chamas: ChamaService;
+  deposits: DepositService;
   host: ActorHost;
   /** Present in cluster mode (NATS_URL set). */
   cluster?: Cluster | undefined;
@@ -23,6 +26,8 @@ export interface HttpDeps {
   /** Shared rate limiter; undefined when RATE_LIMITS=off. */
   limiter: RateLimiter | undefined;
   config: Config;
+  /** Present when Stripe is configured: the webhook's intake. */
+  stripe?: StripeRail | undefined;
   /** Origins allowed to call from a browser; empty: CORS off. */
   corsOrigins: string[];
 }

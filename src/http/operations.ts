@@ -22,10 +22,13 @@ export function registerOperations(app: Hono, deps: OperationDeps, limits: Limit
 async function requestOf(c: Context, op: Operation) {
   const params = c.req.param() as Record<string, string>;
   const given = op.method === "GET" ? c.req.query() : await bodyOf(c);
-  for (const name of Object.keys(params)) {
-    if (Object.hasOwn(given, name)) throw new CofferError("VALIDATION_FAILED", `${name} belongs in the path, not in the ${op.method === "GET" ? "query" : "body"}`);
-  }
   const from = op.method === "GET" ? "query" : "body";
+  for (const name of Object.keys(params)) {
+    if (Object.hasOwn(given, name)) {
+      const message = `${name} belongs in the path, not in the ${from}`;
+      throw new CofferError("VALIDATION_FAILED", `invalid input: ${from}.${name}: ${message}`, { errors: [{ path: `${from}.${name}`, message }] });
+    }
+  }
   return {
     caller: callerOf(c),
     key: c.req.header("idempotency-key"),

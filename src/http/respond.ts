@@ -1,10 +1,11 @@
-import { redact, redactDeep } from "../../lib/redact";
+import { redactSecrets } from "../../lib/redact";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import type { Reply } from "../../actors/envelope";
 import { parse, parseJson } from "../api/input";
 import { replyOf } from "../api/reply";
+import { RETRY_AFTER_S } from "../db/errors";
 import { CofferError, type Problem } from "../../lib/errors";
 
 /** Every answer leaves through here: resources as JSON, failures as RFC 9457 problem+json. */
@@ -27,8 +28,12 @@ export function sendProblem(_c: Context, body: Problem): Response {
   const headers: Record<string, string> = { "content-type": "application/problem+json" };
   if (body.status === 401) headers["www-authenticate"] = 'Bearer realm="coffer"';
   if (body.status === 429 && typeof body.retryAfter === "number") headers["retry-after"] = String(body.retryAfter);
-  // Details are our own sentences, but some quote a field of the request: redact them anyway.
-  const safe = { ...body, detail: redact(body.detail), ...(Array.isArray(body.errors) ? { errors: redactDeep(body.errors) } : {}) };
+  // Every 503 (the ledger unavailable, the node overloaded, an actor moving between nodes) passes:
+  // say when to come back, the problem's own `retryAfter` when it has one.
+  if (body.status === 503) headers["retry-after"] = String(typeof body.retryAfter === "number" ? body.retryAfter : RETRY_AFTER_S);
+  // Details are our own sentences: what they quote of a request was redacted where it was quoted
+  // (src/api/input.ts), so our limits and ids leave exactly as written. No secret leaves, whatever.
+  const safe = { ...body, detail: redactSecrets(body.detail) };
   return new Response(JSON.stringify(safe), { status: body.status, headers });
 }
 

@@ -9,46 +9,184 @@ export interface Mismatch {
   actual?: string;
 }
 
+/** How far a check has come (and, at the end, what it looked at). */
+export interface VerifyProgress {
+  stage: "journals" | "wallets" | "chamas" | "done";
+  wallets: { checked: number; total: number };
+  chamas: { checked: number; total: number };
+  /** Every posting in the ledger (all were summed by journal), and the journals they make. */
+  postings: number;
+  journals: number;
+  /** Found so far; the report lists at most `limit` of them. */
+  mismatches: number;
+  elapsedMs: number;
+}
+
+export type VerifySummary = Omit<VerifyProgress, "stage">;
+
+export interface VerifyOptions {
+  /** Mismatches listed at most (all are counted). */
+  limit?: number;
+  /** Wallets (or chamas) read and checked per query: what bounds the memory a check takes. */
+  pageSize?: number;
+  /** Called after each stage and each page. */
+  onProgress?: (progress: VerifyProgress) => void;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  mismatches: Mismatch[];
+  summary: VerifySummary;
+}
+
+const LIMIT_DEFAULT = 1_000;
+const PAGE_SIZE_DEFAULT = 1_000;
+/** Withdrawals whose amount is held, per kind of account. */
+const WALLET_HOLDING = ["requested", "processing"];
+/** Journals that may take a wallet below zero: disputes, and refunds made at Stripe directly (src/workers/deposit-saga.ts). */
+const FORCED_KINDS = ["dispute", "deposit_refund_forced"];
+const CHAMA_HOLDING = ["pending_approval", "manual_review", "approved", "processing"];
+
 /**
  * Recomputes the books from the postings alone and compares them with what the actors wrote.
- * Every journal must sum to zero per asset and every posting belong to a journal; every wallet's posted balance must equal the sum of
- * its postings, its held amount the sum of its open withdrawals, and available must not be negative.
- * Chamas are accounts like wallets and are held to the same rules (reported with their id as walletId).
+ * Every journal must sum to zero per asset and every posting belong to a journal; every wallet's
+ * posted balance must equal the sum of its postings, its held amount the sum of its open
+ * withdrawals, and available must not be negative (a wallet's only as far as card disputes took
+ * it: its debt). Chamas are accounts like wallets and are held to
+ * the same rules (reported with their id as walletId).
+ *
+ * Memory stays bounded however large the ledger: journals are summed by Postgres (which spills to
+ * disk), and only their unbalanced ones come back (at most `limit`); wallets and chamas are read a
+ * page at a time in id order, each page with its own sums. The report lists at most `limit`
+ * mismatches and counts them all.
  */
-export async function verifyLedger(db: Db, limit = 1000): Promise<{ ok: boolean; mismatches: Mismatch[] }> {
-  const [unbalanced, orphans, posted, held, negative, assets, chamaPosted, chamaHeld, chamaNegative] = await Promise.all([
-    db`select journal_id, asset, sum(amount)::text as total from postings group by journal_id, asset having sum(amount) <> 0 limit ${limit}`,
-    db`select distinct p.journal_id from postings p left join journals j on j.id = p.journal_id where j.id is null limit ${limit}`,
-    db`select w.id, w.posted::text as expected, coalesce(p.total, 0)::text as actual
-       from wallets w left join (select account, sum(amount) as total from postings where account not like 'system:%' group by account) p
-         on p.account = w.id::text
-       where w.posted <> coalesce(p.total, 0) limit ${limit}`,
-    db`select w.id, w.held::text as expected, coalesce(h.total, 0)::text as actual
-       from wallets w left join (select wallet_id, sum(amount) as total from withdrawals where status in ('requested', 'processing') group by wallet_id) h
-         on h.wallet_id = w.id
-       where w.held <> coalesce(h.total, 0) limit ${limit}`,
-    db`select id, (posted - held)::text as actual from wallets where posted - held < 0 limit ${limit}`,
-    db`select distinct p.account, p.asset, a.asset as expected
-       from postings p join (select id, asset from wallets union all select id, asset from chamas) a on a.id::text = p.account
-       where p.asset <> a.asset limit ${limit}`,
-    db`select c.id, c.posted::text as expected, coalesce(p.total, 0)::text as actual
-       from chamas c left join (select account, sum(amount) as total from postings where account not like 'system:%' group by account) p
-         on p.account = c.id::text
-       where c.posted <> coalesce(p.total, 0) limit ${limit}`,
-    db`select c.id, c.held::text as expected, coalesce(h.total, 0)::text as actual
-       from chamas c left join (select chama_id, sum(amount) as total from chama_withdrawals
-           where status in ('pending_approval', 'manual_review', 'approved', 'processing') group by chama_id) h
-         on h.chama_id = c.id
-       where c.held <> coalesce(h.total, 0) limit ${limit}`,
-    db`select id, (posted - held)::text as actual from chamas where posted - held < 0 limit ${limit}`,
-  ]);
-  const mismatches: Mismatch[] = [
-    ...unbalanced.map((r) => ({ kind: "journal_unbalanced" as const, journalId: r.journal_id, asset: r.asset, expected: "0", actual: r.total })),
-    ...orphans.map((r) => ({ kind: "posting_orphan" as const, journalId: r.journal_id })),
-    ...[...posted, ...chamaPosted].map((r) => ({ kind: "posted_differs" as const, walletId: r.id, expected: r.expected, actual: r.actual })),
-    ...[...held, ...chamaHeld].map((r) => ({ kind: "held_differs" as const, walletId: r.id, expected: r.expected, actual: r.actual })),
-    ...[...negative, ...chamaNegative].map((r) => ({ kind: "negative_available" as const, walletId: r.id, expected: ">= 0", actual: r.actual })),
-    ...assets.map((r) => ({ kind: "asset_differs" as const, walletId: r.account, expected: r.expected, actual: r.asset })),
-  ];
-  return { ok: mismatches.length === 0, mismatches };
+export async function checkLedger(db: Db, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const limit = options.limit ?? LIMIT_DEFAULT;
+  const pageSize = options.pageSize ?? PAGE_SIZE_DEFAULT;
+  if (!Number.isInteger(pageSize) || pageSize < 1) throw new Error(`pageSize must be a positive integer, not ${pageSize}`);
+  const started = performance.now();
+  const mismatches: Mismatch[] = [];
+  let found = 0;
+  const add = (m: Mismatch) => {
+    found++;
+    if (mismatches.length < limit) mismatches.push(m);
+  };
+
+  const [totals] = await db`select (select count(*) from wallets)::text as wallets, (select count(*) from chamas)::text as chamas`;
+  const progress: VerifyProgress = {
+    stage: "journals",
+    wallets: { checked: 0, total: Number(totals!.wallets) },
+    chamas: { checked: 0, total: Number(totals!.chamas) },
+    postings: 0,
+    journals: 0,
+    mismatches: 0,
+    elapsedMs: 0,
+  };
+  const report = (stage: VerifyProgress["stage"]) => {
+    progress.stage = stage;
+    progress.mismatches = found;
+    progress.elapsedMs = Math.round(performance.now() - started);
+    options.onProgress?.({ ...progress, wallets: { ...progress.wallets }, chamas: { ...progress.chamas } });
+  };
+  report("journals");
+
+  // One pass over the postings, summed per journal and asset by Postgres; only the sums that are
+  // not zero come back, and at most `limit` of them.
+  const [journals] = await db`with sums as materialized (
+      select journal_id, asset, sum(amount) as total, count(*) as n from postings group by journal_id, asset
+    )
+    select (select coalesce(sum(n), 0) from sums)::text as postings,
+      (select count(distinct journal_id) from sums)::text as journals,
+      (select count(*) from sums where total <> 0)::text as unbalanced,
+      coalesce((select json_agg(u) from (select journal_id, asset, total::text as total from sums where total <> 0 limit ${limit}) u), '[]'::json) as listed`;
+  progress.postings = Number(journals!.postings);
+  progress.journals = Number(journals!.journals);
+  const unbalanced = journals!.listed as { journal_id: string; asset: string; total: string }[];
+  for (const r of unbalanced) add({ kind: "journal_unbalanced", journalId: r.journal_id, asset: r.asset, expected: "0", actual: r.total });
+  found += Number(journals!.unbalanced) - unbalanced.length;
+
+  // count(*) over () is taken before the limit: all orphans are counted, `limit` are listed.
+  const orphans = await db`select journal_id, (count(*) over ())::text as found from (
+      select distinct p.journal_id from postings p left join journals j on j.id = p.journal_id where j.id is null
+    ) o limit ${limit}`;
+  for (const r of orphans) add({ kind: "posting_orphan", journalId: r.journal_id });
+  if (orphans.length) found += Number(orphans[0]!.found) - orphans.length;
+  report("journals");
+
+  for (const kind of ["wallets", "chamas"] as const) {
+    let after: string | undefined;
+    // Keyset pages in id order: each is one bounded query, whatever the table's size. The loop
+    // ends at the first short page; the bound only guards against a table growing without end.
+    const pagesMax = Math.ceil(progress[kind].total / pageSize) + 1_000;
+    for (let page = 0; page < pagesMax; page++) {
+      const rows = await accountsPage(db, kind, after, pageSize);
+      for (const r of rows) check(r, add);
+      progress[kind].checked += rows.length;
+      report(kind);
+      if (rows.length < pageSize) break;
+      after = rows[rows.length - 1]!.id;
+    }
+  }
+  report("done");
+  const { stage: _, ...summary } = progress;
+  return { ok: found === 0, mismatches, summary };
+}
+
+/** The report the admin endpoint gives: whether the books are whole, and what is not. */
+export async function verifyLedger(db: Db, limit = LIMIT_DEFAULT): Promise<{ ok: boolean; mismatches: Mismatch[] }> {
+  const { ok, mismatches } = await checkLedger(db, { limit });
+  return { ok, mismatches };
+}
+
+interface AccountRow {
+  id: string;
+  asset: string;
+  posted: string;
+  held: string;
+  /** The sum of the account's postings, and the assets of any posting not in its own asset. */
+  postingsTotal: string;
+  otherAssets: string[] | null;
+  /** The sum of its withdrawals that hold money. */
+  holding: string;
+  /**
+   * What card disputes (and refunds made at Stripe directly) ever took from it, as a sum of its
+   * postings (≤ 0): the only way a wallet's available balance may go below zero (its debt).
+   */
+  forced: string;
+}
+
+/** One page of wallets or chamas after `after` (by id), each with its sums from the ledger. */
+async function accountsPage(db: Db, kind: "wallets" | "chamas", after: string | undefined, pageSize: number): Promise<AccountRow[]> {
+  const from = after ? db`where id > ${after}` : db``;
+  const rows =
+    kind === "wallets"
+      ? await db`select a.id, a.asset, a.posted::text as posted, a.held::text as held,
+            coalesce(p.total, 0)::text as postings_total, p.other_assets, coalesce(h.total, 0)::text as holding, coalesce(f.total, 0)::text as forced
+          from (select id, asset, posted, held from wallets ${from} order by id limit ${pageSize}) a
+          left join lateral (select sum(amount) as total, array_agg(distinct asset) filter (where asset <> a.asset) as other_assets
+            from postings where account = a.id::text) p on true
+          left join lateral (select sum(amount) as total from withdrawals where wallet_id = a.id and status = any(${db.array(WALLET_HOLDING)})) h on true
+          left join lateral (select sum(fp.amount) as total from postings fp join journals fj on fj.id = fp.journal_id
+            where fp.account = a.id::text and fj.kind = any(${db.array(FORCED_KINDS)})) f on true
+          order by a.id`
+      : await db`select a.id, a.asset, a.posted::text as posted, a.held::text as held,
+            coalesce(p.total, 0)::text as postings_total, p.other_assets, coalesce(h.total, 0)::text as holding
+          from (select id, asset, posted, held from chamas ${from} order by id limit ${pageSize}) a
+          left join lateral (select sum(amount) as total, array_agg(distinct asset) filter (where asset <> a.asset) as other_assets
+            from postings where account = a.id::text) p on true
+          left join lateral (select sum(amount) as total from chama_withdrawals where chama_id = a.id and status = any(${db.array(CHAMA_HOLDING)})
+            -- paid into a wallet: once processing, its money left for transit (posted out, no longer held)
+            and not (status = 'processing' and to_wallet_id is not null)) h on true
+          order by a.id`;
+  return rows.map((r) => ({ id: r.id, asset: r.asset, posted: r.posted, held: r.held, postingsTotal: r.postings_total, otherAssets: r.other_assets, holding: r.holding, forced: r.forced ?? "0" }));
+}
+
+function check(r: AccountRow, add: (m: Mismatch) => void): void {
+  if (BigInt(r.posted) !== BigInt(r.postingsTotal)) add({ kind: "posted_differs", walletId: r.id, expected: r.posted, actual: r.postingsTotal });
+  if (BigInt(r.held) !== BigInt(r.holding)) add({ kind: "held_differs", walletId: r.id, expected: r.held, actual: r.holding });
+  const available = BigInt(r.posted) - BigInt(r.held);
+  // Below zero only as far as card disputes took it (a wallet's debt), never otherwise.
+  const floor = BigInt(r.forced) < 0n ? BigInt(r.forced) : 0n;
+  if (available < floor) add({ kind: "negative_available", walletId: r.id, expected: `>= ${floor}`, actual: available.toString() });
+  for (const asset of r.otherAssets ?? []) add({ kind: "asset_differs", walletId: r.id, expected: r.asset, actual: asset });
 }

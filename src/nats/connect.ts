@@ -35,6 +35,27 @@ export async function natsConnectOptions(config: Config): Promise<NodeConnection
   return options;
 }
 
+/** The servers in NATS_URL as they may be logged: scheme, host and port, never a user or password in the URL. */
+export function natsServersShown(url: string): string[] {
+  return url
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => {
+      try {
+        const u = new URL(s.includes("://") ? s : `nats://${s}`);
+        return `${u.protocol}//${u.host}`;
+      } catch {
+        return "(unparsable server)";
+      }
+    });
+}
+
+/** How the node proves itself to NATS, by name only. */
+export function natsAuthShown(config: Config): "nkey" | "user and password" | "none" {
+  return config.NATS_NKEY_SEED_FILE ? "nkey" : config.NATS_USER ? "user and password" : "none";
+}
+
 /** A one-line secret from a file: surrounding whitespace (the trailing newline) dropped. */
 async function readSecretFile(variable: string, path: string): Promise<string> {
   let text: string;

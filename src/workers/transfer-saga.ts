@@ -1,6 +1,8 @@
 import { Backoff } from "../../lib/backoff";
 import { log, reason } from "../../lib/log";
 import type { Db } from "../../lib/db";
+import type { Reply } from "../../actors/envelope";
+import type { ChamaService } from "../api/chama-service";
 import type { WalletService } from "../api/wallet-service";
 import { newId } from "../api/ids";
 import { Pump } from "./pump";
@@ -10,12 +12,31 @@ import { Pump } from "./pump";
  * credit; `transfer.credited` asks A to settle; if B refuses, A voids (transit → A). Each step is
  * keyed by transfer id, so running one twice (after a crash, or on two nodes) has one effect. An
  * event stays pending until its next step has committed, so a restart resumes where it stopped.
+ *
+ * A and B may be a wallet and a chama, in the same shape:
+ * - a member's contribution, wallet → chama: the wallet's `transfer.reserved` (to a chama) asks the
+ *   chama to take it (`chama.transfer.credit`, credited to the member); the chama's
+ *   `chama.transfer.credited` asks the wallet to settle; if the chama refuses, the wallet voids.
+ * - a chama withdrawal paid into a wallet, chama → wallet (its transfer id is the withdrawal's id):
+ *   continuing it posted the money to transit (`chama.withdrawal.changed` to processing, into a
+ *   wallet), which asks the wallet to credit (`transfer.credit` from the chama); the wallet's
+ *   `transfer.credited` asks the chama to settle (the withdrawal completes); if the wallet refuses,
+ *   the chama voids (transit → chama: the withdrawal fails, the money is available again).
  */
-interface SagaEvent {
-  id: string;
-  type: "transfer.reserved" | "transfer.credited";
-  payload: { transferId: string; walletId: string; toWalletId?: string; fromWalletId?: string; asset: string; amount: string; at: string };
-}
+type SagaEvent =
+  | {
+      id: string;
+      type: "transfer.reserved";
+      payload: { transferId: string; walletId: string; toWalletId?: string; toChamaId?: string; memberId?: string; asset: string; amount: string };
+    }
+  | { id: string; type: "transfer.credited"; payload: { transferId: string; walletId: string; fromWalletId?: string; fromChamaId?: string } }
+  | { id: string; type: "chama.transfer.credited"; payload: { transferId: string; chamaId: string; fromWalletId: string } }
+  | { id: string; type: "chama.withdrawal.changed"; payload: { withdrawalId: string; chamaId: string; toWalletId: string; asset: string; amount: string } };
+
+/** A step the receiver refused for good (a business refusal), as opposed to one to try again (5xx). */
+const refused = (r: Reply) => r.status >= 400 && r.status < 500;
+/** A settle or void that finds nothing to do: it was taken before (a replay that lost its key, or a late duplicate). */
+const alreadyTaken = (r: Reply) => r.body.code === "INVALID_TRANSITION" || r.body.code === "WITHDRAWAL_NOT_FOUND";
 
 /** Events taken in one pass at most (their steps run at once). */
 const BATCH = 200;
@@ -35,6 +56,7 @@ export class TransferSaga {
   constructor(
     private readonly db: Db,
     private readonly ops: WalletService,
+    private readonly chamas: ChamaService,
     pollMs = 500,
   ) {
     this.pump = new Pump("transfer saga", () => this.pass(), pollMs);
@@ -82,32 +104,78 @@ export class TransferSaga {
 
   /** Take the next step for one event; true when that step has committed (or was already taken). */
   private async step(event: SagaEvent): Promise<boolean> {
-    const p = event.payload;
     const at = new Date().toISOString();
-    if (event.type === "transfer.reserved") {
-      const credit = await this.ops.system(p.toWalletId!, `transfer:${p.transferId}:credit`, {
-        type: "transfer.credit",
-        transferId: p.transferId,
-        journalId: newId(),
-        fromWalletId: p.walletId,
-        asset: p.asset,
-        amount: BigInt(p.amount),
-        at,
-      });
-      if (credit.status < 300) return true;
-      if (credit.status >= 500) return false;
-      // B refused (frozen, closed, gone): give A its money back.
-      const reason = String(credit.body.code ?? "REFUSED");
-      const voided = await this.ops.system(p.walletId, `transfer:${p.transferId}:void`, {
-        type: "transfer.void",
-        transferId: p.transferId,
-        journalId: newId(),
-        reason,
-        at,
-      });
-      return voided.status < 300 || voided.body.code === "INVALID_TRANSITION";
+    switch (event.type) {
+      case "transfer.reserved": {
+        const p = event.payload;
+        const credit =
+          p.toChamaId !== undefined
+            ? await this.chamas.system(p.toChamaId, `transfer:${p.transferId}:credit`, {
+                type: "chama.transfer.credit",
+                transferId: p.transferId,
+                journalId: newId(),
+                memberId: p.memberId!,
+                fromWalletId: p.walletId,
+                amount: BigInt(p.amount),
+                at: this.chamas.now(),
+              })
+            : await this.ops.system(p.toWalletId!, `transfer:${p.transferId}:credit`, {
+                type: "transfer.credit",
+                transferId: p.transferId,
+                journalId: newId(),
+                fromWalletId: p.walletId,
+                asset: p.asset,
+                amount: BigInt(p.amount),
+                at,
+              });
+        if (credit.status < 300) return true;
+        if (!refused(credit)) return false;
+        // B refused (frozen, closed, gone; a chama also when the owner is no longer a member): give A its money back.
+        const voided = await this.ops.system(p.walletId, `transfer:${p.transferId}:void`, {
+          type: "transfer.void",
+          transferId: p.transferId,
+          journalId: newId(),
+          reason: String(credit.body.code ?? "REFUSED"),
+          at,
+        });
+        return voided.status < 300 || alreadyTaken(voided);
+      }
+      case "transfer.credited": {
+        const p = event.payload;
+        const settled =
+          p.fromChamaId !== undefined
+            ? await this.chamas.system(p.fromChamaId, `transfer:${p.transferId}:settle`, { type: "chama.withdrawal.settle", withdrawalId: p.transferId, at: this.chamas.now() })
+            : await this.ops.system(p.fromWalletId!, `transfer:${p.transferId}:settle`, { type: "transfer.settle", transferId: p.transferId, at });
+        return settled.status < 300 || alreadyTaken(settled);
+      }
+      case "chama.transfer.credited": {
+        const p = event.payload;
+        const settled = await this.ops.system(p.fromWalletId, `transfer:${p.transferId}:settle`, { type: "transfer.settle", transferId: p.transferId, at });
+        return settled.status < 300 || alreadyTaken(settled);
+      }
+      case "chama.withdrawal.changed": {
+        const p = event.payload;
+        const credit = await this.ops.system(p.toWalletId, `transfer:${p.withdrawalId}:credit`, {
+          type: "transfer.credit",
+          transferId: p.withdrawalId,
+          journalId: newId(),
+          fromChamaId: p.chamaId,
+          asset: p.asset,
+          amount: BigInt(p.amount),
+          at,
+        });
+        if (credit.status < 300) return true;
+        if (!refused(credit)) return false;
+        // The wallet refused (frozen, closed): the withdrawal fails and the chama gets its money back.
+        const voided = await this.chamas.system(p.chamaId, `transfer:${p.withdrawalId}:void`, {
+          type: "chama.withdrawal.void",
+          withdrawalId: p.withdrawalId,
+          journalId: newId(),
+          reason: String(credit.body.code ?? "REFUSED"),
+          at: this.chamas.now(),
+        });
+        return voided.status < 300 || alreadyTaken(voided);
+      }
     }
-    const settled = await this.ops.system(p.fromWalletId!, `transfer:${p.transferId}:settle`, { type: "transfer.settle", transferId: p.transferId, at });
-    return settled.status < 300 || settled.body.code === "INVALID_TRANSITION";
   }
 }

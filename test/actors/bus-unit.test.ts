@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { BUS_COMMAND_TYPES } from "../../actors/bus/envelope-schema";
+import { depositMachine } from "../../machines/deposit.machine";
 import { BusGuard } from "../../actors/bus/guard";
 import { BusKeys } from "../../actors/bus/keys";
 import { ReplayGuard } from "../../actors/bus/replay";
@@ -45,6 +46,10 @@ describe("the bus schema and the machines", () => {
 
   test("the bus knows exactly the chama machine's commands, no more and no fewer", () => {
     expect([...BUS_COMMAND_TYPES.chama].sort() as string[]).toEqual(eventsOf(chamaMachine.events));
+  });
+
+  test("the bus knows exactly the deposit machine's commands, no more and no fewer", () => {
+    expect([...BUS_COMMAND_TYPES.deposit].sort() as string[]).toEqual(eventsOf(depositMachine.events));
   });
 });
 

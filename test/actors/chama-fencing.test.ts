@@ -40,7 +40,7 @@ afterAll(async () => {
 });
 
 const other = (side: Side) => (side === a ? b : a);
-const BANK = { type: "bank", account: "KE55 0000 1111 2222" } as const;
+const BANK = { type: "ke_bank", bankCode: "68", account: "0550001111222" } as const;
 const ENDED = ["completed", "failed", "rejected", "expired", "cancelled"];
 
 /** One caller's operation: its key, and every answer it got (which node, what it said). */

@@ -50,7 +50,7 @@ const retryable = (r: ApiResponse) => r.status === 503 && ["UNAVAILABLE", "OVERL
 async function stateOn(side: Side, walletId: string) {
   const res = await side.api("GET", `/admin/wallets/${walletId}/state`);
   expect(res.status).toBe(200);
-  return res.body as { loaded: boolean; version: number | null; context: { posted: string } | null };
+  return res.body as { loaded: boolean; version: number | null; context: { postedMinor: string; posted: string } | null };
 }
 
 async function walletOn(side: Side, walletId: string) {
@@ -150,7 +150,7 @@ describe("two nodes holding the same wallet in memory", () => {
     expect(onB.loaded).toBe(true);
     expect(onB.version).toBe(stored.version);
     expect(onA.version).toBe(stored.version - 1);
-    expect(onA.context!.posted).toBe("2000");
+    expect(onA.context!.postedMinor).toBe("2000");
 
     const requests = await payments(id, 100, 100);
     const tally = firstAnswers(requests);
@@ -177,7 +177,7 @@ describe("two nodes holding the same wallet in memory", () => {
     const id = await fundedWallet(a.api, "USD", "10.00");
     const first = await a.api("POST", `/v1/wallets/${id}/payments`, { amount: "1.00" });
     const second = await b.api("POST", `/v1/wallets/${id}/payments`, { amount: "2.00" });
-    expect((await stateOn(a, id)).context!.posted).toBe("900"); // A still believes the 2.00 was never paid
+    expect((await stateOn(a, id)).context!.postedMinor).toBe("900"); // A still believes the 2.00 was never paid
     const third = await a.api("POST", `/v1/wallets/${id}/payments`, { amount: "3.00" });
 
     expect([first, second, third].map((r) => [r.status, r.body.balance?.available])).toEqual([
@@ -188,7 +188,7 @@ describe("two nodes holding the same wallet in memory", () => {
     const stored = await walletOn(b, id);
     expect(stored.balance.posted).toBe("4.00");
     const [onA, onB] = await Promise.all([stateOn(a, id), stateOn(b, id)]);
-    expect({ version: onA.version, posted: onA.context?.posted }).toEqual({ version: stored.version, posted: "400" });
+    expect({ version: onA.version, posted: onA.context?.postedMinor }).toEqual({ version: stored.version, posted: "400" });
     expect(onB.version).toBe(stored.version - 1); // B is now the stale one, until its next request
     await verifyIsClean(a, b);
   });
@@ -196,7 +196,7 @@ describe("two nodes holding the same wallet in memory", () => {
   test("a stale node cannot spend money the other node already paid out", async () => {
     const id = await fundedWallet(a.api, "USD", "5.00");
     expect((await b.api("POST", `/v1/wallets/${id}/payments`, { amount: "5.00" })).status).toBe(201);
-    expect((await stateOn(a, id)).context!.posted).toBe("500"); // A's memory still holds 5.00
+    expect((await stateOn(a, id)).context!.postedMinor).toBe("500"); // A's memory still holds 5.00
 
     const spent = await a.api("POST", `/v1/wallets/${id}/payments`, { amount: "1.00" });
     expect({ status: spent.status, code: spent.body.code }).toEqual({ status: 409, code: "INSUFFICIENT_FUNDS" });
@@ -208,7 +208,7 @@ describe("two nodes holding the same wallet in memory", () => {
     const id = await fundedWallet(a.api, "USD", "1.00");
     expect((await a.api("POST", `/v1/wallets/${id}/payments`, { amount: "1.00" })).status).toBe(201);
     expect((await b.api("POST", `/v1/wallets/${id}/credits`, { amount: "5.00" })).status).toBe(201);
-    expect((await stateOn(a, id)).context!.posted).toBe("0"); // A's memory says the wallet is empty
+    expect((await stateOn(a, id)).context!.postedMinor).toBe("0"); // A's memory says the wallet is empty
 
     const paid = await a.api("POST", `/v1/wallets/${id}/payments`, { amount: "2.00" });
     expect({ status: paid.status, available: paid.body.balance?.available }).toEqual({ status: 201, available: "3.00" });

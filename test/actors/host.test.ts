@@ -95,7 +95,7 @@ describe("passivation", () => {
     const paid = await t.api("POST", `/v1/wallets/${id}/payments`, { amount: "1.00" });
     expect({ status: paid.status, available: paid.body.balance.available }).toEqual({ status: 201, available: "6.50" });
     const after = await liveState(id);
-    expect({ loaded: after.loaded, version: after.version, posted: after.context?.posted }).toEqual({
+    expect({ loaded: after.loaded, version: after.version, posted: after.context?.postedMinor }).toEqual({
       loaded: true,
       version: before.version! + 1,
       posted: "650",
@@ -195,9 +195,9 @@ describe("the mailbox limit", () => {
 });
 
 describe("GET /admin/wallets/:id/state", () => {
-  test("shows the machine state, the context with amounts as strings, the version and the mailbox depth", async () => {
+  test("shows the machine state, the context with every amount both in minor units and as a decimal, the version and the mailbox depth", async () => {
     const id = await fundedWallet(t.api, "USD", "10.00", "owner-state");
-    const withdrawal = await t.api("POST", `/v1/wallets/${id}/withdrawals`, { amount: "2.00", destination: { type: "bank", account: "12345678" } });
+    const withdrawal = await t.api("POST", `/v1/wallets/${id}/withdrawals`, { amount: "2.00", destination: { type: "bank", account: "DE89 3704 0044 0532 0130 00" } });
     expect(withdrawal.status).toBe(201);
     expect((await t.api("POST", `/v1/wallets/${id}/freeze`)).status).toBe(200);
 
@@ -210,8 +210,9 @@ describe("GET /admin/wallets/:id/state", () => {
         walletId: id,
         ownerId: "owner-state",
         asset: "USD",
-        posted: "1000",
-        withdrawals: { [withdrawal.body.id]: { amount: "200", status: "requested" } },
+        postedMinor: "1000",
+        posted: "10.00",
+        withdrawals: { [withdrawal.body.id]: { amountMinor: "200", amount: "2.00", status: "requested" } },
         outgoing: {},
       },
       version: (await stored(id)).version,

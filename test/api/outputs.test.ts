@@ -6,6 +6,7 @@ import { Problem } from "../../src/api/outputs";
 import { ADMIN, type As } from "../support/auth";
 import { NATS_URL, deleteClusterState } from "../support/nats";
 import { startTestNode, type ApiResponse, type TestNode } from "../support/node";
+import { stripeSettled } from "../support/stripe";
 
 /**
  * Every operation's `output` schema says what it really answers: a successful call of each table
@@ -92,8 +93,10 @@ describe("wallets", () => {
     expect((await call("withdrawals.process", { withdrawalId: requested.id })).status).toBe("processing");
     expect((await call("withdrawals.complete", { withdrawalId: requested.id })).status).toBe("completed");
 
-    const toFail = await call("wallets.withdrawals.create", { walletId }, { amount: "1.00", destination: CRYPTO });
-    expect(toFail.destination.type).toBe("crypto");
+    const eth = (await call("wallets.create", {}, { ownerId: "owner-withdraws", asset: "ETH" })).id as string;
+    await call("wallets.credits.create", { walletId: eth }, { amount: "2.5" });
+    const toFail = await call("wallets.withdrawals.create", { walletId: eth }, { amount: "1.0", destination: CRYPTO });
+    expect(toFail.destination).toEqual({ type: "crypto", network: "ethereum", address: "0x5290…9EE7" });
     expect(await call("withdrawals.fail", { withdrawalId: toFail.id }, { reason: "bank refused" })).toMatchObject({ status: "failed", reason: "bank refused" });
     expect((await call("withdrawals.get", { withdrawalId: toFail.id })).reason).toBe("bank refused");
 
@@ -150,11 +153,15 @@ describe("chamas", () => {
     expect((await call("chamas.withdrawals.approve", { chamaId, withdrawalId: w1.id }, { note: "agreed" }, user(B))).status).toBe("approved");
     expect((await call("chamas.withdrawals.park", { chamaId, withdrawalId: w1.id }, { note: "check the account" }, user(A))).status).toBe("manual_review");
     expect((await call("chamas.withdrawals.reject", { chamaId, withdrawalId: w1.id }, { note: "wrong account" }, user(B))).status).toBe("rejected");
-    const read = await call("chamas.withdrawals.get", { chamaId, withdrawalId: w1.id }, undefined, user(C));
-    expect(read.reviews.map((r: { decision: string }) => r.decision)).toEqual(["approve", "reject"]);
+    expect((await call("chamas.withdrawals.get", { chamaId, withdrawalId: w1.id }, undefined, user(C))).status).toBe("rejected");
+    const reviews = await call("chamas.withdrawals.reviews.list", { chamaId, withdrawalId: w1.id }, undefined, user(C));
+    expect(reviews.items.map((r: { decision: string; note?: string }) => [r.decision, r.note])).toEqual([
+      ["approve", "agreed"],
+      ["reject", "wrong account"],
+    ]);
 
     // Approved, continued, completed by the platform.
-    const w2 = await call("chamas.withdrawals.create", { chamaId }, { amount: "20.00", destination: CRYPTO }, user(C));
+    const w2 = await call("chamas.withdrawals.create", { chamaId }, { amount: "20.00", destination: { type: "ke_bank", bankCode: "68", account: "0123456789" } }, user(C));
     await call("chamas.withdrawals.approve", { chamaId, withdrawalId: w2.id }, {}, user(B));
     expect((await call("chamas.withdrawals.continue", { chamaId, withdrawalId: w2.id }, {}, user(C))).status).toBe("processing");
     expect((await call("chamas.withdrawals.complete", { chamaId, withdrawalId: w2.id })).status).toBe("completed");
@@ -191,6 +198,38 @@ describe("chamas", () => {
   }, 30_000);
 });
 
+describe("finding your things, and wallets meeting chamas", () => {
+  const run = crypto.randomUUID().slice(0, 8);
+  const [A, M] = ["founder", "saver"].map((n) => `${n}-${run}`) as [string, string];
+
+  test("the lists of wallets and chamas, a contribution from a wallet, and a withdrawal paid into one", async () => {
+    const chama = await call("chamas.create", {}, { name: "Meeting circle", asset: "USD", adminId: A });
+    const chamaId = chama.id as string;
+    await call("chamas.members.add", { chamaId }, { memberId: M }, user(A));
+    const walletId = (await call("wallets.create", {}, { ownerId: M, asset: "USD" })).id as string;
+    await call("wallets.credits.create", { walletId }, { amount: "50.00" });
+
+    const wallets = await call("wallets.list", {}, { limit: 1 }, user(M));
+    expect(wallets.items.map((w: { id: string }) => w.id)).toEqual([walletId]);
+    expect(wallets.nextCursor).toBeNull();
+    expect((await call("wallets.list", {}, { ownerId: M })).items).toHaveLength(1);
+    const chamas = await call("chamas.list", {}, { limit: 10 }, user(M));
+    expect(chamas.items).toEqual([{ id: chamaId, name: "Meeting circle", asset: "USD", status: "active", createdAt: expect.any(String), member: { memberId: M, role: "member", status: "member" } }]);
+    expect((await call("chamas.list", {}, { limit: 1 })).items[0].member).toBeUndefined();
+
+    const contribution = await call("chamas.contributions.create", { chamaId }, { fromWalletId: walletId, amount: "20.00" }, user(M));
+    expect(contribution).toMatchObject({ chamaId, fromWalletId: walletId, memberId: M, amount: "20.00", status: "pending" });
+    expect(await t.node.saga.idle()).toBe(true);
+
+    const w = await call("chamas.withdrawals.create", { chamaId }, { amount: "5.00", destination: { type: "wallet", walletId } }, user(M));
+    expect(w.destination).toEqual({ type: "wallet", walletId });
+    await call("chamas.withdrawals.approve", { chamaId, withdrawalId: w.id }, {}, user(A));
+    expect((await call("chamas.withdrawals.continue", { chamaId, withdrawalId: w.id }, {}, user(M))).status).toBe("processing");
+    expect(await t.node.saga.idle()).toBe(true);
+    expect(await call("chamas.withdrawals.get", { chamaId, withdrawalId: w.id }, undefined, user(M))).toMatchObject({ status: "completed", destination: { type: "wallet", walletId } });
+  }, 30_000);
+});
+
 describe("api keys", () => {
   test("issue, list, read, rotate and revoke", async () => {
     const created = await call("api-keys.create", {}, { name: "payroll", subject: "payroll-service", permissions: ["payments:write", "wallets:read"], rateLimitPerMinute: 600 });
@@ -201,6 +240,23 @@ describe("api keys", () => {
     expect((await call("api-keys.get", { keyId: created.id })).key).toBeUndefined();
     expect((await call("api-keys.rotate", { keyId: created.id }, { overlapSeconds: 60 })).key).not.toBe(created.key);
     expect((await call("api-keys.revoke", { keyId: bare.id })).revokedAt).toBeString();
+  }, 30_000);
+});
+
+describe("card deposits", () => {
+  test("a deposit made, paid, read and partly refunded answers as its schemas say", async () => {
+    const walletId = (await call("wallets.create", {}, { ownerId: "owner-cards", asset: "KES" })).id as string;
+    const made = await call("wallets.deposits.create", { walletId }, { amount: "1500.50" });
+    expect(made).toMatchObject({ walletId, asset: "KES", amount: "1500.50", status: "pending" });
+    expect(made.stripe.clientSecret).toBeString();
+    await t.stripe!.client.paymentIntents.confirm(made.stripe.paymentIntentId, { payment_method: "pm_card_visa" });
+    await stripeSettled(t.node, t.stripe!.standin);
+    const refund = await call("deposits.refunds.create", { depositId: made.id }, { amount: "0.50" });
+    expect(refund).toMatchObject({ depositId: made.id, amount: "0.50", status: "succeeded", external: false });
+    await stripeSettled(t.node, t.stripe!.standin);
+    const read = await call("deposits.get", { depositId: made.id });
+    expect(read).toMatchObject({ status: "partially_refunded", received: "1500.50", refunded: "0.50" });
+    expect(read.refunds).toHaveLength(1);
   }, 30_000);
 });
 

@@ -46,10 +46,12 @@ const CLOCKED_READS: Record<string, (body: any) => unknown> = {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 const SECRET = /^cof_[a-z0-9]+(_[A-Za-z0-9]+)?$/;
+/** Ids Stripe made (a PaymentIntent's and its client secret, a refund's): each fixture has its own. */
+const STRIPE_ID = /^(pi|re|ch|du|dp)_[A-Za-z0-9]+(_secret_[A-Za-z0-9]+)?$/;
 
 /** The body with every id, time and API-key secret or prefix replaced by a placeholder. */
 function apartFromIdsAndTimes(value: unknown): unknown {
-  if (typeof value === "string") return UUID.test(value) ? "<id>" : TIME.test(value) ? "<time>" : SECRET.test(value) ? "<key>" : value;
+  if (typeof value === "string") return UUID.test(value) ? "<id>" : TIME.test(value) ? "<time>" : SECRET.test(value) ? "<key>" : STRIPE_ID.test(value) ? "<stripe-id>" : value;
   if (Array.isArray(value)) return value.map(apartFromIdsAndTimes);
   if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, apartFromIdsAndTimes(v)]));
   return value;

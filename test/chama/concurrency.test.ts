@@ -120,7 +120,7 @@ describe("two admins approving at the same time", () => {
     const after = await c.withdrawal(w.id);
     expect(after.status).toBe("approved");
     expect([...after.approvals].sort()).toEqual([p.a2, p.a3].sort());
-    expect(after.reviews).toHaveLength(2);
+    expect(await c.reviews(w.id)).toHaveLength(2);
     expectProblem(await c.step(w.id, "approve", p.a1), 409, "INVALID_TRANSITION");
     const reviews = (await c.audit()).filter((e) => e.action === "chama.withdrawal.review" && e.target === w.id);
     expect(reviews).toHaveLength(2);
@@ -137,7 +137,7 @@ describe("two admins approving at the same time", () => {
     expect(winner.approvals).toHaveLength(1);
     const after = await c.withdrawal(w.id);
     expect(after).toMatchObject({ status: "approved", approvals: winner.approvals });
-    expect(after.reviews).toHaveLength(1);
+    expect(await c.reviews(w.id)).toHaveLength(1);
   });
 
   test("one approval and one rejection at once: exactly one decides", async () => {

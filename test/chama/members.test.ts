@@ -257,11 +257,11 @@ describe("removing members", () => {
     await expectRefusedAndUnchanged(c, () => c.call("POST", `/members/${p.a2}/role`, { role: "member" }, p.a1), 409, "NOT_ENOUGH_ADMINS");
   });
 
-  test("removing someone who is neither member nor invited is refused and changes nothing", async () => {
+  test("removing someone who is neither member nor invited is 404 MEMBER_NOT_FOUND and changes nothing", async () => {
     const p = people("a1", "a2", "ghost");
     const c = await newChama(n.t, { admins: [p.a1, p.a2] });
     const before = await c.audit();
-    expectProblem(await c.call("POST", `/members/${p.ghost}/remove`, {}, p.a1), 403, "NOT_A_MEMBER");
+    expectProblem(await c.call("POST", `/members/${p.ghost}/remove`, {}, p.a1), 404, "MEMBER_NOT_FOUND");
     expect(await c.audit()).toEqual(before);
   });
 
@@ -367,10 +367,10 @@ describe("deposits and contribution shares", () => {
     expect(expectOk(await c.call("POST", "/deposits", { memberId: p.m1, amount: "5.00" }, svc), 201).contributed).toBe("5.00");
   });
 
-  test("a deposit for someone who is not a member is refused; bad amounts are 400", async () => {
+  test("a deposit for someone who is not a member is 404 MEMBER_NOT_FOUND; bad amounts are 400", async () => {
     const p = people("a1", "a2", "ghost");
     const c = await newChama(n.t, { admins: [p.a1, p.a2], fund: "1.00" });
-    await expectRefusedAndUnchanged(c, () => c.call("POST", "/deposits", { memberId: p.ghost, amount: "5.00" }), 403, "NOT_A_MEMBER");
+    await expectRefusedAndUnchanged(c, () => c.call("POST", "/deposits", { memberId: p.ghost, amount: "5.00" }), 404, "MEMBER_NOT_FOUND");
     for (const amount of ["0", "0.00", "-1.00", "1.001", "1e3", 5, null, "99999999999999999999999999999999"]) {
       await expectRefusedAndUnchanged(c, () => c.call("POST", "/deposits", { memberId: p.a1, amount }), 400, "VALIDATION_FAILED");
     }

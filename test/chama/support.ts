@@ -133,6 +133,11 @@ export class Chama {
     return expectOk(await this.call("GET", `/withdrawals/${wid}`));
   }
 
+  /** A withdrawal's reviews, oldest first. */
+  async reviews(wid: string): Promise<any[]> {
+    return expectOk(await this.call("GET", `/withdrawals/${wid}/reviews`)).items;
+  }
+
   /** The first admin who is not the requester. */
   approverFor(requester: string, skip = 0): string {
     const a = this.admins.filter((x) => x !== requester)[skip];

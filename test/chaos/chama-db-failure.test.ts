@@ -107,7 +107,7 @@ async function runChain(chain: Chain): Promise<void> {
     await perform(chain, "deposit", `${path}/deposits`, { memberId: chain.requester, amount: chain.amount }, ADMIN);
     return;
   }
-  const requested = await perform(chain, "request", `${path}/withdrawals`, { amount: chain.amount, destination: { type: "bank", account: "KE77 4444 5555 6666" } }, user(chain.requester));
+  const requested = await perform(chain, "request", `${path}/withdrawals`, { amount: chain.amount, destination: { type: "ke_bank", bankCode: "01", account: "7744445555666" } }, user(chain.requester));
   if (requested.status !== 201) return;
   chain.withdrawalId = requested.body.id;
   const wpath = `${path}/withdrawals/${chain.withdrawalId}`;

@@ -79,7 +79,7 @@ async function loadUntilKilled(service: ServiceProcess): Promise<void> {
     if (roll < 0.35) return newOp("payment", from, `/v1/wallets/${from}/payments`, { amount: randomAmount(500) });
     if (roll < 0.5) return newOp("credit", from, `/v1/wallets/${from}/credits`, { amount: randomAmount(500) });
     if (roll < 0.65) {
-      return newOp("withdrawal", from, `/v1/wallets/${from}/withdrawals`, { amount: randomAmount(500), destination: { type: "bank", account: "12345678" } });
+      return newOp("withdrawal", from, `/v1/wallets/${from}/withdrawals`, { amount: randomAmount(500), destination: { type: "bank", account: "DE89 3704 0044 0532 0130 00" } });
     }
     const to = pick(wallets.filter((w) => w !== from));
     return newOp("transfer", from, "/v1/transfers", { fromWalletId: from, toWalletId: to, amount: randomAmount(500) });

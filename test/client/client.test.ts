@@ -114,7 +114,7 @@ describe("the typed client against a node", () => {
     const error = (await coffer.wallets.payments.create({ walletId, amount: "0.001" }).catch((e: unknown) => e)) as CofferApiError;
     expect(error).toBeInstanceOf(CofferApiError);
     expect(error.code).toBe("VALIDATION_FAILED");
-    expect(error.errors?.map((e) => e.path)).toEqual(["amount"]);
+    expect(error.errors?.map((e) => e.path)).toEqual(["body.amount"]);
   });
 
   test("a read with no credential is UNAUTHENTICATED", async () => {

@@ -1,14 +1,13 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Envelope, Reply } from "../../actors/envelope";
 import { shardOf } from "../../actors/shards";
-import { startNode, type Node } from "../../src/node";
-import { loadConfig } from "../../src/config";
-import { testKeys } from "../support/auth";
+import type { Node } from "../../src/node";
 import { clusterView, shardsSettled } from "../support/cluster";
 import { verifyIsClean } from "../support/ledger";
 import { deleteClusterState } from "../support/nats";
 import { createTestDatabase, type TestDatabase } from "../support/db";
-import { apiFor, type Api } from "../support/node";
+import type { Api } from "../support/node";
+import { serveOn } from "../support/split-brain";
 
 /**
  * A split brain forced on purpose: node A holds a wallet's shard, and node B is made to believe it
@@ -24,19 +23,7 @@ let db: TestDatabase;
 const nodes: { node: Node; api: Api; stop(): Promise<void> }[] = [];
 
 async function start(nodeId: string) {
-  const config = loadConfig({
-    JWT_KEYS_FILE: (await testKeys()).file,
-    RATE_LIMITS: "off",
-    DATABASE_URL: db.url,
-    NATS_URL,
-    NATS_SUBJECT_PREFIX: PREFIX,
-    SHARDS: String(SHARDS),
-    LEASE_TTL_MS: "2000",
-    NODE_ID: nodeId,
-  });
-  const node = await startNode(config, db.url);
-  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
-  nodes.push({ node, api: apiFor(`http://127.0.0.1:${server.port}`), stop: async () => (await server.stop(true), await node.close()) });
+  nodes.push(await serveOn(nodeId, db.url, { NATS_URL, NATS_SUBJECT_PREFIX: PREFIX, SHARDS: String(SHARDS), LEASE_TTL_MS: "2000", NODE_ID: nodeId }));
 }
 
 beforeAll(async () => {

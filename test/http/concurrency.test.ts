@@ -16,7 +16,7 @@ beforeAll(async () => {
 });
 afterAll(() => t.stop());
 
-const BANK = { type: "bank", account: "12345678" } as const;
+const BANK = { type: "bank", account: "DE89 3704 0044 0532 0130 00" } as const;
 
 async function balanceOf(walletId: string): Promise<{ posted: string; held: string; available: string }> {
   const res = await t.api("GET", `/v1/wallets/${walletId}`);

@@ -13,7 +13,7 @@ beforeAll(async () => {
 });
 afterAll(() => t.stop());
 
-const BANK = { type: "bank", account: "12345678" } as const;
+const BANK = { type: "bank", account: "DE89 3704 0044 0532 0130 00" } as const;
 const key = () => `key-${crypto.randomUUID()}`;
 
 function fiveAtOnce(send: () => Promise<ApiResponse>): Promise<ApiResponse[]> {

@@ -13,7 +13,7 @@ beforeAll(async () => {
 });
 afterAll(() => t.stop());
 
-const bank = { type: "bank", account: "DE89 3704 0044" };
+const bank = { type: "bank", account: "DE89 3704 0044 0532 0130 00" };
 const unknownId = () => crypto.randomUUID();
 
 /** What the world looks like: every wallet's view and transactions, and how many rows each table holds. */

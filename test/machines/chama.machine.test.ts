@@ -162,7 +162,7 @@ describe("members", () => {
   test("ids that name object prototype properties are never mistaken for members", () => {
     const s = chama();
     for (const id of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
-      expectRejected(s, deposit(id, 1n), "NOT_A_MEMBER");
+      expectRejected(s, deposit(id, 1n), "MEMBER_NOT_FOUND");
       expectRejected(s, request("wd-p", id, 1n), "NOT_A_MEMBER");
       expectRejected(s, { type: "chama.member.accept", memberId: id }, "NOT_INVITED");
       expectRejected(s, approve("wd-p", id), "NOT_A_MEMBER");
@@ -211,13 +211,13 @@ describe("members", () => {
     expect(next.context.invitations).toEqual({});
     expect(effects.map((e) => e.type)).toEqual(["chama.member.invitation_revoked", "chama.audit.recorded"]);
     expectRejected(next, { type: "chama.member.accept", memberId: "zed" }, "NOT_INVITED");
-    expectRejected(next, { type: "chama.member.remove", memberId: "zed", by: "bob" }, "NOT_A_MEMBER");
+    expectRejected(next, { type: "chama.member.remove", memberId: "zed", by: "bob" }, "MEMBER_NOT_FOUND");
   });
 
-  test("a removed member cannot request a withdrawal, deposit, or act on the chama: NOT_A_MEMBER", () => {
+  test("a removed member cannot request a withdrawal or act on the chama (NOT_A_MEMBER), nor be credited a deposit (MEMBER_NOT_FOUND)", () => {
     const removed = run(chama(), { type: "chama.member.remove", memberId: "dave", by: "alice" });
     expectRejected(removed, request("wd-1", "dave", 1n), "NOT_A_MEMBER");
-    expectRejected(removed, deposit("dave", 1n), "NOT_A_MEMBER");
+    expectRejected(removed, deposit("dave", 1n), "MEMBER_NOT_FOUND");
     expectRejected(removed, { type: "chama.member.remove", memberId: "erin", by: "dave" }, "NOT_A_MEMBER");
   });
 
@@ -375,8 +375,24 @@ describe("deposits", () => {
     expect(s.context.posted).toBe(60n);
   });
 
-  test("a deposit by a stranger is NOT_A_MEMBER; a non-positive one is VALIDATION_FAILED", () => {
-    expectRejected(chama(), deposit("mallory", 10n), "NOT_A_MEMBER");
+  test("a deposit for someone who is not a member is MEMBER_NOT_FOUND naming them, not a refusal of the caller", () => {
+    const { effects } = step(chama(), deposit("mallory", 10n));
+    expect(effects).toEqual([{ type: "rejected", code: "MEMBER_NOT_FOUND", detail: "no member mallory in this chama" }]);
+  });
+
+  test("a role change or a removal naming someone the chama does not have is MEMBER_NOT_FOUND naming them", () => {
+    const role = step(chama(), { type: "chama.member.role", memberId: "zed", role: "admin", by: "alice" }).effects;
+    expect(role).toEqual([{ type: "rejected", code: "MEMBER_NOT_FOUND", detail: "no member zed in this chama" }]);
+    const remove = step(chama(), { type: "chama.member.remove", memberId: "zed", by: "alice" }).effects;
+    expect(remove).toEqual([{ type: "rejected", code: "MEMBER_NOT_FOUND", detail: "no member zed in this chama" }]);
+  });
+
+  test("a member id that looks like an account number is masked in the refusal that names it", () => {
+    const { effects } = step(chama(), deposit("254712345678", 10n));
+    expect(effects).toEqual([{ type: "rejected", code: "MEMBER_NOT_FOUND", detail: "no member ****5678 in this chama" }]);
+  });
+
+  test("a non-positive deposit is VALIDATION_FAILED", () => {
     expectRejected(chama(), deposit("dave", 0n), "VALIDATION_FAILED");
     expectRejected(chama(), deposit("dave", -5n), "VALIDATION_FAILED");
   });

@@ -228,6 +228,46 @@ describe("transfers", () => {
   });
 });
 
+describe("transfers with a chama", () => {
+  const toChama = (transferId: string, amount: bigint): Command => ({ type: "transfer.reserve", transferId, journalId: `j-${transferId}`, toChamaId: "c-1", amount });
+
+  test("a contribution reserves like any transfer, names the chama, and attributes it to the wallet's owner", () => {
+    const { next, effects } = step(activeWallet(1000n), toChama("t-c", 250n));
+    expect(next.context.posted).toBe(750n);
+    expect(next.context.outgoing).toEqual({ "t-c": { amount: 250n, toChamaId: "c-1" } });
+    const reserved = effects[0]!;
+    if (reserved.type !== "transfer.reserved") throw new Error(`unexpected ${reserved.type}`);
+    expect(reserved).toMatchObject({ toChamaId: "c-1", memberId: "owner-1", amount: 250n });
+    expect(reserved.toWalletId).toBeUndefined();
+    expectMove(reserved.journal, WALLET, SYSTEM_ACCOUNT.transit, 250n);
+  });
+
+  test("it settles or is voided (the money back) as a transfer to a wallet is, naming the chama", () => {
+    const reserved = run(activeWallet(1000n), toChama("t-c", 250n));
+    expect(step(reserved, { type: "transfer.settle", transferId: "t-c" }).effects).toEqual([
+      { type: "transfer.settled", walletId: WALLET, asset: "USD", at: AT, transferId: "t-c", toChamaId: "c-1", amount: 250n },
+    ]);
+    const { next, effects } = step(reserved, { type: "transfer.void", transferId: "t-c", journalId: "j-v", reason: "NOT_A_MEMBER" });
+    expect(next.context.posted).toBe(1000n);
+    expect(effects[0]).toMatchObject({ type: "transfer.voided", toChamaId: "c-1", reason: "NOT_A_MEMBER" });
+  });
+
+  test("it is refused beyond the available balance, and by a frozen wallet", () => {
+    expectRejected(activeWallet(100n), toChama("t-c", 250n), "INSUFFICIENT_FUNDS");
+    expectRejected(run(activeWallet(1000n), freeze), toChama("t-c", 250n), "WALLET_FROZEN");
+  });
+
+  test("a chama's withdrawal paid into the wallet is credited from transit, naming the chama", () => {
+    const { next, effects } = step(activeWallet(10n), { type: "transfer.credit", transferId: "wd-1", journalId: "j-c", fromChamaId: "c-1", asset: "USD", amount: 300n });
+    expect(next.context.posted).toBe(310n);
+    const credited = effects[0]!;
+    if (credited.type !== "transfer.credited") throw new Error(`unexpected ${credited.type}`);
+    expect(credited).toMatchObject({ fromChamaId: "c-1", transferId: "wd-1" });
+    expectMove(credited.journal, SYSTEM_ACCOUNT.transit, WALLET, 300n);
+    expectRejected(run(activeWallet(), freeze), { type: "transfer.credit", transferId: "wd-1", journalId: "j-c", fromChamaId: "c-1", asset: "USD", amount: 300n }, "WALLET_FROZEN");
+  });
+});
+
 test("a wallet restored from its persisted value and context behaves exactly like the live one", () => {
   // The host persists { value, context } and restores it with resolveState after passivation or a restart.
   const live: Snapshot = run(activeWallet(1000n), withdraw("wd-1", 100n), reserve("t-1", 200n), freeze);

@@ -125,6 +125,15 @@ describe("bad input, as on REST", () => {
   test("an unknown operation is a 404", async () => {
     expect((await call("wallets.delete", {})).body.code).toBe("NOT_FOUND");
   });
+
+  test("every field error names the payload as where the field came from, the schema's and the asset's alike", async () => {
+    const walletId = await fundedWallet(t.api, "USD", "10.00");
+    const schema = await call("wallets.payments.create", { walletId, amount: 1 });
+    expect(schema.body.errors).toEqual([{ path: "payload.amount", message: expect.any(String) }]);
+    const scale = await call("wallets.payments.create", { walletId, amount: "1.001" });
+    expect(scale.body.errors).toEqual([{ path: "payload.amount", message: "USD allows at most 2 decimals" }]);
+    expect(scale.body.detail).toBe("invalid input: payload.amount: USD allows at most 2 decimals");
+  });
 });
 
 test("the payment rate limit applies to NATS callers too", async () => {

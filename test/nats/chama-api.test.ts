@@ -53,7 +53,7 @@ interface Reply {
   body: any;
 }
 
-const BANK = { type: "bank", account: "KE00 1111 2222 3333" } as const;
+const BANK = { type: "ke_bank", bankCode: "11", account: "0011112222333" } as const;
 
 async function call(operation: string, payload: unknown, opts: { as?: As; key?: string | null; raw?: string } = {}): Promise<Reply> {
   const h = headers();
@@ -112,7 +112,8 @@ describe("a chama's whole life over NATS request-reply", () => {
 
     const wOverNats = ok(await call("chamas.withdrawals.get", { chamaId, withdrawalId }, { key: null, as: user(p.chebet) }));
     expect(wOverNats).toMatchObject({ status: "completed", approvals: [p.baraka] });
-    expect(wOverNats.reviews).toEqual([expect.objectContaining({ reviewerId: p.baraka, decision: "approve", note: "looks right" })]);
+    const reviews = ok(await call("chamas.withdrawals.reviews.list", { chamaId, withdrawalId }, { key: null, as: user(p.chebet) }));
+    expect(reviews.items).toEqual([expect.objectContaining({ reviewerId: p.baraka, decision: "approve", note: "looks right" })]);
     const wRest = await t.api("GET", `/v1/chamas/${chamaId}/withdrawals/${withdrawalId}`, undefined, { as: user(p.chebet) });
     expect({ status: wRest.status, body: wRest.body }).toEqual({ status: 200, body: wOverNats });
 

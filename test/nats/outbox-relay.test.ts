@@ -72,7 +72,7 @@ test("an event published twice (a relay that crashed before marking it) is store
 
 test("destinations never travel in events", async () => {
   const w = await fundedWallet(t.api, "USD", "5.00");
-  expect((await t.api("POST", `/v1/wallets/${w}/withdrawals`, { amount: "1.00", destination: { type: "bank", account: "99887766554433" } })).status).toBe(201);
+  expect((await t.api("POST", `/v1/wallets/${w}/withdrawals`, { amount: "1.00", destination: { type: "us_bank", routing: "021000021", account: "99887766554433" } })).status).toBe(201);
   expect(await t.node.relay!.idle()).toBe(true);
   const text = JSON.stringify(await streamed());
   expect(text).not.toContain("99887766554433");

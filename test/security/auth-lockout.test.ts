@@ -48,6 +48,7 @@ async function countedApp(t: TestNode): Promise<{ api: Api; apiKeys: CountingApi
     db: t.node.db,
     ops: t.node.ops,
     chamas: t.node.chamas,
+    deposits: t.node.deposits,
     vault: t.node.vault,
     host: t.node.host,
     authenticator: new Authenticator(ring, TOKEN_SETTINGS, apiKeys),

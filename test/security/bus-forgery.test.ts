@@ -84,7 +84,7 @@ beforeAll(async () => {
   const p = people("victim", "attacker", "admin1", "admin2", "member");
   const victim = await fundedWallet(t.api, "USD", "100.00", p.victim);
   const attackerWallet = await fundedWallet(t.api, "USD", "10.00", p.attacker);
-  const withdrawal = await t.api("POST", `/v1/wallets/${victim}/withdrawals`, { amount: "5.00", destination: { type: "bank", account: "DE89 3704 0044" } });
+  const withdrawal = await t.api("POST", `/v1/wallets/${victim}/withdrawals`, { amount: "5.00", destination: { type: "bank", account: "DE89 3704 0044 0532 0130 00" } });
   expect(withdrawal.status).toBe(201);
   chama = await newChama(t, { admins: [p.admin1, p.admin2], members: [p.member], fund: "50.00" });
   const pending = await chama.requested(p.member, "10.00");
@@ -137,7 +137,7 @@ interface Fixture {
 const uuid = () => crypto.randomUUID();
 const now = () => new Date().toISOString();
 
-function envelopeOf(kind: Kind, command: WalletCommand | ChamaCommand, principal: PrincipalClaim, key: string = uuid()): Envelope {
+function envelopeOf(kind: Kind, command: Envelope["command"], principal: PrincipalClaim, key: string = uuid()): Envelope {
   const scope = principal.role === "system" ? "system" : scopeOf(principal);
   return { kind, command, principal, idempotency: { scope, key, fingerprint: `forged-${key}` } } as Envelope;
 }
@@ -179,6 +179,16 @@ function walletFixture(type: string): { command: WalletCommand; principal: Princ
       return system({ type, at, transferId: uuid() });
     case "transfer.void":
       return system({ type, at, transferId: uuid(), journalId: uuid(), reason: "forged" });
+    // Card money steps (the deposit saga's): a forged credit would mint money, a forged return refund it twice.
+    case "deposit.credit":
+      return system({ type, at, depositId: uuid(), journalId: uuid(), amount: 9_999_900n });
+    case "deposit.refund.debit":
+      return system({ type, at, depositId: uuid(), refundId: uuid(), journalId: uuid(), amount: 9_000n, force: true });
+    case "deposit.refund.return":
+      return system({ type, at, depositId: uuid(), refundId: uuid(), journalId: uuid(), amount: 9_999_900n });
+    case "deposit.dispute.debit":
+    case "deposit.dispute.return":
+      return system({ type, at, depositId: uuid(), disputeId: "dp_forged", journalId: uuid(), amount: 9_000n });
     default:
       throw new Error(`no forgery fixture for the wallet command ${type}: add one to walletFixture`);
   }
@@ -230,6 +240,12 @@ function chamaFixture(type: string): { command: ChamaCommand; principal: Princip
       return byAdmin1({ type, at, withdrawalId, by: x.admin1, reason: "forged" });
     case "chama.withdrawal.expire":
       return { command: { type, at, withdrawalId }, principal: SYSTEM_CLAIM };
+    case "chama.transfer.credit":
+      return { command: { type, at, transferId: uuid(), journalId: uuid(), memberId: x.admin1, fromWalletId: x.attackerWallet, amount: 9_999_900n }, principal: SYSTEM_CLAIM };
+    case "chama.withdrawal.settle":
+      return { command: { type, at, withdrawalId }, principal: SYSTEM_CLAIM };
+    case "chama.withdrawal.void":
+      return { command: { type, at, withdrawalId, journalId: uuid(), reason: "forged" }, principal: SYSTEM_CLAIM };
     default:
       throw new Error(`no forgery fixture for the chama command ${type}: add one to chamaFixture`);
   }
@@ -467,9 +483,23 @@ describe("a correctly signed envelope the caller may not send is refused, and ch
 
   test("every command that moves money, one minor unit over MAX_AMOUNT, is refused by the machine with LIMIT_EXCEEDED", async () => {
     const moving = ALL_TYPES.map(([kind, type]) => fixture(kind, type)).filter((f) => "amount" in f.envelope.command);
-    // credit, payment, withdrawal request, transfer reserve and credit; chama deposit and withdrawal request.
+    // credit, payment, withdrawal request, transfer reserve and credit, the card money steps; chama deposit, contribution credit and withdrawal request.
     expect(moving.map((f) => `${f.kind}:${f.envelope.command.type}`).sort()).toEqual(
-      ["chama:chama.deposit", "chama:chama.withdrawal.request", "wallet:transfer.credit", "wallet:transfer.reserve", "wallet:wallet.credit", "wallet:wallet.payment", "wallet:withdrawal.request"].sort(),
+      [
+        "chama:chama.deposit",
+        "chama:chama.transfer.credit",
+        "chama:chama.withdrawal.request",
+        "wallet:deposit.credit",
+        "wallet:deposit.dispute.debit",
+        "wallet:deposit.dispute.return",
+        "wallet:deposit.refund.debit",
+        "wallet:deposit.refund.return",
+        "wallet:transfer.credit",
+        "wallet:transfer.reserve",
+        "wallet:wallet.credit",
+        "wallet:wallet.payment",
+        "wallet:withdrawal.request",
+      ].sort(),
     );
     const { idempotency_keys: _k, ...before } = await state();
     let sent = 0;
@@ -529,7 +559,20 @@ describe("a correctly signed envelope the caller may not send is refused, and ch
 
   test("the system's own steps sent by a user or an admin, and a user's command sent as the system, answer 403", async () => {
     const systemOnly = ALL_TYPES.map(([kind, type]) => fixture(kind, type)).filter((f) => f.envelope.principal.role === "system");
-    expect(systemOnly.map((f) => `${f.kind}:${f.envelope.command.type}`).sort()).toEqual(["chama:chama.withdrawal.expire", "wallet:transfer.credit", "wallet:transfer.settle", "wallet:transfer.void"]);
+    expect(systemOnly.map((f) => `${f.kind}:${f.envelope.command.type}`).sort()).toEqual([
+      "chama:chama.transfer.credit",
+      "chama:chama.withdrawal.expire",
+      "chama:chama.withdrawal.settle",
+      "chama:chama.withdrawal.void",
+      "wallet:deposit.credit",
+      "wallet:deposit.dispute.debit",
+      "wallet:deposit.dispute.return",
+      "wallet:deposit.refund.debit",
+      "wallet:deposit.refund.return",
+      "wallet:transfer.credit",
+      "wallet:transfer.settle",
+      "wallet:transfer.void",
+    ]);
     await expectUnchangedBy(async () => {
       for (const f of systemOnly) {
         for (const principal of [ADMIN_CLAIM, userClaim(x.victimOwner), userClaim(x.admin1)]) {

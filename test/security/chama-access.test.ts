@@ -131,8 +131,8 @@ describe("the table", () => {
     }
   });
 
-  test("every chama operation acts on a chama, except starting one", () => {
-    expect(CHAMA_ROUTES.filter((r) => r.op.ownedBy !== "chama").map((r) => r.op.name)).toEqual(["chamas.create"]);
+  test("every chama operation acts on a chama, except starting one and listing yours", () => {
+    expect(CHAMA_ROUTES.filter((r) => r.op.ownedBy !== "chama").map((r) => r.op.name).sort()).toEqual(["chamas.create", "chamas.list"]);
     expect(OPERATIONS.filter((op) => op.ownedBy === "chama" && !CHAMA_ROUTES.some((r) => r.op === op))).toEqual([]);
   });
 });

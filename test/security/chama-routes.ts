@@ -74,6 +74,18 @@ export const CHAMA_OVERRIDES: Record<string, Partial<Record<Who, Expected>>> = {
   // Only the chama's admins read its log. Other members, current or former, may read the chama,
   // so are told FORBIDDEN (src/api/chama-queries.ts); a stranger or an invitee sees it as missing.
   "chamas.audit": { member: FORBIDDEN, former: FORBIDDEN },
+  // A list of the caller's own chamas: an invitee finds the chama they are invited to (and every
+  // user gets their own list, a stranger an empty one).
+  "chamas.list": { invitee: 200 },
+  // The fixture's wallet is MEMBER's: any other user is told it does not exist (before anything is
+  // written); platform credentials may move its money, credited to MEMBER.
+  "chamas.contributions.create": {
+    chamaAdmin: edge("WALLET_NOT_FOUND"),
+    invitee: edge("WALLET_NOT_FOUND"),
+    former: edge("WALLET_NOT_FOUND"),
+    platformAdmin: 201,
+    service: 201,
+  },
 };
 
 export interface ChamaRouteCase {

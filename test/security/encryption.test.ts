@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ensureVaultFile, Vault } from "../../src/security/encryption";
 import { loadConfig } from "../../src/config";
 import { fundedWallet, startTestNode, type TestNode } from "../support/node";
+import { testDir } from "../support/temp";
 
 /** Payout destinations are sealed at rest: AES-256-GCM, key by id, bound to their row. */
-const dir = mkdtempSync(join(tmpdir(), "coffer-vault-"));
+const dir = testDir("vault");
 
 describe("the vault", () => {
   test("opens what it sealed, for the same row only, and refuses tampering", async () => {

@@ -28,6 +28,7 @@ async function appWith(parts: Partial<HttpDeps>) {
     db: t.node.db,
     ops: t.node.ops,
     chamas: t.node.chamas,
+    deposits: t.node.deposits,
     vault: t.node.vault,
     host: t.node.host,
     authenticator: new Authenticator(ring, TOKEN_SETTINGS, apiKeys),

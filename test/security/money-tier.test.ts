@@ -11,7 +11,15 @@ import { callNats, callRest, operationFixtures, type Answer, type CallOptions, t
  * both transports, because src/api/execute.ts applies it from the table's `tier`. The set of such
  * operations is written out here by name, so a new one must be classified on purpose.
  */
-const MONEY_OUT = ["wallets.payments.create", "wallets.withdrawals.create", "transfers.create", "chamas.withdrawals.create", "chamas.withdrawals.continue"];
+const MONEY_OUT = [
+  "wallets.payments.create",
+  "wallets.withdrawals.create",
+  "transfers.create",
+  "chamas.contributions.create",
+  "chamas.withdrawals.create",
+  "chamas.withdrawals.continue",
+  "deposits.refunds.create",
+];
 
 /** Money-tier calls a caller gets per minute (and per second): tiny, so the suite reaches it at once. */
 const LIMIT = 3;

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startNode, type Node } from "../../src/node";
-import { loadConfig } from "../../src/config";
-import { testKeys, tokenFor } from "../support/auth";
-import { apiFor, fundedWallet, startTestNode, type Api, type TestNode } from "../support/node";
+import type { Node } from "../../src/node";
+import { tokenFor } from "../support/auth";
+import { fundedWallet, startTestNode, type Api, type TestNode } from "../support/node";
+import { serveOn } from "../support/split-brain";
 
 /**
  * Rate limits are shared state: two nodes on one database enforce one limit together. Each suite
@@ -20,16 +20,7 @@ let b: { node: Node; api: Api; stop(): Promise<void> };
 
 beforeAll(async () => {
   a = await startTestNode("ratelimits", LIMITS);
-  const node = await startNode(loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, ...LIMITS, DATABASE_URL: a.db.url }), a.db.url);
-  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
-  b = {
-    node,
-    api: apiFor(`http://127.0.0.1:${server.port}`),
-    async stop() {
-      await server.stop(true);
-      await node.close();
-    },
-  };
+  b = await serveOn("ratelimits-b", a.db.url, LIMITS);
 });
 afterAll(async () => {
   await b.stop();

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { redact, redactDeep } from "../../lib/redact";
+import { quote, redact, redactDeep, redactSecrets } from "../../lib/redact";
 
 /** Vectors for the redactor: what must never survive, and what must stay readable. */
 describe("secrets are removed outright", () => {
@@ -59,4 +59,25 @@ describe("ordinary text survives", () => {
 test("structured log fields are redacted at any depth", () => {
   const out = redactDeep({ msg: "x", nested: { list: ["Bearer abcdefghijklmnop"], n: 5 } });
   expect(out).toEqual({ msg: "x", nested: { list: ["Bearer [token]"], n: 5 } });
+});
+
+describe("our own sentences keep our numbers; what they quote is redacted where it is quoted", () => {
+  test("a maximum, an id and a count of ours survive the check every detail gets on its way out", () => {
+    const text = "invalid input: body.amount: amount exceeds the maximum of 1000000000.00; wallet 01a20756-1b92-756b-a78d-867617a83bd6; 123456789012 rows";
+    expect(redactSecrets(text)).toBe(text);
+  });
+
+  test("secrets are still removed from a detail, whatever put them there", () => {
+    expect(redactSecrets("Bearer abcdefghijklmnop1234 and sk_live_51HxYzAbCdEfGhIjKlMn")).toBe("Bearer [token] and [secret]");
+  });
+
+  test("field names in our messages are not mistaken for name=value secrets", () => {
+    expect(redactSecrets("invalid input: body.destination.token: a Stripe bank account")).toBe("invalid input: body.destination.token: a Stripe bank account");
+  });
+
+  test("a caller's text quoted is clipped and redacted: an account number keeps its last four", () => {
+    expect(quote("4111111111111111")).toBe("****1111");
+    expect(quote("ab_".repeat(40), 32)).toBe(`${"ab_".repeat(40).slice(0, 32)}…`);
+    expect(quote("wanjiku")).toBe("wanjiku");
+  });
 });

@@ -1,6 +1,6 @@
 import type { Operation } from "../../src/api/operation";
 import { OPERATIONS } from "../../src/api/operations";
-import { isPublicPath } from "../../src/http/auth";
+import { isPublicPath, WEBHOOK_PATHS } from "../../src/http/auth";
 import type { ErrorCode } from "../../lib/errors";
 import { authorize, type Action } from "../../lib/policy";
 import { PERMISSIONS, type Permission, type Principal } from "../../lib/principal";
@@ -45,6 +45,7 @@ export const HIDDEN_AS: Record<NonNullable<Operation["ownedBy"]>, ErrorCode> = {
   withdrawal: "WITHDRAWAL_NOT_FOUND",
   transfer: "TRANSFER_NOT_FOUND",
   chama: "CHAMA_NOT_FOUND",
+  deposit: "DEPOSIT_NOT_FOUND",
 };
 
 /** Chama operations (their action is a chama one): chama-access.test.ts covers them, with the chama machine's rules. */
@@ -81,10 +82,12 @@ export function nameOf(route: { op: Operation }): string {
 /**
  * What the app serves besides the table, to anyone (src/http/auth.ts `isPublicPath` lets exactly
  * these through without a credential): /health (tested in health.test.ts and tokens.test.ts) and
- * the API reference, /openapi.json and /docs with the files its page loads (src/http/docs.ts).
+ * the API reference, /openapi.json and /docs with the files its page loads (src/http/docs.ts); and
+ * POST /v1/webhooks/stripe, where Stripe's signature is checked instead (test/stripe/webhooks.test.ts).
  */
-export const PUBLIC_ROUTES = ["GET /health", "GET /openapi.json", "GET /docs"];
+export const PUBLIC_ROUTES = ["GET /health", "GET /openapi.json", "GET /docs", "POST /v1/webhooks/stripe"];
 
+/** Public: the GETs above, and the webhooks payment providers call (their signature stands in for a credential). */
 export function isPublicRoute(method: string, path: string): boolean {
-  return method === "GET" && isPublicPath(path);
+  return (method === "GET" && isPublicPath(path)) || (method === "POST" && WEBHOOK_PATHS.has(path));
 }

@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from "jose";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TOKEN_SETTINGS, testKeys, tokenFor } from "../support/auth";
 import { fundedWallet, startTestNode, type ApiOptions, type TestNode } from "../support/node";
+import { testDir } from "../support/temp";
 import { expectProblem, footprint } from "./support";
 
 /**
@@ -115,7 +114,7 @@ describe("refused credentials", () => {
 
 /** A key file with two Ed25519 keys, "k-new" active (with its private key) and "k-old" as told. */
 async function twoKeyFile(oldRetired: boolean, pairs: { old: KeyPair; next: KeyPair }): Promise<string> {
-  const file = join(mkdtempSync(join(tmpdir(), "coffer-keys-")), "jwt-keys.json");
+  const file = join(testDir("keys"), "jwt-keys.json");
   const keys = [
     { kid: "k-new", publicJwk: await exportJWK(pairs.next.publicKey), privateJwk: await exportJWK(pairs.next.privateKey) },
     { kid: "k-old", publicJwk: await exportJWK(pairs.old.publicKey), ...(oldRetired ? { retired: true } : {}) },

@@ -1,10 +1,9 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Caller } from "../../src/api/wallet-service";
 import { generateKeyFile, loadKeyRing, type KeyRing } from "../../src/security/keys";
 import { scopeOf, type Permission, type Principal, type Role } from "../../lib/principal";
 import { mintToken } from "../../src/security/tokens";
+import { testDir } from "./temp";
 
 /**
  * One access-token key file for the whole test process (nodes and subprocesses read it through
@@ -16,7 +15,7 @@ let keys: Promise<{ file: string; ring: KeyRing }> | undefined;
 
 export function testKeys(): Promise<{ file: string; ring: KeyRing }> {
   keys ??= (async () => {
-    const file = join(mkdtempSync(join(tmpdir(), "coffer-keys-")), "jwt-keys.json");
+    const file = join(testDir("keys"), "jwt-keys.json");
     await generateKeyFile(file, "test-key");
     return { file, ring: await loadKeyRing(file) };
   })();

@@ -5,7 +5,7 @@ import { startEmbeddedPostgres } from "../../src/db/embedded";
  * Each test file gets its own fresh database on the Postgres at DATABASE_URL (default: the local
  * server). Where nothing answers, the embedded Postgres is started instead, so a fresh clone runs.
  */
-const DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/postgres";
+export const DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/postgres";
 
 let serverUrl: Promise<string> | undefined;
 

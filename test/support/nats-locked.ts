@@ -1,7 +1,7 @@
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "./process";
+import { testDir } from "./temp";
 
 /**
  * A NATS server locked exactly as production runs it: `nats-server -c deploy/nats/coffer.conf` on a
@@ -42,7 +42,7 @@ function randomPassword(): string {
 
 export async function startLockedNats(): Promise<LockedNats> {
   const binary = natsServerPath();
-  const storeDir = mkdtempSync(join(tmpdir(), "coffer-nats-locked-"));
+  const storeDir = testDir("nats-locked");
   const port = freePort();
   const node = { user: "coffer-node", pass: randomPassword() };
   const caller = { user: "coffer-api", pass: randomPassword(), inboxPrefix: "_INBOX_coffer-api" };

@@ -1,7 +1,9 @@
 import { startNode, type Node, type NodeOptions } from "../../src/node";
 import { loadConfig } from "../../src/config";
 import { ADMIN, testKeys, tokenFor, type As } from "./auth";
+import { claimNode, POOL_PER_NODE } from "./budget";
 import { createTestDatabase, type TestDatabase } from "./db";
+import { startStripe, type StripeHarness } from "./stripe";
 
 /**
  * A whole Coffer node on its own fresh database, serving real HTTP on a free port.
@@ -10,6 +12,8 @@ import { createTestDatabase, type TestDatabase } from "./db";
  */
 export interface TestNode {
   node: Node;
+  /** The Stripe stand-in this node is configured with (none when started with COFFER_TEST_STRIPE=off). */
+  stripe?: StripeHarness;
   db: TestDatabase;
   baseUrl: string;
   api: Api;
@@ -34,25 +38,51 @@ export interface ApiOptions {
 
 export type Api = (method: string, path: string, body?: unknown, opts?: ApiOptions) => Promise<ApiResponse>;
 
+/**
+ * What every test node is configured with before its own `env`: the test process's token key, a
+ * pool within the suite's connection budget (test/support/budget.ts), and no rate limits (the load
+ * suites send far more than a real caller may; test/security/rate-limits.test.ts turns them on).
+ */
+export async function testNodeEnv(env: Record<string, string> = {}): Promise<Record<string, string>> {
+  return { JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", DB_POOL_MAX: String(POOL_PER_NODE), ...env };
+}
+
 export async function startTestNode(label: string, env: Record<string, string> = {}, options: NodeOptions = {}): Promise<TestNode> {
-  const db = await createTestDatabase(label);
-  // Rate limits are off unless a suite asks for them: the load suites send far more than a real
-  // caller may. test/security/rate-limits.test.ts turns them on.
-  const config = loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", ...env, DATABASE_URL: db.url });
-  const node = await startNode(config, db.url, options);
-  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
-  const baseUrl = `http://127.0.0.1:${server.port}`;
-  return {
-    node,
-    db,
-    baseUrl,
-    api: apiFor(baseUrl),
-    async stop() {
-      await server.stop(true);
-      await node.close();
-      await db.drop();
-    },
-  };
+  const release = claimNode(label);
+  let db: TestDatabase | undefined;
+  let stripe: StripeHarness | undefined;
+  try {
+    db = await createTestDatabase(label);
+    // Every test node gets its own Stripe stand-in (card deposits are operations like any other),
+    // unless the suite asks for none or brings its own settings.
+    stripe = env.COFFER_TEST_STRIPE === "off" || env.STRIPE_SECRET_KEY !== undefined ? undefined : await startStripe();
+    const config = loadConfig({ ...(await testNodeEnv({ ...stripe?.env, ...env })), DATABASE_URL: db.url });
+    const node = await startNode(config, db.url, options);
+    const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
+    const baseUrl = `http://127.0.0.1:${server.port}`;
+    stripe?.connect(baseUrl);
+    const dropped = db;
+    const harness = stripe;
+    return {
+      node,
+      db,
+      baseUrl,
+      api: apiFor(baseUrl),
+      ...(harness ? { stripe: harness } : {}),
+      async stop() {
+        await server.stop(true);
+        await node.close();
+        await harness?.stop();
+        release();
+        await dropped.drop();
+      },
+    };
+  } catch (error) {
+    release();
+    await stripe?.stop().catch(() => {});
+    await db?.drop().catch(() => {});
+    throw error;
+  }
 }
 
 export function apiFor(baseUrl: string): Api {

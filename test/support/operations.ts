@@ -3,6 +3,7 @@ import type { Operation } from "../../src/api/operation";
 import { operationNamed } from "../../src/api/operations";
 import { ADMIN, tokenFor, user, type As } from "./auth";
 import type { ApiResponse, TestNode } from "./node";
+import { stripeSettled } from "./stripe";
 
 /**
  * One fixture per operation of the table (src/api/operations/): `arrange(name)` builds fresh
@@ -32,7 +33,7 @@ export const NEWCOMER = "user-new";
 /** The chama's name: what a stranger must never learn. */
 export const CHAMA_NAME = "Umoja";
 
-export const BANK = { type: "bank", account: "12345678" } as const;
+export const BANK = { type: "bank", account: "DE89 3704 0044 0532 0130 00" } as const;
 
 /**
  * `ready` (the default): the call succeeds for `as`. `refused`: a valid input that passes every
@@ -57,6 +58,8 @@ export interface Fixture {
   peer?: string;
   apiKey?: string;
   chama?: string;
+  /** User A's card deposit the operation acts on. */
+  deposit?: string;
 }
 
 type Arranged = Omit<Fixture, "op" | "state">;
@@ -140,6 +143,32 @@ export function operationFixtures(t: TestNode): Fixtures {
     return { ...base, ...(withdrawal ? { withdrawal } : {}) };
   }
 
+  /** MEMBER's own wallet in the chama's asset, with money in it (what MEMBER contributes from). */
+  async function memberWallet(): Promise<string> {
+    const wallet = (await created("POST", "/v1/wallets", { ownerId: MEMBER, asset: "USD" })).id as string;
+    await created("POST", `/v1/wallets/${wallet}/credits`, { amount: "10.00" });
+    return wallet;
+  }
+
+  /**
+   * A card deposit of 10.00 into a wallet of user A: `pending` (made, not paid), `paid` (the card
+   * holder paid it and Coffer credited it), or `refunded` (paid, then all of it refunded).
+   */
+  async function deposit(need: "pending" | "paid" | "refunded"): Promise<Arranged & { wallet: string; deposit: string }> {
+    const wallet = (await created("POST", "/v1/wallets", { ownerId: OWNER_A, asset: "USD" })).id as string;
+    const made = await created("POST", `/v1/wallets/${wallet}/deposits`, { amount: "10.00" }, USER_A);
+    if (need !== "pending") {
+      if (!t.stripe) throw new Error("arranging a paid deposit needs the node's Stripe stand-in");
+      await t.stripe.client.paymentIntents.confirm(made.stripe.paymentIntentId, { payment_method: "pm_card_visa" });
+      await stripeSettled(t.node, t.stripe.standin);
+    }
+    if (need === "refunded") {
+      await created("POST", `/v1/deposits/${made.id}/refunds`, {}, USER_A);
+      await stripeSettled(t.node, t.stripe!.standin);
+    }
+    return { input: {}, as: USER_A, wallet, deposit: made.id as string };
+  }
+
   async function apiKey(revoked = false): Promise<Arranged & { apiKey: string }> {
     const apiKey = (await created("POST", "/v1/api-keys", { name: "fixture key", subject: "svc-fixture", permissions: ["wallets:read"] })).id as string;
     if (revoked) await created("POST", `/v1/api-keys/${apiKey}/revoke`, undefined, ADMIN, 200);
@@ -184,6 +213,8 @@ export function operationFixtures(t: TestNode): Fixtures {
   const BUILDERS: Record<string, Builder> = {
     // Refused: user B opening a wallet for user A.
     "wallets.create": given({ ownerId: OWNER_A, asset: "USD" }, USER_A, user(OWNER_B)),
+    // User A's own wallets (user B naming user A is refused: users list their own only).
+    "wallets.list": onWallet("funded", () => ({ ownerId: OWNER_A, limit: 10 })),
     "wallets.get": onWallet("funded", walletId),
     "wallets.transactions.list": onWallet("funded", withWalletId({ limit: 10 })),
     "wallets.credits.create": onWallet("funded", withWalletId({ amount: "1.00", reference: "topup-1" }), service("credits:write")),
@@ -203,6 +234,8 @@ export function operationFixtures(t: TestNode): Fixtures {
     // Naming CHAMA_ADMIN: platform admins and services may name anyone, a user only themselves
     // (refused: OTHER_MEMBER naming CHAMA_ADMIN).
     "chamas.create": given({ name: CHAMA_NAME, asset: "USD", adminId: CHAMA_ADMIN }, user(CHAMA_ADMIN), user(OTHER_MEMBER)),
+    // The chamas of whoever calls (no chamaId: a list of them).
+    "chamas.list": { ready: () => chama({ state: "funded" }).then((c) => ({ ...c, input: { limit: 10 }, as: user(CHAMA_ADMIN) })) },
     "chamas.get": onChama({ state: "funded" }, plain()),
     "chamas.freeze": onChama({ state: "funded" }, plain()),
     "chamas.unfreeze": onChama({ state: "frozen" }, plain()),
@@ -217,11 +250,19 @@ export function operationFixtures(t: TestNode): Fixtures {
     "chamas.members.role": onChama({ state: "funded" }, plain({ memberId: OTHER_MEMBER, role: "admin" }), user(CHAMA_ADMIN), { need: { state: "funded" }, as: user(MEMBER) }),
     // Refused: a plain member may not change the rules.
     "chamas.rules": onChama({ state: "funded" }, plain({ maxPerDay: "100.00" }), user(CHAMA_ADMIN), { need: { state: "funded" }, as: user(MEMBER) }),
+    // MEMBER funds the chama from their own wallet.
+    "chamas.contributions.create": {
+      ready: async () => {
+        const c = await chama({ state: "funded" });
+        return { ...c, input: { chamaId: c.chama, fromWalletId: await memberWallet(), amount: "1.00" }, as: user(MEMBER) };
+      },
+    },
     "chamas.deposits.create": onChama({ state: "funded" }, plain({ memberId: MEMBER, amount: "1.00", reference: "mpesa-1" }), ADMIN),
     // CHAMA_ADMIN may ask too (SECOND_ADMIN can approve); MEMBER asks in the fixture, as the requester.
     "chamas.withdrawals.create": onChama({ state: "funded" }, plain({ amount: "1.00", destination: BANK }), user(MEMBER)),
     "chamas.withdrawals.list": onChama(FUNDED_WITH_PENDING, plain({ limit: 10 })),
     "chamas.withdrawals.get": onChama(FUNDED_WITH_PENDING, step()),
+    "chamas.withdrawals.reviews.list": onChama(FUNDED_WITH_PENDING, step()),
     // Steps on MEMBER's withdrawal; refused: the same step on a cancelled one.
     "chamas.withdrawals.approve": onChama(FUNDED_WITH_PENDING, step({ note: "ok" }), user(CHAMA_ADMIN), { need: CANCELLED }),
     "chamas.withdrawals.reject": onChama(FUNDED_WITH_PENDING, step({ note: "no" }), user(CHAMA_ADMIN), { need: CANCELLED }),
@@ -242,6 +283,18 @@ export function operationFixtures(t: TestNode): Fixtures {
     "admin.cluster": given({}, ADMIN),
     "admin.verify": given({}, ADMIN),
     "admin.actors.get": onWallet("funded", walletId, ADMIN),
+
+    // Card deposits. Refused: a deposit into a frozen wallet (before Stripe is asked anything);
+    // a refund of a deposit already refunded in full.
+    "wallets.deposits.create": {
+      ready: () => wallet("empty").then((w) => ({ ...w, input: { walletId: w.wallet, amount: "10.00" }, as: USER_A })),
+      refused: () => wallet("frozen").then((w) => ({ ...w, input: { walletId: w.wallet, amount: "10.00" }, as: USER_A })),
+    },
+    "deposits.get": { ready: () => deposit("paid").then((d) => ({ ...d, input: { depositId: d.deposit } })) },
+    "deposits.refunds.create": {
+      ready: () => deposit("paid").then((d) => ({ ...d, input: { depositId: d.deposit, amount: "1.00" } })),
+      refused: () => deposit("refunded").then((d) => ({ ...d, input: { depositId: d.deposit, amount: "1.00" } })),
+    },
   };
 
   return {

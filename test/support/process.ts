@@ -1,5 +1,6 @@
 import type { Subprocess } from "bun";
-import { testKeys } from "./auth";
+import { claimNode } from "./budget";
+import { testNodeEnv } from "./node";
 
 /**
  * The real service (`bun src/main.ts`) as a child process, for tests that kill it the hard way.
@@ -27,13 +28,22 @@ export function freePort(): number {
 
 export async function startService(databaseUrl: string, env: Record<string, string> = {}, health_timeout_ms = 20_000): Promise<ServiceProcess> {
   const port = freePort();
-  const proc = Bun.spawn(["bun", "src/main.ts"], {
-    cwd: ROOT,
-    env: { ...process.env, JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", ...env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+  // Counted against the suite's connection budget until it has exited, however it ends.
+  const release = claimNode(`service ${env.NODE_ID ?? `on port ${port}`}`);
+  let proc: Subprocess<"ignore", "pipe", "pipe">;
+  try {
+    proc = Bun.spawn(["bun", "src/main.ts"], {
+      cwd: ROOT,
+      env: { ...process.env, ...(await testNodeEnv(env)), DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+  } catch (error) {
+    release();
+    throw error;
+  }
+  void proc.exited.then(release, release);
   let output = "";
   // Drain both pipes: a child blocked on a full pipe would look like a hung service.
   const keep = async (stream: ReadableStream<Uint8Array>) => {

@@ -3,6 +3,7 @@ import { verifyLedger } from "../../ledger/verify";
 import { ok, operation } from "../operation";
 import { ActorState, ClusterView, VerifyReport } from "../outputs";
 import { Uuid } from "../schemas";
+import { labelledAmounts } from "../views";
 
 /** What operators look at: the cluster, the books, and one live actor. Admins and auditors. */
 export const adminOperations = [
@@ -47,7 +48,11 @@ export const adminOperations = [
     tier: "standard",
     idempotent: false,
     example: { walletId: "0193a2b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b" },
-    run: async ({ deps }, input) =>
-      ok(JSON.parse(JSON.stringify({ walletId: input.walletId, ...deps.host.inspect(input.walletId) }, (_k, v) => (typeof v === "bigint" ? v.toString() : v)))),
+    run: async ({ deps }, input) => {
+      const actor = deps.host.inspect(input.walletId);
+      const context = actor.context as { asset?: unknown } | null;
+      // Amounts labelled both ways (postedMinor "1250", posted "12.50"): decimals like every other answer.
+      return ok({ walletId: input.walletId, ...actor, context: context === null ? null : labelledAmounts(context, String(context.asset)) });
+    },
   }),
 ];

@@ -1,8 +1,11 @@
 import { z } from "zod";
-import { getChama, getChamaWithdrawal, getMember, listAudit, listChamaWithdrawals, listMembers } from "../chama-queries";
+import { getChama, getChamaWithdrawal, getMember, listAudit, listChamaReviews, listChamaWithdrawals, listMembers } from "../chama-queries";
 import type { RequestedChamaStep } from "../chama-service";
+import { listChamas } from "../lists";
 import { ok, operation } from "../operation";
-import { AuditPage, ChamaDepositView, ChamaView, ChamaWithdrawalDetail, ChamaWithdrawalPage, ChamaWithdrawalView, MemberList, MemberView } from "../outputs";
+import { ChamaPage, ContributionView } from "../outputs";
+import { AuditPage, ChamaDepositView, ChamaReviewList, ChamaView, ChamaWithdrawalPage, ChamaWithdrawalView, MemberList, MemberView } from "../outputs";
+import { CreateContribution, ListChamas, RequestChamaWithdrawal } from "../schemas";
 import {
   AddMember,
   ChamaDeposit,
@@ -84,6 +87,20 @@ export const chamaOperations = [
     idempotent: true,
     example: { name: "Umoja savings", asset: "KES" },
     run: ({ caller, key, deps }, input) => deps.chamas.create(caller, key, input),
+  }),
+  operation({
+    name: "chamas.list",
+    method: "GET",
+    path: "/v1/chamas",
+    summary: "The chamas you belong to, belonged to or are invited to, with your role and standing in each, newest first",
+    input: ListChamas,
+    output: ChamaPage,
+    status: 200,
+    action: "chama.read",
+    tier: "standard",
+    idempotent: false,
+    example: { limit: 50 },
+    run: ({ caller, deps }, q) => ok(listChamas(deps.db, caller.principal, { memberId: q.memberId, pageSize: q.limit, cursor: q.cursor })),
   }),
   operation({
     name: "chamas.get",
@@ -253,18 +270,33 @@ export const chamaOperations = [
     run: ({ caller, key, deps }, { chamaId, ...input }) => deps.chamas.deposit(caller, key, chamaId, input),
   }),
   operation({
+    name: "chamas.contributions.create",
+    method: "POST",
+    path: "/v1/chamas/:chamaId/contributions",
+    summary: "Fund the chama from your own wallet: credited to you as a contribution (settles in the background)",
+    input: CreateContribution.extend({ chamaId }),
+    output: ContributionView,
+    status: 201,
+    action: "chama.contribute",
+    ownedBy: "chama",
+    tier: "money",
+    idempotent: true,
+    example: { chamaId: CHAMA, fromWalletId: "0193a2b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b", amount: "500.00" },
+    run: ({ caller, key, deps }, { chamaId, ...input }) => deps.chamas.contribute(caller, key, chamaId, input),
+  }),
+  operation({
     name: "chamas.withdrawals.create",
     method: "POST",
     path: "/v1/chamas/:chamaId/withdrawals",
     summary: "Ask for money out of the chama; it waits for the admins' approvals",
-    input: RequestWithdrawal.extend({ chamaId }),
+    input: RequestChamaWithdrawal.extend({ chamaId }),
     output: ChamaWithdrawalView,
     status: 201,
     action: "chama.withdrawal.request",
     ownedBy: "chama",
     tier: "money",
     idempotent: true,
-    example: { chamaId: CHAMA, amount: "2000.00", destination: { type: "bank", account: "KE12 3456 7890" } },
+    example: { chamaId: CHAMA, amount: "2000.00", destination: { type: "ke_bank", bankCode: "68", account: "0123456789" } },
     run: ({ caller, key, deps }, { chamaId, ...input }) => deps.chamas.requestWithdrawal(caller, key, chamaId, input),
   }),
   operation({
@@ -288,7 +320,7 @@ export const chamaOperations = [
     path: "/v1/chamas/:chamaId/withdrawals/:withdrawalId",
     summary: "One chama withdrawal: its status, approvals and rejections",
     input: WithdrawalRef,
-    output: ChamaWithdrawalDetail,
+    output: ChamaWithdrawalView,
     status: 200,
     action: "chama.read",
     ownedBy: "chama",
@@ -296,6 +328,21 @@ export const chamaOperations = [
     idempotent: false,
     example: { chamaId: CHAMA, withdrawalId: WITHDRAWAL },
     run: ({ caller, deps }, input) => ok(getChamaWithdrawal(deps.db, caller.principal, input.chamaId, input.withdrawalId)),
+  }),
+  operation({
+    name: "chamas.withdrawals.reviews.list",
+    method: "GET",
+    path: "/v1/chamas/:chamaId/withdrawals/:withdrawalId/reviews",
+    summary: "A chama withdrawal's reviews, oldest first: who approved or rejected it, with their notes",
+    input: WithdrawalRef,
+    output: ChamaReviewList,
+    status: 200,
+    action: "chama.read",
+    ownedBy: "chama",
+    tier: "standard",
+    idempotent: false,
+    example: { chamaId: CHAMA, withdrawalId: WITHDRAWAL },
+    run: ({ caller, deps }, input) => ok(listChamaReviews(deps.db, caller.principal, input.chamaId, input.withdrawalId)),
   }),
   ...(["approve", "reject"] as const).map((decision) =>
     operation({

@@ -2,6 +2,7 @@ import type { Operation } from "../operation";
 import { adminOperations } from "./admin";
 import { apiKeyOperations } from "./api-keys";
 import { chamaOperations } from "./chamas";
+import { depositOperations } from "./deposits";
 import { transferOperations } from "./transfers";
 import { walletOperations } from "./wallets";
 import { withdrawalOperations } from "./withdrawals";
@@ -15,6 +16,7 @@ export const OPERATIONS: readonly Operation[] = [
   ...walletOperations,
   ...withdrawalOperations,
   ...transferOperations,
+  ...depositOperations,
   ...chamaOperations,
   ...apiKeyOperations,
   ...adminOperations,
@@ -29,6 +31,7 @@ export type DeclaredOperation =
   | (typeof walletOperations)[number]
   | (typeof withdrawalOperations)[number]
   | (typeof transferOperations)[number]
+  | (typeof depositOperations)[number]
   | (typeof chamaOperations)[number]
   | (typeof apiKeyOperations)[number]
   | (typeof adminOperations)[number];

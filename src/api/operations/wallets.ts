@@ -1,8 +1,11 @@
 import { z } from "zod";
 import { getWallet, listTransactions } from "../queries";
+import { listWallets } from "../lists";
 import { ok, operation } from "../operation";
 import { JournalView, TransactionPage, WalletView } from "../outputs";
+import { WalletPage } from "../outputs";
 import { CreateWallet, Cursor, MoneyIn, PageLimit, Uuid } from "../schemas";
+import { ListWallets } from "../schemas";
 
 const walletId = Uuid.describe("the wallet's id");
 const WalletRef = z.strictObject({ walletId });
@@ -22,6 +25,20 @@ export const walletOperations = [
     idempotent: true,
     example: { ownerId: "alice", asset: "USD" },
     run: ({ caller, key, deps }, input) => deps.ops.createWallet(caller, key, input),
+  }),
+  operation({
+    name: "wallets.list",
+    method: "GET",
+    path: "/v1/wallets",
+    summary: "Your wallets, newest first (platform readers: anyone's by ownerId, or every wallet)",
+    input: ListWallets,
+    output: WalletPage,
+    status: 200,
+    action: "wallet.read",
+    tier: "standard",
+    idempotent: false,
+    example: { ownerId: "alice", limit: 50 },
+    run: ({ caller, deps }, q) => ok(listWallets(deps.db, caller.principal, { ownerId: q.ownerId, pageSize: q.limit, cursor: q.cursor })),
   }),
   operation({
     name: "wallets.get",

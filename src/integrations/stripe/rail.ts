@@ -1,0 +1,42 @@
+import type Stripe from "stripe";
+import type { Db } from "../../../lib/db";
+import { stripeClient, type StripeSettings } from "./client";
+import { StripeEventWorker, WebhookDispatcher } from "./events";
+import { verifyWebhook } from "./webhook";
+
+/**
+ * Coffer's Stripe side on one node, when STRIPE_SECRET_KEY is set: the SDK client, the webhook's
+ * intake, the dispatcher that rails register their event handlers with (card deposits now; bank
+ * payouts register `payout.paid` / `payout.failed` the same way), and the worker that processes
+ * stored events.
+ */
+export class StripeRail {
+  readonly client: Stripe;
+  readonly dispatcher = new WebhookDispatcher();
+  readonly events: StripeEventWorker;
+
+  constructor(
+    private readonly db: Db,
+    private readonly settings: StripeSettings,
+  ) {
+    this.client = stripeClient(settings);
+    this.events = new StripeEventWorker(db, this.dispatcher);
+  }
+
+  /**
+   * A webhook as it arrived: verified (or CofferError 400, nothing written), then, if it is of a
+   * type some rail handles, stored once under its event id. True when it was new.
+   */
+  async intake(raw: Uint8Array, signature: string | undefined): Promise<{ stored: boolean; type: string }> {
+    const event = await verifyWebhook(raw, signature, this.settings.webhookSecret);
+    if (!this.dispatcher.handles(event.type)) return { stored: false, type: event.type };
+    const rows = await this.db`insert into stripe_events (id, type, body) values (${event.id}, ${event.type}, ${new TextDecoder().decode(raw)})
+      on conflict (id) do nothing returning id`;
+    if (rows.length) this.events.kick();
+    return { stored: rows.length > 0, type: event.type };
+  }
+
+  stop(): Promise<void> {
+    return this.events.stop();
+  }
+}
