@@ -52,7 +52,15 @@ export type WalletCommand = Stamp &
     | { type: "withdrawal.fail"; withdrawalId: string; reason?: string }
     | { type: "withdrawal.cancel"; withdrawalId: string; reason?: string }
     | ({ type: "transfer.reserve"; transferId: string; journalId: string; amount: bigint } & TransferTo)
-    | ({ type: "transfer.credit"; transferId: string; journalId: string; asset: string; amount: bigint } & TransferFrom)
+    | ({
+        type: "transfer.credit";
+        transferId: string;
+        journalId: string;
+        asset: string;
+        amount: bigint;
+        /** From a chama: the member the payout is for; the wallet takes it only if it is theirs. */
+        toMemberId?: string;
+      } & TransferFrom)
     | { type: "transfer.settle"; transferId: string }
     | { type: "transfer.void"; transferId: string; journalId: string; reason: string }
     // Card deposits through Stripe (machines/deposit.machine.ts decides; the deposit saga sends these).

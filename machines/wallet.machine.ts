@@ -130,6 +130,8 @@ export const walletMachine = setup({
     }),
   },
   guards: {
+    /** A chama pays a member only into that member's own wallet, whatever the request said. */
+    notTheMembers: ({ context, event }) => event.type === "transfer.credit" && event.fromChamaId !== undefined && event.toMemberId !== context.ownerId,
     overMaximum: ({ context, event }) => "amount" in event && event.amount > STORABLE_CEILING(context.asset),
     covers: ({ context, event }) => "amount" in event && availableOf(context) >= event.amount,
     inDebt: ({ context }) => availableOf(context) < 0n,
@@ -243,6 +245,7 @@ export const walletMachine = setup({
         ],
         "transfer.credit": [
           overMaximum,
+          { guard: "notTheMembers", actions: reject("WALLET_NOT_FOUND", "the receiving wallet is not the member's") },
           {
             guard: "sameAsset",
             actions: [

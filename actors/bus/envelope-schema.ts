@@ -50,9 +50,17 @@ const WALLET_COMMANDS = {
   "transfer.reserve": cmd("transfer.reserve", { transferId: uuid, journalId: uuid, toWalletId: uuid.optional(), toChamaId: uuid.optional(), amount }).refine(
     ...oneOf("toWalletId", "toChamaId"),
   ),
-  "transfer.credit": cmd("transfer.credit", { transferId: uuid, journalId: uuid, fromWalletId: uuid.optional(), fromChamaId: uuid.optional(), asset, amount }).refine(
-    ...oneOf("fromWalletId", "fromChamaId"),
-  ),
+  "transfer.credit": cmd("transfer.credit", {
+    transferId: uuid,
+    journalId: uuid,
+    fromWalletId: uuid.optional(),
+    fromChamaId: uuid.optional(),
+    toMemberId: token(128).optional(),
+    asset,
+    amount,
+  })
+    .refine(...oneOf("fromWalletId", "fromChamaId"))
+    .refine((c) => (c.fromChamaId === undefined) === (c.toMemberId === undefined), "toMemberId goes with fromChamaId, and only with it"),
   "transfer.settle": cmd("transfer.settle", { transferId: uuid }),
   "transfer.void": cmd("transfer.void", { transferId: uuid, journalId: uuid, reason: text(500) }),
   "deposit.credit": cmd("deposit.credit", { depositId: uuid, journalId: uuid, amount }),

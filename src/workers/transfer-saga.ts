@@ -31,7 +31,7 @@ type SagaEvent =
     }
   | { id: string; type: "transfer.credited"; payload: { transferId: string; walletId: string; fromWalletId?: string; fromChamaId?: string } }
   | { id: string; type: "chama.transfer.credited"; payload: { transferId: string; chamaId: string; fromWalletId: string } }
-  | { id: string; type: "chama.withdrawal.changed"; payload: { withdrawalId: string; chamaId: string; toWalletId: string; asset: string; amount: string } };
+  | { id: string; type: "chama.withdrawal.changed"; payload: { withdrawalId: string; chamaId: string; memberId: string; toWalletId: string; asset: string; amount: string } };
 
 /** A step the receiver refused for good (a business refusal), as opposed to one to try again (5xx). */
 const refused = (r: Reply) => r.status >= 400 && r.status < 500;
@@ -160,6 +160,7 @@ export class TransferSaga {
           transferId: p.withdrawalId,
           journalId: newId(),
           fromChamaId: p.chamaId,
+          toMemberId: p.memberId,
           asset: p.asset,
           amount: BigInt(p.amount),
           at,

@@ -258,13 +258,17 @@ describe("transfers with a chama", () => {
   });
 
   test("a chama's withdrawal paid into the wallet is credited from transit, naming the chama", () => {
-    const { next, effects } = step(activeWallet(10n), { type: "transfer.credit", transferId: "wd-1", journalId: "j-c", fromChamaId: "c-1", asset: "USD", amount: 300n });
+    const { next, effects } = step(activeWallet(10n), { type: "transfer.credit", transferId: "wd-1", journalId: "j-c", fromChamaId: "c-1", toMemberId: "owner-1", asset: "USD", amount: 300n });
     expect(next.context.posted).toBe(310n);
     const credited = effects[0]!;
     if (credited.type !== "transfer.credited") throw new Error(`unexpected ${credited.type}`);
     expect(credited).toMatchObject({ fromChamaId: "c-1", transferId: "wd-1" });
     expectMove(credited.journal, SYSTEM_ACCOUNT.transit, WALLET, 300n);
-    expectRejected(run(activeWallet(), freeze), { type: "transfer.credit", transferId: "wd-1", journalId: "j-c", fromChamaId: "c-1", asset: "USD", amount: 300n }, "WALLET_FROZEN");
+    expectRejected(run(activeWallet(), freeze), { type: "transfer.credit", transferId: "wd-1", journalId: "j-c", fromChamaId: "c-1", toMemberId: "owner-1", asset: "USD", amount: 300n }, "WALLET_FROZEN");
+  });
+
+  test("a chama's payout is refused by a wallet that is not the member's, whatever the request named", () => {
+    expectRejected(activeWallet(10n), { type: "transfer.credit", transferId: "wd-2", journalId: "j-c", fromChamaId: "c-1", toMemberId: "someone-else", asset: "USD", amount: 300n }, "WALLET_NOT_FOUND");
   });
 });
 
