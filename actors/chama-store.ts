@@ -6,8 +6,9 @@ import type { AuditRecord, ChamaEffect } from "../machines/chama.events";
 import { CHAMA_MACHINE_VERSION, chamaMachine } from "../machines/chama.machine";
 import type { ActorWrite } from "./actor-kind";
 import { decode, encode } from "./codec";
-import { FencedError, KeysTakenError } from "./store-errors";
-import { assertBalanced, outboxPayload, sourceOf } from "./wallet-store";
+import { claimKeys, writeOutbox } from "./aggregate-rows";
+import { FencedError } from "./store-errors";
+import { assertBalanced, sourceOf } from "./wallet-store";
 
 /**
  * A chama's persistence: its snapshot (the truth) and the projections SQL reads (members,
@@ -34,20 +35,9 @@ export async function commitChama(db: Db, write: ActorWrite): Promise<number> {
   const journals = effects.flatMap((e) => ("journal" in e && e.journal ? [{ journal: e.journal, at: e.at, source: sourceOf(e, e.journal) }] : []));
   for (const { journal } of journals) assertBalanced(journal);
   const toVersion = effects.length ? write.fromVersion + 1 : write.fromVersion;
-  const keys = write.keyed.map(({ idempotency: i, outcome }) => ({ scope: i.scope, key: i.key, fingerprint: i.fingerprint, status: outcome.status, body: outcome.body }));
 
   await db.begin(async (tx) => {
-    if (keys.length) {
-      // json (not jsonb) keeps each body's text, so replays are byte-identical.
-      const inserted = await tx`insert into idempotency_keys (scope, key, fingerprint, status, body)
-        select scope, key, fingerprint, status, body from json_to_recordset(${JSON.stringify(keys)}::text::json)
-          as k(scope text, key text, fingerprint text, status int, body json)
-        on conflict do nothing returning scope, key`;
-      if (inserted.length < keys.length) {
-        const done = new Set(inserted.map((r) => `${r.scope}\u0000${r.key}`));
-        throw new KeysTakenError(write.keyed.map((k) => k.idempotency).filter((i) => !done.has(`${i.scope}\u0000${i.key}`)));
-      }
-    }
+    await claimKeys(tx, write);
     const row = {
       status: String(snapshot.value),
       posted: context.posted.toString(),
@@ -98,17 +88,12 @@ export async function commitChama(db: Db, write: ActorWrite): Promise<number> {
     );
     if (audits.length) await tx`insert into chama_audit ${tx(audits)}`;
     // The audit trail is the chamas' own record; the outbox carries the domain events.
-    const events = effects
-      .filter((e) => e.type !== "chama.audit.recorded" && e.type !== "rejected")
-      .map((e) => ({
-        id: Bun.randomUUIDv7(),
-        aggregate_id: write.id,
-        type: e.type,
-        payload: tx.json(JSON.parse(JSON.stringify(outboxPayload(e), (_k, v) => (typeof v === "bigint" ? v.toString() : v)))),
-        created_at: e.at,
-        saga_pending: needsSaga(e),
-      }));
-    if (events.length) await tx`insert into outbox ${tx(events)}`;
+    await writeOutbox(
+      tx,
+      write.id,
+      effects.filter((e) => e.type !== "chama.audit.recorded" && e.type !== "rejected"),
+      (e) => ({ saga_pending: needsSaga(e) }),
+    );
   });
   return toVersion;
 }

@@ -3,8 +3,8 @@ import type { DepositEffect } from "../machines/deposit.events";
 import { DEPOSIT_MACHINE_VERSION, depositMachine, disputedOf, emptyDepositContext, refundedOf, type DepositContext } from "../machines/deposit.machine";
 import type { ActorWrite } from "./actor-kind";
 import { decode, encode } from "./codec";
-import { FencedError, KeysTakenError } from "./store-errors";
-import { outboxPayload } from "./wallet-store";
+import { claimKeys, writeOutbox } from "./aggregate-rows";
+import { FencedError } from "./store-errors";
 
 /**
  * A deposit's persistence, the chama way: its snapshot (the truth) and the rows SQL reads
@@ -38,20 +38,9 @@ export async function commitDeposit(db: Db, write: ActorWrite): Promise<number> 
   const context = snapshot.context;
   const effects = write.effects as DepositEffect[];
   const toVersion = effects.length ? write.fromVersion + 1 : write.fromVersion;
-  const keys = write.keyed.map(({ idempotency: i, outcome }) => ({ scope: i.scope, key: i.key, fingerprint: i.fingerprint, status: outcome.status, body: outcome.body }));
 
   await db.begin(async (tx) => {
-    if (keys.length) {
-      // json (not jsonb) keeps each body's text, so replays are byte-identical.
-      const inserted = await tx`insert into idempotency_keys (scope, key, fingerprint, status, body)
-        select scope, key, fingerprint, status, body from json_to_recordset(${JSON.stringify(keys)}::text::json)
-          as k(scope text, key text, fingerprint text, status int, body json)
-        on conflict do nothing returning scope, key`;
-      if (inserted.length < keys.length) {
-        const done = new Set(inserted.map((r) => `${r.scope}\u0000${r.key}`));
-        throw new KeysTakenError(write.keyed.map((k) => k.idempotency).filter((i) => !done.has(`${i.scope}\u0000${i.key}`)));
-      }
-    }
+    await claimKeys(tx, write);
     const row = {
       status: String(snapshot.value),
       received: context.received.toString(),
@@ -92,17 +81,12 @@ export async function commitDeposit(db: Db, write: ActorWrite): Promise<number> 
         values (${id}, ${write.id}, ${d.amount.toString()}, ${d.status}, ${d.reason ?? null}, ${d.createdAt}, ${d.updatedAt})
         on conflict (id) do update set status = excluded.status, reason = excluded.reason, updated_at = excluded.updated_at`;
     }
-    const events = effects
-      .filter((e) => e.type !== "rejected")
-      .map((e) => ({
-        id: Bun.randomUUIDv7(),
-        aggregate_id: write.id,
-        type: e.type,
-        payload: tx.json(JSON.parse(JSON.stringify(outboxPayload(e), (_k, v) => (typeof v === "bigint" ? v.toString() : v)))),
-        created_at: e.at,
-        deposit_pending: needsWalletStep(e),
-      }));
-    if (events.length) await tx`insert into outbox ${tx(events)}`;
+    await writeOutbox(
+      tx,
+      write.id,
+      effects.filter((e) => e.type !== "rejected"),
+      (e) => ({ deposit_pending: needsWalletStep(e) }),
+    );
   });
   return toVersion;
 }
