@@ -131,6 +131,18 @@ export class Cluster {
     return this.healthy;
   }
 
+  /**
+   * Whether this node holds exactly the shards it should among the live nodes (what `/ready` asks):
+   * false while a shard it should own is still leased to another node, or before its first round.
+   */
+  settled(): boolean {
+    if (!this.liveNodes.length) return false;
+    for (let shard = 0; shard < this.options.shardCount; shard++) {
+      if ((ownerOf(shard, this.liveNodes) === this.options.nodeId) !== this.held.has(shard)) return false;
+    }
+    return true;
+  }
+
   /** This node's view: who is alive and what it holds. */
   status() {
     const now = Date.now();

@@ -42,6 +42,15 @@ const WALLET_RULES: Record<WalletCommandType, Rule<WalletCommand>> = {
   "withdrawal.complete": { action: "withdrawal.process" },
   "withdrawal.fail": { action: "withdrawal.process" },
   "withdrawal.cancel": { action: "withdrawal.cancel" },
+  // Bank payouts through Stripe: the payout worker's steps (src/workers/payout-worker.ts), never a caller's.
+  "withdrawal.payout.send": { system: true },
+  "withdrawal.payout.complete": { system: true },
+  "withdrawal.payout.fail": { system: true },
+  "withdrawal.payout.return": { system: true },
+  // Transaction monitoring holds a withdrawal (src/monitoring/worker.ts); a platform admin releases or rejects it.
+  "withdrawal.hold": { system: true },
+  "withdrawal.release": { action: "withdrawal.review" },
+  "withdrawal.reject": { action: "withdrawal.review" },
   "transfer.reserve": { action: "transfer.create" },
   "transfer.credit": { system: true },
   "transfer.settle": { system: true },
@@ -90,6 +99,10 @@ const CHAMA_RULES: Record<ChamaCommandType, Rule<ChamaCommand>> = {
   "chama.withdrawal.fail": { action: "chama.withdrawal.fail", actingAs: field("via") },
   "chama.withdrawal.cancel": byMember("chama.withdrawal.cancel"),
   "chama.withdrawal.expire": { system: true },
+  // Transaction monitoring parks a request for the platform's review (SYSTEM_ACTOR); a platform admin,
+  // acting as themselves (`admin#<sub>`, never a member), releases it to the chama's admins or rejects it.
+  "chama.withdrawal.hold": { system: true },
+  "chama.withdrawal.release": { action: "withdrawal.review", actingAs: field("by") },
   // The transfer saga's steps between chamas and wallets.
   "chama.transfer.credit": { system: true },
   "chama.withdrawal.settle": { system: true },

@@ -64,7 +64,7 @@ export class ActorHost {
   }
 
   /**
-   * Be told every `type` event from now on (see ActorEvent): `queued`, `batch`, `committed`,
+   * Be told every `type` event from now on (see ActorEvent): `queued`, `batch`, `committed`, `replayed`,
    * `dropped`. Returns the function that stops it; at most LISTENERS_MAX listen at once.
    * Listeners run synchronously inside the actor: keep them short, and never send from one.
    */

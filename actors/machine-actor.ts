@@ -33,12 +33,15 @@ export type DropReason = "idle" | "evicted" | "moved" | "stale" | "failed" | "un
  * - `batch`: a batch of `size` commands left the mailbox and is being applied and committed.
  * - `committed`: a batch's callers were answered after its commit (`version` is the committed
  *   version; unchanged when the batch had nothing to write, e.g. every command was refused).
+ * - `replayed`: `count` commands of a batch just answered were retries of an idempotency key the
+ *   actor had already answered, and got that first outcome again (nothing applied twice).
  * - `dropped`: the actor left memory and takes no more commands.
  */
 export type ActorEvent =
   | { type: "queued"; id: string; kind: ActorKindName; depth: number }
   | { type: "batch"; id: string; kind: ActorKindName; size: number }
   | { type: "committed"; id: string; kind: ActorKindName; version: number; commands: string[] }
+  | { type: "replayed"; id: string; kind: ActorKindName; count: number }
   | { type: "dropped"; id: string; kind: ActorKindName; reason: DropReason };
 
 interface Waiting {
@@ -157,6 +160,7 @@ export class MachineActor {
           if (result.write) this.kind.afterCommit?.(result.write.effects);
           const commands = batch.map((w) => w.envelope.command.type);
           this.report(this, { type: "committed", id: this.id, kind: this.kind.name, version: this.version, commands });
+          if (result.replayed) this.report(this, { type: "replayed", id: this.id, kind: this.kind.name, count: result.replayed });
           return;
         } catch (error) {
           if (error instanceof CommitRefusedError) {
@@ -211,6 +215,7 @@ export class MachineActor {
     const effects: AnyEffect[] = [];
     const keyed: { idempotency: Idempotency; outcome: Reply }[] = [];
     const remember = new Map<string, Remembered>();
+    let replayed = 0;
     let at = "";
 
     for (const { envelope } of batch) {
@@ -225,6 +230,7 @@ export class MachineActor {
       const id = idempotencyId(idem);
       const prior = remember.get(id) ?? this.recent.get(id);
       if (prior) {
+        if (prior.fingerprint === idem.fingerprint) replayed++;
         outcomes.push(prior.fingerprint === idem.fingerprint ? prior.outcome : conflict());
         continue;
       }
@@ -249,7 +255,7 @@ export class MachineActor {
     // is no row to fence against, and a "not found" is not worth remembering.
     const exists = this.version > 0 || snapshot.value !== "unopened";
     const write = exists && (effects.length || keyed.length) ? { id: this.id, snapshot, at, effects, keyed } : undefined;
-    return { snapshot, outcomes, write, remember };
+    return { snapshot, outcomes, write, remember, replayed };
   }
 
   /** A problem outcome when the envelope's principal may not send its command here (logged as a security event). */

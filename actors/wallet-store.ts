@@ -1,4 +1,5 @@
 import type { Db } from "../lib/db";
+import { paidByProvider } from "../lib/bank-accounts";
 import type { Journal } from "../machines/journal";
 import type { WalletEffect } from "../machines/wallet.events";
 import { heldOf, WALLET_MACHINE_VERSION, walletMachine, type WalletContext } from "../machines/wallet.machine";
@@ -115,6 +116,7 @@ export async function commitWrites(db: Db, writes: BatchWrite[]): Promise<Commit
       payload: outboxPayload(e),
       created_at: e.at,
       saga_pending: e.type === "transfer.reserved" || e.type === "transfer.credited",
+      payout_pending: needsPayout(e),
     })),
   };
 
@@ -138,6 +140,15 @@ export async function commitWrites(db: Db, writes: BatchWrite[]): Promise<Commit
   }
   for (const w of writes) report.versions.set(w.walletId, toVersion(w));
   return report;
+}
+
+/**
+ * A withdrawal just requested to a destination Stripe holds: marked for the payout worker
+ * (src/workers/payout-worker.ts), in the commit that holds its amount. Where Stripe is not
+ * configured nothing takes the mark up, and processors step the withdrawal by hand as before.
+ */
+export function needsPayout(e: WalletEffect): boolean {
+  return e.type === "withdrawal.changed" && e.status === "requested" && paidByProvider(e.destination?.masked.type);
 }
 
 /**

@@ -7,6 +7,10 @@ export const ASSET_SCALE = {
   ETH: 18,
   USDC: 6,
   SOL: 9,
+  /** NEAR's yoctoNEAR: 10^24 per NEAR, so amounts need bigint all the way (they always have). */
+  NEAR: 24,
+  /** TON's nanoton. */
+  TON: 9,
 } as const;
 
 export type Asset = keyof typeof ASSET_SCALE;

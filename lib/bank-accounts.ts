@@ -63,3 +63,17 @@ export const KE_BANK_CODE = /^[0-9]{2}$/;
 export const KE_ACCOUNT = /^[0-9]{6,16}$/;
 /** A bank account saved at the payment provider (Stripe): `ba_…` or a one-time `btok_…`. */
 export const PROVIDER_BANK_TOKEN = /^(?:ba|btok)_[A-Za-z0-9]{14,64}$/;
+/** A Stripe connected account (Connect), paid by a transfer: `acct_…`. */
+export const PROVIDER_ACCOUNT = /^acct_[A-Za-z0-9]{8,64}$/;
+
+/**
+ * Destinations the payment provider itself holds, so Coffer can pay them through Stripe (when it is
+ * configured: src/workers/payout-worker.ts): a bank account or token saved at Stripe (a payout) and
+ * a connected account (a Connect transfer). Raw bank numbers (`bank`, `us_bank`, `ke_bank`) stay
+ * with payout processors, who move them by hand (Stripe pays only accounts it holds).
+ */
+export const PROVIDER_DESTINATION_TYPES = ["bank_token", "stripe_account"] as const;
+
+export function paidByProvider(destinationType: unknown): boolean {
+  return (PROVIDER_DESTINATION_TYPES as readonly unknown[]).includes(destinationType);
+}

@@ -5,7 +5,9 @@
 export const ERROR_STATUS = {
   VALIDATION_FAILED: 400,
   /** A payout of an asset to where it cannot go: fiat to a chain, a coin to a bank or to a network that does not carry it. */
-  NETWORK_MISMATCH: 400,
+  UNSUPPORTED_NETWORK: 400,
+  /** A payout address (or Lightning invoice) its network would refuse: the detail names the network and the rule, never the address. */
+  INVALID_ADDRESS: 400,
   IDEMPOTENCY_KEY_REQUIRED: 400,
   /** Card deposits take fiat assets only (USD, EUR, KES): not a coin. */
   ASSET_NOT_SUPPORTED: 400,

@@ -1,10 +1,10 @@
 import type { Asset } from "./assets";
 
 /**
- * Which chain carries which asset, and which assets leave by bank. Until the chain integrations
- * bring each network's full rules (address formats, token contracts), a payout is refused unless
- * its asset travels where it is sent: BTC on Bitcoin, ETH and USDC on the EVM chains, SOL and USDC
- * on Solana; fiat to bank accounts only.
+ * Which chain carries which asset, and which assets leave by bank: a payout is refused unless its
+ * asset travels where it is sent: BTC on Bitcoin and Lightning, ETH and USDC on the EVM chains, SOL
+ * and USDC on Solana, NEAR on NEAR, TON on TON; fiat to bank accounts only. Each network's address
+ * rules are in lib/addresses/.
  */
 export const NETWORK_ASSETS = {
   bitcoin: ["BTC"],
@@ -19,6 +19,8 @@ export const NETWORK_ASSETS = {
   avalanche: ["ETH", "USDC"],
   linea: ["ETH", "USDC"],
   solana: ["SOL", "USDC"],
+  near: ["NEAR"],
+  ton: ["TON"],
 } as const satisfies Record<string, readonly Asset[]>;
 
 export type Network = keyof typeof NETWORK_ASSETS;

@@ -49,8 +49,13 @@ export type Action =
   | "deposit.read"
   | "deposit.refund"
   | "admin.read"
+  | "withdrawal.review"
+  | "alerts.review"
+  | "monitoring.rules.change"
   | "apikeys.read"
-  | "apikeys.manage";
+  | "apikeys.manage"
+  | "webhooks.read"
+  | "webhooks.manage";
 
 interface Rule {
   /** The owner of the wallet concerned may do it. */
@@ -116,8 +121,18 @@ const RULES: Record<Action, Rule> = {
   "deposit.read": { owner: true, permission: "deposits:read", read: true },
   "deposit.refund": { owner: true, permission: null, read: false },
   "admin.read": { owner: false, permission: null, read: true },
+  // Transaction monitoring (src/monitoring/): platform admins decide. Auditors read alerts and rules
+  // (admin.read) but review nothing; no service and no user may.
+  "withdrawal.review": { owner: false, permission: null, read: false },
+  "alerts.review": { owner: false, permission: null, read: false },
+  "monitoring.rules.change": { owner: false, permission: null, read: false },
   "apikeys.read": { owner: false, permission: null, read: true },
   "apikeys.manage": { owner: false, permission: null, read: false },
+  // Webhooks out (src/webhooks/endpoints.ts): admins, and services for the endpoints they registered
+  // (a service sees only its own); auditors read every one; users have none. An endpoint receives
+  // every event of the types it names, whoever's wallet: grant webhooks:write like a platform read.
+  "webhooks.read": { owner: false, permission: "webhooks:read", read: true },
+  "webhooks.manage": { owner: false, permission: "webhooks:write", read: false },
 };
 
 /**

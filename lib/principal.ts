@@ -18,6 +18,8 @@ export const PERMISSIONS = [
   "chamas:write",
   "deposits:read",
   "deposits:write",
+  "webhooks:read",
+  "webhooks:write",
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

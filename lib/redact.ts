@@ -31,6 +31,11 @@ const IDENTIFIER_RULES: Rule[] = [
   // password=..., secret: ..., api_key=... in free text or query strings. Not among the secret rules:
   // our own messages name fields (`body.destination.token: …`) in just this form.
   [/\b(password|passwd|secret|api[_-]?key|token|private[_-]?key)(["']?\s*[:=]\s*["']?)[^\s"'&,;}]+/gi, (_m, name, sep) => `${name}${sep}[redacted]`],
+  // Lightning invoices (BOLT-11): a bearer request to be paid, dropped whole. Before anything that
+  // could match a piece of one.
+  [/\bln(?:bc|tb|bcrt|tbs|sb)[0-9a-z]*1[02-9ac-hj-np-z]{100,}\b/gi, () => "[lightning invoice]"],
+  // TON user-friendly addresses: 48 base64(url) characters, tag and workchain first (EQ…, UQ…, kQ…, 0Q…, Ef…).
+  [/\b[EUk0][Qf][A-Za-z0-9_+/-]{46}(?![A-Za-z0-9_+/=-])/g, (m) => `${m.slice(0, 6)}…${m.slice(-4)}`],
   // 64+ hex characters (raw private keys, seeds); an EVM tx hash is public but indistinguishable.
   [/\b(?:0x)?[0-9a-fA-F]{64,}\b/g, () => "[secret]"],
   // EVM addresses.

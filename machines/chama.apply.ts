@@ -38,6 +38,7 @@ export type WithdrawalStepCommand = Cmd<
   | "chama.withdrawal.expire"
   | "chama.withdrawal.settle"
   | "chama.withdrawal.void"
+  | "chama.withdrawal.hold"
 >;
 
 /** Which step of the withdrawal machine each command asks for. */
@@ -52,6 +53,8 @@ export const STEP_OF: Record<WithdrawalStepCommand["type"], ChamaWithdrawalStep>
   // A withdrawal paid into a wallet ends as the others do: completed once the wallet took it, failed if not.
   "chama.withdrawal.settle": "complete",
   "chama.withdrawal.void": "fail",
+  // Transaction monitoring's hold is a park, by the platform.
+  "chama.withdrawal.hold": "park",
 };
 
 export interface Reply {
@@ -95,6 +98,10 @@ export function applyCommand(context: ChamaContext, command: ChamaCommand): Repl
     case "chama.withdrawal.settle":
     case "chama.withdrawal.void":
       return withdrawalStep(context, command);
+    case "chama.withdrawal.hold":
+      return platformHold(context, command);
+    case "chama.withdrawal.release":
+      return platformDecision(context, command);
   }
 }
 
@@ -482,6 +489,66 @@ function withdrawalStep(
         before: { status: w.status, posted: context.posted, available: availableOf(context) },
         after: { status, posted: next.posted, available: availableOf(next) },
         ...defined({ note: reason ?? note }),
+      }),
+    ],
+  };
+}
+
+/**
+ * Transaction monitoring parks a request for the platform's review: as an admin's park (manual
+ * review, approvals so far cleared), and marked so the chama's admins cannot review it until a
+ * platform admin has released it.
+ */
+function platformHold(context: ChamaContext, command: Cmd<"chama.withdrawal.hold">): Reply {
+  const w = own(context.withdrawals, command.withdrawalId)!;
+  const status = nextChamaWithdrawalStatus(w.status, "park") as "manual_review";
+  const held: ChamaWithdrawal = { ...w, status, approvals: [], heldByPlatform: true };
+  return {
+    patch: { withdrawals: { ...context.withdrawals, [command.withdrawalId]: held } },
+    effects: [
+      changed(context, command, command.withdrawalId, held, w.status, status, { by: actorOf(command), note: command.note }),
+      audit(context, command, {
+        target: command.withdrawalId,
+        before: { status: w.status, approvals: w.approvals },
+        after: { status, approvals: [], heldByPlatform: true },
+        ...defined({ note: command.note }),
+      }),
+    ],
+  };
+}
+
+/**
+ * A platform admin's word on a request monitoring held: released, it stays in manual review for the
+ * chama's own admins to approve or reject as usual; rejected, it ends (the hold is released).
+ */
+function platformDecision(context: ChamaContext, command: Cmd<"chama.withdrawal.release">): Reply {
+  const w = own(context.withdrawals, command.withdrawalId)!;
+  if (command.decision === "release") {
+    const { heldByPlatform: _held, ...released } = w;
+    return {
+      patch: { withdrawals: { ...context.withdrawals, [command.withdrawalId]: released } },
+      effects: [
+        changed(context, command, command.withdrawalId, released, w.status, w.status, { by: command.by, note: command.note }),
+        audit(context, command, {
+          target: command.withdrawalId,
+          before: { status: w.status, heldByPlatform: true },
+          after: { status: w.status, heldByPlatform: false },
+          ...defined({ note: command.note }),
+        }),
+      ],
+    };
+  }
+  const status = nextChamaWithdrawalStatus(w.status, "reject") as "rejected";
+  const next: ChamaContext = { ...context, ...endWithdrawal(context, command.withdrawalId, status, command.at) };
+  return {
+    patch: { withdrawals: next.withdrawals, recent: next.recent, ended: next.ended },
+    effects: [
+      changed(context, command, command.withdrawalId, w, w.status, status, { by: command.by, note: command.note }),
+      audit(context, command, {
+        target: command.withdrawalId,
+        before: { status: w.status, available: availableOf(context) },
+        after: { status, available: availableOf(next) },
+        ...defined({ note: command.note }),
       }),
     ],
   };

@@ -74,6 +74,11 @@ export interface ChamaWithdrawal {
    * settles it once the wallet took it, or voids it (the money back) when the wallet refused.
    */
   toWalletId?: string;
+  /**
+   * Parked in manual review by transaction monitoring (chama.withdrawal.hold): the chama's admins
+   * cannot review it until a platform admin releases it (or rejects it).
+   */
+  heldByPlatform?: true;
 }
 
 /** A withdrawal into a wallet whose money already left for transit: posted out, so no longer held. */
@@ -210,6 +215,7 @@ export function actorOf(command: ChamaCommand): string {
     case "chama.withdrawal.complete":
     case "chama.withdrawal.fail":
     case "chama.withdrawal.expire":
+    case "chama.withdrawal.hold":
     case "chama.withdrawal.settle":
     case "chama.withdrawal.void":
       return SYSTEM_ACTOR;

@@ -58,6 +58,12 @@ export type ChamaCommand = Stamp &
     | { type: "chama.withdrawal.fail"; withdrawalId: string; reason?: string; via?: string }
     | { type: "chama.withdrawal.cancel"; withdrawalId: string; by: string; reason?: string }
     | { type: "chama.withdrawal.expire"; withdrawalId: string }
+    // Transaction monitoring (src/monitoring/), platform only: a rule whose outcome is `hold` parks a
+    // request in manual review for the platform (SYSTEM_ACTOR; approvals so far are cleared, and the
+    // chama's admins cannot review it meanwhile); a platform admin (`by`: `admin#<sub>`, never a
+    // member) releases it to the chama's admins, or rejects it (the hold is released).
+    | { type: "chama.withdrawal.hold"; withdrawalId: string; note?: string }
+    | { type: "chama.withdrawal.release"; withdrawalId: string; by: string; decision: "release" | "reject"; note?: string }
     // Transfers between a chama and its members' wallets (src/workers/transfer-saga.ts), system only:
     // a contribution reserved in the member's wallet arrives (transit → chama); a withdrawal paid into a
     // wallet is settled once the wallet took it, or voided (transit → chama) when it refused.

@@ -111,6 +111,10 @@ const guards = {
     return open.approvals.includes(actorOf(event)) || open.rejections.includes(actorOf(event));
   },
 
+  /** Parked by transaction monitoring: the platform decides first. */
+  heldByPlatform: ({ context, event }: Args) => openWithdrawal(context, event)?.heldByPlatform === true,
+  notHeldByPlatform: ({ context, event }: Args) => openWithdrawal(context, event)?.heldByPlatform !== true,
+
   holdsMoney: ({ context }: Args) => context.posted !== 0n || Object.keys(context.withdrawals).length > 0,
 
   /** Paid into a member's wallet: Coffer moves it itself, no payout processor reports on it. */
@@ -184,6 +188,7 @@ const commonHandlers = {
     adminsOnly("review withdrawals"),
     stepNotAllowed,
     refuse("actorIsRequester", "FORBIDDEN", "a requester never reviews their own withdrawal"),
+    refuse("heldByPlatform", "INVALID_TRANSITION", "this withdrawal is held for the platform's review: a platform admin releases or rejects it first"),
     refuse("requestExpired", "INVALID_TRANSITION", "the withdrawal request has expired"),
     refuse("alreadyReviewed", "INVALID_TRANSITION", "this admin already reviewed this withdrawal"),
     apply,
@@ -201,6 +206,9 @@ const commonHandlers = {
   "chama.withdrawal.settle": [stepNotAllowed, refuse("paysOutElsewhere", "INVALID_TRANSITION", "this withdrawal does not pay into a wallet"), apply],
   "chama.withdrawal.void": [stepNotAllowed, refuse("paysOutElsewhere", "INVALID_TRANSITION", "this withdrawal does not pay into a wallet"), apply],
   "chama.withdrawal.expire": [stepNotAllowed, refuse("requestNotYetExpired", "INVALID_TRANSITION", "the withdrawal request has not expired yet"), apply],
+  // Transaction monitoring (platform only): a hold parks the request; a platform admin releases or rejects it.
+  "chama.withdrawal.hold": [stepNotAllowed, apply],
+  "chama.withdrawal.release": [refuse("notHeldByPlatform", "INVALID_TRANSITION", "this withdrawal is not held for the platform's review"), apply],
 } as const;
 
 const close = [

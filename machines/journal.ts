@@ -11,6 +11,8 @@ export const SYSTEM_ACCOUNT = {
   stripeClearing: "system:stripe_clearing",
   /** Card money the card networks took back in disputes (open or lost); a won dispute gives it back. */
   stripeDisputes: "system:stripe_disputes",
+  /** Money paid out through Stripe (bank payouts and Connect transfers, src/workers/payout-worker.ts); a returned payout comes back from it. */
+  stripePayouts: "system:stripe_payouts",
 } as const;
 
 export type JournalKind =
@@ -25,6 +27,8 @@ export type JournalKind =
   | "credit"
   | "payment"
   | "withdrawal"
+  /** A payout Stripe had paid that the bank returned: system:stripe_payouts → wallet. */
+  | "withdrawal_return"
   | "transfer_reserve"
   | "transfer_credit"
   | "transfer_void"

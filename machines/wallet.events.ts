@@ -51,6 +51,21 @@ export type WalletCommand = Stamp &
     | { type: "withdrawal.complete"; withdrawalId: string; journalId: string }
     | { type: "withdrawal.fail"; withdrawalId: string; reason?: string }
     | { type: "withdrawal.cancel"; withdrawalId: string; reason?: string }
+    // Bank payouts through Stripe (src/workers/payout-worker.ts sends these, keyed by withdrawal and
+    // step; the system's own steps, never a caller's): sent to Stripe (requested → processing),
+    // paid (the hold is posted to system:stripe_payouts), failed (the hold is released), and
+    // returned by the bank after it was paid (system:stripe_payouts → wallet, `amount` the
+    // withdrawal's: the wallet no longer holds a completed withdrawal, so the step names it).
+    | { type: "withdrawal.payout.send"; withdrawalId: string }
+    | { type: "withdrawal.payout.complete"; withdrawalId: string; journalId: string }
+    | { type: "withdrawal.payout.fail"; withdrawalId: string; reason?: string }
+    | { type: "withdrawal.payout.return"; withdrawalId: string; journalId: string; amount: bigint; reason?: string }
+    // Transaction monitoring (src/monitoring/): a rule whose outcome is `hold` parks a requested
+    // withdrawal in manual review (the system's step, never a caller's); a platform admin releases
+    // it (back to requested) or rejects it (the hold is released). Nothing pays it out meanwhile.
+    | { type: "withdrawal.hold"; withdrawalId: string; reason?: string }
+    | { type: "withdrawal.release"; withdrawalId: string; reason?: string }
+    | { type: "withdrawal.reject"; withdrawalId: string; reason?: string }
     | ({ type: "transfer.reserve"; transferId: string; journalId: string; amount: bigint } & TransferTo)
     | ({
         type: "transfer.credit";

@@ -16,7 +16,8 @@ export const WALLET_MACHINE_VERSION = 1;
 
 export interface OpenWithdrawal {
   amount: bigint;
-  status: "requested" | "processing";
+  /** manual_review: held by transaction monitoring until a platform admin releases or rejects it (it still holds its amount). */
+  status: "requested" | "processing" | "manual_review";
 }
 
 /** Money reserved for a transfer out: to another wallet, or to a chama (a contribution). */
@@ -104,6 +105,8 @@ export const walletMachine = setup({
       const e = event as LifecycleEvent;
       const open = context.withdrawals[e.withdrawalId]!;
       const status = nextWithdrawalStatus(open.status, stepOf(e.type))!;
+      // Paid through Stripe, the money leaves for Stripe's payouts account; by a processor, for the withdrawals one.
+      const to = e.type === "withdrawal.payout.complete" ? SYSTEM_ACCOUNT.stripePayouts : SYSTEM_ACCOUNT.withdrawals;
       return {
         type: "withdrawal.changed" as const,
         ...subject(context, e.at),
@@ -111,9 +114,7 @@ export const walletMachine = setup({
         amount: open.amount,
         status,
         ...("reason" in e && e.reason !== undefined ? { reason: e.reason } : {}),
-        ...(e.type === "withdrawal.complete"
-          ? { journal: move(e.journalId, "withdrawal", context.asset, context.walletId, SYSTEM_ACCOUNT.withdrawals, open.amount) }
-          : {}),
+        ...("journalId" in e ? { journal: move(e.journalId, "withdrawal", context.asset, context.walletId, to, open.amount) } : {}),
       };
     }),
     // A completed withdrawal turns its hold into a posting (money leaves); failed and cancelled
@@ -122,11 +123,29 @@ export const walletMachine = setup({
       const e = event as LifecycleEvent;
       const open = context.withdrawals[e.withdrawalId]!;
       const status = nextWithdrawalStatus(open.status, stepOf(e.type))!;
-      if (status === "processing") return { withdrawals: { ...context.withdrawals, [e.withdrawalId]: { ...open, status } } };
+      if (status === "processing" || status === "manual_review" || status === "requested") {
+        return { withdrawals: { ...context.withdrawals, [e.withdrawalId]: { ...open, status } } };
+      }
       return {
         posted: status === "completed" ? context.posted - open.amount : context.posted,
         withdrawals: withoutKey(context.withdrawals, e.withdrawalId),
       };
+    }),
+    // A payout the bank sent back after Stripe paid it: the money returns (system:stripe_payouts →
+    // wallet). The withdrawal ended already, so the wallet keeps no record of it: the step carries
+    // the amount, and is keyed by the withdrawal (src/workers/payout-worker.ts) so it happens once.
+    returnPayout: enqueueActions(({ context, event, enqueue }) => {
+      const e = event as Ev<"withdrawal.payout.return">;
+      enqueue.assign({ posted: context.posted + e.amount });
+      enqueue.emit({
+        type: "withdrawal.changed",
+        ...subject(context, e.at),
+        withdrawalId: e.withdrawalId,
+        amount: e.amount,
+        status: "returned",
+        ...(e.reason !== undefined ? { reason: e.reason } : {}),
+        journal: move(e.journalId, "withdrawal_return", context.asset, SYSTEM_ACCOUNT.stripePayouts, context.walletId, e.amount),
+      });
     }),
   },
   guards: {
@@ -142,7 +161,7 @@ export const walletMachine = setup({
     isEmpty: ({ context }) =>
       context.posted === 0n && Object.keys(context.withdrawals).length === 0 && Object.keys(context.outgoing).length === 0,
     withdrawalAllows: ({ context, event }) => {
-      if (!("withdrawalId" in event) || !event.type.startsWith("withdrawal.") || event.type === "withdrawal.request") return false;
+      if (!(event.type in LIFECYCLE_STEPS) || !("withdrawalId" in event)) return false;
       const open = context.withdrawals[event.withdrawalId];
       return open !== undefined && nextWithdrawalStatus(open.status, stepOf(event.type)) !== undefined;
     },
@@ -323,6 +342,15 @@ export const walletMachine = setup({
     "withdrawal.complete": withdrawalStep,
     "withdrawal.fail": withdrawalStep,
     "withdrawal.cancel": withdrawalStep,
+    // Paid through Stripe: the same steps, taken by the payout worker only (actors/command-policy.ts).
+    "withdrawal.payout.send": withdrawalStep,
+    "withdrawal.payout.complete": withdrawalStep,
+    "withdrawal.payout.fail": withdrawalStep,
+    "withdrawal.payout.return": [overMaximum, { actions: "returnPayout" }],
+    // Transaction monitoring's hold, and a platform admin's release or rejection of it.
+    "withdrawal.hold": withdrawalStep,
+    "withdrawal.release": withdrawalStep,
+    "withdrawal.reject": withdrawalStep,
     "transfer.settle": [
       {
         guard: "isOutgoing",
@@ -366,11 +394,26 @@ export const walletMachine = setup({
   },
 });
 
-function stepOf(type: string): WithdrawalStep {
-  return type.slice("withdrawal.".length) as WithdrawalStep;
-}
+/** Each command that moves an open withdrawal, and the step of its life (machines/withdrawal.machine.ts) it takes. */
+const LIFECYCLE_STEPS = {
+  "withdrawal.process": "process",
+  "withdrawal.complete": "complete",
+  "withdrawal.fail": "fail",
+  "withdrawal.cancel": "cancel",
+  "withdrawal.payout.send": "process",
+  "withdrawal.payout.complete": "complete",
+  "withdrawal.payout.fail": "fail",
+  "withdrawal.hold": "hold",
+  "withdrawal.release": "release",
+  "withdrawal.reject": "reject",
+} as const satisfies Record<string, WithdrawalStep>;
 
-type LifecycleEvent = Ev<"withdrawal.process" | "withdrawal.complete" | "withdrawal.fail" | "withdrawal.cancel">;
+type LifecycleType = keyof typeof LIFECYCLE_STEPS;
+type LifecycleEvent = Ev<LifecycleType>;
+
+function stepOf(type: string): WithdrawalStep {
+  return LIFECYCLE_STEPS[type as LifecycleType];
+}
 
 /** The wallet machine refusing amounts above `ceiling` (the configured maximum) in every command that moves money. */
 export function walletMachineWith(ceiling: AmountCeiling) {

@@ -1,8 +1,13 @@
 import { z } from "zod";
+import { LIGHTNING_NETWORKS } from "../lib/addresses";
 
 /** Environment, validated once at start-up. A bad value stops the process with a clear message. */
 const Env = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  /** Where Prometheus scrapes `GET /metrics`: a listener of its own, apart from the API. Unset: no metrics listener; 0: any free port. */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** The address the metrics listener binds: loopback unless told otherwise (a scraper on another host needs e.g. a private address). */
+  METRICS_HOST: z.string().regex(/^[A-Za-z0-9.:-]{1,253}$/, "a host name or IP address").default("127.0.0.1"),
   DATABASE_URL: z.string().url().optional(),
   /** Where `bun start` keeps its embedded Postgres and generated files when DATABASE_URL is unset. */
   COFFER_HOME: z.string().default("./.coffer"),
@@ -87,6 +92,39 @@ const Env = z.object({
   STRIPE_API_BASE: z.string().url().refine((u) => /^https?:$/.test(new URL(u).protocol) && new URL(u).pathname.replace(/\/$/, "") === "", "an http(s) origin, no path").default("https://api.stripe.com"),
   /** How long one Stripe API call may take before it counts as "Stripe did not answer" (503, retry with the same key). */
   STRIPE_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  /**
+   * Webhooks out (src/webhooks/, src/workers/webhook-delivery.ts; README "Webhooks out"). Endpoint
+   * URLs must be https to public addresses; an operator may allow named hosts (exact host names or
+   * IP literals of the URL, comma-separated) and plain http for receivers inside their network.
+   */
+  WEBHOOK_ALLOW_HOSTS: z.string().max(4_096).default(""),
+  WEBHOOK_ALLOW_HTTP: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
+  /** One delivery attempt's time limit, up to the receiver's response headers. */
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  /** Attempts in flight per node, and per endpoint per node. */
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(16),
+  WEBHOOK_ENDPOINT_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(4),
+  /** Backoff after a failed attempt: base·2^(n−1), at most max; a delivery is given up after MAX_ATTEMPTS or once MAX_AGE old (3 days). */
+  WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(1).max(86_400_000).default(60_000),
+  WEBHOOK_RETRY_MAX_MS: z.coerce.number().int().min(1).max(86_400_000).default(12 * 3_600_000),
+  WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(20),
+  WEBHOOK_MAX_AGE_MS: z.coerce.number().int().min(1_000).max(30 * 86_400_000).default(3 * 86_400_000),
+  /** An endpoint whose attempts failed this many times in a row, over at least this long, is disabled with an alert. */
+  WEBHOOK_DISABLE_AFTER_FAILURES: z.coerce.number().int().min(1).max(10_000).default(15),
+  WEBHOOK_DISABLE_AFTER_MS: z.coerce.number().int().min(0).max(30 * 86_400_000).default(86_400_000),
+  /** How often the delivery worker looks for new events and due retries. */
+  WEBHOOK_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(1_000),
+  /** Enabled endpoints per owner at most. */
+  WEBHOOK_ENDPOINTS_MAX: z.coerce.number().int().min(1).max(1_000).default(100),
+  /** The network Lightning withdrawals' BOLT-11 invoices must be for: lnbc… (bitcoin), lntb… (testnet), lnbcrt… (regtest). */
+  LIGHTNING_NETWORK: z.enum(LIGHTNING_NETWORKS).default("bitcoin"),
+  /**
+   * Transaction monitoring (src/monitoring/): "on" evaluates every money movement from the committed
+   * events in the background; "off" leaves it to an operator (tests run it by hand).
+   */
+  MONITORING: z.enum(["on", "off"]).default("on"),
+  /** A JSON file with the monitoring rules and thresholds (src/monitoring/rules.ts); unset: the built-in defaults. An admin's change (POST /admin/monitoring/rules) replaces either. */
+  MONITORING_RULES_FILE: z.string().min(1).optional(),
 }).superRefine((env, ctx) => {
   // One NATS credential, whole: the messages name variables, never their values.
   const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });

@@ -3,6 +3,7 @@ import { loadConfig } from "./config";
 import { startEmbeddedPostgres } from "./db/embedded";
 import { log, reason, setLogLevel } from "../lib/log";
 import { ensureKeyFile } from "./security/keys";
+import { startMetricsServer } from "./monitoring/metrics";
 
 /**
  * `bun start`: one Coffer node. Without DATABASE_URL it runs a real embedded Postgres in
@@ -29,6 +30,9 @@ if (await ensureKeyFile(config.keysFile)) {
 const node = await startNode(config, databaseUrl);
 const server = Bun.serve({ port: config.PORT, hostname: process.env.HOST ?? "0.0.0.0", fetch: node.http.fetch, maxRequestBodySize: 1024 * 1024 });
 info("coffer listening", { port: server.port, database: config.DATABASE_URL ? "DATABASE_URL" : "embedded" });
+// Prometheus scrapes its own listener (METRICS_PORT, on loopback unless METRICS_HOST says otherwise).
+const metricsServer = startMetricsServer(node.metrics, config);
+info(metricsServer ? "metrics listening" : "metrics off (set METRICS_PORT to serve GET /metrics)", metricsServer ? { url: metricsServer.url } : {});
 
 let stopping = false;
 async function shutdown(signal: string) {
@@ -42,6 +46,7 @@ async function shutdown(signal: string) {
   }, config.SHUTDOWN_TIMEOUT_MS).unref();
   try {
     await server.stop();
+    await metricsServer?.stop();
     await node.close();
     await stopEmbedded?.();
   } catch (error) {

@@ -10,6 +10,9 @@ import { stripeSettingsOf } from "./integrations/stripe/client";
 import { registerDepositHandlers } from "./integrations/stripe/deposit-events";
 import { StripeRail } from "./integrations/stripe/rail";
 import { DepositSaga } from "./workers/deposit-saga";
+import { PayoutWorker } from "./workers/payout-worker";
+import { registerPayoutHandlers } from "./integrations/stripe/payout-events";
+import { needsPayout } from "../actors/wallet-store";
 import { ChamaService } from "./api/chama-service";
 import { renderChamaOutcome } from "./api/chama-views";
 import { ChamaExpiry } from "./workers/chama-expiry";
@@ -35,6 +38,14 @@ import { Authenticator } from "./security/authenticator";
 import { RateLimiter } from "./security/rate-limit";
 import { loadKeyRing } from "./security/keys";
 import { buildHttpApp } from "./http/app";
+import { MonitoringWorker } from "./monitoring/worker";
+import { DEFAULT_RULES, RuleBook, rulesFromFile } from "./monitoring/rules";
+import { HealthChecks } from "./admin/health";
+import type { AdminServices } from "./admin/services";
+import { CofferMetrics, countAlert, countWebhookDeliveryOut } from "./monitoring/metrics";
+import { WebhookEndpoints } from "./webhooks/endpoints";
+import { webhookSettingsOf } from "./webhooks/settings";
+import { WebhookDelivery } from "./workers/webhook-delivery";
 import { startIdempotencyExpiry } from "./workers/idempotency-expiry";
 import { OutboxRelay } from "./workers/outbox-relay";
 import { TransferSaga } from "./workers/transfer-saga";
@@ -51,22 +62,33 @@ export interface Node {
   depositSaga: DepositSaga;
   /** Present when Stripe is configured: the SDK client, the webhook intake, event handlers (`stripe.dispatcher.register`) and their worker. */
   stripe: StripeRail | undefined;
+  /** Present when Stripe is configured: pays withdrawals to `bank_token` / `stripe_account` destinations through Stripe. */
+  payouts: PayoutWorker | undefined;
   /** Seals sensitive fields at rest (destinations, stored secrets). */
   vault: Vault;
   saga: TransferSaga;
   chamaExpiry: ChamaExpiry;
   /** Present when NATS_URL is set: publishes the outbox to JetStream. */
   relay: OutboxRelay | undefined;
+  /** Webhooks out: apps' endpoints (`webhooks`) and the worker that delivers events to them. */
+  webhooks: WebhookEndpoints;
+  webhookDelivery: WebhookDelivery;
   /** Present when NATS_URL is set: this node's shard leases. */
   cluster: Cluster | undefined;
   /** Present when NATS_URL is set: the node's NATS connection. */
   nats: NatsConnection | undefined;
   http: ReturnType<typeof buildHttpApp>;
+  /** This node's Prometheus registry and recorders (served by `startMetricsServer`, src/monitoring/metrics.ts). */
+  metrics: CofferMetrics;
+  /** Transaction monitoring (src/monitoring/): runs in the background with MONITORING=on; `settle()` runs it by hand. */
+  monitoring: MonitoringWorker;
+  /** The rules monitoring evaluates, and the health checks of GET /admin/health. */
+  admin: AdminServices;
   close(): Promise<void>;
 }
 
 export interface NodeOptions {
-  /** The node's clock for chama commands and their expiry (tests move it instead of sleeping). */
+  /** The node's clock for chama commands and their expiry, and for Lightning invoices' expiry (tests move it instead of sleeping). */
   now?: () => Date;
   /** How often the chama expiry worker looks for overdue requests (tests that move the clock call runOnce instead). */
   chamaExpiryPollMs?: number;
@@ -75,24 +97,32 @@ export interface NodeOptions {
 export async function startNode(config: Config, databaseUrl: string, options: NodeOptions = {}): Promise<Node> {
   const db = connect(databaseUrl, config.DB_POOL_MAX);
   await migrate(db);
+  // Made first so every part of the node can count into it (countAlert, countWebhookDeliveryOut, …).
+  const metrics = new CofferMetrics();
   let saga: TransferSaga | undefined;
   let relay: OutboxRelay | undefined;
   let depositSaga: DepositSaga | undefined;
+  let payouts: PayoutWorker | undefined;
+  let monitoring: MonitoringWorker | undefined;
   const commits = new CommitQueue(db, { inFlightMax: config.COMMIT_IN_FLIGHT_MAX, writesMax: config.COMMIT_WALLETS_MAX, waitingMax: config.COMMIT_WAITING_MAX });
   // The machines refuse amounts over the configured maximum themselves, whatever path a command took.
   const ceiling = (asset: string) => (isAsset(asset) ? maxMinorFor(config.maxAmountMajor, asset) : 0n);
   const wallets = walletKind(commits, renderWalletOutcome, ceiling, (effects) => {
     if (effects.some((e) => e.type === "transfer.reserved" || e.type === "transfer.credited")) saga?.kick();
+    if (effects.some(needsPayout)) payouts?.kick();
     relay?.kick();
+    monitoring?.kick();
   });
   const chamaActors = chamaKind(db, renderChamaOutcome, ceiling, (effects) => {
     // A contribution that arrived, or a withdrawal into a wallet that started: the saga's next step.
     if (effects.some((e) => e.type === "chama.transfer.credited" || (e.type === "chama.withdrawal.changed" && e.toWalletId !== undefined))) saga?.kick();
     relay?.kick();
+    monitoring?.kick();
   });
   const depositActors = depositKind(db, renderDepositOutcome, ceiling, (effects) => {
     if (effects.some(needsWalletStep)) depositSaga?.kick();
     relay?.kick();
+    monitoring?.kick();
   });
   const host = new ActorHost(db, { wallet: wallets, chama: chamaActors, deposit: depositActors }, commits, {
     batchMax: config.ACTOR_BATCH_MAX,
@@ -120,8 +150,8 @@ export async function startNode(config: Config, databaseUrl: string, options: No
     ? new NatsRouter(nats, bus, { prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, requestTimeoutMs: 2_000, deadlineMs: config.LEASE_TTL_MS * 3, inFlightMax: config.NATS_IN_FLIGHT_MAX, waitingMax: config.NATS_WAITING_MAX })
     : new InProcessRouter(host);
   const vault = await Vault.load(config.vaultFile);
-  const ops = new WalletService(db, router, config.maxAmountMajor, vault);
-  const chamas = new ChamaService(db, router, config.maxAmountMajor, vault, options.now);
+  const ops = new WalletService(db, router, config.maxAmountMajor, vault, { now: options.now ?? (() => new Date()), lightningNetwork: config.LIGHTNING_NETWORK });
+  const chamas = new ChamaService(db, router, config.maxAmountMajor, vault, options.now, config.LIGHTNING_NETWORK);
   const chamaExpiry = new ChamaExpiry(db, chamas, options.chamaExpiryPollMs);
   // Stripe, when configured: deposits, refunds and disputes (their saga resumes whatever a previous
   // run left in flight), and the webhook's events.
@@ -131,6 +161,14 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   depositSaga = new DepositSaga(db, ops, deposits, stripe?.client);
   deposits.useSaga(depositSaga);
   if (stripe) registerDepositHandlers(stripe.dispatcher, deposits, ops, stripe.client);
+  // Bank payouts: withdrawals to destinations Stripe holds are paid by the payout worker (which
+  // resumes whatever a previous run left in flight), ended by Stripe's payout events.
+  if (stripe) {
+    payouts = new PayoutWorker(db, ops, vault, stripe.client);
+    ops.useStripePayouts();
+    registerPayoutHandlers(stripe.dispatcher, db, payouts);
+    payouts.kick();
+  }
   depositSaga.kick();
   stripe?.events.kick();
   saga = new TransferSaga(db, ops, chamas);
@@ -139,14 +177,30 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   const apiKeys = new ApiKeys(db);
   const authenticator = new Authenticator(await loadKeyRing(config.keysFile), { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE }, apiKeys);
   const limiter = config.RATE_LIMITS === "on" ? new RateLimiter(db) : undefined;
+  if (limiter) limiter.onRefused = (tier) => metrics.rateLimited(tier);
   const cluster = nats && bus
     ? new Cluster(nats, host, bus, { nodeId: config.NODE_ID ?? Bun.randomUUIDv7(), prefix: config.NATS_SUBJECT_PREFIX, shardCount: config.SHARDS, leaseTtlMs: config.LEASE_TTL_MS, inFlightMax: config.NATS_IN_FLIGHT_MAX, waitingMax: config.NATS_WAITING_MAX })
     : undefined;
-  const http = buildHttpApp({ db, ops, chamas, deposits, stripe, host, cluster, authenticator, apiKeys, vault, limiter, config, corsOrigins: config.corsOrigins });
-  if (nats) cluster?.watch("api", startNatsApi(nats, config.NATS_SUBJECT_PREFIX, { db, ops, chamas, deposits, apiKeys, vault, host, cluster, authenticator, limiter, limits: config }));
+  metrics.watch({ db, host, healthy: () => cluster?.health().ok ?? true });
+  // Transaction monitoring reads the committed events after their commit (never in a payment's path);
+  // its rules come from MONITORING_RULES_FILE or the defaults until an admin changes them.
+  const ruleBook = config.MONITORING_RULES_FILE ? new RuleBook(db, await rulesFromFile(config.MONITORING_RULES_FILE), "file") : new RuleBook(db, DEFAULT_RULES, "default");
+  monitoring = new MonitoringWorker(db, ruleBook, vault, ops, chamas, { onAlert: (severity) => countAlert(metrics, severity) });
+  const watcher = monitoring;
+  const health = new HealthChecks({ db, nats, cluster, stripe: stripe?.client, relay: nats !== undefined, monitoringLag: () => watcher.lag() });
+  const admin: AdminServices = { rules: ruleBook, monitoring, health };
+  // Webhooks out: endpoints apps register, and the worker that sends them the outbox's events.
+  const webhookSettings = webhookSettingsOf(config);
+  const webhooks = new WebhookEndpoints(db, vault, webhookSettings);
+  const webhookDelivery = new WebhookDelivery(db, vault, webhookSettings, { onOutcome: (outcome) => countWebhookDeliveryOut(metrics, outcome) });
+  webhooks.onChange = () => webhookDelivery.kick();
+  webhookDelivery.kick();
+  const http = buildHttpApp({ db, ops, chamas, deposits, stripe, host, cluster, authenticator, apiKeys, vault, limiter, config, corsOrigins: config.corsOrigins, metrics, webhooks, admin });
+  if (nats) cluster?.watch("api", startNatsApi(nats, config.NATS_SUBJECT_PREFIX, { db, ops, chamas, deposits, stripe, apiKeys, vault, host, cluster, authenticator, limiter, limits: config, metrics, webhooks, admin }));
   relay = nats ? new OutboxRelay(db, nats, config.NATS_SUBJECT_PREFIX) : undefined;
   await relay?.start();
   await cluster?.start();
+  if (config.MONITORING === "on") monitoring.start();
   return {
     db,
     host,
@@ -155,23 +209,33 @@ export async function startNode(config: Config, databaseUrl: string, options: No
     deposits,
     depositSaga,
     stripe,
+    payouts,
     vault,
     saga,
     chamaExpiry,
     relay,
+    webhooks,
+    webhookDelivery,
     cluster,
     nats,
     http,
+    metrics,
+    monitoring,
+    admin,
     async close() {
       await stopExpiry();
       await chamaExpiry.stop();
+      await watcher.stop();
       await cluster?.stop();
       await relay?.stop();
+      await webhookDelivery.stop();
       await nats?.drain();
       await saga!.stop();
       await stripe?.stop();
+      await payouts?.stop();
       await depositSaga!.stop();
       await host.stop();
+      metrics.close();
       await db.end({ timeout: 5 });
     },
   };

@@ -9,10 +9,12 @@ import type { Vault } from "../security/encryption";
 import { authorize, type Action } from "../../lib/policy";
 import { claimOf as claimOfPrincipal, memberIdOf as memberIdOfPrincipal, SYSTEM_CLAIM } from "../../lib/principal";
 import { LruCache } from "../../lib/lru";
+import { formatAmount } from "../../lib/money";
 import type { z } from "zod";
 import { idFromKey, newId } from "./ids";
 import { FieldError } from "./input";
-import { amountIn, claimOf, payableTo, type Caller } from "./wallet-service";
+import { amountIn, claimOf, payableAddress, payableTo, type AddressPolicy, type Caller } from "./wallet-service";
+import type { LightningNetwork } from "../../lib/addresses";
 import { MemberId, type AddMember, type ChamaDeposit, type ChangeRules, type CreateChama, type CreateContribution, type RequestChamaWithdrawal } from "./schemas";
 import { fillIn, maskDestination } from "./views";
 import { ChamaWithdrawalView } from "./outputs";
@@ -33,6 +35,8 @@ export type RequestedChamaStep = "park" | "continue" | "cancel" | "complete" | "
  */
 export class ChamaService {
   private readonly assets = new LruCache<string, Asset>(10_000);
+  /** What crypto addresses are checked against: this service's clock (invoices expire) and the Lightning network. */
+  private readonly addresses: AddressPolicy;
 
   constructor(
     private readonly db: Db,
@@ -41,7 +45,11 @@ export class ChamaService {
     private readonly vault: Vault,
     /** The node's clock: every command's `at`. Tests move it to reach expiry without sleeping. */
     private readonly clock: () => Date = () => new Date(),
-  ) {}
+    /** The network Lightning invoices must be for (LIGHTNING_NETWORK). */
+    lightningNetwork: LightningNetwork = "bitcoin",
+  ) {
+    this.addresses = { now: () => this.clock(), lightningNetwork };
+  }
 
   create(caller: Caller, key: string, input: z.infer<typeof CreateChama>): Promise<Reply> {
     authorize(caller.principal, "chama.create");
@@ -131,7 +139,10 @@ export class ChamaService {
     // Into a wallet: one of the requester's own, in the chama's asset (what never changes about a
     // wallet, so a retried key still reaches the actor's replay). Elsewhere: where the asset can go.
     const toWalletId = destination.type === "wallet" ? await this.requestersWallet(caller, destination.walletId, asset) : undefined;
-    if (destination.type !== "wallet") payableTo(asset, destination);
+    if (destination.type !== "wallet") {
+      payableTo(asset, destination);
+      await payableAddress(this.db, this.addresses, caller, key, asset, amount, destination);
+    }
     const withdrawalId = newId();
     return this.send(chamaId, caller, key, "chama.withdrawal.request", chamaId, { amount, destination }, {
       type: "chama.withdrawal.request",
@@ -141,7 +152,7 @@ export class ChamaService {
       // Sealed here, bound to the withdrawal's id: past this line only the masked form is readable.
       // A wallet of the requester's own is no secret from them or the chama: it is shown whole.
       destination: {
-        masked: destination.type === "wallet" ? { type: "wallet", walletId: destination.walletId } : maskDestination(destination),
+        masked: destination.type === "wallet" ? { type: "wallet", walletId: destination.walletId } : maskDestination(destination, formatAmount(amount, asset)),
         sealed: this.vault.seal(destination, withdrawalId),
       },
       ...(toWalletId ? { toWalletId } : {}),
@@ -211,6 +222,25 @@ export class ChamaService {
               : // A withdrawal into a wallet posts its money out when continued: its journal, ready.
                 { type: "chama.withdrawal.continue", withdrawalId, by, journalId: newId(), at };
     return this.withStoredFields(await this.send(chamaId, caller, key, `chama.withdrawal.${step}`, withdrawalId, { text }, command), chamaId, withdrawalId);
+  }
+
+  /**
+   * A platform admin's word on a chama withdrawal transaction monitoring held (src/monitoring/):
+   * released, it waits in manual review for the chama's own admins; rejected, it ends. The admin
+   * acts as themselves (`admin#<sub>`), never as a member.
+   */
+  async decideHeldWithdrawal(caller: Caller, key: string, chamaId: string, withdrawalId: string, decision: "release" | "reject", note?: string): Promise<Reply> {
+    authorize(caller.principal, "withdrawal.review");
+    await this.assetOf(chamaId);
+    const reply = await this.send(chamaId, caller, key, `chama.withdrawal.platform.${decision}`, withdrawalId, { note }, {
+      type: "chama.withdrawal.release",
+      withdrawalId,
+      by: memberIdOf(caller),
+      decision,
+      ...(note ? { note } : {}),
+      at: this.now(),
+    });
+    return this.withStoredFields(reply, chamaId, withdrawalId);
   }
 
   /**

@@ -4,6 +4,7 @@ import { ERROR_STATUS, type ErrorCode } from "../../lib/errors";
 import type { Operation } from "./operation";
 import { OPERATIONS } from "./operations";
 import * as outputs from "./outputs";
+import * as adminOutputs from "../admin/outputs";
 
 /**
  * The OpenAPI 3.1 document, generated from the operation table (src/api/operations/): one path
@@ -41,7 +42,8 @@ const TAGS: Record<string, string> = {
   transfers: "Money moved from one wallet to another (a saga that settles or voids in the background).",
   chamas: "Group wallets: members, rules, deposits, and withdrawals that need the admins' approvals.",
   "api-keys": "API keys for services (platform admins).",
-  admin: "What operators look at: the cluster, the books, a live actor (admins and auditors).",
+  webhooks: "Webhooks out: endpoints that receive Coffer's events, signed (Coffer-Signature), in order per wallet, with their delivery logs.",
+  admin: "What operators look at: the cluster, the books, a live actor, transactions, stats and health, and transaction monitoring: its alerts, rules and held withdrawals (admins; auditors read).",
 };
 
 function tagOf(op: Operation): string {
@@ -82,11 +84,12 @@ function inputJson(schema: z.ZodType): Json {
   return strip(z.toJSONSchema(schema, { io: "input", unrepresentable: "any", override: tidy }) as Json);
 }
 
-/** The named output schemas of outputs.ts, as components; operations refer to them by name. */
+/** The named output schemas of outputs.ts (and src/admin/outputs.ts), as components; operations refer to them by name. */
 function outputComponents(): { schemas: Record<string, Json>; names: Map<z.ZodType, string> } {
   const registry = z.registry<{ id: string }>();
   const names = new Map<z.ZodType, string>();
-  for (const [name, value] of Object.entries(outputs)) {
+  // The admin API's (src/admin/outputs.ts) beside the resources' own.
+  for (const [name, value] of [...Object.entries(outputs), ...Object.entries(adminOutputs)]) {
     if (value instanceof z.ZodType) {
       registry.add(value, { id: name });
       names.set(value, name);
@@ -218,7 +221,7 @@ const DESCRIPTION = (version: string, errors: string) => `Coffer ${version}: per
 (\`X-Api-Key: cof_…\`, or the same key as \`Authorization: Bearer cof_…\`).
 
 **Amounts** are decimal strings in the asset's major unit ("12.34"), exact: at most the asset's decimals
-(USD, EUR, KES 2; BTC 8; ETH 18; USDC 6; SOL 9); more is a 400, never a rounding.
+(USD, EUR, KES 2; BTC 8; ETH 18; USDC 6; SOL 9; NEAR 24; TON 9); more is a 400, never a rounding.
 
 **Changes are idempotent.** Every POST needs an \`Idempotency-Key\` header (1 to 255 printable ASCII
 characters). The same key with the same request replays the first status and body (for at least 24 h):

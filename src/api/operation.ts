@@ -4,8 +4,11 @@ import type { Reply } from "../../actors/envelope";
 import type { ActorHost } from "../../actors/host";
 import type { Db } from "../../lib/db";
 import type { Action } from "../../lib/policy";
+import type { AdminServices } from "../admin/services";
 import type { ApiKeys } from "../security/api-keys";
 import type { Vault } from "../security/encryption";
+import type { WebhookEndpoints } from "../webhooks/endpoints";
+import type { StripeRail } from "../integrations/stripe/rail";
 import type { ChamaService } from "./chama-service";
 import type { DepositService } from "./deposit-service";
 import type { Caller, WalletService } from "./wallet-service";
@@ -64,6 +67,12 @@ export interface OperationDeps {
   vault: Vault;
   host: ActorHost;
   cluster?: Cluster | undefined;
+  /** Transaction monitoring's rules and worker, and the health checks (absent: those routes answer 503). */
+  admin?: AdminServices | undefined;
+  /** Present when Stripe is configured (reconciliation reads Stripe through it). */
+  stripe?: StripeRail | undefined;
+  /** Webhooks out: apps' endpoints and their delivery logs (absent: those routes answer 503). */
+  webhooks?: WebhookEndpoints | undefined;
 }
 
 /**

@@ -52,7 +52,15 @@ export const MaskedDestination = z
     z.object({ type: z.literal("us_bank"), account: MaskedNumber }).describe("a US bank account (the routing number is not shown)"),
     z.object({ type: z.literal("ke_bank"), account: MaskedNumber }).describe("a Kenyan bank account (the bank code is not shown)"),
     z.object({ type: z.literal("bank_token"), token: MaskedNumber }).describe("a bank account held by the payment provider"),
-    z.object({ type: z.literal("crypto"), network: z.string(), address: z.string().describe("the first six and last four characters only") }),
+    z.object({ type: z.literal("stripe_account"), account: MaskedNumber }).describe("a Stripe connected account (paid by a Connect transfer)"),
+    z
+      .object({
+        type: z.literal("crypto"),
+        network: z.string(),
+        address: z.string().optional().describe("the first six and last four characters only; absent for a Lightning invoice, of which nothing is shown"),
+        amount: Money.optional().describe("lightning only: what the invoice pays (the withdrawal's amount)"),
+      })
+      .describe("an address on a blockchain, or a Lightning invoice (shown as its network and amount)"),
     z.object({ type: z.literal("wallet"), walletId: Id.describe("the requester's own wallet") }).describe("a chama withdrawal paid into a member's wallet"),
     z.object({ type: z.literal("unknown") }),
   ])
@@ -68,7 +76,7 @@ export const WalletView = z.object({
   version: z.number().int().describe("the wallet's version: it grows with every change (an answer to a change shows the version it made)"),
 });
 
-const JOURNAL_KINDS = ["deposit", "deposit_refund", "deposit_refund_forced", "deposit_refund_return", "dispute", "dispute_return", "credit", "payment", "withdrawal", "transfer_reserve", "transfer_credit", "transfer_void", "chama_deposit", "chama_withdrawal", "chama_contribution", "chama_withdrawal_void"] as const;
+const JOURNAL_KINDS = ["deposit", "deposit_refund", "deposit_refund_forced", "deposit_refund_return", "dispute", "dispute_return", "credit", "payment", "withdrawal", "withdrawal_return", "transfer_reserve", "transfer_credit", "transfer_void", "chama_deposit", "chama_withdrawal", "chama_contribution", "chama_withdrawal_void"] as const;
 
 /** A credit's or a payment's answer: the journal it booked, and the wallet's available balance after it. */
 export const JournalView = z.object({
@@ -103,9 +111,11 @@ export const WithdrawalView = z.object({
   walletId: Id,
   asset: Asset,
   amount: Money,
-  status: z.enum(["requested", "processing", "completed", "failed", "cancelled"]),
+  status: z
+    .enum(["requested", "processing", "completed", "failed", "cancelled", "returned", "manual_review", "rejected"])
+    .describe("requested (held) → processing (sent) → completed (paid out); or failed / cancelled (released); returned: paid, then sent back by the bank (the money is in the wallet again); manual_review: held by transaction monitoring until a platform admin releases it (back to requested) or rejects it (rejected: the hold is released)"),
   destination: MaskedDestination,
-  reason: z.string().optional().describe("why it failed or was cancelled, when a reason was given"),
+  reason: z.string().optional().describe("why it failed, was cancelled or was returned, when a reason was given"),
   createdAt: Time,
   updatedAt: Time,
 });
@@ -277,6 +287,34 @@ export const VerifyReport = z.object({
   ),
 });
 
+const STRIPE_COUNTS = z.object({ paymentIntents: z.number().int(), refunds: z.number().int(), disputes: z.number().int(), payouts: z.number().int(), transfers: z.number().int() });
+export const ReconciliationReport = z.object({
+  ok: z.boolean().describe("true when Stripe and the ledger agree on everything compared"),
+  differences: z.array(
+    z.object({
+      kind: z.enum(["missing_in_coffer", "missing_at_stripe", "amount_differs", "status_differs", "ledger_differs"]),
+      object: z.enum(["payment_intent", "refund", "dispute", "payout", "transfer", "account"]),
+      stripeId: z.string().optional(),
+      cofferId: z.string().optional().describe("the deposit, refund or withdrawal id in Coffer (for `account`: the system account)"),
+      field: z.string().optional(),
+      asset: z.string().optional(),
+      stripe: z.string().optional().describe("what Stripe says (amounts as decimals of `asset`)"),
+      coffer: z.string().optional().describe("what Coffer says"),
+      detail: z.string(),
+    }),
+  ).describe("at most 1,000 listed; summary.differences counts them all"),
+  summary: z.object({
+    since: z.string().nullable(),
+    stripe: STRIPE_COUNTS.describe("Coffer's objects Stripe reported, by kind"),
+    coffer: z.object({ deposits: z.number().int(), refunds: z.number().int(), disputes: z.number().int(), withdrawals: z.number().int() }),
+    inFlight: z.number().int().describe("objects left out because a step of theirs is still in flight"),
+    differences: z.number().int(),
+    truncated: z.boolean().describe("a list stopped at its bound: some objects were not compared"),
+    totalsChecked: z.boolean().describe("whether the system accounts' totals were compared (only without `since`)"),
+    elapsedMs: z.number().int(),
+  }),
+});
+
 export const ActorState = z.object({
   walletId: Id.describe("the wallet's or chama's id asked about"),
   loaded: z.boolean().describe("whether its actor is in memory on the node that answered"),
@@ -337,3 +375,6 @@ export const ContributionView = z.object({
   createdAt: Time,
   updatedAt: Time,
 });
+
+// Webhooks out: named here so the OpenAPI document lists them as components (src/api/webhook-outputs.ts).
+export { WebhookDeliveryPage, WebhookDeliveryView, WebhookEndpointPage, WebhookEndpointView, WebhookEndpointWithSecret } from "./webhook-outputs";

@@ -1,7 +1,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { ASSETS } from "../../lib/assets";
-import { compactIban, digitsOnly, isAbaRouting, isIban, KE_ACCOUNT, KE_BANK_CODE, PROVIDER_BANK_TOKEN, US_ACCOUNT } from "../../lib/bank-accounts";
+import { compactIban, digitsOnly, isAbaRouting, isIban, KE_ACCOUNT, KE_BANK_CODE, PROVIDER_ACCOUNT, PROVIDER_BANK_TOKEN, US_ACCOUNT } from "../../lib/bank-accounts";
 import { NETWORKS } from "../../lib/networks";
 import { PERMISSIONS } from "../../lib/principal";
 
@@ -67,8 +67,21 @@ export const Destination = z.discriminatedUnion("type", [
     })
     .describe("a bank account held by the payment provider"),
   z
-    .strictObject({ type: z.literal("crypto"), network: z.enum(NETWORKS), address: token(128) })
-    .describe("an address on a blockchain"),
+    .strictObject({
+      type: z.literal("stripe_account"),
+      account: z.string().max(80).regex(PROVIDER_ACCOUNT, "a Stripe connected account (acct_…)").describe("the connected account's id at Stripe"),
+    })
+    .describe("a Stripe connected account, paid by a Connect transfer"),
+  z
+    .strictObject({
+      type: z.literal("crypto"),
+      network: z.enum(NETWORKS),
+      // Checked per network once the asset and amount are known (lib/addresses/): a refusal there is
+      // INVALID_ADDRESS. Invoices run long (route hints), hence the ceiling; sealed, it must still fit
+      // the bus's sealed-destination ceiling (actors/bus/envelope-schema.ts, 4096 base64 characters).
+      address: text(2048).describe("the network's address (`0x…`, `bc1…`, `alice.near`, `EQ…`), or for `lightning` a BOLT-11 invoice (`lnbc…`)"),
+    })
+    .describe("an address on a blockchain, or a Lightning invoice"),
 ]);
 
 export const RequestWithdrawal = z.strictObject({

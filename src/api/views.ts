@@ -48,8 +48,13 @@ export function lastFour(value: unknown): string {
   return plain.length > 8 ? `****${plain.slice(-4)}` : "****";
 }
 
-/** A destination as callers see it: a bank account by its last four at most, an address by its ends. */
-export function maskDestination(d: DestinationInput | Record<string, unknown>): Record<string, string> {
+/**
+ * A destination as callers see it: a bank account by its last four at most, an address by its ends
+ * (first six, last four). A Lightning invoice is shown as its network and the amount it pays
+ * (`amount`, the withdrawal's, which the invoice's equals when it names one), never any of it: an
+ * invoice is a bearer request anyone holding it could pay or probe.
+ */
+export function maskDestination(d: DestinationInput | Record<string, unknown>, amount?: string): Record<string, string> {
   switch (d.type) {
     case "bank":
     case "us_bank":
@@ -57,6 +62,11 @@ export function maskDestination(d: DestinationInput | Record<string, unknown>): 
       return { type: d.type, account: lastFour(d.account) };
     case "bank_token":
       return { type: d.type, token: lastFour(d.token) };
+    case "stripe_account":
+      return { type: d.type, account: lastFour(d.account) };
+  }
+  if (d.type === "crypto" && d.network === "lightning") {
+    return { type: "crypto", network: "lightning", ...(amount !== undefined ? { amount } : {}) };
   }
   if (d.type === "crypto") {
     const address = typeof d.address === "string" ? d.address : "";

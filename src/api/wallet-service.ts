@@ -2,11 +2,13 @@ import type { Envelope, Idempotency, Reply } from "../../actors/envelope";
 import type { Router } from "../../actors/router";
 import type { WalletCommand } from "../../machines/wallet.events";
 import type { WithdrawalStep } from "../../machines/withdrawal.machine";
+import { paidByProvider } from "../../lib/bank-accounts";
 import type { Db } from "../../lib/db";
 import { CofferError } from "../../lib/errors";
 import type { Asset } from "../../lib/assets";
-import { maxMinorFor, parseAmount } from "../../lib/money";
+import { formatAmount, maxMinorFor, parseAmount } from "../../lib/money";
 import { payoutMismatch } from "../../lib/networks";
+import { ADDRESS_RULES, validateAddress, type LightningNetwork } from "../../lib/addresses";
 import { fingerprint, idFromKey, newId } from "./ids";
 import { FieldError } from "./input";
 import type { z } from "zod";
@@ -37,15 +39,28 @@ interface WalletMeta {
  * wallet's actor. The outcome comes back from the actor after its commit. Every operation first
  * asks the policy (lib/policy.ts) whether this caller may do it to this wallet.
  */
+/** What a payout processor (or, for cancel, the owner) may do to a withdrawal; a paid payout's return is Stripe's word only. */
+export type ProcessorStep = Extract<WithdrawalStep, "process" | "complete" | "fail" | "cancel">;
+
+/** What never changes about a withdrawal: its wallet, and the kind of place it goes to. */
+interface WithdrawalMeta {
+  walletId: string;
+  destinationType: string;
+}
+
 export class WalletService {
   private readonly wallets = new LruCache<string, WalletMeta>(100_000);
-  private readonly withdrawalWallets = new LruCache<string, string>(100_000);
+  private readonly withdrawalMetas = new LruCache<string, WithdrawalMeta>(100_000);
+  /** Stripe pays withdrawals to provider-held destinations (src/workers/payout-worker.ts): processors leave them alone. */
+  private stripePaysOut = false;
 
   constructor(
     private readonly db: Db,
     private readonly router: Router,
     private readonly maxAmountMajor: bigint,
     private readonly vault: Vault,
+    /** What crypto addresses are checked against: the node's clock (invoices expire) and the Lightning network. */
+    private readonly addresses: AddressPolicy = DEFAULT_ADDRESS_POLICY,
   ) {}
 
   createWallet(caller: Caller, key: string, input: z.infer<typeof CreateWallet>): Promise<Reply> {
@@ -101,21 +116,37 @@ export class WalletService {
     const wallet = await this.walletFor(caller, "withdrawal.request", walletId);
     const amount = this.amount(input.amount, wallet.asset);
     payableTo(wallet.asset, input.destination);
+    await payableAddress(this.db, this.addresses, caller, key, wallet.asset, amount, input.destination);
     const withdrawalId = newId();
     return this.send(walletId, caller, key, "withdrawal.request", walletId, { amount, destination: input.destination }, {
       type: "withdrawal.request",
       withdrawalId,
       amount,
       // Sealed here, bound to the withdrawal's id: past this line only the masked form is readable.
-      destination: { masked: maskDestination(input.destination), sealed: this.vault.seal(input.destination, withdrawalId) },
+      destination: { masked: maskDestination(input.destination, formatAmount(amount, wallet.asset)), sealed: this.vault.seal(input.destination, withdrawalId) },
       at: now(),
     });
   }
 
-  async stepWithdrawal(caller: Caller, key: string, withdrawalId: string, step: WithdrawalStep, reason?: string): Promise<Reply> {
-    const walletId = await this.walletOfWithdrawal(withdrawalId);
+  /** From now on, withdrawals to `bank_token` and `stripe_account` destinations are Stripe's to pay (set when Stripe is configured). */
+  useStripePayouts(): void {
+    this.stripePaysOut = true;
+  }
+
+  /** Whether the payout worker, not a processor, pays withdrawals to this kind of destination. */
+  paidThroughStripe(destinationType: unknown): boolean {
+    return this.stripePaysOut && paidByProvider(destinationType);
+  }
+
+  async stepWithdrawal(caller: Caller, key: string, withdrawalId: string, step: ProcessorStep, reason?: string): Promise<Reply> {
+    const { walletId, destinationType } = await this.withdrawalMeta(withdrawalId);
     const owner = (await this.meta(walletId)).ownerId;
     authorize(caller.principal, step === "cancel" ? "withdrawal.cancel" : "withdrawal.process", [owner], "WITHDRAWAL_NOT_FOUND");
+    // A processor's word on a payout Stripe makes could pay it twice (failed here, paid there) or
+    // not at all: its status follows Stripe's. The owner may still cancel it until it is sent.
+    if (step !== "cancel" && this.paidThroughStripe(destinationType)) {
+      throw new CofferError("INVALID_TRANSITION", "this withdrawal is paid out through Stripe: its status follows Stripe's payout, not a processor's");
+    }
     const at = now();
     const command: WalletCommand =
       step === "complete"
@@ -124,6 +155,18 @@ export class WalletService {
           ? { type: "withdrawal.process", withdrawalId, at }
           : { type: `withdrawal.${step}`, withdrawalId, ...(reason ? { reason } : {}), at };
     return this.withStoredFields(await this.send(walletId, caller, key, `withdrawal.${step}`, withdrawalId, { reason }, command), withdrawalId);
+  }
+
+  /**
+   * A platform admin's word on a withdrawal transaction monitoring held (src/monitoring/): released,
+   * it is `requested` again and continues as any other; rejected, it ends and its hold is released.
+   * The admin's note stays with the monitoring hold: the withdrawal's owner sees only these reasons.
+   */
+  async decideHeldWithdrawal(caller: Caller, key: string, withdrawalId: string, decision: "release" | "reject"): Promise<Reply> {
+    authorize(caller.principal, "withdrawal.review");
+    const { walletId } = await this.withdrawalMeta(withdrawalId);
+    const command: WalletCommand = { type: `withdrawal.${decision}`, withdrawalId, reason: decision === "release" ? "released after review" : "rejected after review", at: now() };
+    return this.withStoredFields(await this.send(walletId, caller, key, `withdrawal.${decision}`, withdrawalId, {}, command), withdrawalId);
   }
 
   /**
@@ -202,13 +245,14 @@ export class WalletService {
     return meta;
   }
 
-  private async walletOfWithdrawal(withdrawalId: string): Promise<string> {
-    const cached = this.withdrawalWallets.get(withdrawalId);
+  private async withdrawalMeta(withdrawalId: string): Promise<WithdrawalMeta> {
+    const cached = this.withdrawalMetas.get(withdrawalId);
     if (cached) return cached;
-    const [row] = await this.db`select wallet_id from withdrawals where id = ${withdrawalId}`;
+    const [row] = await this.db`select wallet_id, destination->'masked'->>'type' as destination_type from withdrawals where id = ${withdrawalId}`;
     if (!row) throw new CofferError("WITHDRAWAL_NOT_FOUND", "withdrawal not found");
-    this.withdrawalWallets.set(withdrawalId, row.wallet_id);
-    return row.wallet_id;
+    const meta = { walletId: row.wallet_id as string, destinationType: String(row.destination_type ?? "unknown") };
+    this.withdrawalMetas.set(withdrawalId, meta);
+    return meta;
   }
 }
 
@@ -224,12 +268,52 @@ export function claimOf(vault: Vault, caller: Caller, key: string, operation: st
 }
 
 /**
- * Refuses (400 NETWORK_MISMATCH, naming the field) a payout of `asset` to where it cannot travel:
+ * Refuses (400 UNSUPPORTED_NETWORK, naming the field) a payout of `asset` to where it cannot travel:
  * fiat to a chain, a coin to a bank, or a coin to a network that does not carry it (lib/networks.ts).
  */
 export function payableTo(asset: Asset, destination: { type: string; network?: string }): void {
   const mismatch = payoutMismatch(asset, destination);
-  if (mismatch) throw new FieldError(mismatch.field, mismatch.reason, "NETWORK_MISMATCH");
+  if (mismatch) throw new FieldError(mismatch.field, mismatch.reason, "UNSUPPORTED_NETWORK");
+}
+
+/** What a crypto address is checked against besides itself: the node's clock (Lightning invoices expire) and LIGHTNING_NETWORK. */
+export interface AddressPolicy {
+  now: () => Date;
+  lightningNetwork: LightningNetwork;
+}
+
+export const DEFAULT_ADDRESS_POLICY: AddressPolicy = { now: () => new Date(), lightningNetwork: "bitcoin" };
+
+/**
+ * Refuses (400 INVALID_ADDRESS at `destination.address`) a crypto address or invoice its network
+ * would refuse (lib/addresses/), before anything is held. The detail names the network and the
+ * rule, never the address. Run after `payableTo`, so the asset is one the network carries.
+ *
+ * Every rule but one gives the same answer whenever it is asked. An invoice's expiry does not: a
+ * retry of a withdrawal that was accepted, under the same key after its invoice expired, must get
+ * its first answer, so an expired invoice is refused only when the key has not been used yet (the
+ * actor replays what it answered the first time; a different request under it is a conflict there).
+ */
+export async function payableAddress(
+  db: Db,
+  policy: AddressPolicy,
+  caller: Caller,
+  key: string,
+  asset: Asset,
+  amountMinor: bigint,
+  destination: { type: string; network?: string; address?: string },
+): Promise<void> {
+  if (destination.type !== "crypto" || destination.network === undefined || destination.address === undefined) return;
+  const network = destination.network as Parameters<typeof validateAddress>[0];
+  const check = validateAddress(network, destination.address, { asset, amountMinor, now: policy.now(), lightningNetwork: policy.lightningNetwork });
+  if (check.ok) return;
+  if (check.rule === "expired") {
+    const [used] = await db`select 1 from idempotency_keys where scope = ${caller.scope} and key = ${key}`;
+    if (used) return;
+  }
+  if (check.rule === "asset") throw new FieldError("destination.network", `${network} does not carry ${asset}`, "UNSUPPORTED_NETWORK");
+  const what = network === "lightning" ? "a valid lightning invoice" : `a valid ${network} address`;
+  throw new FieldError("destination.address", `not ${what}: ${ADDRESS_RULES[check.rule]} (rule: ${check.rule})`, "INVALID_ADDRESS");
 }
 
 /**

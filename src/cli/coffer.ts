@@ -3,16 +3,21 @@ import { loadConfig } from "../config";
 import { loadKeyRing } from "../security/keys";
 import { ROLES, PERMISSIONS, type Permission, type Role } from "../../lib/principal";
 import { mintToken } from "../security/tokens";
+import { runReconcile } from "./reconcile";
 
 /**
  * `bun run coffer <command>`: operator tools.
  *   token --sub ID --role user|service|admin|auditor [--ttl SECONDS] [--perm PERMISSION ...]
  *     prints an access token signed with the active key of JWT_KEYS_FILE (<COFFER_HOME>/jwt-keys.json).
+ *   reconcile [--since DATE]
+ *     compares what Stripe reports with the ledger (src/cli/reconcile.ts); exit 1 on a difference.
  */
-const USAGE = "usage: bun run coffer token --sub ID --role user|service|admin|auditor [--ttl SECONDS] [--perm PERMISSION ...]";
+const USAGE = `usage: bun run coffer token --sub ID --role user|service|admin|auditor [--ttl SECONDS] [--perm PERMISSION ...]
+       bun run coffer reconcile [--since DATE]`;
 const MAX_TTL_S = 30 * 24 * 3600;
 
 const [command, ...rest] = process.argv.slice(2);
+if (command === "reconcile") process.exit(await runReconcile(rest));
 if (command !== "token") fail(USAGE);
 const { values } = (() => {
   try {

@@ -7,8 +7,13 @@ import type { Sql } from "postgres";
 const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
 const MIGRATION_LOCK_ID = 72_060_001;
 
+/** Every migration this build has, in the order they apply (what /ready checks were applied). */
+export function migrationNames(): string[] {
+  return [...new Bun.Glob("*.sql").scanSync(MIGRATIONS_DIR.pathname)].sort();
+}
+
 export async function migrate(sql: Sql): Promise<string[]> {
-  const files = [...new Bun.Glob("*.sql").scanSync(MIGRATIONS_DIR.pathname)].sort();
+  const files = migrationNames();
   const applied: string[] = [];
   await sql.begin(async (tx) => {
     await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`;

@@ -9,8 +9,10 @@ import { authenticate } from "./auth";
 import { rateLimits } from "./rate-limit";
 import { registerHealth } from "./health";
 import { docsHeaders, registerDocs } from "./docs";
+import { registerAdminUi } from "./admin-ui";
 import { registerOperations } from "./operations";
 import { registerStripeWebhook } from "./stripe-webhook";
+import { routeOf } from "../monitoring/metrics";
 import { tiersFrom } from "../security/rate-limit";
 import type { HttpDeps } from "./deps";
 import { instanceOf, sendError, sendProblem } from "./respond";
@@ -69,6 +71,7 @@ export function buildHttpApp(deps: HttpDeps): Hono {
       ms: Math.round((performance.now() - started) * 10) / 10,
       ...(principal ? { caller: `${principal.role}:${principal.sub}` } : {}),
     });
+    deps.metrics?.http(c.req.method, routeOf(c), c.res.status, (performance.now() - started) / 1000);
   });
   // An API that serves JSON only: nothing may frame it, sniff it, or load anything from it.
   app.use(
@@ -107,8 +110,9 @@ export function buildHttpApp(deps: HttpDeps): Hono {
 
   registerHealth(app, deps);
   registerDocs(app);
+  registerAdminUi(app);
   registerOperations(app, deps, { limiter: deps.limiter, tiers: tiersFrom(deps.config) });
-  registerStripeWebhook(app, deps.stripe);
+  registerStripeWebhook(app, deps.stripe, deps.metrics);
 
   const methodsFor = routeMethods(app);
   app.notFound((c) => {

@@ -4,8 +4,12 @@ import type { Caller } from "../api/wallet-service";
 import type { AttemptGate, Authenticator } from "../security/authenticator";
 import { scopeOf, type Principal } from "../../lib/principal";
 
-/** Routes anyone may call: liveness, and the API's reference (src/http/docs.ts). */
-const PUBLIC_PATHS = new Set(["/health", "/openapi.json", "/docs"]);
+/**
+ * Routes anyone may call: liveness, readiness, the API's reference (src/http/docs.ts) and the
+ * operators' dashboard page (src/http/admin-ui.ts: static files that hold no data; its every call
+ * to the API carries the operator's own token).
+ */
+const PUBLIC_PATHS = new Set(["/health", "/ready", "/openapi.json", "/docs", "/admin/ui"]);
 
 /**
  * Webhooks from payment providers: no credential, the provider's signature over the raw body
@@ -13,9 +17,9 @@ const PUBLIC_PATHS = new Set(["/health", "/openapi.json", "/docs"]);
  */
 export const WEBHOOK_PATHS = new Set(["/v1/webhooks/stripe"]);
 
-/** A public route, or one of the reference page's own files (`/docs/…`), or a webhook. */
+/** A public route, or one of the reference page's or the dashboard's own files (`/docs/…`, `/admin/ui/…`), or a webhook. */
 export function isPublicPath(path: string): boolean {
-  return PUBLIC_PATHS.has(path) || path.startsWith("/docs/") || WEBHOOK_PATHS.has(path);
+  return PUBLIC_PATHS.has(path) || path.startsWith("/docs/") || path.startsWith("/admin/ui/") || WEBHOOK_PATHS.has(path);
 }
 
 /**

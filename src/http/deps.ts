@@ -10,6 +10,9 @@ import type { ApiKeys } from "../security/api-keys";
 import type { Vault } from "../security/encryption";
 import type { RateLimiter } from "../security/rate-limit";
 import type { Authenticator } from "../security/authenticator";
+import type { AdminServices } from "../admin/services";
+import type { CofferMetrics } from "../monitoring/metrics";
+import type { WebhookEndpoints } from "../webhooks/endpoints";
 
 /** What route handlers need; built once in src/node.ts. */
 export interface HttpDeps {
@@ -30,4 +33,10 @@ export interface HttpDeps {
   stripe?: StripeRail | undefined;
   /** Origins allowed to call from a browser; empty: CORS off. */
   corsOrigins: string[];
+  /** The node's Prometheus metrics (src/monitoring/metrics.ts); absent: nothing is counted. */
+  metrics?: CofferMetrics | undefined;
+  /** Webhooks out: apps' endpoints and their delivery logs (absent: those routes answer 503). */
+  webhooks?: WebhookEndpoints | undefined;
+  /** Monitoring's rules and worker and the health checks (the admin routes). */
+  admin?: AdminServices | undefined;
 }

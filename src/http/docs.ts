@@ -77,7 +77,8 @@ const CSS = `body { margin: 0; background: #fafafa; }
 .swagger-ui .information-container { padding-top: 12px; }
 `;
 
-interface Asset {
+/** A file served from memory, with its gzip and ETag (the admin dashboard serves its files the same way). */
+export interface Asset {
   body: Uint8Array;
   gzip: Uint8Array;
   etag: string;
@@ -85,7 +86,7 @@ interface Asset {
   cache: string;
 }
 
-function asset(body: Uint8Array | string, type: string, cache: string): Asset {
+export function asset(body: Uint8Array | string, type: string, cache: string): Asset {
   const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
   return { body: bytes, gzip: Bun.gzipSync(bytes as Uint8Array<ArrayBuffer>), etag: `"${Bun.hash(bytes).toString(36)}"`, type, cache };
 }
@@ -108,7 +109,8 @@ function vendor(name: string): Asset | undefined {
 /** Header values the docs routes want in the final answer, whatever the app-wide middleware set. */
 const FINAL_HEADERS = "docsHeaders";
 
-function serve(c: Context, a: Asset, extra: Record<string, string> = {}): Response {
+/** Answer with `a` (304 on a matching ETag, gzip when asked), its caching and `extra` kept past the app-wide headers. */
+export function serve(c: Context, a: Asset, extra: Record<string, string> = {}): Response {
   c.set(FINAL_HEADERS as never, { "cache-control": a.cache, ...extra } as never);
   const headers: Record<string, string> = { "content-type": a.type, etag: a.etag, vary: "accept-encoding" };
   if (c.req.header("if-none-match") === a.etag) return new Response(null, { status: 304, headers });

@@ -58,6 +58,7 @@ export function rateLimits(limiter: RateLimiter | undefined, config: Config): Ra
   };
 
   function lockedOut(): CofferError {
+    limiter?.onRefused?.(tiers.authFailures.name);
     return new CofferError("RATE_LIMITED", "too many failed authentications from this address; retry later", { retryAfter: Math.ceil(tiers.authFailures.windowMs / 1000) });
   }
 }

@@ -2,6 +2,7 @@ import type { Hono } from "hono";
 import { CofferError } from "../../lib/errors";
 import { log } from "../../lib/log";
 import type { StripeRail } from "../integrations/stripe/rail";
+import type { CofferMetrics } from "../monitoring/metrics";
 import { sendProblem, instanceOf } from "./respond";
 
 /**
@@ -17,15 +18,21 @@ import { sendProblem, instanceOf } from "./respond";
  */
 export const STRIPE_WEBHOOK_PATH = "/v1/webhooks/stripe";
 
-export function registerStripeWebhook(app: Hono, stripe: StripeRail | undefined): void {
+export function registerStripeWebhook(app: Hono, stripe: StripeRail | undefined, metrics?: CofferMetrics): void {
   app.post(STRIPE_WEBHOOK_PATH, async (c) => {
-    if (!stripe) return sendProblem(c, new CofferError("STRIPE_NOT_CONFIGURED", "Stripe is not configured on this node").toProblem(instanceOf(c)));
+    if (!stripe) {
+      metrics?.stripeWebhook("unconfigured");
+      return sendProblem(c, new CofferError("STRIPE_NOT_CONFIGURED", "Stripe is not configured on this node").toProblem(instanceOf(c)));
+    }
     const raw = new Uint8Array(await c.req.arrayBuffer());
     try {
-      await stripe.intake(raw, c.req.header("stripe-signature"));
+      const { stored, type } = await stripe.intake(raw, c.req.header("stripe-signature"));
+      metrics?.stripeWebhook(stored ? "stored" : stripe.dispatcher.handles(type) ? "duplicate" : "ignored");
       return c.json({ received: true }, 200);
     } catch (error) {
-      if (error instanceof CofferError && error.code === "WEBHOOK_SIGNATURE_INVALID") {
+      const invalid = error instanceof CofferError && error.code === "WEBHOOK_SIGNATURE_INVALID";
+      metrics?.stripeWebhook(invalid ? "invalid" : "error");
+      if (invalid) {
         log("warn", "security: a Stripe webhook failed verification", { bytes: raw.byteLength });
       }
       throw error;

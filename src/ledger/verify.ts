@@ -42,7 +42,7 @@ export interface VerifyReport {
 const LIMIT_DEFAULT = 1_000;
 const PAGE_SIZE_DEFAULT = 1_000;
 /** Withdrawals whose amount is held, per kind of account. */
-const WALLET_HOLDING = ["requested", "processing"];
+const WALLET_HOLDING = ["requested", "processing", "manual_review"];
 /** Journals that may take a wallet below zero: disputes, and refunds made at Stripe directly (src/workers/deposit-saga.ts). */
 const FORCED_KINDS = ["dispute", "deposit_refund_forced"];
 const CHAMA_HOLDING = ["pending_approval", "manual_review", "approved", "processing"];

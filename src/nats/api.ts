@@ -10,6 +10,7 @@ import { parseJson } from "../api/input";
 import type { OperationDeps } from "../api/operation";
 import { operationNamed } from "../api/operations";
 import { replyOf } from "../api/reply";
+import type { CofferMetrics } from "../monitoring/metrics";
 import type { Authenticator } from "../security/authenticator";
 import { enforceCaller, type RateLimiter, type TierSettings, tiersFrom } from "../security/rate-limit";
 
@@ -28,6 +29,8 @@ export interface NatsApiDeps extends OperationDeps {
   authenticator: Authenticator;
   limiter: RateLimiter | undefined;
   limits: TierSettings & { NATS_IN_FLIGHT_MAX: number; NATS_WAITING_MAX: number };
+  /** The node's Prometheus metrics; absent: nothing is counted. */
+  metrics?: CofferMetrics | undefined;
 }
 
 const MAX_PAYLOAD_BYTES = 64 * 1024;
@@ -44,9 +47,13 @@ export function startNatsApi(nc: NatsConnection, prefix: string, deps: NatsApiDe
     callback: (error, msg) => {
       if (error) return;
       try {
+        const started = performance.now();
+        const name = msg.subject.slice(root.length);
         void gate
-          .run(() => answer(msg, msg.subject.slice(root.length), deps, tiers), () => overloaded)
+          .run(() => answer(msg, name, deps, tiers), () => overloaded)
           .then((outcome) => {
+            // By operation name only when it is one: the subject is the caller's to choose.
+            deps.metrics?.nats(operationNamed(name) ? name : "unknown", outcome.status, (performance.now() - started) / 1000);
             if (msg.reply) msg.respond(JSON.stringify(outcome));
           })
           .catch(() => {

@@ -42,6 +42,8 @@ export class RateLimiter {
   private readonly local = new Map<string, number>();
   /** One reservation in flight per bucket and window; concurrent callers share it. */
   private readonly reserving = new Map<string, Promise<number>>();
+  /** Told the tier's name of every request refused with 429 (the node's metrics); unset: nobody listens. */
+  onRefused: ((tier: string) => void) | undefined;
 
   constructor(private readonly db: Db) {}
 
@@ -191,5 +193,8 @@ export async function enforceCaller(limiter: RateLimiter, tiers: ReturnType<type
 /** One hit against `tiers` for `subject`, as a 429 RATE_LIMITED when refused. */
 export async function enforce(limiter: RateLimiter, subject: string, tiers: Tier[]): Promise<void> {
   const verdict = await limiter.hit(subject, tiers);
-  if (!verdict.allowed) throw new CofferError("RATE_LIMITED", `too many requests (${verdict.tier}); retry later`, { retryAfter: verdict.retryAfterS });
+  if (!verdict.allowed) {
+    limiter.onRefused?.(verdict.tier ?? "unknown");
+    throw new CofferError("RATE_LIMITED", `too many requests (${verdict.tier}); retry later`, { retryAfter: verdict.retryAfterS });
+  }
 }

@@ -92,6 +92,12 @@ describe("domestic accounts and provider tokens", () => {
     expect(parse({ type: "bank_token", token: "pm_1NxYzAbCdEfGhIjK" }).success).toBe(false);
   });
 
+  test("a connected account is a Stripe account id (acct_…)", () => {
+    expect(parse({ type: "stripe_account", account: "acct_1032D82eZvKYlo2C" }).success).toBe(true);
+    expect(parse({ type: "stripe_account", account: "acct_x" }).success).toBe(false);
+    expect(parse({ type: "stripe_account", account: "ba_1NxYzAbCdEfGhIjK" }).success).toBe(false);
+  });
+
   test("an unknown kind, or a network nobody carries, is refused", () => {
     expect(parse({ type: "cash", account: "1" }).success).toBe(false);
     expect(parse({ type: "crypto", network: "dogechain", address: "D8vFz4p1L37jdg9xpL3J5s2kqkJv6fJwWz" }).success).toBe(false);
@@ -103,6 +109,7 @@ describe("masking", () => {
     expect(maskDestination({ type: "bank", account: "DE89370400440532013000" })).toEqual({ type: "bank", account: "****3000" });
     expect(maskDestination({ type: "us_bank", routing: "021000021", account: "000123456789" })).toEqual({ type: "us_bank", account: "****6789" });
     expect(maskDestination({ type: "bank_token", token: "ba_1NxYzAbCdEfGhIjK" })).toEqual({ type: "bank_token", token: "****hIjK" });
+    expect(maskDestination({ type: "stripe_account", account: "acct_1032D82eZvKYlo2C" })).toEqual({ type: "stripe_account", account: "****lo2C" });
   });
 
   test("a value of eight characters or fewer shows nothing of itself", () => {
@@ -120,6 +127,8 @@ describe("which asset goes where", () => {
     ["USDC", "base"],
     ["USDC", "solana"],
     ["SOL", "solana"],
+    ["NEAR", "near"],
+    ["TON", "ton"],
   ] as const)("%s travels on %s", (asset, network) => {
     expect(payoutMismatch(asset, { type: "crypto", network })).toBeUndefined();
   });
@@ -129,6 +138,8 @@ describe("which asset goes where", () => {
     ["KES", { type: "crypto", network: "bitcoin" }, "destination.type"],
     ["BTC", { type: "crypto", network: "ethereum" }, "destination.network"],
     ["SOL", { type: "crypto", network: "polygon" }, "destination.network"],
+    ["NEAR", { type: "crypto", network: "ethereum" }, "destination.network"],
+    ["TON", { type: "crypto", network: "near" }, "destination.network"],
     ["ETH", { type: "crypto", network: "nowhere" }, "destination.network"],
     ["ETH", { type: "bank", account: "DE89370400440532013000" }, "destination.type"],
   ] as const)("%s to %j is refused, blaming %s", (asset, destination, field) => {
@@ -153,10 +164,10 @@ describe("over HTTP", () => {
     expect((await t.api("GET", `/v1/wallets/${wallet}`)).body.balance.held).toBe("0.00");
   });
 
-  test("a USD wallet paying out to ethereum is a 400 NETWORK_MISMATCH, and nothing is held", async () => {
+  test("a USD wallet paying out to ethereum is a 400 UNSUPPORTED_NETWORK, and nothing is held", async () => {
     const wallet = await fundedWallet(t.api, "USD", "10.00");
     const res = await t.api("POST", `/v1/wallets/${wallet}/withdrawals`, { amount: "1.00", destination: { type: "crypto", network: "ethereum", address: ETH_ADDRESS } });
-    expectProblem(res, 400, "NETWORK_MISMATCH");
+    expectProblem(res, 400, "UNSUPPORTED_NETWORK");
     expect(res.body.errors).toEqual([{ path: "body.destination.type", message: "USD pays out to bank accounts only" }]);
     expect((await t.api("GET", `/v1/wallets/${wallet}`)).body.balance.held).toBe("0.00");
   });
@@ -164,21 +175,21 @@ describe("over HTTP", () => {
   test("a BTC wallet paying out to ethereum is refused, to bitcoin accepted", async () => {
     const wallet = await fundedWallet(t.api, "BTC", "1.0");
     const wrong = await t.api("POST", `/v1/wallets/${wallet}/withdrawals`, { amount: "0.1", destination: { type: "crypto", network: "ethereum", address: ETH_ADDRESS } });
-    expectProblem(wrong, 400, "NETWORK_MISMATCH");
+    expectProblem(wrong, 400, "UNSUPPORTED_NETWORK");
     expect(wrong.body.errors[0].path).toBe("body.destination.network");
     const right = await t.api("POST", `/v1/wallets/${wallet}/withdrawals`, { amount: "0.1", destination: { type: "crypto", network: "bitcoin", address: "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq" } });
     expect(right.status).toBe(201);
     expect(right.body.destination).toEqual({ type: "crypto", network: "bitcoin", address: "bc1qar…5mdq" });
   });
 
-  test("a KES chama paying out to bitcoin is a 400 NETWORK_MISMATCH; to a Kenyan account it is accepted and masked", async () => {
+  test("a KES chama paying out to bitcoin is a 400 UNSUPPORTED_NETWORK; to a Kenyan account it is accepted and masked", async () => {
     const admin = user("kes-admin");
     const chama = await t.api("POST", "/v1/chamas", { name: "Umoja", asset: "KES" }, { as: admin });
     const id = chama.body.id as string;
     await t.api("POST", `/v1/chamas/${id}/members`, { memberId: "kes-second", role: "admin" }, { as: admin });
     expect((await t.api("POST", `/v1/chamas/${id}/deposits`, { memberId: "kes-admin", amount: "100.00" })).status).toBe(201);
     const wrong = await t.api("POST", `/v1/chamas/${id}/withdrawals`, { amount: "1.00", destination: { type: "crypto", network: "bitcoin", address: "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq" } }, { as: admin });
-    expectProblem(wrong, 400, "NETWORK_MISMATCH");
+    expectProblem(wrong, 400, "UNSUPPORTED_NETWORK");
     expect(wrong.body.errors).toEqual([{ path: "body.destination.type", message: "KES pays out to bank accounts only" }]);
     expect((await t.api("GET", `/v1/chamas/${id}/withdrawals`, undefined, { as: admin })).body.items).toEqual([]);
     const right = await t.api("POST", `/v1/chamas/${id}/withdrawals`, { amount: "1.00", destination: { type: "ke_bank", bankCode: "68", account: "0123456789" } }, { as: admin });

@@ -27,6 +27,8 @@ afterAll(async () => {
 const user = (sub: string): As => ({ sub, role: "user" });
 const BANK = { type: "bank", account: "DE89 3704 0044 0532 0130 00" };
 const CRYPTO = { type: "crypto", network: "ethereum", address: "0x52908400098527886E0F7030069857D2E4169EE7" };
+/** Another bank account (a second new destination for monitoring). */
+const CRYPTO_USD_BANK = { type: "bank", account: "GB82 WEST 1234 5698 7654 32" };
 
 /** Checks an answer against a schema: it parses, and nothing in it is left unnamed. */
 function conforms(schema: z.ZodType, body: unknown, what: string): void {
@@ -243,6 +245,34 @@ describe("api keys", () => {
   }, 30_000);
 });
 
+describe("webhooks out", () => {
+  test("register, list, read, disable, enable, the delivery log and a redelivery", async () => {
+    const app: As = { sub: "outputs-app", role: "service", perms: ["webhooks:write", "webhooks:read"] };
+    // A name under .invalid never resolves: the delivery fails (dns) and nothing is sent anywhere.
+    const endpoint = await call("webhooks.endpoints.create", {}, { url: "https://hooks.coffer.invalid/coffer", events: ["wallet.opened", "chama.*"] }, app);
+    expect(endpoint).toMatchObject({ status: "enabled", owner: "service:outputs-app", disabledReason: null });
+    expect(endpoint.secret).toStartWith("whsec_");
+    const endpointId = endpoint.id as string;
+    expect((await call("webhooks.endpoints.get", { endpointId }, undefined, app)).secret).toBeUndefined();
+    const listed = await call("webhooks.endpoints.list", {}, { limit: 1 }, app);
+    expect(listed.items.map((e: any) => e.id)).toEqual([endpointId]);
+    expect(await call("webhooks.endpoints.list", {}, { limit: 50 })).toMatchObject({ nextCursor: null });
+
+    await call("wallets.create", {}, { ownerId: "owner-hooked", asset: "USD" });
+    expect(await t.node.webhookDelivery.idle()).toBe(true);
+    const log = await call("webhooks.endpoints.deliveries.list", { endpointId }, { limit: 10 }, app);
+    expect(log.items).toHaveLength(1);
+    expect(log.items[0]).toMatchObject({ eventType: "wallet.opened", status: "pending", redeliveryOf: null, deliveredAt: null });
+    expect(log.items[0].attempts[0]).toMatchObject({ attempt: 1, statusCode: null, error: "dns" });
+    expect((await call("webhooks.endpoints.deliveries.list", { endpointId }, { status: "delivered" }, app)).items).toEqual([]);
+    const again = await call("webhooks.deliveries.redeliver", { deliveryId: log.items[0].id }, {}, app);
+    expect(again).toMatchObject({ redeliveryOf: log.items[0].id, eventId: log.items[0].eventId, status: "pending", attempts: [] });
+
+    expect(await call("webhooks.endpoints.disable", { endpointId }, {}, app)).toMatchObject({ status: "disabled", disabledReason: "manual" });
+    expect(await call("webhooks.endpoints.enable", { endpointId }, {}, app)).toMatchObject({ status: "enabled", disabledAt: null });
+  }, 30_000);
+});
+
 describe("card deposits", () => {
   test("a deposit made, paid, read and partly refunded answers as its schemas say", async () => {
     const walletId = (await call("wallets.create", {}, { ownerId: "owner-cards", asset: "KES" })).id as string;
@@ -264,6 +294,7 @@ describe("admin", () => {
   test("the books, the node, and a live or absent actor", async () => {
     expect((await call("admin.verify")).ok).toBe(true);
     expect((await call("admin.cluster")).mode).toBe("single");
+    expect(await call("admin.reconciliation")).toHaveProperty("ok");
     const walletId = (await call("wallets.create", {}, { ownerId: "owner-inspected", asset: "USD" })).id as string;
     expect((await call("admin.actors.get", { walletId })).loaded).toBe(true);
     const absent = await call("admin.actors.get", { walletId: "0193a2b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b" });
@@ -283,6 +314,35 @@ describe("admin", () => {
       await deleteClusterState(prefix);
     }
   }, 30_000);
+});
+
+describe("monitoring and the admin API", () => {
+  test("alerts and their review, the rules, held withdrawals released and rejected, transactions, stats and health", async () => {
+    const before = (await call("admin.monitoring.rules.get")).rules;
+    const rules = { ...before, newDestination: { ...before.newDestination, outcome: "hold" } };
+    await call("admin.monitoring.rules.update", {}, { rules, note: "hold new destinations" });
+    const walletId = (await call("wallets.create", {}, { ownerId: "owner-monitoring", asset: "USD" })).id as string;
+    await call("wallets.credits.create", { walletId }, { amount: "50.00" });
+    const held = (await call("wallets.withdrawals.create", { walletId }, { amount: "1.00", destination: BANK })).id as string;
+    const rejected = (await call("wallets.withdrawals.create", { walletId }, { amount: "1.00", destination: CRYPTO_USD_BANK })).id as string;
+    expect(await t.node.monitoring.settle()).toBe(true);
+    expect((await call("admin.withdrawals.release", { withdrawalId: held }, { note: "known account" })).status).toBe("requested");
+    expect((await call("admin.withdrawals.reject", { withdrawalId: rejected }, {})).status).toBe("rejected");
+    await call("admin.monitoring.rules.update", {}, { rules: before });
+
+    const alerts = await call("admin.alerts.list", {}, { limit: 10 });
+    const alertId = alerts.items[0].id as string;
+    expect((await call("admin.alerts.get", { alertId })).held.length).toBeGreaterThan(0);
+    expect((await call("admin.alerts.review", { alertId }, { status: "investigating", note: "looking" })).status).toBe("investigating");
+
+    const page = await call("admin.transactions.list", {}, { ownerId: "owner-monitoring", limit: 2 });
+    expect(page.nextCursor).toBeString();
+    await call("admin.transactions.list", {}, { ownerId: "owner-monitoring", limit: 50, cursor: page.nextCursor });
+    const detail = await call("admin.transactions.get", { transactionId: held });
+    expect(detail.history.length).toBeGreaterThan(0);
+    for (const by of ["daily", "network", "status"]) expect((await call(`admin.stats.${by}`)).items.length).toBeGreaterThan(0);
+    expect((await call("admin.health")).components.length).toBeGreaterThan(0);
+  });
 });
 
 test("failures answer with the Problem schema", async () => {

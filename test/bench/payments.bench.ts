@@ -3,10 +3,14 @@
  * through the in-process API and through HTTP, against the conventional pattern (a SERIALIZABLE
  * SELECT ... FOR UPDATE transaction per payment) on the same Postgres. Not a test: it prints numbers.
  *
+ * Next to them, webhook intake: signed Stripe events per second through POST /v1/webhooks/stripe
+ * (webhooks.ts), against the node's own Stripe stand-in.
+ *
  * Then the same workloads through a cluster of three node processes, the fail-over time after a
  * SIGKILL, and payments over the NATS request-reply API (cluster.bench.ts; skipped without NATS).
  *
  * Env: BENCH_SECONDS (5), BENCH_WARMUP_SECONDS (1), BENCH_CONCURRENCY (16), BENCH_WALLETS (1000),
+ * BENCH_DEPOSITS (200: the deposits webhook events are about),
  * NATS_URL (nats://127.0.0.1:4222, for the cluster part only: the single node runs without NATS).
  * The node's own settings (ACTOR_BATCH_MAX, DB_POOL_MAX, ...) are read from the environment as usual.
  */
@@ -22,6 +26,8 @@ import { type Attempt, ErrorSamples, inParallel, type Measured, runFor } from ".
 import { BatchSizes, Probe, type ProbeReading } from "./probe";
 import { clusterBench } from "./cluster.bench";
 import { checks, jsonLine, printChecks, printTable, rate, type Row } from "./report";
+import { setupIntake, webhookIntake } from "./webhooks";
+import { startStripe, TEST_WEBHOOK_SECRET, type StripeHarness } from "../support/stripe";
 
 // Access lines for every payment would flood the report (and measure the terminal); warnings stay.
 setLogLevel((process.env.LOG_LEVEL as "warn" | undefined) ?? "warn");
@@ -30,6 +36,7 @@ const SECONDS = envNumber("BENCH_SECONDS", 5);
 const WARMUP_SECONDS = envNumber("BENCH_WARMUP_SECONDS", 1);
 const CONCURRENCY = Math.floor(envNumber("BENCH_CONCURRENCY", 16));
 const WALLETS = Math.floor(envNumber("BENCH_WALLETS", 1000));
+const DEPOSITS = Math.floor(envNumber("BENCH_DEPOSITS", 200));
 /** Every payment is one cent; every wallet gets a million dollars first, so none fails for funds. */
 const PAYMENT = "0.01";
 const PAYMENT_MINOR = 1n;
@@ -161,8 +168,11 @@ async function main(): Promise<void> {
   let node: Node | undefined;
   let server: ReturnType<typeof Bun.serve> | undefined;
   let conv: Conventional | undefined;
+  let stripe: StripeHarness | undefined;
   try {
-    const config = loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", ...process.env, NATS_URL: undefined, DATABASE_URL: db.url });
+    // Stripe's stand-in, in this process; it sends no webhooks (the bench sends them, signed as Stripe does).
+    stripe = await startStripe();
+    const config = loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", ...process.env, ...stripe.env, NATS_URL: undefined, DATABASE_URL: db.url });
     node = await startNode(config, db.url);
     server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
     const baseUrl = `http://127.0.0.1:${server.port}`;
@@ -187,6 +197,10 @@ async function main(): Promise<void> {
     rows.push(await conventionalRow(conv, "conventional hot account", "hot", [1], probe));
     rows.push(await conventionalRow(conv, `conventional ${WALLETS} accounts`, "many", conv.accountIds, probe));
 
+    const intake = await setupIntake(node, stripe.client, CALLER, many, DEPOSITS, CONCURRENCY);
+    console.log(`  ${DEPOSITS} deposits made and paid at the Stripe stand-in for the webhook workload`);
+    rows.push(await intakeRow(node, baseUrl, intake, stripe, probe));
+
     const verdict = await verifyLedger(node.db);
     console.log(`  ledger verifier after the run: ${verdict.ok ? "clean" : `${verdict.mismatches.length} mismatches`}`);
 
@@ -197,13 +211,34 @@ async function main(): Promise<void> {
     printChecks(list);
     printCeiling(rows, bareCommit_ms);
     console.log("");
-    console.log(jsonLine(rows, list, { seconds: SECONDS, warmup_seconds: WARMUP_SECONDS, concurrency: CONCURRENCY, wallets: WALLETS, cores: navigator.hardwareConcurrency, bare_commit_ms: Math.round(bareCommit_ms * 100) / 100, ledger_clean: verdict.ok }));
+    console.log(jsonLine(rows, list, { seconds: SECONDS, warmup_seconds: WARMUP_SECONDS, concurrency: CONCURRENCY, wallets: WALLETS, deposits: DEPOSITS, cores: navigator.hardwareConcurrency, bare_commit_ms: Math.round(bareCommit_ms * 100) / 100, ledger_clean: verdict.ok }));
   } finally {
     await conv?.close();
     await server?.stop(true);
     await node?.close();
+    await stripe?.stop();
     await db.drop();
   }
+}
+
+/**
+ * Webhook intake: each event verified and stored before its 200 (what is timed); processing runs
+ * behind it on the same node, and the note says how long the backlog took to drain after the run,
+ * and that each deposit was credited exactly once however many events named it.
+ */
+async function intakeRow(node: Node, baseUrl: string, intake: Awaited<ReturnType<typeof setupIntake>>, stripe: StripeHarness, probe: Probe): Promise<Row> {
+  const name = "webhook intake, signed payment_intent.succeeded, HTTP";
+  const { measured, probed } = await workload(name, webhookIntake(baseUrl, intake, TEST_WEBHOOK_SECRET, stripe.standin.apiVersion), probe);
+  const drainStarted = performance.now();
+  const drained = (await node.stripe!.events.idle(300_000)) && (await node.depositSaga.idle(300_000));
+  const drain_s = (performance.now() - drainStarted) / 1000;
+  const [counts] = await node.db`select (select count(*) from stripe_events)::int as stored,
+    (select count(*) from journals where kind = 'deposit')::int as credits, (select count(distinct source_id) from journals where kind = 'deposit')::int as credited`;
+  const note =
+    `${counts!.stored} stored; backlog ${drained ? `drained in ${drain_s.toFixed(1)} s` : "NOT DRAINED"} after the run; ` +
+    `${counts!.credited}/${intake.deposits.length} deposits credited, ${counts!.credits} credits; ${cpuNote(probed, measured)}`;
+  if (counts!.credits !== counts!.credited) throw new Error(`a deposit was credited twice: ${counts!.credits} credits for ${counts!.credited} deposits`);
+  return { workload: name, group: "intake", kind: "coffer", measured, note };
 }
 
 await main();

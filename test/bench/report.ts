@@ -2,8 +2,8 @@ import { type Measured, percentile } from "./measure";
 
 export interface Row {
   workload: string;
-  /** Which comparison group the row belongs to, and whether it is Coffer or the conventional pattern. */
-  group: "hot" | "many";
+  /** Which comparison group the row belongs to (`intake`: Stripe webhooks, not payments), and whether it is Coffer or the conventional pattern. */
+  group: "hot" | "many" | "intake";
   kind: "coffer" | "conventional";
   measured: Measured;
   /** A note on the mechanism: commands per commit for Coffer, retries for the conventional pattern. */
@@ -19,7 +19,7 @@ export function rate(m: Measured): number {
 }
 
 export function printTable(rows: Row[]): void {
-  const header = ["workload", "payments/s", "p50 ms", "p99 ms", "errors", "note"];
+  const header = ["workload", "per s", "p50 ms", "p99 ms", "errors", "note"];
   const body = rows.map((r) => [
     r.workload,
     rate(r.measured).toFixed(0),
@@ -84,7 +84,7 @@ export function rowJson(r: Row): Record<string, unknown> {
   return {
     workload: r.workload,
     kind: r.kind,
-    payments_per_s: round(rate(r.measured)),
+    ...(r.group === "intake" ? { events_per_s: round(rate(r.measured)) } : { payments_per_s: round(rate(r.measured)) }),
     ok: r.measured.ok,
     errors: r.measured.errors,
     p50_ms: round(percentile(r.measured.latencies_ms, 50)),

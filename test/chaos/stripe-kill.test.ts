@@ -15,6 +15,8 @@ import { ADMIN } from "../support/auth";
  * - a deposit: Stripe made the PaymentIntent, the deposit is not recorded; the caller retries.
  * - a deposit's credit: the deposit succeeded (committed), the wallet is not credited yet.
  * - a refund: Stripe made the refund, Coffer has not recorded Stripe's answer.
+ * - a payout: Stripe made a withdrawal's payout, Coffer has not recorded Stripe's answer; or Stripe
+ *   reported it paid (the event is stored), the wallet was not told yet.
  */
 const SETTLE_TIMEOUT_MS = 20_000;
 
@@ -65,7 +67,7 @@ async function until(done: () => Promise<boolean>, what: string): Promise<void> 
 }
 
 const settledDb = async () => {
-  const [row] = await sql`select (select count(*) from stripe_events where processed_at is null)::int + (select count(*) from outbox where deposit_pending)::int as n`;
+  const [row] = await sql`select (select count(*) from stripe_events where processed_at is null)::int + (select count(*) from outbox where deposit_pending or payout_pending)::int as n`;
   return row!.n === 0;
 };
 
@@ -157,4 +159,61 @@ describe("SIGKILL between Stripe's answer and the ledger", () => {
     expect(verify.body).toEqual({ ok: true, mismatches: [] });
     await second.svc.kill();
   });
+
+  test("a payout Stripe made but Coffer had not recorded is sent again under its key after the restart: one payout at Stripe, one completion", async () => {
+    const first = await service("payout.after_stripe");
+    const walletId = await newWallet(first.api);
+    expect((await first.api("POST", `/v1/wallets/${walletId}/credits`, { amount: "80.00" })).status).toBe(201);
+    // The worker takes the withdrawal up as soon as it is committed: the answer may or may not get out first.
+    await first.api("POST", `/v1/wallets/${walletId}/withdrawals`, { amount: "30.00", destination: { type: "bank_token", token: "btok_killed0payout0after" } }).catch(() => undefined);
+    await killedItself(first.svc);
+    const [w] = await sql`select id, status from withdrawals where wallet_id = ${walletId}`;
+    expect(w!.status).toBe("processing");
+    expect(await payoutsOf(w!.id)).toHaveLength(1);
+    const [row] = await sql`select status, stripe_id from withdrawal_payouts where withdrawal_id = ${w!.id}`;
+    expect({ ...row }).toEqual({ status: "sending", stripe_id: null });
+
+    const second = await service();
+    await until(async () => (await withdrawalStatus(w!.id)) === "completed" && (await settledDb()), "the payout's completion after the restart");
+    const [payout, ...more] = await payoutsOf(w!.id);
+    expect(more).toEqual([]);
+    expect(payout!.status).toBe("paid");
+    // Its events may come again (the first deliveries died with the service): still once.
+    for (const e of stripe.standin.events("payout.paid").filter((e) => (e.data.object as { id: string }).id === payout!.id)) stripe.standin.resendEvent(e.id);
+    await until(settledDb, "the resent events");
+    expect(await posted(walletId)).toBe("5000");
+    expect(await journalKinds(walletId)).toEqual(["credit", "withdrawal"]);
+    expect((await second.api("GET", "/admin/verify")).body).toEqual({ ok: true, mismatches: [] });
+    await second.svc.kill();
+  });
+
+  test("a payout Stripe reported paid, killed before the wallet heard of it, is completed once after the restart", async () => {
+    const first = await service("payout.before_complete");
+    const walletId = await newWallet(first.api);
+    expect((await first.api("POST", `/v1/wallets/${walletId}/credits`, { amount: "80.00" })).status).toBe(201);
+    await first.api("POST", `/v1/wallets/${walletId}/withdrawals`, { amount: "25.00", destination: { type: "bank_token", token: "btok_killed0payout0paid0" } }).catch(() => undefined);
+    await killedItself(first.svc);
+    const [w] = await sql`select id, status from withdrawals where wallet_id = ${walletId}`;
+    expect(w!.status).toBe("processing");
+    const [event] = await sql`select processed_at from stripe_events where type = 'payout.paid' and body like ${`%${w!.id}%`}`;
+    expect(event!.processed_at).toBeNull();
+
+    const second = await service();
+    await until(async () => (await withdrawalStatus(w!.id)) === "completed" && (await settledDb()), "the payout's completion after the restart");
+    expect(await payoutsOf(w!.id)).toHaveLength(1);
+    expect(await posted(walletId)).toBe("5500");
+    expect(await journalKinds(walletId)).toEqual(["credit", "withdrawal"]);
+    expect((await second.api("GET", "/admin/verify")).body).toEqual({ ok: true, mismatches: [] });
+    await second.svc.kill();
+  });
 });
+
+async function payoutsOf(withdrawalId: string) {
+  const found = [];
+  for await (const po of stripe.client.payouts.list({ limit: 100 })) if (po.metadata?.coffer_withdrawal_id === withdrawalId) found.push(po);
+  return found;
+}
+
+async function withdrawalStatus(id: string): Promise<string | undefined> {
+  return (await sql`select status from withdrawals where id = ${id}`)[0]?.status;
+}

@@ -17,8 +17,8 @@ function refused(text: unknown, asset: Asset, max = HUGE): string {
   return parsed.reason;
 }
 
-test("the assets and their scales are the ones the issue names", () => {
-  expect(ASSET_SCALE).toEqual({ USD: 2, EUR: 2, KES: 2, BTC: 8, ETH: 18, USDC: 6, SOL: 9 });
+test("the assets and their scales are the ones the issues name", () => {
+  expect(ASSET_SCALE).toEqual({ USD: 2, EUR: 2, KES: 2, BTC: 8, ETH: 18, USDC: 6, SOL: 9, NEAR: 24, TON: 9 });
 });
 
 describe.each(ASSETS)("%s", (asset) => {
@@ -37,7 +37,7 @@ describe.each(ASSETS)("%s", (asset) => {
   });
 
   test("an amount with every decimal used round-trips exactly", () => {
-    const digits = "123456789012345678".slice(0, scale);
+    const digits = "1234567890".repeat(3).slice(0, scale);
     const text = `987654321.${digits}`;
     expect(minorOf(text, asset)).toBe(BigInt(`987654321${digits}`));
     expect(formatAmount(minorOf(text, asset), asset)).toBe(text);

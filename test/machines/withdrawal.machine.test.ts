@@ -4,15 +4,19 @@ import { availableOf, heldOf } from "../../machines/wallet.machine";
 import { nextWithdrawalStatus, type WithdrawalStatus, type WithdrawalStep } from "../../machines/withdrawal.machine";
 import { activeWallet, type Command, expectMove, expectRejected, run, type Snapshot, step, WALLET } from "./drive";
 
-const STEPS: WithdrawalStep[] = ["process", "complete", "fail", "cancel"];
+const STEPS: WithdrawalStep[] = ["process", "complete", "fail", "cancel", "return", "hold", "release", "reject"];
 
 /** The whole legal table; every pair not listed here must be refused. */
 const LEGAL: Record<WithdrawalStatus, Partial<Record<WithdrawalStep, WithdrawalStatus>>> = {
-  requested: { process: "processing", complete: "completed", fail: "failed", cancel: "cancelled" },
+  requested: { process: "processing", complete: "completed", fail: "failed", cancel: "cancelled", hold: "manual_review" },
+  // Held by transaction monitoring: only a platform admin's release or rejection moves it.
+  manual_review: { release: "requested", reject: "rejected" },
   processing: { complete: "completed", fail: "failed" },
-  completed: {},
+  completed: { return: "returned" },
   failed: {},
   cancelled: {},
+  returned: {},
+  rejected: {},
 };
 
 describe("the withdrawal status table", () => {
@@ -117,5 +121,48 @@ describe("withdrawals on a wallet", () => {
     expect(after.context.withdrawals).toEqual({ "wd-2": { amount: 200n, status: "requested" } });
     expect(after.context.posted).toBe(700n);
     expect(availableOf(after.context)).toBe(500n);
+  });
+});
+
+describe("withdrawals paid out through Stripe (the payout worker's steps)", () => {
+  const send: Command = { type: "withdrawal.payout.send", withdrawalId: "wd-1" };
+  const paid: Command = { type: "withdrawal.payout.complete", withdrawalId: "wd-1", journalId: "j-paid" };
+  const failed: Command = { type: "withdrawal.payout.fail", withdrawalId: "wd-1", reason: "stripe: account_closed" };
+  const returned: Command = { type: "withdrawal.payout.return", withdrawalId: "wd-1", journalId: "j-back", amount: 300n, reason: "stripe: account_closed" };
+
+  test("sent keeps the hold; paid posts it to system:stripe_payouts", () => {
+    const sent = run(requested(), send);
+    expect(sent.context.withdrawals).toEqual({ "wd-1": { amount: 300n, status: "processing" } });
+    const { next, effects } = step(sent, paid);
+    expect(next.context.posted).toBe(700n);
+    expect(heldOf(next.context)).toBe(0n);
+    const changed = effects[0]!;
+    if (changed.type !== "withdrawal.changed") throw new Error(`unexpected ${changed.type}`);
+    expect(changed.status).toBe("completed");
+    expectMove(changed.journal, WALLET, SYSTEM_ACCOUNT.stripePayouts, 300n);
+  });
+
+  test("failed releases the hold and moves nothing", () => {
+    const { next, effects } = step(run(requested(), send), failed);
+    expect(availableOf(next.context)).toBe(1000n);
+    expect(effects).toEqual([expect.objectContaining({ type: "withdrawal.changed", status: "failed", reason: "stripe: account_closed" })]);
+  });
+
+  test("a paid payout the bank returned brings the money back from system:stripe_payouts", () => {
+    const completed = run(run(requested(), send), paid);
+    const { next, effects } = step(completed, returned);
+    expect(next.context.posted).toBe(1000n);
+    const changed = effects[0]!;
+    if (changed.type !== "withdrawal.changed") throw new Error(`unexpected ${changed.type}`);
+    expect(changed.status).toBe("returned");
+    expect(changed.journal?.kind).toBe("withdrawal_return");
+    expectMove(changed.journal, SYSTEM_ACCOUNT.stripePayouts, WALLET, 300n);
+  });
+
+  test("after it ended, the payout steps are refused with INVALID_TRANSITION", () => {
+    for (const last of [paid, failed, cancel]) {
+      const finished = run(requested(), last);
+      for (const s of [send, paid, failed]) expectRejected(finished, s, "INVALID_TRANSITION");
+    }
   });
 });

@@ -171,6 +171,21 @@ function walletFixture(type: string): { command: WalletCommand; principal: Princ
     case "withdrawal.fail":
     case "withdrawal.cancel":
       return admin({ type, at, withdrawalId: x.victimWithdrawal, reason: "forged" });
+    // Bank payouts through Stripe (the payout worker's): a forged return would mint money, a forged fail free a hold.
+    case "withdrawal.payout.send":
+      return system({ type, at, withdrawalId: x.victimWithdrawal });
+    case "withdrawal.payout.complete":
+      return system({ type, at, withdrawalId: x.victimWithdrawal, journalId: uuid() });
+    case "withdrawal.payout.fail":
+      return system({ type, at, withdrawalId: x.victimWithdrawal, reason: "forged" });
+    case "withdrawal.payout.return":
+      return system({ type, at, withdrawalId: uuid(), journalId: uuid(), amount: 9_999_900n, reason: "forged" });
+    // Transaction monitoring: a forged hold would block a payout, a forged release let a held one go.
+    case "withdrawal.hold":
+      return system({ type, at, withdrawalId: x.victimWithdrawal, reason: "forged" });
+    case "withdrawal.release":
+    case "withdrawal.reject":
+      return admin({ type, at, withdrawalId: x.victimWithdrawal, reason: "forged" });
     case "transfer.reserve":
       return admin({ type, at, transferId: uuid(), journalId: uuid(), toWalletId: x.attackerWallet, amount: 9_000n });
     case "transfer.credit":
@@ -240,6 +255,10 @@ function chamaFixture(type: string): { command: ChamaCommand; principal: Princip
       return byAdmin1({ type, at, withdrawalId, by: x.admin1, reason: "forged" });
     case "chama.withdrawal.expire":
       return { command: { type, at, withdrawalId }, principal: SYSTEM_CLAIM };
+    case "chama.withdrawal.hold":
+      return { command: { type, at, withdrawalId, note: "forged" }, principal: SYSTEM_CLAIM };
+    case "chama.withdrawal.release":
+      return platform({ type, at, withdrawalId, by: ADMIN_IN_CHAMA, decision: "release", note: "forged" });
     case "chama.transfer.credit":
       return { command: { type, at, transferId: uuid(), journalId: uuid(), memberId: x.admin1, fromWalletId: x.attackerWallet, amount: 9_999_900n }, principal: SYSTEM_CLAIM };
     case "chama.withdrawal.settle":
@@ -498,6 +517,7 @@ describe("a correctly signed envelope the caller may not send is refused, and ch
         "wallet:transfer.reserve",
         "wallet:wallet.credit",
         "wallet:wallet.payment",
+        "wallet:withdrawal.payout.return",
         "wallet:withdrawal.request",
       ].sort(),
     );
@@ -562,6 +582,7 @@ describe("a correctly signed envelope the caller may not send is refused, and ch
     expect(systemOnly.map((f) => `${f.kind}:${f.envelope.command.type}`).sort()).toEqual([
       "chama:chama.transfer.credit",
       "chama:chama.withdrawal.expire",
+      "chama:chama.withdrawal.hold",
       "chama:chama.withdrawal.settle",
       "chama:chama.withdrawal.void",
       "wallet:deposit.credit",
@@ -572,6 +593,11 @@ describe("a correctly signed envelope the caller may not send is refused, and ch
       "wallet:transfer.credit",
       "wallet:transfer.settle",
       "wallet:transfer.void",
+      "wallet:withdrawal.hold",
+      "wallet:withdrawal.payout.complete",
+      "wallet:withdrawal.payout.fail",
+      "wallet:withdrawal.payout.return",
+      "wallet:withdrawal.payout.send",
     ]);
     await expectUnchangedBy(async () => {
       for (const f of systemOnly) {

@@ -81,11 +81,13 @@ export function nameOf(route: { op: Operation }): string {
 
 /**
  * What the app serves besides the table, to anyone (src/http/auth.ts `isPublicPath` lets exactly
- * these through without a credential): /health (tested in health.test.ts and tokens.test.ts) and
- * the API reference, /openapi.json and /docs with the files its page loads (src/http/docs.ts); and
+ * these through without a credential): /health (tested in health.test.ts and tokens.test.ts), /ready
+ * (test/monitoring/admin-api.test.ts) and
+ * the API reference, /openapi.json and /docs with the files its page loads (src/http/docs.ts); the
+ * operators' dashboard page /admin/ui with its files (src/http/admin-ui.ts; test/http/admin-ui.test.ts); and
  * POST /v1/webhooks/stripe, where Stripe's signature is checked instead (test/stripe/webhooks.test.ts).
  */
-export const PUBLIC_ROUTES = ["GET /health", "GET /openapi.json", "GET /docs", "POST /v1/webhooks/stripe"];
+export const PUBLIC_ROUTES = ["GET /health", "GET /ready", "GET /openapi.json", "GET /docs", "GET /admin/ui", "POST /v1/webhooks/stripe"];
 
 /** Public: the GETs above, and the webhooks payment providers call (their signature stands in for a credential). */
 export function isPublicRoute(method: string, path: string): boolean {

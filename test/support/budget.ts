@@ -19,7 +19,7 @@ import postgres from "postgres";
  * test/support/setup.ts prints the budget at start and stops the run when the server has fewer
  * free connections than it needs.
  */
-export const POOL_PER_NODE = 6;
+export const POOL_PER_NODE = 10;
 export const NODES_AT_ONCE = 3;
 export const FILE_CLIENTS = 6;
 export const ADMIN = 2;

@@ -40,11 +40,14 @@ export type Api = (method: string, path: string, body?: unknown, opts?: ApiOptio
 
 /**
  * What every test node is configured with before its own `env`: the test process's token key, a
- * pool within the suite's connection budget (test/support/budget.ts), and no rate limits (the load
- * suites send far more than a real caller may; test/security/rate-limits.test.ts turns them on).
+ * pool within the suite's connection budget (test/support/budget.ts), no rate limits (the load
+ * suites send far more than a real caller may; test/security/rate-limits.test.ts turns them on), and
+ * transaction monitoring run by hand (`node.monitoring.settle()`), not in the background: its
+ * alerts are outbox rows, and a suite that compares what a request wrote must not see them arrive
+ * on their own (test/monitoring/ turns it on where it matters).
  */
 export async function testNodeEnv(env: Record<string, string> = {}): Promise<Record<string, string>> {
-  return { JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", DB_POOL_MAX: String(POOL_PER_NODE), ...env };
+  return { JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", DB_POOL_MAX: String(POOL_PER_NODE), MONITORING: "off", ...env };
 }
 
 export async function startTestNode(label: string, env: Record<string, string> = {}, options: NodeOptions = {}): Promise<TestNode> {

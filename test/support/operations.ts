@@ -4,6 +4,7 @@ import { operationNamed } from "../../src/api/operations";
 import { ADMIN, tokenFor, user, type As } from "./auth";
 import type { ApiResponse, TestNode } from "./node";
 import { stripeSettled } from "./stripe";
+import { DEFAULT_RULES } from "../../src/monitoring/rules";
 
 /**
  * One fixture per operation of the table (src/api/operations/): `arrange(name)` builds fresh
@@ -60,6 +61,9 @@ export interface Fixture {
   chama?: string;
   /** User A's card deposit the operation acts on. */
   deposit?: string;
+  /** The webhook endpoint (WEBHOOK_APP's) and the delivery the operation acts on. */
+  endpoint?: string;
+  delivery?: string;
 }
 
 type Arranged = Omit<Fixture, "op" | "state">;
@@ -74,6 +78,15 @@ export interface Fixtures {
 const USER_A = user(OWNER_A);
 /** A platform credential: a service with exactly one permission. */
 const service = (perm: NonNullable<As["perms"]>[number]): As => ({ sub: "svc-fixture", role: "service", perms: [perm] });
+/**
+ * The app whose webhook endpoints the fixtures register: a service sees only the endpoints it
+ * registered, so this is the subject the security suites call services as (test/security/ownership.test.ts).
+ */
+export const WEBHOOK_APP: As = { sub: "svc-1", role: "service", perms: ["webhooks:write", "webhooks:read"] };
+/** Never resolves (RFC 6761 `.invalid`): the fixtures' deliveries fail with `dns`, and nothing is sent anywhere. */
+const HOOK_URL = "https://hooks.coffer.invalid/coffer";
+/** An event no fixture makes (Stripe disputes): endpoints that need no delivery receive none. */
+const QUIET_EVENTS = ["deposit.dispute.changed"];
 
 /** The wallet side: what each fixture needs of user A's wallet. */
 type WalletNeed = "funded" | "frozen" | "empty" | "requested" | "processing" | "completed" | "settled";
@@ -174,6 +187,62 @@ export function operationFixtures(t: TestNode): Fixtures {
     if (revoked) await created("POST", `/v1/api-keys/${apiKey}/revoke`, undefined, ADMIN, 200);
     return { input: {}, as: ADMIN, apiKey };
   }
+
+  /** A webhook endpoint of WEBHOOK_APP's, enabled or disabled. */
+  async function webhookEndpoint(disabled = false): Promise<Arranged & { endpoint: string }> {
+    const endpoint = (await created("POST", "/v1/webhook-endpoints", { url: HOOK_URL, events: QUIET_EVENTS }, WEBHOOK_APP)).id as string;
+    if (disabled) await created("POST", `/v1/webhook-endpoints/${endpoint}/disable`, {}, WEBHOOK_APP, 200);
+    return { input: {}, as: WEBHOOK_APP, endpoint };
+  }
+
+  /**
+   * An endpoint of WEBHOOK_APP's with one delivery, attempted once (it failed, and waits a minute
+   * for its retry: reads of it stay the same meanwhile). Its event is a wallet's closing, which
+   * other fixtures rarely make.
+   */
+  async function webhookDelivery(): Promise<Arranged & { endpoint: string; delivery: string }> {
+    const endpoint = (await created("POST", "/v1/webhook-endpoints", { url: HOOK_URL, events: ["wallet.closed"] }, WEBHOOK_APP)).id as string;
+    const wallet = (await created("POST", "/v1/wallets", { ownerId: OWNER_A, asset: "USD" })).id as string;
+    await created("POST", `/v1/wallets/${wallet}/close`, undefined, ADMIN, 200);
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      await t.node.webhookDelivery.idle(2_000);
+      const log = await t.api("GET", `/v1/webhook-endpoints/${endpoint}/deliveries`, undefined, { as: WEBHOOK_APP });
+      const first = log.body?.items?.[0];
+      if (first?.attempts?.length) return { input: {}, as: WEBHOOK_APP, endpoint, delivery: first.id as string };
+    }
+    throw new Error("arranging a webhook delivery: none was attempted");
+  }
+
+  /**
+   * A fresh monitoring alert, open (or dismissed): someone new withdraws to a bank account, and the
+   * monitoring worker, run by hand, raises its new-destination alert (the default rules only flag).
+   */
+  async function alert(dismissed = false): Promise<Arranged & { alertId: string }> {
+    // A uuid as the owner's id: the alert is about them, and the transport suite compares answers apart from ids.
+    const owner = crypto.randomUUID();
+    const wallet = (await created("POST", "/v1/wallets", { ownerId: owner, asset: "USD" })).id as string;
+    await created("POST", `/v1/wallets/${wallet}/credits`, { amount: "10.00" });
+    await created("POST", `/v1/wallets/${wallet}/withdrawals`, { amount: "1.00", destination: BANK });
+    if (!(await t.node.monitoring.settle())) throw new Error("arranging an alert: monitoring did not catch up");
+    const [row] = await t.node.db`select id from monitoring_alerts where subject_id = ${owner} and rule = 'new_destination'`;
+    if (!row) throw new Error("arranging an alert: none was raised");
+    if (dismissed) await created("POST", `/admin/alerts/${row.id}/review`, { status: "dismissed" }, ADMIN, 200);
+    return { input: {}, as: ADMIN, alertId: row.id as string };
+  }
+
+  /** User A's withdrawal held by monitoring (the system's hold, as the worker sends it), or only requested. */
+  async function heldWithdrawal(held = true): Promise<Arranged & { withdrawal: string }> {
+    const w = await wallet("requested");
+    if (held) {
+      const reply = await t.node.ops.system(w.wallet, `fixture:hold:${w.withdrawal}`, { type: "withdrawal.hold", withdrawalId: w.withdrawal!, reason: "held for review", at: new Date().toISOString() });
+      if (reply.status !== 200) throw new Error(`arranging a held withdrawal failed: ${reply.status} ${JSON.stringify(reply.body)}`);
+    }
+    return { ...w, withdrawal: w.withdrawal!, as: ADMIN };
+  }
+
+  /** A time range around now, fixed when arranged (so two reads of it answer the same). */
+  const aroundNow = () => ({ from: new Date(Date.now() - 86_400_000).toISOString(), to: new Date(Date.now() + 86_400_000).toISOString() });
 
   /** How to arrange each state an operation has a fixture for (`ready` always; `refused` where there is one). */
   type Builder = { ready: () => Promise<Arranged>; refused?: () => Promise<Arranged> };
@@ -280,9 +349,44 @@ export function operationFixtures(t: TestNode): Fixtures {
     "api-keys.revoke": onKey({}),
     // Refused: a revoked key cannot be rotated.
     "api-keys.rotate": onKey({ overlapSeconds: 60 }, true),
+    // Webhooks out: WEBHOOK_APP's endpoints. Refused: a user may not register one.
+    "webhooks.endpoints.create": given({ url: HOOK_URL, events: QUIET_EVENTS }, WEBHOOK_APP, USER_A),
+    "webhooks.endpoints.list": { ready: () => webhookEndpoint().then((e) => ({ ...e, input: { limit: 10 } })) },
+    "webhooks.endpoints.get": { ready: () => webhookEndpoint().then((e) => ({ ...e, input: { endpointId: e.endpoint } })) },
+    "webhooks.endpoints.disable": { ready: () => webhookEndpoint().then((e) => ({ ...e, input: { endpointId: e.endpoint } })) },
+    "webhooks.endpoints.enable": { ready: () => webhookEndpoint(true).then((e) => ({ ...e, input: { endpointId: e.endpoint } })) },
+    "webhooks.endpoints.deliveries.list": { ready: () => webhookDelivery().then((d) => ({ ...d, input: { endpointId: d.endpoint, limit: 10 } })) },
+    "webhooks.deliveries.redeliver": { ready: () => webhookDelivery().then((d) => ({ ...d, input: { deliveryId: d.delivery } })) },
     "admin.cluster": given({}, ADMIN),
     "admin.verify": given({}, ADMIN),
+    // Stripe against the ledger (every test node has its own stand-in).
+    "admin.reconciliation": given({}, ADMIN),
     "admin.actors.get": onWallet("funded", walletId, ADMIN),
+
+    // Transaction monitoring and the admin API (admins; auditors read). Refused: a review of an alert
+    // already dismissed; a release or rejection of a withdrawal that is not held; rules changed by an auditor.
+    "admin.alerts.list": given({ status: "open", limit: 10 }, ADMIN),
+    "admin.alerts.get": { ready: () => alert().then((a) => ({ ...a, input: { alertId: a.alertId } })) },
+    "admin.alerts.review": {
+      ready: () => alert().then((a) => ({ ...a, input: { alertId: a.alertId, status: "investigating", note: "asked the owner" } })),
+      refused: () => alert(true).then((a) => ({ ...a, input: { alertId: a.alertId, status: "resolved", note: "asked the owner" } })),
+    },
+    "admin.monitoring.rules.get": given({}, ADMIN),
+    "admin.monitoring.rules.update": given({ rules: DEFAULT_RULES, note: "the defaults" }, ADMIN, { sub: "auditor-fixture", role: "auditor" }),
+    "admin.withdrawals.release": {
+      ready: () => heldWithdrawal().then((w) => ({ ...w, input: { withdrawalId: w.withdrawal, note: "the owner confirmed it" } })),
+      refused: () => heldWithdrawal(false).then((w) => ({ ...w, input: { withdrawalId: w.withdrawal, note: "the owner confirmed it" } })),
+    },
+    "admin.withdrawals.reject": {
+      ready: () => heldWithdrawal().then((w) => ({ ...w, input: { withdrawalId: w.withdrawal, note: "not the owner's account" } })),
+      refused: () => heldWithdrawal(false).then((w) => ({ ...w, input: { withdrawalId: w.withdrawal, note: "not the owner's account" } })),
+    },
+    "admin.transactions.list": { ready: async () => ({ input: { kind: "payment", ...aroundNow(), limit: 10 }, as: ADMIN }) },
+    "admin.transactions.get": onWallet("settled", (w) => ({ transactionId: w.transfer }), ADMIN),
+    "admin.stats.daily": { ready: async () => ({ input: aroundNow(), as: ADMIN }) },
+    "admin.stats.network": { ready: async () => ({ input: aroundNow(), as: ADMIN }) },
+    "admin.stats.status": { ready: async () => ({ input: aroundNow(), as: ADMIN }) },
+    "admin.health": given({}, ADMIN),
 
     // Card deposits. Refused: a deposit into a frozen wallet (before Stripe is asked anything);
     // a refund of a deposit already refunded in full.

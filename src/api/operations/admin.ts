@@ -1,7 +1,11 @@
+import Stripe from "stripe";
 import { z } from "zod";
 import { verifyLedger } from "../../ledger/verify";
+import { reconcile } from "../../ledger/reconcile";
+import { CofferError } from "../../../lib/errors";
+import { stripeProblem } from "../../integrations/stripe/client";
 import { ok, operation } from "../operation";
-import { ActorState, ClusterView, VerifyReport } from "../outputs";
+import { ActorState, ClusterView, ReconciliationReport, VerifyReport } from "../outputs";
 import { Uuid } from "../schemas";
 import { labelledAmounts } from "../views";
 
@@ -35,6 +39,37 @@ export const adminOperations = [
     idempotent: false,
     example: {},
     run: ({ deps }) => ok(verifyLedger(deps.db)),
+  }),
+  operation({
+    name: "admin.reconciliation",
+    method: "GET",
+    path: "/admin/reconciliation",
+    summary: "Compare what Stripe reports (PaymentIntents, refunds, disputes, payouts, transfers) with the ledger and list every difference",
+    input: z.strictObject({
+      since: z
+        .string()
+        .max(40)
+        .refine((s) => /^\d{4}-\d{2}-\d{2}(T[0-9:.]+(Z|[+-]\d{2}:\d{2}))?$/.test(s) && !Number.isNaN(Date.parse(s)), "a date (2025-01-31) or an ISO-8601 time with its offset")
+        .optional()
+        .describe("only objects created since then (default: everything)"),
+    }),
+    output: ReconciliationReport,
+    status: 200,
+    action: "admin.read",
+    tier: "standard",
+    idempotent: false,
+    example: { since: "2025-01-31" },
+    run: async ({ deps }, input) => {
+      if (!deps.stripe) throw new CofferError("STRIPE_NOT_CONFIGURED", "Stripe is not configured on this node");
+      try {
+        const report = await reconcile(deps.db, deps.stripe.client, input.since ? { since: new Date(input.since) } : {});
+        return ok({ ...report });
+      } catch (error) {
+        // Stripe not answering is a 503 (retry later); anything else is ours and stays a 500.
+        if (error instanceof Stripe.errors.StripeError) throw stripeProblem(error, "reconciliation");
+        throw error;
+      }
+    },
   }),
   operation({
     name: "admin.actors.get",

@@ -3,8 +3,11 @@ import { adminOperations } from "./admin";
 import { apiKeyOperations } from "./api-keys";
 import { chamaOperations } from "./chamas";
 import { depositOperations } from "./deposits";
+import { monitoringOperations } from "./monitoring";
+import { reportOperations } from "./reports";
 import { transferOperations } from "./transfers";
 import { walletOperations } from "./wallets";
+import { webhookOperations } from "./webhooks";
 import { withdrawalOperations } from "./withdrawals";
 
 /**
@@ -19,7 +22,10 @@ export const OPERATIONS: readonly Operation[] = [
   ...depositOperations,
   ...chamaOperations,
   ...apiKeyOperations,
+  ...webhookOperations,
   ...adminOperations,
+  ...monitoringOperations,
+  ...reportOperations,
 ] as Operation[];
 
 /**
@@ -34,7 +40,10 @@ export type DeclaredOperation =
   | (typeof depositOperations)[number]
   | (typeof chamaOperations)[number]
   | (typeof apiKeyOperations)[number]
-  | (typeof adminOperations)[number];
+  | (typeof webhookOperations)[number]
+  | (typeof adminOperations)[number]
+  | (typeof monitoringOperations)[number]
+  | (typeof reportOperations)[number];
 
 export type OperationName = DeclaredOperation["name"];
 

@@ -50,8 +50,14 @@ export const paymentIntentKey = (depositId: string) => `coffer-deposit-${deposit
 /** Stripe's idempotency key for a refund: its Coffer id, so the saga's retries and the API's make one refund. */
 export const refundKey = (refundId: string) => `coffer-refund-${refundId}`;
 
+/**
+ * Stripe's idempotency key for paying a withdrawal out (a payout, or a Connect transfer): its Coffer
+ * id, so every retry of the payout worker, after a crash too, makes one payout.
+ */
+export const payoutKey = (withdrawalId: string) => `coffer-payout-${withdrawalId}`;
+
 /** Metadata Coffer puts on what it creates at Stripe; an object without it is not Coffer's. */
-export const METADATA = { depositId: "coffer_deposit_id", walletId: "coffer_wallet_id", refundId: "coffer_refund_id" } as const;
+export const METADATA = { depositId: "coffer_deposit_id", walletId: "coffer_wallet_id", refundId: "coffer_refund_id", withdrawalId: "coffer_withdrawal_id" } as const;
 
 /** How a failed Stripe call turns out for its caller. */
 export type StripeFailure =
@@ -76,6 +82,15 @@ export function classify(error: unknown): StripeFailure {
   // (409: a request with the same key is still in flight at Stripe: it answers once that one ends.)
   if (error.code === "idempotency_key_in_use") return { kind: "unavailable" };
   return { kind: "refused", code: error.code ?? error.type ?? "stripe_error", message: error.message };
+}
+
+/**
+ * A failed Stripe call for a log line, without its message: Stripe's messages may quote what was
+ * sent ("No such external account: 'ba_…'"), and a payout's destination must never reach a log.
+ */
+export function failureSummary(error: unknown): string {
+  if (!(error instanceof Stripe.errors.StripeError)) return (error as Error)?.name ?? "Error";
+  return [error.type, error.code, error.statusCode].filter((x) => x !== undefined && x !== null && x !== "").join("/");
 }
 
 /** A failed Stripe call as the caller's answer (after it was logged without secrets). */

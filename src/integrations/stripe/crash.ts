@@ -7,8 +7,10 @@
  * - `deposit.after_payment_intent`: Stripe made the PaymentIntent; the deposit is not recorded yet.
  * - `deposit.before_credit`: the deposit succeeded (committed); the wallet is not credited yet.
  * - `refund.after_stripe`: Stripe made the refund; its answer is not reported to the deposit yet.
+ * - `payout.after_stripe`: Stripe made a withdrawal's payout (or transfer); nothing of its answer is recorded yet.
+ * - `payout.before_complete`: Stripe reported the payout paid (the event is stored); the wallet is not told yet.
  */
-export type CrashPoint = "deposit.after_payment_intent" | "deposit.before_credit" | "refund.after_stripe";
+export type CrashPoint = "deposit.after_payment_intent" | "deposit.before_credit" | "refund.after_stripe" | "payout.after_stripe" | "payout.before_complete";
 
 const ARMED = process.env.COFFER_TEST_CRASH_AT;
 
