@@ -164,7 +164,7 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   // Bank payouts: withdrawals to destinations Stripe holds are paid by the payout worker (which
   // resumes whatever a previous run left in flight), ended by Stripe's payout events.
   if (stripe) {
-    payouts = new PayoutWorker(db, ops, vault, stripe.client);
+    payouts = new PayoutWorker(db, ops, vault, stripe.client, undefined, config.MONITORING === "on");
     ops.useStripePayouts();
     registerPayoutHandlers(stripe.dispatcher, db, payouts);
     payouts.kick();

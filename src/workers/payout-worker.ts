@@ -101,6 +101,11 @@ export class PayoutWorker {
     private readonly vault: Vault,
     private readonly stripe: Stripe,
     pollMs = 500,
+    /**
+     * With monitoring on, a payout waits until monitoring has read its request and applied any hold
+     * it decided (src/monitoring/worker.ts), so a `hold` rule parks it before any money is sent.
+     */
+    private readonly afterMonitoring = false,
   ) {
     this.pump = new Pump("payout worker", () => this.pass(), pollMs);
   }
@@ -133,6 +138,10 @@ export class PayoutWorker {
     const rows = (await this.db`select id, payload from outbox
       where payout_pending and id <> all(${this.db.array(resting)}::uuid[])
         and not exists (select 1 from withdrawals w where w.id = (outbox.payload->>'withdrawalId')::uuid and w.status = ${HELD})
+        and (not ${this.afterMonitoring} or (
+          outbox.xid is not null
+          and (outbox.xid, outbox.seq) <= (select c.xid, c.seq from monitoring_cursor c where c.id = 1)
+          and not exists (select 1 from monitoring_holds h where h.withdrawal_id = (outbox.payload->>'withdrawalId')::uuid and h.status = 'pending')))
       order by seq limit ${BATCH}`) as unknown as MarkedEvent[];
     const mine = rows.filter((r) => !this.busy.has(r.payload.withdrawalId));
     const results = await Promise.all(
