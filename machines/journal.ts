@@ -13,6 +13,8 @@ export const SYSTEM_ACCOUNT = {
   stripeDisputes: "system:stripe_disputes",
   /** Money paid out through Stripe (bank payouts and Connect transfers, src/workers/payout-worker.ts); a returned payout comes back from it. */
   stripePayouts: "system:stripe_payouts",
+  /** Crypto paid out on chain by Coffer itself from its hot wallets (src/integrations/evm/payouts.ts). */
+  chainPayouts: "system:chain_payouts",
 } as const;
 
 export type JournalKind =

@@ -3,6 +3,8 @@ import { move, SYSTEM_ACCOUNT, type JournalKind } from "./journal";
 import { receiverOf, senderOf, type RejectionCode, type TransferTo, type WalletCommand, type WalletEffect } from "./wallet.events";
 import { nextWithdrawalStatus, type WithdrawalStep } from "./withdrawal.machine";
 import { STORABLE_CEILING, type AmountCeiling } from "./limits";
+import type { Asset } from "../lib/assets";
+import { isFiat } from "../lib/networks";
 
 /**
  * One wallet: its status (unopened → active ⇄ frozen → closed) and its money. Pure: commands in,
@@ -105,8 +107,10 @@ export const walletMachine = setup({
       const e = event as LifecycleEvent;
       const open = context.withdrawals[e.withdrawalId]!;
       const status = nextWithdrawalStatus(open.status, stepOf(e.type))!;
-      // Paid through Stripe, the money leaves for Stripe's payouts account; by a processor, for the withdrawals one.
-      const to = e.type === "withdrawal.payout.complete" ? SYSTEM_ACCOUNT.stripePayouts : SYSTEM_ACCOUNT.withdrawals;
+      // Paid through Stripe (fiat), the money leaves for Stripe's payouts account; paid on chain by
+      // Coffer (src/integrations/evm/), for the chain payouts one; by a processor, for the withdrawals one.
+      const to =
+        e.type === "withdrawal.payout.complete" ? (isFiat(context.asset as Asset) ? SYSTEM_ACCOUNT.stripePayouts : SYSTEM_ACCOUNT.chainPayouts) : SYSTEM_ACCOUNT.withdrawals;
       return {
         type: "withdrawal.changed" as const,
         ...subject(context, e.at),

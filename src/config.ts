@@ -125,6 +125,8 @@ const Env = z.object({
   MONITORING: z.enum(["on", "off"]).default("on"),
   /** A JSON file with the monitoring rules and thresholds (src/monitoring/rules.ts); unset: the built-in defaults. An admin's change (POST /admin/monitoring/rules) replaces either. */
   MONITORING_RULES_FILE: z.string().min(1).optional(),
+  /** A JSON file of the EVM networks Coffer pays native ETH out on itself (src/integrations/evm/config.ts); unset: none (processors pay every crypto withdrawal). */
+  NETWORKS_FILE: z.string().min(1).optional(),
 }).superRefine((env, ctx) => {
   // One NATS credential, whole: the messages name variables, never their values.
   const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });

@@ -13,6 +13,8 @@ import { DepositSaga } from "./workers/deposit-saga";
 import { PayoutWorker } from "./workers/payout-worker";
 import { registerPayoutHandlers } from "./integrations/stripe/payout-events";
 import { needsPayout } from "../actors/wallet-store";
+import { loadNetworks } from "./integrations/evm/config";
+import { EvmPayouts } from "./integrations/evm/payouts";
 import { ChamaService } from "./api/chama-service";
 import { renderChamaOutcome } from "./api/chama-views";
 import { ChamaExpiry } from "./workers/chama-expiry";
@@ -64,6 +66,8 @@ export interface Node {
   stripe: StripeRail | undefined;
   /** Present when Stripe is configured: pays withdrawals to `bank_token` / `stripe_account` destinations through Stripe. */
   payouts: PayoutWorker | undefined;
+  /** Present when NETWORKS_FILE names networks: pays ETH withdrawals on them from their hot wallets (src/integrations/evm/payouts.ts). */
+  chainPayouts: EvmPayouts | undefined;
   /** Seals sensitive fields at rest (destinations, stored secrets). */
   vault: Vault;
   saga: TransferSaga;
@@ -169,6 +173,10 @@ export async function startNode(config: Config, databaseUrl: string, options: No
     registerPayoutHandlers(stripe.dispatcher, db, payouts);
     payouts.kick();
   }
+  // Chain payouts (first slice: native ETH on the EVM networks of NETWORKS_FILE).
+  const networks = await loadNetworks(config.NETWORKS_FILE);
+  const chainPayouts = Object.keys(networks).length ? new EvmPayouts(db, ops, vault, networks, undefined, config.MONITORING === "on") : undefined;
+  chainPayouts?.kick();
   depositSaga.kick();
   stripe?.events.kick();
   saga = new TransferSaga(db, ops, chamas);
@@ -210,6 +218,7 @@ export async function startNode(config: Config, databaseUrl: string, options: No
     depositSaga,
     stripe,
     payouts,
+    chainPayouts,
     vault,
     saga,
     chamaExpiry,
@@ -233,6 +242,7 @@ export async function startNode(config: Config, databaseUrl: string, options: No
       await saga!.stop();
       await stripe?.stop();
       await payouts?.stop();
+      await chainPayouts?.stop();
       await depositSaga!.stop();
       await host.stop();
       metrics.close();

@@ -4,6 +4,7 @@ import { loadKeyRing } from "../security/keys";
 import { ROLES, PERMISSIONS, type Permission, type Role } from "../../lib/principal";
 import { mintToken } from "../security/tokens";
 import { runReconcile } from "./reconcile";
+import { runHotWallet } from "./hot-wallet";
 
 /**
  * `bun run coffer <command>`: operator tools.
@@ -11,13 +12,18 @@ import { runReconcile } from "./reconcile";
  *     prints an access token signed with the active key of JWT_KEYS_FILE (<COFFER_HOME>/jwt-keys.json).
  *   reconcile [--since DATE]
  *     compares what Stripe reports with the ledger (src/cli/reconcile.ts); exit 1 on a difference.
+ *   hot-wallet import --network NAME   (private key on stdin) | hot-wallet show
+ *     stores a network's hot-wallet key sealed (src/cli/hot-wallet.ts); shows addresses and balances.
  */
 const USAGE = `usage: bun run coffer token --sub ID --role user|service|admin|auditor [--ttl SECONDS] [--perm PERMISSION ...]
-       bun run coffer reconcile [--since DATE]`;
+       bun run coffer reconcile [--since DATE]
+       bun run coffer hot-wallet import --network NAME   (private key on stdin)
+       bun run coffer hot-wallet show`;
 const MAX_TTL_S = 30 * 24 * 3600;
 
 const [command, ...rest] = process.argv.slice(2);
 if (command === "reconcile") process.exit(await runReconcile(rest));
+if (command === "hot-wallet") process.exit(await runHotWallet(rest));
 if (command !== "token") fail(USAGE);
 const { values } = (() => {
   try {
