@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { chromiumFor, launchChromium, localPage } from "../support/browser";
 import { OPERATIONS } from "../../src/api/operations";
 import { ADMIN_UI_CSP } from "../../src/http/admin-ui";
 import { ADMIN, people, tokenFor, user, type As } from "../support/auth";
@@ -19,13 +20,7 @@ import { alertsAbout, BANK, created, only, OTHER_BANK, setRules, settle, wallet 
  * to look at). Without chromium the browser part is skipped on a developer's machine and fails
  * under CI=true.
  */
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) {
-  const message = `${CHROMIUM} is missing: the /admin/ui dashboard cannot be checked in a browser (apt-get install chromium)`;
-  if (process.env.CI === "true") throw new Error(message);
-  console.warn(`warning: ${message}; skipping`);
-}
+const hasChromium = chromiumFor("the /admin/ui dashboard");
 
 // The dashboard drives the monitoring and admin API; without them there is nothing to check.
 const NEEDED = ["admin.alerts.list", "admin.alerts.get", "admin.alerts.review", "admin.monitoring.rules.update", "admin.withdrawals.release", "admin.transactions.list", "admin.transactions.get", "admin.stats.network", "admin.health"];
@@ -115,28 +110,14 @@ describe.skipIf(!hasChromium)("in a browser", () => {
   const problems: string[] = [];
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-    });
+    browser = await launchChromium();
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
   });
 
   async function open(): Promise<{ context: BrowserContext; page: Page }> {
-    const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
-    // Every request the page makes passes here; one to another host is recorded and refused.
-    await context.route("**/*", (route) => {
-      const url = route.request().url();
-      requested.push(url);
-      return new URL(url).hostname === "127.0.0.1" ? route.continue() : route.abort();
-    });
-    const page = await context.newPage();
-    page.on("console", (m) => {
-      if (m.type() === "error") problems.push(m.text());
-    });
-    page.on("pageerror", (e) => problems.push(e.message));
+    const { context, page } = await localPage(browser, { requested, problems }, { viewport: { width: 1440, height: 1000 } });
     await page.goto(`${t.baseUrl}/admin/ui`);
     return { context, page };
   }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
+import { chromiumFor, launchChromium, localPage } from "../support/browser";
 import { DOCS_CSP } from "../../src/http/docs";
 import { startTestNode, type TestNode } from "../support/node";
 
@@ -10,13 +10,7 @@ import { startTestNode, type TestNode } from "../support/node";
  * its Content-Security-Policy blocks nothing it needs. Without chromium the browser test is
  * skipped on a developer's machine and fails under CI=true.
  */
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) {
-  const message = `${CHROMIUM} is missing: the /docs page cannot be checked in a browser (apt-get install chromium)`;
-  if (process.env.CI === "true") throw new Error(message);
-  console.warn(`warning: ${message}; skipping`);
-}
+const hasChromium = chromiumFor("the /docs page");
 
 let t: TestNode;
 beforeAll(async () => {
@@ -62,31 +56,16 @@ describe("served", () => {
 describe.skipIf(!hasChromium)("in a browser", () => {
   let browser: Browser;
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-    });
+    browser = await launchChromium();
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
   });
 
   test("renders the operations from /openapi.json, loading nothing from anywhere else", async () => {
-    const context = await browser.newContext();
     const requested: string[] = [];
     const problems: string[] = [];
-    // Every request the page makes passes here; one to another host is recorded and refused.
-    await context.route("**/*", (route) => {
-      const url = route.request().url();
-      requested.push(url);
-      return new URL(url).hostname === "127.0.0.1" ? route.continue() : route.abort();
-    });
-    const page = await context.newPage();
-    page.on("console", (m) => {
-      if (m.type() === "error") problems.push(m.text());
-    });
-    page.on("pageerror", (e) => problems.push(e.message));
-
+    const { context, page } = await localPage(browser, { requested, problems });
     await page.goto(`${t.baseUrl}/docs`);
     await page.waitForSelector(".opblock-summary", { timeout: 30_000 });
     for (const summary of ["Pay from the wallet's available balance", "Start a chama (group wallet) with its first admin", "Issue an API key for a service (admins); the secret is shown once"]) {

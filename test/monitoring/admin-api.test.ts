@@ -1,12 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Cluster } from "../../actors/cluster";
-import { loadConfig } from "../../src/config";
 import { connect } from "../../lib/db";
-import { buildHttpApp } from "../../src/http/app";
 import type { HttpDeps } from "../../src/http/deps";
-import { ApiKeys } from "../../src/security/api-keys";
-import { Authenticator } from "../../src/security/authenticator";
-import { people, testKeys, TOKEN_SETTINGS, user } from "../support/auth";
+import { appWith } from "../support/app";
+import { people, user } from "../support/auth";
 import { startTestNode, type TestNode } from "../support/node";
 import { expectProblem } from "../support/problem";
 import { BANK, created, pay, settle, wallet } from "./support";
@@ -201,24 +198,7 @@ describe("GET /admin/health", () => {
 });
 
 describe("GET /ready", () => {
-  async function appWith(parts: Partial<HttpDeps>) {
-    const { file, ring } = await testKeys();
-    const apiKeys = new ApiKeys(t.node.db);
-    return buildHttpApp({
-      db: t.node.db,
-      ops: t.node.ops,
-      chamas: t.node.chamas,
-      deposits: t.node.deposits,
-      vault: t.node.vault,
-      host: t.node.host,
-      authenticator: new Authenticator(ring, TOKEN_SETTINGS, apiKeys),
-      apiKeys,
-      limiter: undefined,
-      config: loadConfig({ JWT_KEYS_FILE: file, RATE_LIMITS: "off", DATABASE_URL: t.db.url }),
-      corsOrigins: [],
-      ...parts,
-    });
-  }
+
 
   test("answers anyone 200 `ready` and nothing more while the node should take traffic", async () => {
     const res = await t.api("GET", "/ready", undefined, { token: null });
@@ -231,14 +211,14 @@ describe("GET /ready", () => {
       { cluster: { health: () => ({ ok: true }), settled: () => false } as unknown as Cluster },
     ];
     for (const parts of cases) {
-      const res = await (await appWith(parts)).request("/ready");
+      const res = await (await appWith(t, parts)).request("/ready");
       expect({ status: res.status, body: await res.json() }).toEqual({ status: 503, body: { status: "unavailable" } });
     }
-    const settled = await (await appWith({ cluster: { health: () => ({ ok: true }), settled: () => true } as unknown as Cluster })).request("/ready");
+    const settled = await (await appWith(t, { cluster: { health: () => ({ ok: true }), settled: () => true } as unknown as Cluster })).request("/ready");
     expect(settled.status).toBe(200);
     const dead = connect("postgres://postgres@127.0.0.1:1/nothing", 1);
     try {
-      const res = await (await appWith({ db: dead })).request("/ready");
+      const res = await (await appWith(t, { db: dead })).request("/ready");
       expect({ status: res.status, body: await res.json() }).toEqual({ status: 503, body: { status: "unavailable" } });
     } finally {
       await dead.end({ timeout: 1 });

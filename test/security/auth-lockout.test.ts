@@ -1,10 +1,9 @@
 import { afterEach, expect, test } from "bun:test";
-import { loadConfig } from "../../src/config";
-import { buildHttpApp } from "../../src/http/app";
 import { ApiKeys } from "../../src/security/api-keys";
 import { Authenticator } from "../../src/security/authenticator";
 import type { Principal } from "../../lib/principal";
 import { RateLimiter } from "../../src/security/rate-limit";
+import { appWith } from "../support/app";
 import { testKeys, TOKEN_SETTINGS, tokenFor } from "../support/auth";
 import { apiFor, startTestNode, type Api, type ApiResponse, type TestNode } from "../support/node";
 
@@ -42,21 +41,7 @@ class CountingApiKeys extends ApiKeys {
 /** The node's HTTP app again, served on its own port, with the key check counted. */
 async function countedApp(t: TestNode): Promise<{ api: Api; apiKeys: CountingApiKeys }> {
   const apiKeys = new CountingApiKeys(t.node.db);
-  const { file, ring } = await testKeys();
-  const config = loadConfig({ JWT_KEYS_FILE: file, ...LIMITS, DATABASE_URL: t.db.url });
-  const http = buildHttpApp({
-    db: t.node.db,
-    ops: t.node.ops,
-    chamas: t.node.chamas,
-    deposits: t.node.deposits,
-    vault: t.node.vault,
-    host: t.node.host,
-    authenticator: new Authenticator(ring, TOKEN_SETTINGS, apiKeys),
-    apiKeys,
-    limiter: new RateLimiter(t.node.db),
-    config,
-    corsOrigins: [],
-  });
+  const http = await appWith(t, { apiKeys, limiter: new RateLimiter(t.node.db) }, LIMITS);
   const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: http.fetch });
   stops.push(async () => void (await server.stop(true)));
   return { api: apiFor(`http://127.0.0.1:${server.port}`), apiKeys };

@@ -1,12 +1,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Cluster } from "../../actors/cluster";
-import { loadConfig } from "../../src/config";
 import { connect } from "../../lib/db";
-import { buildHttpApp } from "../../src/http/app";
 import type { HttpDeps } from "../../src/http/deps";
-import { ApiKeys } from "../../src/security/api-keys";
-import { Authenticator } from "../../src/security/authenticator";
-import { testKeys, TOKEN_SETTINGS } from "../support/auth";
+import { appWith } from "../support/app";
 import { fundedWallet, startTestNode, type TestNode } from "../support/node";
 
 /**
@@ -20,25 +16,6 @@ beforeAll(async () => {
 });
 afterAll(() => t.stop());
 
-/** The node's HTTP app with some of its parts swapped (a cluster that reports itself unhealthy, a dead database). */
-async function appWith(parts: Partial<HttpDeps>) {
-  const { file, ring } = await testKeys();
-  const apiKeys = new ApiKeys(t.node.db);
-  return buildHttpApp({
-    db: t.node.db,
-    ops: t.node.ops,
-    chamas: t.node.chamas,
-    deposits: t.node.deposits,
-    vault: t.node.vault,
-    host: t.node.host,
-    authenticator: new Authenticator(ring, TOKEN_SETTINGS, apiKeys),
-    apiKeys,
-    limiter: undefined,
-    config: loadConfig({ JWT_KEYS_FILE: file, RATE_LIMITS: "off", DATABASE_URL: t.db.url }),
-    corsOrigins: [],
-    ...parts,
-  });
-}
 
 test("without credentials, /health says ok and nothing else, however many actors are loaded", async () => {
   const wallet = await fundedWallet(t.api, "USD", "1.00");
@@ -51,18 +28,18 @@ test("without credentials, /health says ok and nothing else, however many actors
 test("a node whose cluster membership is unhealthy answers 503 unavailable, without the reason", async () => {
   const reason = "subscriptions dead on node-7 holding shards 0..127";
   const cluster = { health: () => ({ ok: false, reason }) } as unknown as Cluster;
-  const res = await (await appWith({ cluster })).request("/health");
+  const res = await (await appWith(t, { cluster })).request("/health");
   expect({ status: res.status, body: await res.json() }).toEqual({ status: 503, body: { status: "unavailable" } });
 
   const healthy = { health: () => ({ ok: true }) } as unknown as Cluster;
-  const ok = await (await appWith({ cluster: healthy })).request("/health");
+  const ok = await (await appWith(t, { cluster: healthy })).request("/health");
   expect({ status: ok.status, body: await ok.json() }).toEqual({ status: 200, body: { status: "ok" } });
 });
 
 test("a node whose database does not answer answers 503 unavailable, and says nothing about the database", async () => {
   const dead = connect("postgres://postgres@127.0.0.1:1/nothing", 1);
   try {
-    const res = await (await appWith({ db: dead })).request("/health");
+    const res = await (await appWith(t, { db: dead })).request("/health");
     expect({ status: res.status, body: await res.json() }).toEqual({ status: 503, body: { status: "unavailable" } });
   } finally {
     await dead.end({ timeout: 1 });
