@@ -138,10 +138,7 @@ export class PayoutWorker {
     const rows = (await this.db`select id, payload from outbox
       where payout_pending and id <> all(${this.db.array(resting)}::uuid[])
         and not exists (select 1 from withdrawals w where w.id = (outbox.payload->>'withdrawalId')::uuid and w.status = ${HELD})
-        and (not ${this.afterMonitoring} or (
-          outbox.xid is not null
-          and (outbox.xid, outbox.seq) <= (select c.xid, c.seq from monitoring_cursor c where c.id = 1)
-          and not exists (select 1 from monitoring_holds h where h.withdrawal_id = (outbox.payload->>'withdrawalId')::uuid and h.status = 'pending')))
+        and (not ${this.afterMonitoring} or monitoring_cleared((outbox.payload->>'withdrawalId')::uuid))
       order by seq limit ${BATCH}`) as unknown as MarkedEvent[];
     const mine = rows.filter((r) => !this.busy.has(r.payload.withdrawalId));
     const results = await Promise.all(

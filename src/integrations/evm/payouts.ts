@@ -105,11 +105,7 @@ export class EvmPayouts {
         left join chain_payouts p on p.withdrawal_id = w.id
       where w.asset = 'ETH' and w.destination->'masked'->>'type' = 'crypto'
         and w.destination->'masked'->>'network' = any(${this.db.array(names)}::text[])
-        and ((p.withdrawal_id is null and w.status = 'requested' and (not ${this.afterMonitoring} or (
-              exists (select 1 from outbox o, monitoring_cursor c
-                where c.id = 1 and o.type = 'withdrawal.changed' and o.payload->>'status' = 'requested'
-                  and o.payload->>'withdrawalId' = w.id::text and o.xid is not null and (o.xid, o.seq) <= (c.xid, c.seq))
-              and not exists (select 1 from monitoring_holds h where h.withdrawal_id = w.id and h.status = 'pending'))))
+        and ((p.withdrawal_id is null and w.status = 'requested' and (not ${this.afterMonitoring} or monitoring_cleared(w.id)))
           or p.status in ('claimed', 'signed', 'broadcast', 'confirmed'))
       order by w.created_at limit 64`) as unknown as { id: string }[];
     const out: Record<string, StepResult> = {};
