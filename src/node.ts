@@ -13,7 +13,7 @@ import { DepositSaga } from "./workers/deposit-saga";
 import { PayoutWorker } from "./workers/payout-worker";
 import { registerPayoutHandlers } from "./integrations/stripe/payout-events";
 import { needsPayout } from "../actors/wallet-store";
-import { loadNetworks } from "./integrations/evm/config";
+import { evmNetworks, loadNetworks } from "./integrations/chain/config";
 import { EvmPayouts } from "./integrations/evm/payouts";
 import { ChamaService } from "./api/chama-service";
 import { renderChamaOutcome } from "./api/chama-views";
@@ -175,7 +175,7 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   }
   // Chain payouts (first slice: native ETH on the EVM networks of NETWORKS_FILE).
   const networks = await loadNetworks(config.NETWORKS_FILE);
-  const chainPayouts = Object.keys(networks).length ? new EvmPayouts(db, ops, vault, networks, undefined, config.MONITORING === "on") : undefined;
+  const chainPayouts = Object.keys(evmNetworks(networks)).length ? new EvmPayouts(db, ops, vault, evmNetworks(networks), undefined, config.MONITORING === "on") : undefined;
   chainPayouts?.kick();
   depositSaga.kick();
   stripe?.events.kick();

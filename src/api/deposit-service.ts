@@ -12,7 +12,7 @@ import { log } from "../../lib/log";
 import { authorize } from "../../lib/policy";
 import { claimOf as claimOfPrincipal, SYSTEM_CLAIM } from "../../lib/principal";
 import { METADATA, paymentIntentKey, stripeProblem } from "../integrations/stripe/client";
-import { crashPoint } from "../integrations/stripe/crash";
+import { crashPoint } from "../crash";
 import { isCardAsset, stripeCurrencyOf, toStripeAmount } from "../integrations/stripe/money";
 import type { Vault } from "../security/encryption";
 import type { DepositSaga } from "../workers/deposit-saga";

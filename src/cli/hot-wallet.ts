@@ -3,7 +3,7 @@ import { loadConfig } from "../config";
 import { connect } from "../../lib/db";
 import { startEmbeddedPostgres } from "../db/embedded";
 import { migrate } from "../db/migrate";
-import { loadNetworks } from "../integrations/evm/config";
+import { loadNetworks } from "../integrations/chain/config";
 import { HotWallets } from "../integrations/evm/hot-wallet";
 import { RpcClient } from "../integrations/evm/rpc";
 import { Vault } from "../security/encryption";

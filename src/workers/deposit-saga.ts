@@ -9,7 +9,7 @@ import type { DepositService } from "../api/deposit-service";
 import { idFromKey } from "../api/ids";
 import type { WalletService } from "../api/wallet-service";
 import { classify, METADATA, refundKey } from "../integrations/stripe/client";
-import { crashPoint } from "../integrations/stripe/crash";
+import { crashPoint } from "../crash";
 import { toStripeAmount } from "../integrations/stripe/money";
 import { Pump } from "./pump";
 

@@ -6,7 +6,7 @@ import type { Db } from "../../lib/db";
 import { log } from "../../lib/log";
 import type { WalletService } from "../api/wallet-service";
 import { classify, failureSummary, METADATA, payoutKey } from "../integrations/stripe/client";
-import { crashPoint } from "../integrations/stripe/crash";
+import { crashPoint } from "../crash";
 import { stripeCurrencyOf, isCardAsset, toStripeAmount } from "../integrations/stripe/money";
 import type { Vault } from "../security/encryption";
 import { stepJournalId } from "./deposit-saga";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Wallet } from "ethers";
-import { parseNetworks, type Networks } from "../../src/integrations/evm/config";
+import { evmNetworks, parseNetworks, type EvmNetwork } from "../../src/integrations/chain/config";
 import { EvmPayouts } from "../../src/integrations/evm/payouts";
 import { anvilAccount, startAnvil, type Anvil } from "../support/anvil";
 import { loadConfig } from "../../src/config";
@@ -16,16 +16,17 @@ import { only, setRules, settle } from "../monitoring/support";
 const CONFIRMATIONS = 3;
 let anvil: Anvil;
 let t: TestNode;
-let networks: Networks;
+/** The network as NETWORKS_FILE would give it (JSON). */
+let ethereum: Record<string, unknown>;
+let networks: Record<string, EvmNetwork>;
 let payouts: EvmPayouts;
 const hot = anvilAccount(0);
 
 beforeAll(async () => {
   anvil = await startAnvil({ chainId: 31337 });
   t = await startTestNode("evm-payouts", { COFFER_TEST_STRIPE: "off" });
-  networks = parseNetworks({
-    ethereum: { kind: "evm", chainId: 31337, rpcUrls: [anvil.url], assets: { ETH: { native: true } }, feeModel: "eip1559", confirmations: CONFIRMATIONS },
-  });
+  ethereum = { kind: "evm", chainId: 31337, rpcUrls: [anvil.url], assets: { ETH: { native: true } }, feeModel: "eip1559", confirmations: CONFIRMATIONS };
+  networks = evmNetworks(parseNetworks({ ethereum }));
   payouts = new EvmPayouts(t.node.db, t.node.ops, t.node.vault, networks, 3_600_000);
   expect(await payouts.hotWallets.import("ethereum", hot.privateKey)).toBe(hot.address);
 }, 60_000);
@@ -147,7 +148,7 @@ describe("EVM payouts (native ETH, Anvil)", () => {
     const dead = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
     const deadUrl = `http://127.0.0.1:${dead.port}`;
     await dead.stop(true);
-    const down = new EvmPayouts(t.node.db, t.node.ops, t.node.vault, parseNetworks({ ethereum: { ...networks.ethereum, rpcUrls: [deadUrl], limits: undefined } }), 3_600_000);
+    const down = new EvmPayouts(t.node.db, t.node.ops, t.node.vault, evmNetworks(parseNetworks({ ethereum: { ...ethereum, rpcUrls: [deadUrl] } })), 3_600_000);
     const { withdrawalId, to } = await requestWithdrawal("0.03");
     expect(await down.step(withdrawalId)).toBe("retry");
     expect(await down.step(withdrawalId)).toBe("retry");
@@ -163,7 +164,7 @@ describe("EVM payouts (native ETH, Anvil)", () => {
 
   test("the hot-wallet CLI imports a key from stdin (never printing it) and shows addresses with balances", async () => {
     const file = `${process.env.TMPDIR ?? "/tmp"}/coffer-networks-${crypto.randomUUID()}.json`;
-    await Bun.write(file, JSON.stringify({ ethereum: { ...networks.ethereum, limits: undefined } }));
+    await Bun.write(file, JSON.stringify({ ethereum }));
     const env = { ...process.env, DATABASE_URL: t.db.url, NETWORKS_FILE: file, ENCRYPTION_KEYS_FILE: loadConfig(await testNodeEnv()).vaultFile };
     const run = async (args: string[], stdin?: string) => {
       const proc = Bun.spawn(["bun", "src/cli/coffer.ts", "hot-wallet", ...args], { env, stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe" });

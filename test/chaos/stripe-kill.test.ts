@@ -9,7 +9,7 @@ import { ADMIN } from "../support/auth";
 /**
  * The real service (a subprocess) SIGKILLed exactly between Stripe's answer and the ledger write
  * that follows it, then started again on the same database: each effect happens once. The crash
- * is the process killing itself at a named point (src/integrations/stripe/crash.ts), armed only by
+ * is the process killing itself at a named point (src/crash.ts), armed only by
  * COFFER_TEST_CRASH_AT in this suite's first service.
  *
  * - a deposit: Stripe made the PaymentIntent, the deposit is not recorded; the caller retries.

@@ -7,7 +7,7 @@ import type { WalletService } from "../../api/wallet-service";
 import type { Vault } from "../../security/encryption";
 import { stepJournalId } from "../../workers/deposit-saga";
 import { Pump } from "../../workers/pump";
-import type { EvmNetwork, Networks } from "./config";
+import type { EvmNetwork } from "../chain/config";
 import { HotWallets } from "./hot-wallet";
 import { RpcClient, RpcError } from "./rpc";
 
@@ -75,7 +75,7 @@ export class EvmPayouts {
     private readonly db: Db,
     private readonly wallets: WalletService,
     private readonly vault: Vault,
-    private readonly networks: Networks,
+    private readonly networks: Record<string, EvmNetwork>,
     pollMs = 2_000,
     /**
      * With monitoring on, a new payout is claimed only once monitoring has read its request and
@@ -166,7 +166,7 @@ export class EvmPayouts {
       return "retry";
     }
     const destination = this.vault.open<{ address: string }>(w.destination.sealed, w.id);
-    const limit = config.limits?.perPayoutMaxMinor;
+    const limit = config.assets.ETH?.limits?.perPayoutMaxMinor;
     const over = limit !== undefined && BigInt(w.amount) > limit;
     await this.db`insert into chain_payouts (withdrawal_id, wallet_id, network, from_address, to_address, amount, status, last_error)
       values (${w.id}, ${w.wallet_id}, ${network}, ${hot}, ${getAddress(destination.address)}, ${w.amount}, ${over ? "parked" : "claimed"}, ${over ? "over_per_payout_limit" : null})

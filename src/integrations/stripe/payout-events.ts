@@ -1,7 +1,7 @@
 import type Stripe from "stripe";
 import type { Db } from "../../../lib/db";
 import { payoutStatusOf, type PayoutWorker } from "../../workers/payout-worker";
-import { crashPoint } from "./crash";
+import { crashPoint } from "../../crash";
 import { METADATA } from "./client";
 import type { EventOutcome, WebhookDispatcher } from "./events";
 import { assetOfCurrency, fromStripeAmount } from "./money";
