@@ -55,7 +55,9 @@ export type Action =
   | "apikeys.read"
   | "apikeys.manage"
   | "webhooks.read"
-  | "webhooks.manage";
+  | "webhooks.manage"
+  | "chain.networks.manage"
+  | "chain.payouts.manage";
 
 interface Rule {
   /** The owner of the wallet concerned may do it. */
@@ -133,6 +135,11 @@ const RULES: Record<Action, Rule> = {
   // every event of the types it names, whoever's wallet: grant webhooks:write like a platform read.
   "webhooks.read": { owner: false, permission: "webhooks:read", read: true },
   "webhooks.manage": { owner: false, permission: "webhooks:write", read: false },
+  // The chain payout pipeline (src/integrations/chain/operator.ts): platform admins pause and resume
+  // networks, and retry, replace or cancel payouts and settle dead letters; auditors read them
+  // (admin.read). No service and no user may: these move or stop money on chain.
+  "chain.networks.manage": { owner: false, permission: null, read: false },
+  "chain.payouts.manage": { owner: false, permission: null, read: false },
 };
 
 /**

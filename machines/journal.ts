@@ -17,6 +17,11 @@ export const SYSTEM_ACCOUNT = {
   chainPayouts: "system:chain_payouts",
 } as const;
 
+/** What the network took in fees for Coffer's chain payouts, per network (always in its native asset). */
+export const networkFeesAccount = (network: string) => `system:network_fees:${network}`;
+/** The hot wallet of a network, as far as the ledger sees it: the fees it paid leave from here. */
+export const hotWalletAccount = (network: string) => `system:hot_wallets:${network}`;
+
 export type JournalKind =
   /** Card deposits (src/workers/deposit-saga.ts): money in, refunds out and back, disputes out and back. */
   | "deposit"
@@ -39,7 +44,9 @@ export type JournalKind =
   /** A member's contribution from their wallet arriving in the chama (transit → chama). */
   | "chama_contribution"
   /** A chama withdrawal into a member's wallet that the wallet refused: the money back (transit → chama). */
-  | "chama_withdrawal_void";
+  | "chama_withdrawal_void"
+  /** Gas a chain payout paid from a hot wallet: system:hot_wallets:<network> → system:network_fees:<network> (src/integrations/chain/fees-ledger.ts). */
+  | "network_fee";
 
 export interface Posting {
   account: string;

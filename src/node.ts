@@ -13,8 +13,11 @@ import { DepositSaga } from "./workers/deposit-saga";
 import { PayoutWorker } from "./workers/payout-worker";
 import { registerPayoutHandlers } from "./integrations/stripe/payout-events";
 import { needsPayout } from "../actors/wallet-store";
-import { evmNetworks, loadNetworks } from "./integrations/chain/config";
+import { evmNetworks, loadNetworks, solanaNetworks } from "./integrations/chain/config";
+import { SolanaPayouts } from "./integrations/solana/payouts";
+import { ChainLimits } from "./integrations/chain/limits";
 import { EvmPayouts } from "./integrations/evm/payouts";
+import type { Networks } from "./integrations/chain/config";
 import { ChamaService } from "./api/chama-service";
 import { renderChamaOutcome } from "./api/chama-views";
 import { ChamaExpiry } from "./workers/chama-expiry";
@@ -68,6 +71,10 @@ export interface Node {
   payouts: PayoutWorker | undefined;
   /** Present when NETWORKS_FILE names networks: pays ETH withdrawals on them from their hot wallets (src/integrations/evm/payouts.ts). */
   chainPayouts: EvmPayouts | undefined;
+  /** Present when NETWORKS_FILE names Solana networks: pays SOL withdrawals on them (src/integrations/solana/payouts.ts). */
+  solanaPayouts: SolanaPayouts | undefined;
+  /** The networks of NETWORKS_FILE as parsed at start (the operator routes, src/api/operations/chain.ts, read them). */
+  networks: Networks;
   /** Seals sensitive fields at rest (destinations, stored secrets). */
   vault: Vault;
   saga: TransferSaga;
@@ -175,8 +182,12 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   }
   // Chain payouts (first slice: native ETH on the EVM networks of NETWORKS_FILE).
   const networks = await loadNetworks(config.NETWORKS_FILE);
-  const chainPayouts = Object.keys(evmNetworks(networks)).length ? new EvmPayouts(db, ops, vault, evmNetworks(networks), undefined, config.MONITORING === "on") : undefined;
+  const chainLimits = new ChainLimits(db, networks);
+  ops.useChainLimits(chainLimits);
+  const chainPayouts = Object.keys(evmNetworks(networks)).length ? new EvmPayouts(db, ops, vault, evmNetworks(networks), undefined, config.MONITORING === "on", { holder: config.NODE_ID ?? "local", limits: chainLimits }) : undefined;
   chainPayouts?.kick();
+  const solanaPayouts = Object.keys(solanaNetworks(networks)).length ? new SolanaPayouts(db, ops, vault, solanaNetworks(networks), undefined, config.MONITORING === "on", { limits: chainLimits }) : undefined;
+  solanaPayouts?.kick();
   depositSaga.kick();
   stripe?.events.kick();
   saga = new TransferSaga(db, ops, chamas);
@@ -203,8 +214,13 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   const webhookDelivery = new WebhookDelivery(db, vault, webhookSettings, { onOutcome: (outcome) => countWebhookDeliveryOut(metrics, outcome) });
   webhooks.onChange = () => webhookDelivery.kick();
   webhookDelivery.kick();
-  const http = buildHttpApp({ db, ops, chamas, deposits, stripe, host, cluster, authenticator, apiKeys, vault, limiter, config, corsOrigins: config.corsOrigins, metrics, webhooks, admin });
-  if (nats) cluster?.watch("api", startNatsApi(nats, config.NATS_SUBJECT_PREFIX, { db, ops, chamas, deposits, stripe, apiKeys, vault, host, cluster, authenticator, limiter, limits: config, metrics, webhooks, admin }));
+  // The chain operator routes: the networks, and the payout workers woken after an operator's change.
+  const chain = { networks, kick: () => {
+    chainPayouts?.kick();
+    solanaPayouts?.kick();
+  } };
+  const http = buildHttpApp({ db, ops, chamas, deposits, stripe, host, cluster, authenticator, apiKeys, vault, limiter, config, corsOrigins: config.corsOrigins, metrics, webhooks, admin, chain });
+  if (nats) cluster?.watch("api", startNatsApi(nats, config.NATS_SUBJECT_PREFIX, { db, ops, chamas, deposits, stripe, apiKeys, vault, host, cluster, authenticator, limiter, limits: config, metrics, webhooks, admin, chain }));
   relay = nats ? new OutboxRelay(db, nats, config.NATS_SUBJECT_PREFIX) : undefined;
   await relay?.start();
   await cluster?.start();
@@ -219,6 +235,8 @@ export async function startNode(config: Config, databaseUrl: string, options: No
     stripe,
     payouts,
     chainPayouts,
+    solanaPayouts,
+    networks,
     vault,
     saga,
     chamaExpiry,
@@ -243,6 +261,7 @@ export async function startNode(config: Config, databaseUrl: string, options: No
       await stripe?.stop();
       await payouts?.stop();
       await chainPayouts?.stop();
+      await solanaPayouts?.stop();
       await depositSaga!.stop();
       await host.stop();
       metrics.close();

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { ASSETS } from "../../lib/assets";
 import { Money } from "../api/outputs";
 import { ALERT_STATUSES } from "../monitoring/alerts";
-import { MonitoringRules, RULE_NAMES, SEVERITIES, SUBJECT_KINDS } from "../monitoring/rules";
+import { ALERT_RULES, ALERT_SUBJECT_KINDS, MonitoringRules, SEVERITIES } from "../monitoring/rules";
 import { TRANSACTION_KINDS } from "./transactions";
 
 /**
@@ -18,10 +18,10 @@ const Range = z.object({ from: Time, to: Time }).describe("the time range covere
 
 export const AlertView = z.object({
   id: Id,
-  rule: z.enum(RULE_NAMES),
+  rule: z.enum(ALERT_RULES),
   severity: z.enum(SEVERITIES),
   status: z.enum(ALERT_STATUSES).describe("open → investigating → resolved | dismissed"),
-  subject: z.object({ kind: z.enum(SUBJECT_KINDS), id: z.string() }).describe("whom it is about: a wallet, a person (owner or chama member), or a chama"),
+  subject: z.object({ kind: z.enum(ALERT_SUBJECT_KINDS), id: z.string() }).describe("whom it is about: a wallet, a person (owner or chama member), or a chama; for the chain pipeline's own alerts a network or a payout"),
   window: z.object({ start: Time, end: Time }).describe("one alert per rule, subject and window: firings inside it bump `count`"),
   count: z.number().int().describe("how many times the rule fired in this window"),
   facts: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).describe("what fired it, redacted: amounts, counts, windows, kinds; never a destination"),

@@ -9,6 +9,7 @@ import type { ApiKeys } from "../security/api-keys";
 import type { Vault } from "../security/encryption";
 import type { WebhookEndpoints } from "../webhooks/endpoints";
 import type { StripeRail } from "../integrations/stripe/rail";
+import type { ChainOperatorDeps } from "../integrations/chain/operator";
 import type { ChamaService } from "./chama-service";
 import type { DepositService } from "./deposit-service";
 import type { Caller, WalletService } from "./wallet-service";
@@ -73,6 +74,8 @@ export interface OperationDeps {
   stripe?: StripeRail | undefined;
   /** Webhooks out: apps' endpoints and their delivery logs (absent: those routes answer 503). */
   webhooks?: WebhookEndpoints | undefined;
+  /** The chain payout pipeline's networks (NETWORKS_FILE) and a way to wake its workers (absent: no network is configured). */
+  chain?: ChainOperatorDeps | undefined;
 }
 
 /**

@@ -76,7 +76,7 @@ export const WalletView = z.object({
   version: z.number().int().describe("the wallet's version: it grows with every change (an answer to a change shows the version it made)"),
 });
 
-const JOURNAL_KINDS = ["deposit", "deposit_refund", "deposit_refund_forced", "deposit_refund_return", "dispute", "dispute_return", "credit", "payment", "withdrawal", "withdrawal_return", "transfer_reserve", "transfer_credit", "transfer_void", "chama_deposit", "chama_withdrawal", "chama_contribution", "chama_withdrawal_void"] as const;
+const JOURNAL_KINDS = ["deposit", "deposit_refund", "deposit_refund_forced", "deposit_refund_return", "dispute", "dispute_return", "credit", "payment", "withdrawal", "withdrawal_return", "transfer_reserve", "transfer_credit", "transfer_void", "chama_deposit", "chama_withdrawal", "chama_contribution", "chama_withdrawal_void", "network_fee"] as const;
 
 /** A credit's or a payment's answer: the journal it booked, and the wallet's available balance after it. */
 export const JournalView = z.object({
@@ -378,3 +378,6 @@ export const ContributionView = z.object({
 
 // Webhooks out: named here so the OpenAPI document lists them as components (src/api/webhook-outputs.ts).
 export { WebhookDeliveryPage, WebhookDeliveryView, WebhookEndpointPage, WebhookEndpointView, WebhookEndpointWithSecret } from "./webhook-outputs";
+
+// Chain payouts, for operators: named here so the OpenAPI document lists them as components (src/api/chain-outputs.ts).
+export { ChainDeadLetterPage, ChainDeadLetterView, ChainNetworkList, ChainNetworkView, ChainPayoutPage, ChainPayoutView } from "./chain-outputs";

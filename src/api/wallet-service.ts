@@ -15,6 +15,7 @@ import type { z } from "zod";
 import type { CreateTransfer, CreateWallet, MoneyIn, RequestWithdrawal } from "./schemas";
 import { LruCache } from "../../lib/lru";
 import type { Vault } from "../security/encryption";
+import type { ChainLimits } from "../integrations/chain/limits";
 import { fillIn, maskDestination } from "./views";
 import { WithdrawalView } from "./outputs";
 import { authorize, type Action } from "../../lib/policy";
@@ -53,6 +54,8 @@ export class WalletService {
   private readonly withdrawalMetas = new LruCache<string, WithdrawalMeta>(100_000);
   /** Stripe pays withdrawals to provider-held destinations (src/workers/payout-worker.ts): processors leave them alone. */
   private stripePaysOut = false;
+  /** The request-time limits of the networks Coffer pays itself (NETWORKS_FILE), once set. */
+  private chainLimits: ChainLimits | undefined;
 
   constructor(
     private readonly db: Db,
@@ -117,8 +120,10 @@ export class WalletService {
     const amount = this.amount(input.amount, wallet.asset);
     payableTo(wallet.asset, input.destination);
     await payableAddress(this.db, this.addresses, caller, key, wallet.asset, amount, input.destination);
+    const network = input.destination.type === "crypto" ? input.destination.network : undefined;
+    const reserved = network && this.chainLimits ? await this.chainLimits.reserve({ walletId, key, network, asset: wallet.asset, amountMinor: amount }) : undefined;
     const withdrawalId = newId();
-    return this.send(walletId, caller, key, "withdrawal.request", walletId, { amount, destination: input.destination }, {
+    const reply = await this.send(walletId, caller, key, "withdrawal.request", walletId, { amount, destination: input.destination }, {
       type: "withdrawal.request",
       withdrawalId,
       amount,
@@ -126,6 +131,17 @@ export class WalletService {
       destination: { masked: maskDestination(input.destination, formatAmount(amount, wallet.asset)), sealed: this.vault.seal(input.destination, withdrawalId) },
       at: now(),
     });
+    if (reserved && this.chainLimits) {
+      // Refused: what this call reserved goes back. Unknown (5xx): kept, the retry under this key finds it.
+      if (reply.status >= 400 && reply.status < 500 && reserved.fresh) await this.chainLimits.release(reserved.reservation);
+      else if (reply.status < 300 && typeof reply.body.id === "string") await this.chainLimits.bind(reserved.reservation, reply.body.id);
+    }
+    return reply;
+  }
+
+  /** Withdrawals to the networks of NETWORKS_FILE are checked against their limits when requested. */
+  useChainLimits(limits: ChainLimits): void {
+    this.chainLimits = limits;
   }
 
   /** From now on, withdrawals to `bank_token` and `stripe_account` destinations are Stripe's to pay (set when Stripe is configured). */

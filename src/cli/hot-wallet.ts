@@ -6,12 +6,15 @@ import { migrate } from "../db/migrate";
 import { loadNetworks } from "../integrations/chain/config";
 import { HotWallets } from "../integrations/evm/hot-wallet";
 import { RpcClient } from "../integrations/evm/rpc";
+import { SolanaRpc } from "../integrations/solana/rpc";
+import { PublicKey } from "@solana/web3.js";
 import { Vault } from "../security/encryption";
 
 /**
  * `bun run coffer hot-wallet import --network NAME` (the private key on stdin: never an argument,
- * never printed) and `bun run coffer hot-wallet show` (each network's address, and its balance
- * when the network's RPC answers).
+ * never printed; for a Solana network, base58 of the 64-byte secret key or the JSON array of 64
+ * numbers `solana-keygen` writes) and `bun run coffer hot-wallet show` (each network's address, and
+ * its balance in wei or lamports when the network's RPC answers).
  */
 const USAGE = `usage: bun run coffer hot-wallet import --network NAME   (private key on stdin)
        bun run coffer hot-wallet show`;
@@ -45,7 +48,7 @@ export async function runHotWallet(args: string[]): Promise<number> {
     if (sub === "import") {
       const key = (await Bun.stdin.text()).trim();
       try {
-        const address = await wallets.import(network!, key);
+        const address = await wallets.import(network!, key, networks[network!]!.kind);
         console.log(`${network}: ${address}`);
         return 0;
       } catch (error) {
@@ -58,8 +61,13 @@ export async function runHotWallet(args: string[]): Promise<number> {
       let balance = "";
       if (n) {
         try {
-          const wei = BigInt(await new RpcClient(n.rpcUrls, 3_000).call<string>("eth_getBalance", [address, "latest"]));
-          balance = ` ${wei} wei`;
+          if (n.kind === "solana") {
+            const lamports = await new SolanaRpc(n.rpcUrls, 3_000).call("getBalance", (c) => c.getBalance(new PublicKey(address), "confirmed"));
+            balance = ` ${BigInt(lamports)} lamports`;
+          } else {
+            const wei = BigInt(await new RpcClient(n.rpcUrls, 3_000).call<string>("eth_getBalance", [address, "latest"]));
+            balance = ` ${wei} wei`;
+          }
         } catch {
           balance = " (balance: rpc did not answer)";
         }

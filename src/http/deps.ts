@@ -13,6 +13,7 @@ import type { Authenticator } from "../security/authenticator";
 import type { AdminServices } from "../admin/services";
 import type { CofferMetrics } from "../monitoring/metrics";
 import type { WebhookEndpoints } from "../webhooks/endpoints";
+import type { ChainOperatorDeps } from "../integrations/chain/operator";
 
 /** What route handlers need; built once in src/node.ts. */
 export interface HttpDeps {
@@ -39,4 +40,6 @@ export interface HttpDeps {
   webhooks?: WebhookEndpoints | undefined;
   /** Monitoring's rules and worker and the health checks (the admin routes). */
   admin?: AdminServices | undefined;
+  /** The chain payout pipeline's networks and workers (the operator routes). */
+  chain?: ChainOperatorDeps | undefined;
 }

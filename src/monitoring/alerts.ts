@@ -1,7 +1,7 @@
 import type { JSONValue } from "postgres";
 import type { Db } from "../../lib/db";
 import { CofferError } from "../../lib/errors";
-import { SEVERITIES, type RuleName, type Severity, type SubjectKind } from "./rules";
+import { SEVERITIES, type AlertRule, type AlertSubjectKind, type Severity } from "./rules";
 
 /**
  * Alerts: what monitoring found, one row per (rule, subject, window). A rule that fires again for the
@@ -31,9 +31,9 @@ export function reviewAllowed(from: AlertStatus, to: AlertStatus): boolean {
 export type Facts = Record<string, string | number | boolean>;
 
 export interface Firing {
-  rule: RuleName;
+  rule: AlertRule;
   severity: Severity;
-  subject: { kind: SubjectKind; id: string };
+  subject: { kind: AlertSubjectKind; id: string };
   windowMs: number;
   facts: Facts;
   at: Date;

@@ -27,6 +27,17 @@ export const SEVERITIES = ["low", "medium", "high"] as const;
 export type Severity = (typeof SEVERITIES)[number];
 export const RULE_NAMES = ["rapid_activity", "unusual_amount", "new_destination", "structuring"] as const;
 export type RuleName = (typeof RULE_NAMES)[number];
+/**
+ * Alerts the chain payout pipeline raises about itself (src/integrations/chain/alerts.ts), beside the
+ * movement rules: a hot wallet that cannot cover what is waiting (its network paused), a payout
+ * pending on chain too long, a nonce someone else used from a hot wallet.
+ */
+export const OPERATIONAL_ALERTS = ["hot_wallet_runway", "payout_pending", "nonce_drift"] as const;
+export const ALERT_RULES = [...RULE_NAMES, ...OPERATIONAL_ALERTS] as const;
+export type AlertRule = (typeof ALERT_RULES)[number];
+/** Whom an alert is about: the movement rules' subjects, and a network or a payout (withdrawal id) for operational ones. */
+export const ALERT_SUBJECT_KINDS = [...SUBJECT_KINDS, "network", "payout"] as const;
+export type AlertSubjectKind = (typeof ALERT_SUBJECT_KINDS)[number];
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 24 * 60 * MINUTE_MS;

@@ -9,9 +9,14 @@
  * Then the same workloads through a cluster of three node processes, the fail-over time after a
  * SIGKILL, and payments over the NATS request-reply API (cluster.bench.ts; skipped without NATS).
  *
+ * Last, the chain part (chain.bench.ts): address validations per second per network, and 1,000 ETH
+ * payouts on Anvil end to end through the node's own payout worker.
+ *
  * Env: BENCH_SECONDS (5), BENCH_WARMUP_SECONDS (1), BENCH_CONCURRENCY (16), BENCH_WALLETS (1000),
  * BENCH_DEPOSITS (200: the deposits webhook events are about),
- * NATS_URL (nats://127.0.0.1:4222, for the cluster part only: the single node runs without NATS).
+ * NATS_URL (nats://127.0.0.1:4222, for the cluster part only: the single node runs without NATS),
+ * BENCH_ONLY (a comma-separated subset of payments,cluster,chain; default all three, e.g.
+ * BENCH_ONLY=chain), and the chain part's own (see chain.bench.ts).
  * The node's own settings (ACTOR_BATCH_MAX, DB_POOL_MAX, ...) are read from the environment as usual.
  */
 import { startNode, type Node } from "../../src/node";
@@ -25,6 +30,7 @@ import { type Conventional, setupConventional } from "./conventional";
 import { type Attempt, ErrorSamples, inParallel, type Measured, runFor } from "./measure";
 import { BatchSizes, Probe, type ProbeReading } from "./probe";
 import { clusterBench } from "./cluster.bench";
+import { chainBench } from "./chain.bench";
 import { checks, jsonLine, printChecks, printTable, rate, type Row } from "./report";
 import { setupIntake, webhookIntake } from "./webhooks";
 import { startStripe, TEST_WEBHOOK_SECRET, type StripeHarness } from "../support/stripe";
@@ -241,5 +247,11 @@ async function intakeRow(node: Node, baseUrl: string, intake: Awaited<ReturnType
   return { workload: name, group: "intake", kind: "coffer", measured, note };
 }
 
-await main();
-await clusterBench({ seconds: SECONDS, warmupSeconds: WARMUP_SECONDS, concurrency: CONCURRENCY, wallets: WALLETS, payment: PAYMENT, funding: FUNDING });
+const PARTS = ["payments", "cluster", "chain"] as const;
+const ONLY = (process.env.BENCH_ONLY ?? "").split(",").map((p) => p.trim()).filter(Boolean);
+for (const part of ONLY) if (!(PARTS as readonly string[]).includes(part)) throw new Error(`BENCH_ONLY: unknown part ${JSON.stringify(part)} (parts: ${PARTS.join(", ")})`);
+const runs = (part: (typeof PARTS)[number]) => ONLY.length === 0 || ONLY.includes(part);
+
+if (runs("payments")) await main();
+if (runs("cluster")) await clusterBench({ seconds: SECONDS, warmupSeconds: WARMUP_SECONDS, concurrency: CONCURRENCY, wallets: WALLETS, payment: PAYMENT, funding: FUNDING });
+if (runs("chain")) await chainBench({ concurrency: CONCURRENCY });

@@ -5,6 +5,7 @@ import { ADMIN, tokenFor, user, type As } from "./auth";
 import type { ApiResponse, TestNode } from "./node";
 import { stripeSettled } from "./stripe";
 import { DEFAULT_RULES } from "../../src/monitoring/rules";
+import { parseNetworks } from "../../src/integrations/chain/config";
 
 /**
  * One fixture per operation of the table (src/api/operations/): `arrange(name)` builds fresh
@@ -64,6 +65,8 @@ export interface Fixture {
   /** The webhook endpoint (WEBHOOK_APP's) and the delivery the operation acts on. */
   endpoint?: string;
   delivery?: string;
+  /** The chain payout pipeline's dead letter the operation acts on. */
+  entry?: string;
 }
 
 type Arranged = Omit<Fixture, "op" | "state">;
@@ -241,6 +244,42 @@ export function operationFixtures(t: TestNode): Fixtures {
     return { ...w, withdrawal: w.withdrawal!, as: ADMIN };
   }
 
+  /**
+   * The chain operator routes' objects. Test nodes start without NETWORKS_FILE, so no worker pays
+   * anything: a payout row put into `chain_payouts` (for a withdrawal of user A requested through
+   * the API, so its keys hold) stays as it was put. Payouts are on `ethereum`, which no suite node
+   * configures; the network the pause and resume fixtures act on is added to the node's parsed
+   * networks, which only the operator routes read (no worker is started for it), so the networks
+   * view has nothing of the payouts' and reads the same twice.
+   */
+  function chainNetwork(): string {
+    t.node.networks[CHAIN_FIXTURE_NETWORK] ??= parseNetworks({
+      [CHAIN_FIXTURE_NETWORK]: { kind: "evm", chainId: 1, rpcUrls: ["http://127.0.0.1:9/"], assets: { ETH: { native: true } }, feeModel: "eip1559", confirmations: 1 },
+    })[CHAIN_FIXTURE_NETWORK]!;
+    return CHAIN_FIXTURE_NETWORK;
+  }
+
+  /** A withdrawal of 0.5 ETH by user A with its chain payout row in `status` (`signed`: a signed transaction is stored). */
+  async function chainPayout(status: string, opts: { parkedFrom?: string; signed?: boolean } = {}): Promise<Arranged & { withdrawal: string }> {
+    const wallet = (await created("POST", "/v1/wallets", { ownerId: OWNER_A, asset: "ETH" })).id as string;
+    await created("POST", `/v1/wallets/${wallet}/credits`, { amount: "1" });
+    const withdrawal = (await created("POST", `/v1/wallets/${wallet}/withdrawals`, { amount: "0.5", destination: CHAIN_DESTINATION })).id as string;
+    const signed = opts.signed ?? ["signed", "broadcast", "confirmed", "completed", "cancelling"].includes(status);
+    await t.node.db`insert into chain_payouts (withdrawal_id, wallet_id, network, from_address, to_address, amount, status, asset, parked_from, raw_tx, nonce, last_error)
+      values (${withdrawal}, ${wallet}, 'ethereum', ${CHAIN_HOT_WALLET}, ${CHAIN_DESTINATION.address}, ${"500000000000000000"}, ${status}, 'ETH', ${opts.parkedFrom ?? null},
+        ${signed ? "0x02f86b0107" : null}, ${signed ? "7" : null}, ${status === "parked" ? "gas estimate over the cap" : null})`;
+    return { input: {}, as: ADMIN, wallet, withdrawal };
+  }
+
+  /** A dead letter (open, or deleted) of a payout parked at broadcast. */
+  async function deadLetter(status: "open" | "deleted"): Promise<Arranged & { entry: string }> {
+    const p = await chainPayout("parked", { parkedFrom: "broadcast", signed: true });
+    const entry = crypto.randomUUID();
+    await t.node.db`insert into chain_dlq (id, withdrawal_id, network, stage, reason, attempts, status)
+      values (${entry}, ${p.withdrawal}, 'ethereum', 'broadcast', 'rpc unavailable', 5, ${status})`;
+    return { ...p, entry };
+  }
+
   /** A time range around now, fixed when arranged (so two reads of it answer the same). */
   const aroundNow = () => ({ from: new Date(Date.now() - 86_400_000).toISOString(), to: new Date(Date.now() + 86_400_000).toISOString() });
 
@@ -399,6 +438,41 @@ export function operationFixtures(t: TestNode): Fixtures {
       ready: () => deposit("paid").then((d) => ({ ...d, input: { depositId: d.deposit, amount: "1.00" } })),
       refused: () => deposit("refunded").then((d) => ({ ...d, input: { depositId: d.deposit, amount: "1.00" } })),
     },
+
+    // The chain payout pipeline's operator routes (admins; auditors read). Refused: a network that is
+    // not configured; a retry of a payout that is not parked, a replace of one not yet signed, a
+    // cancel of a completed one; a dead letter already deleted.
+    "admin.networks.list": { ready: async () => (chainNetwork(), { input: {}, as: ADMIN }) },
+    "admin.networks.pause": {
+      ready: async () => ({ input: { network: chainNetwork(), reason: "RPC provider incident" }, as: ADMIN }),
+      refused: async () => ({ input: { network: "not-configured", reason: "RPC provider incident" }, as: ADMIN }),
+    },
+    "admin.networks.resume": {
+      ready: async () => ({ input: { network: chainNetwork(), note: "provider recovered" }, as: ADMIN }),
+      refused: async () => ({ input: { network: "not-configured", note: "provider recovered" }, as: ADMIN }),
+    },
+    "admin.payouts.list": { ready: () => chainPayout("parked", { parkedFrom: "broadcast" }).then((p) => ({ ...p, input: { status: "parked", limit: 10 } })) },
+    "admin.payouts.retry": {
+      ready: () => chainPayout("parked", { parkedFrom: "broadcast" }).then((p) => ({ ...p, input: { withdrawalId: p.withdrawal, note: "gas spike is over" } })),
+      refused: () => chainPayout("broadcast").then((p) => ({ ...p, input: { withdrawalId: p.withdrawal, note: "gas spike is over" } })),
+    },
+    "admin.payouts.replace": {
+      ready: () => chainPayout("broadcast").then((p) => ({ ...p, input: { withdrawalId: p.withdrawal, note: "stuck behind the base fee" } })),
+      refused: () => chainPayout("claimed").then((p) => ({ ...p, input: { withdrawalId: p.withdrawal, note: "stuck behind the base fee" } })),
+    },
+    "admin.payouts.cancel": {
+      ready: () => chainPayout("claimed").then((p) => ({ ...p, input: { withdrawalId: p.withdrawal, note: "the owner asked" } })),
+      refused: () => chainPayout("completed").then((p) => ({ ...p, input: { withdrawalId: p.withdrawal, note: "the owner asked" } })),
+    },
+    "admin.dlq.list": { ready: () => deadLetter("open").then((d) => ({ ...d, input: { status: "open", limit: 10 } })) },
+    "admin.dlq.redrive": {
+      ready: () => deadLetter("open").then((d) => ({ ...d, input: { entryId: d.entry, note: "RPC is back" } })),
+      refused: () => deadLetter("deleted").then((d) => ({ ...d, input: { entryId: d.entry, note: "RPC is back" } })),
+    },
+    "admin.dlq.delete": {
+      ready: () => deadLetter("open").then((d) => ({ ...d, input: { entryId: d.entry, note: "paid by hand" } })),
+      refused: () => deadLetter("deleted").then((d) => ({ ...d, input: { entryId: d.entry, note: "paid by hand" } })),
+    },
   };
 
   return {
@@ -415,6 +489,11 @@ export function operationFixtures(t: TestNode): Fixtures {
     },
   };
 }
+
+/** The network the chain operator fixtures pause and resume (added to the test node's networks), and what their payouts pay. */
+const CHAIN_FIXTURE_NETWORK = "fixture-chain";
+const CHAIN_HOT_WALLET = "0x1111111111111111111111111111111111111111";
+const CHAIN_DESTINATION = { type: "crypto", network: "ethereum", address: "0x52908400098527886E0F7030069857D2E4169EE7" } as const;
 
 /** The same input naming objects nobody has: every id in it replaced by a fresh one. */
 export function ghostOf(input: Record<string, unknown>): Record<string, unknown> {

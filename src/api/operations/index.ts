@@ -1,6 +1,7 @@
 import type { Operation } from "../operation";
 import { adminOperations } from "./admin";
 import { apiKeyOperations } from "./api-keys";
+import { chainOperations } from "./chain";
 import { chamaOperations } from "./chamas";
 import { depositOperations } from "./deposits";
 import { monitoringOperations } from "./monitoring";
@@ -26,6 +27,7 @@ export const OPERATIONS: readonly Operation[] = [
   ...adminOperations,
   ...monitoringOperations,
   ...reportOperations,
+  ...chainOperations,
 ] as Operation[];
 
 /**
@@ -43,7 +45,8 @@ export type DeclaredOperation =
   | (typeof webhookOperations)[number]
   | (typeof adminOperations)[number]
   | (typeof monitoringOperations)[number]
-  | (typeof reportOperations)[number];
+  | (typeof reportOperations)[number]
+  | (typeof chainOperations)[number];
 
 export type OperationName = DeclaredOperation["name"];
 
