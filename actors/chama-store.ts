@@ -7,7 +7,7 @@ import { CHAMA_MACHINE_VERSION, chamaMachine } from "../machines/chama.machine";
 import type { ActorWrite } from "./actor-kind";
 import { decode, encode } from "./codec";
 import { claimKeys, writeOutbox } from "./aggregate-rows";
-import { FencedError } from "./store-errors";
+import { confirmAbsent, FencedError } from "./store-errors";
 import { assertBalanced, sourceOf } from "./wallet-store";
 
 /**
@@ -20,6 +20,7 @@ export type ChamaSnapshot = ReturnType<typeof chamaMachine.resolveState>;
 
 export async function loadChama(db: Db, chamaId: string): Promise<{ snapshot: ChamaSnapshot; version: number }> {
   const [row] = await db`select version, machine_version, snapshot::text as snapshot from chamas where id = ${chamaId}`;
+  if (!row) await confirmAbsent(db, "chamas", chamaId);
   if (!row) return { snapshot: chamaMachine.resolveState({ value: "unopened", context: emptyChamaContext(chamaId) }), version: 0 };
   if (row.machine_version !== CHAMA_MACHINE_VERSION) {
     throw new Error(`chama snapshot has machine version ${row.machine_version}, expected ${CHAMA_MACHINE_VERSION}`);

@@ -4,7 +4,7 @@ import { DEPOSIT_MACHINE_VERSION, depositMachine, disputedOf, emptyDepositContex
 import type { ActorWrite } from "./actor-kind";
 import { decode, encode } from "./codec";
 import { claimKeys, writeOutbox } from "./aggregate-rows";
-import { FencedError } from "./store-errors";
+import { confirmAbsent, FencedError } from "./store-errors";
 
 /**
  * A deposit's persistence, the chama way: its snapshot (the truth) and the rows SQL reads
@@ -20,6 +20,7 @@ export type DepositSnapshot = ReturnType<typeof depositMachine.resolveState>;
 
 export async function loadDeposit(db: Db, depositId: string): Promise<{ snapshot: DepositSnapshot; version: number }> {
   const [row] = await db`select version, machine_version, snapshot::text as snapshot from deposits where id = ${depositId}`;
+  if (!row) await confirmAbsent(db, "deposits", depositId);
   if (!row) return { snapshot: depositMachine.resolveState({ value: "unopened", context: emptyDepositContext(depositId) }), version: 0 };
   if (row.machine_version !== DEPOSIT_MACHINE_VERSION) {
     throw new Error(`deposit snapshot has machine version ${row.machine_version}, expected ${DEPOSIT_MACHINE_VERSION}`);

@@ -14,6 +14,26 @@ export class FencedError extends Error {
  */
 export class CommitRefusedError extends Error {}
 
+/**
+ * An aggregate's row read back as absent, yet a second read finds it: the first answer cannot be
+ * trusted (seen under chaos, with Postgres ending the pool's connections mid-load, once in a few
+ * hundred runs of test/chaos/db-failure.test.ts; the driver's part in it is not understood yet).
+ * Treated like a lost connection: 503, the actor is dropped, the caller retries with its key. It
+ * must never become "not found": a transfer's credit refused as WALLET_NOT_FOUND voids the transfer.
+ */
+export class ReadOutOfStepError extends Error {
+  readonly code = "READ_OUT_OF_STEP";
+}
+
+/**
+ * Called when a load found no row for `id`: a second, separate read confirms it (an unknown id is
+ * rare outside creation, which is not the hot path). Throws ReadOutOfStepError if the row is there.
+ */
+export async function confirmAbsent(db: Db, table: "wallets" | "chamas" | "deposits", id: string): Promise<void> {
+  const [row] = await db`select exists (select 1 from ${db(table)} where id = ${id}) as present`;
+  if (row?.present) throw new ReadOutOfStepError(`${table} row ${id} read back absent, yet it exists`);
+}
+
 /** Some idempotency keys were committed by someone else meanwhile; their stored outcomes apply. */
 export class KeysTakenError extends Error {
   constructor(readonly taken: Idempotency[]) {

@@ -5,6 +5,7 @@ import type { WalletEffect } from "../machines/wallet.events";
 import { heldOf, WALLET_MACHINE_VERSION, walletMachine, type WalletContext } from "../machines/wallet.machine";
 import { decode, encode } from "./codec";
 import type { Idempotency, Reply } from "./envelope";
+import { confirmAbsent } from "./store-errors";
 
 /** A wallet's machine state as the actor holds it, plus the version it was loaded at (for fencing). */
 export type WalletSnapshot = ReturnType<typeof walletMachine.resolveState>;
@@ -22,6 +23,7 @@ interface PersistedWallet {
 
 export async function loadWallet(db: Db, walletId: string): Promise<Loaded> {
   const [row] = await db`select version, machine_version, snapshot::text as snapshot from wallets where id = ${walletId}`;
+  if (!row) await confirmAbsent(db, "wallets", walletId);
   if (!row) return { snapshot: walletMachine.resolveState({ value: "unopened", context: emptyContext(walletId) }), version: 0 };
   if (row.machine_version !== WALLET_MACHINE_VERSION) {
     // Snapshots are written by one machine version; a newer machine must migrate them explicitly.
@@ -149,6 +151,11 @@ export async function commitWrites(db: Db, writes: BatchWrite[]): Promise<Commit
  */
 export function needsPayout(e: WalletEffect): boolean {
   return e.type === "withdrawal.changed" && e.status === "requested" && paidByProvider(e.destination?.masked.type);
+}
+
+/** A withdrawal to a crypto network was requested, or an operator released one: the chain pipeline may have work. */
+export function needsChainPayout(e: WalletEffect): boolean {
+  return e.type === "withdrawal.changed" && e.status === "requested" && e.destination?.masked.type === "crypto";
 }
 
 /**

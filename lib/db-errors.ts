@@ -134,6 +134,8 @@ const DRIVER_CODES: Record<string, DatabaseFailure> = {
   ENETUNREACH: "unavailable",
   ENOTFOUND: "unavailable",
   EAI_AGAIN: "unavailable",
+  // Ours (actors/store-errors.ts): a row read back absent that a second read finds. Not trusted; retried.
+  READ_OUT_OF_STEP: "unavailable",
   // Misuse of the driver: our code.
   UNDEFINED_VALUE: "bug",
   NOT_TAGGED_CALL: "bug",

@@ -12,7 +12,7 @@ import { StripeRail } from "./integrations/stripe/rail";
 import { DepositSaga } from "./workers/deposit-saga";
 import { PayoutWorker } from "./workers/payout-worker";
 import { registerPayoutHandlers } from "./integrations/stripe/payout-events";
-import { needsPayout } from "../actors/wallet-store";
+import { needsChainPayout, needsPayout } from "../actors/wallet-store";
 import { evmNetworks, loadNetworks, solanaNetworks } from "./integrations/chain/config";
 import { SolanaPayouts } from "./integrations/solana/payouts";
 import { ChainLimits } from "./integrations/chain/limits";
@@ -115,12 +115,18 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   let depositSaga: DepositSaga | undefined;
   let payouts: PayoutWorker | undefined;
   let monitoring: MonitoringWorker | undefined;
+  let chainPayouts: EvmPayouts | undefined;
+  let solanaPayouts: SolanaPayouts | undefined;
   const commits = new CommitQueue(db, { inFlightMax: config.COMMIT_IN_FLIGHT_MAX, writesMax: config.COMMIT_WALLETS_MAX, waitingMax: config.COMMIT_WAITING_MAX });
   // The machines refuse amounts over the configured maximum themselves, whatever path a command took.
   const ceiling = (asset: string) => (isAsset(asset) ? maxMinorFor(config.maxAmountMajor, asset) : 0n);
   const wallets = walletKind(commits, renderWalletOutcome, ceiling, (effects) => {
     if (effects.some((e) => e.type === "transfer.reserved" || e.type === "transfer.credited")) saga?.kick();
     if (effects.some(needsPayout)) payouts?.kick();
+    if (effects.some(needsChainPayout)) {
+      chainPayouts?.kick();
+      solanaPayouts?.kick();
+    }
     relay?.kick();
     monitoring?.kick();
   });
@@ -184,9 +190,9 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   const networks = await loadNetworks(config.NETWORKS_FILE);
   const chainLimits = new ChainLimits(db, networks);
   ops.useChainLimits(chainLimits);
-  const chainPayouts = Object.keys(evmNetworks(networks)).length ? new EvmPayouts(db, ops, vault, evmNetworks(networks), undefined, config.MONITORING === "on", { holder: config.NODE_ID ?? "local", limits: chainLimits }) : undefined;
+  chainPayouts = Object.keys(evmNetworks(networks)).length ? new EvmPayouts(db, ops, vault, evmNetworks(networks), undefined, config.MONITORING === "on", { holder: config.NODE_ID ?? "local", limits: chainLimits }) : undefined;
   chainPayouts?.kick();
-  const solanaPayouts = Object.keys(solanaNetworks(networks)).length ? new SolanaPayouts(db, ops, vault, solanaNetworks(networks), undefined, config.MONITORING === "on", { limits: chainLimits }) : undefined;
+  solanaPayouts = Object.keys(solanaNetworks(networks)).length ? new SolanaPayouts(db, ops, vault, solanaNetworks(networks), undefined, config.MONITORING === "on", { limits: chainLimits }) : undefined;
   solanaPayouts?.kick();
   depositSaga.kick();
   stripe?.events.kick();

@@ -47,6 +47,8 @@ export type ProcessorStep = Extract<WithdrawalStep, "process" | "complete" | "fa
 interface WithdrawalMeta {
   walletId: string;
   destinationType: string;
+  asset: string;
+  network: string | undefined;
 }
 
 export class WalletService {
@@ -155,13 +157,17 @@ export class WalletService {
   }
 
   async stepWithdrawal(caller: Caller, key: string, withdrawalId: string, step: ProcessorStep, reason?: string): Promise<Reply> {
-    const { walletId, destinationType } = await this.withdrawalMeta(withdrawalId);
+    const { walletId, destinationType, asset, network } = await this.withdrawalMeta(withdrawalId);
     const owner = (await this.meta(walletId)).ownerId;
     authorize(caller.principal, step === "cancel" ? "withdrawal.cancel" : "withdrawal.process", [owner], "WITHDRAWAL_NOT_FOUND");
     // A processor's word on a payout Stripe makes could pay it twice (failed here, paid there) or
     // not at all: its status follows Stripe's. The owner may still cancel it until it is sent.
     if (step !== "cancel" && this.paidThroughStripe(destinationType)) {
       throw new CofferError("INVALID_TRANSITION", "this withdrawal is paid out through Stripe: its status follows Stripe's payout, not a processor's");
+    }
+    // The same for a chain payout Coffer sends itself: only its pipeline (and the operator routes) move it.
+    if (step !== "cancel" && network && this.chainLimits?.paidOnChain(network, asset)) {
+      throw new CofferError("INVALID_TRANSITION", `this withdrawal is paid on ${network} by Coffer itself: its status follows the chain, not a processor's (see /admin/payouts)`);
     }
     const at = now();
     const command: WalletCommand =
@@ -264,9 +270,15 @@ export class WalletService {
   private async withdrawalMeta(withdrawalId: string): Promise<WithdrawalMeta> {
     const cached = this.withdrawalMetas.get(withdrawalId);
     if (cached) return cached;
-    const [row] = await this.db`select wallet_id, destination->'masked'->>'type' as destination_type from withdrawals where id = ${withdrawalId}`;
+    const [row] = await this.db`select wallet_id, asset, destination->'masked'->>'type' as destination_type, destination->'masked'->>'network' as network
+      from withdrawals where id = ${withdrawalId}`;
     if (!row) throw new CofferError("WITHDRAWAL_NOT_FOUND", "withdrawal not found");
-    const meta = { walletId: row.wallet_id as string, destinationType: String(row.destination_type ?? "unknown") };
+    const meta = {
+      walletId: row.wallet_id as string,
+      destinationType: String(row.destination_type ?? "unknown"),
+      asset: row.asset as string,
+      network: (row.network as string | null) ?? undefined,
+    };
     this.withdrawalMetas.set(withdrawalId, meta);
     return meta;
   }

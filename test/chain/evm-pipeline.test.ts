@@ -348,6 +348,19 @@ describe("limits when a withdrawal is requested", () => {
     expect([over.status, over.body.code]).toEqual([422, "LIMIT_EXCEEDED"]);
   });
 
+  test("a processor cannot step a withdrawal Coffer pays on chain itself (409); its owner can still cancel it before it is sent", async () => {
+    const wallet = await fundedWallet(t.api, "ETH", "1");
+    const asked = await ask(wallet, "0.5");
+    expect(asked.status).toBe(201);
+    for (const step of ["process", "complete", "fail"]) {
+      const res = await t.api("POST", `/v1/withdrawals/${asked.body.id}/${step}`, step === "fail" ? { reason: "no" } : {});
+      expect([step, res.status, res.body.code]).toEqual([step, 409, "INVALID_TRANSITION"]);
+    }
+    expect(await withdrawalStatus(asked.body.id)).toBe("requested");
+    expect((await t.api("POST", `/v1/withdrawals/${asked.body.id}/cancel`, {})).status).toBe(200);
+    expect(await withdrawalStatus(asked.body.id)).toBe("cancelled");
+  });
+
   test("per network per day, across wallets, with requests racing: never past the limit", async () => {
     // About 7 ETH of today's 10 went to the previous tests' wallets: read what is left.
     const [used] = await t.node.db`select used::text as used from chain_limit_usage where scope = 'network:ethereum:ETH' and day = (now() at time zone 'utc')::date`;

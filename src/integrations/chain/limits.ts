@@ -19,9 +19,10 @@ export class ChainLimits {
     private readonly networks: Networks,
   ) {}
 
-  /** Whether Coffer pays `network` itself (its withdrawals are checked here). */
-  covers(network: string): boolean {
-    return network in this.networks;
+  /** Whether Coffer pays `asset` on `network` itself (NETWORKS_FILE carries it): processors may not step such withdrawals. */
+  paidOnChain(network: string, asset: string): boolean {
+    const n = this.networks[network];
+    return Boolean(n && (n.assets as Record<string, unknown>)[asset]);
   }
 
   /**
