@@ -115,10 +115,14 @@ async function requestAll(planned: Planned[]): Promise<string[]> {
   return answers.map((a) => a.body.id as string);
 }
 
-/** Kick the node's own worker and read the database until every withdrawal completed, a bounded number of times. */
+/**
+ * Kick the node's own worker and read the database until every withdrawal and its payout completed
+ * (the wallet completes the withdrawal first, then the row says so), a bounded number of times.
+ */
 async function untilCompleted(ids: string[]): Promise<void> {
+  const payoutsCompleted = async () => (await t.node.db`select count(*)::int as n from chain_payouts where withdrawal_id = any(${ids}::uuid[]) and status = 'completed'`)[0]!.n as number;
   for (let attempt = 0; attempt * POLL_MS < SETTLE_TIMEOUT_MS; attempt++) {
-    if ((await statusCounts(ids)).completed === ids.length) return;
+    if ((await statusCounts(ids)).completed === ids.length && (await payoutsCompleted()) === ids.length) return;
     t.node.chainPayouts!.kick();
     await Bun.sleep(POLL_MS);
   }
@@ -159,8 +163,11 @@ describe("EVM payouts under load (real node, real Anvil, automine)", () => {
     expect(new Set(rows.map((r) => r.from_address.toLowerCase()))).toEqual(new Set([ethereumHot.address.toLowerCase()]));
     expect(rows.map((r) => BigInt(r.nonce!))).toEqual(Array.from({ length: PAYOUTS }, (_, i) => firstNonce + BigInt(i)));
     expect(new Set(rows.map((r) => r.tx_hash)).size).toBe(PAYOUTS);
-    // Each payout was signed once: no nonce was handed out twice and healed afterwards, nothing replaced.
+    // Each payout was signed once: no nonce was handed out twice (and healed afterwards as drift), nothing replaced, no alert.
     expect(rows.filter((r) => r.signed !== 1 || r.last_error !== null).map((r) => ({ withdrawal: r.withdrawal_id, signed: r.signed, lastError: r.last_error }))).toEqual([]);
+    const alerts = await t.api("GET", "/admin/alerts?limit=50");
+    expect(alerts.status).toBe(200);
+    expect(alerts.body.items.map((a: { rule: string; facts?: unknown }) => ({ rule: a.rule, facts: a.facts }))).toEqual([]);
     expect(await chainNonce(ethereumHot.address)).toBe(firstNonce + BigInt(PAYOUTS));
 
     // Each row's hash is the transaction mined at its nonce; each recipient holds exactly its amount.

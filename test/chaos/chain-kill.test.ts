@@ -24,7 +24,7 @@ import { testDir } from "../support/temp";
  */
 const PAYOUTS = 4;
 /** The service is another process: its progress is read from its database, at most this long. */
-const SETTLE_TIMEOUT_MS = 25_000;
+const SETTLE_TIMEOUT_MS = 30_000;
 const POLL_MS = 100;
 
 let anvil: Anvil;
@@ -196,8 +196,11 @@ async function killAndRestart(point: "chain.after_sign" | "chain.after_broadcast
   for (const k of killed) expect(ids).toContain(k.withdrawal_id);
 
   await until(
-    async () => Object.values(await withdrawalStatuses(ids)).filter((s) => s === "completed").length === PAYOUTS,
-    `all ${PAYOUTS} withdrawals completed after the restart`,
+    // The wallet completes the withdrawal first, then the payout's row says so.
+    async () =>
+      Object.values(await withdrawalStatuses(ids)).filter((s) => s === "completed").length === PAYOUTS &&
+      (await payoutRows(ids)).filter((r) => r.status === "completed").length === PAYOUTS,
+    `all ${PAYOUTS} withdrawals and their payouts completed after the restart`,
     async () => ({ withdrawals: await withdrawalStatuses(ids), payouts: (await payoutRows(ids)).map(({ raw_tx: _, ...r }) => r) }),
     second.svc,
   );
@@ -237,9 +240,9 @@ async function killAndRestart(point: "chain.after_sign" | "chain.after_broadcast
 describe("SIGKILL inside the EVM payout pipeline (real service, real Anvil)", () => {
   test("killed after the signed transaction was stored, before its broadcast: after the restart one transaction per payout", async () => {
     await killAndRestart("chain.after_sign");
-  });
+  }, 90_000);
 
   test("killed after the node accepted the broadcast, before the row said so: after the restart one transaction per payout", async () => {
     await killAndRestart("chain.after_broadcast");
-  });
+  }, 90_000);
 });
