@@ -16,6 +16,7 @@ import { needsChainPayout, needsPayout } from "../actors/wallet-store";
 import { evmNetworks, loadNetworks, solanaNetworks } from "./integrations/chain/config";
 import { SolanaPayouts } from "./integrations/solana/payouts";
 import { ChainLimits } from "./integrations/chain/limits";
+import { ChainWorkQueue } from "./integrations/chain/work-queue";
 import { EvmPayouts } from "./integrations/evm/payouts";
 import type { Networks } from "./integrations/chain/config";
 import { ChamaService } from "./api/chama-service";
@@ -190,7 +191,15 @@ export async function startNode(config: Config, databaseUrl: string, options: No
   const networks = await loadNetworks(config.NETWORKS_FILE);
   const chainLimits = new ChainLimits(db, networks);
   ops.useChainLimits(chainLimits);
-  chainPayouts = Object.keys(evmNetworks(networks)).length ? new EvmPayouts(db, ops, vault, evmNetworks(networks), undefined, config.MONITORING === "on", { holder: config.NODE_ID ?? "local", limits: chainLimits }) : undefined;
+  chainPayouts = Object.keys(evmNetworks(networks)).length
+    ? new EvmPayouts(db, ops, vault, evmNetworks(networks), undefined, config.MONITORING === "on", {
+        holder: config.NODE_ID ?? "local",
+        limits: chainLimits,
+        // With NATS, work between stages travels on a JetStream work queue all nodes share.
+        ...(nats ? { queue: new ChainWorkQueue(nats, config.NATS_SUBJECT_PREFIX, "evm") } : {}),
+      })
+    : undefined;
+  await chainPayouts?.start();
   chainPayouts?.kick();
   solanaPayouts = Object.keys(solanaNetworks(networks)).length ? new SolanaPayouts(db, ops, vault, solanaNetworks(networks), undefined, config.MONITORING === "on", { limits: chainLimits }) : undefined;
   solanaPayouts?.kick();

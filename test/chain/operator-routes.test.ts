@@ -497,7 +497,7 @@ describe("an operator and the worker at the same moment", () => {
   async function someoneWaits(): Promise<void> {
     const deadline = Date.now() + 5_000;
     while (Date.now() < deadline) {
-      const [w] = await worker`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
+      const [w] = await t.node.db`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
       if (w!.n > 0) return;
       await Bun.sleep(10);
     }
@@ -508,20 +508,27 @@ describe("an operator and the worker at the same moment", () => {
     const id = await payout({ status: "parked", parkedFrom: "broadcast" });
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
+    let updated!: () => void;
+    const hasUpdated = new Promise<void>((r) => (updated = r));
     const moved = worker.begin(async (sql) => {
       const done = await sql`update chain_payouts set status = 'failed', last_error = 'dropped by the worker', updated_at = now() where withdrawal_id = ${id} and status = 'parked'`;
+      updated();
       await held;
       return done.count;
     });
-    await Bun.sleep(50);
-    const retry = act("retry", id);
-    await someoneWaits();
-    release();
-    expect(await moved).toBe(1);
-    const res = await retry;
-    expectProblem(res, 409, "INVALID_TRANSITION");
-    expect(res.body.detail).toContain("failed");
-    expect(await row(id)).toMatchObject({ status: "failed", last_error: "dropped by the worker" });
+    try {
+      await hasUpdated;
+      const retry = act("retry", id);
+      await someoneWaits();
+      release();
+      expect(await moved).toBe(1);
+      const res = await retry;
+      expectProblem(res, 409, "INVALID_TRANSITION");
+      expect(res.body.detail).toContain("failed");
+      expect(await row(id)).toMatchObject({ status: "failed", last_error: "dropped by the worker" });
+    } finally {
+      release();
+    }
     expect((await audits(id)).length).toBe(0);
   });
 

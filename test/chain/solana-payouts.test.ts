@@ -6,6 +6,7 @@ import { SolanaPayouts, type SolanaPayoutRow } from "../../src/integrations/sola
 import { loadConfig } from "../../src/config";
 import { deadUrl, LAMPORTS_PER_SIGNATURE, MAX_PROCESSING_AGE, startSolana, type SolanaChain } from "../support/solana";
 import { fundedWallet, startTestNode, testNodeEnv, type TestNode } from "../support/node";
+import { only, setRules, settle } from "../monitoring/support";
 
 /**
  * Solana payouts on a real Solana runtime (LiteSVM behind a JSON-RPC adapter, test/support/solana.ts)
@@ -26,8 +27,11 @@ let payouts: SolanaPayouts;
 const hot = Keypair.generate();
 const workers: SolanaPayouts[] = [];
 
-function worker(rpcUrls: string[] = [chain.url], rpcTimeoutMs = 2_000): SolanaPayouts {
-  const w = new SolanaPayouts(t.node.db, t.node.ops, t.node.vault, solanaNetworks(parseNetworks({ solana: { ...solana, rpcUrls } })), 3_600_000, false, { rpcTimeoutMs });
+function worker(rpcUrls: string[] = [chain.url], rpcTimeoutMs = 2_000, historyWindowBlocks?: bigint): SolanaPayouts {
+  const w = new SolanaPayouts(t.node.db, t.node.ops, t.node.vault, solanaNetworks(parseNetworks({ solana: { ...solana, rpcUrls } })), 3_600_000, false, {
+    rpcTimeoutMs,
+    ...(historyWindowBlocks === undefined ? {} : { historyWindowBlocks }),
+  });
   workers.push(w);
   return w;
 }
@@ -78,6 +82,31 @@ async function sendRaw(raw: string): Promise<string> {
   if (!body.result) throw new Error(`sendTransaction: ${body.error?.message}`);
   return body.result;
 }
+
+// First, while the outbox is short: monitoring reads every event committed before it.
+describe("with monitoring on", () => {
+  test("a new SOL withdrawal is claimed only after monitoring read it: a hold parks it before anything is signed, a release lets it go", async () => {
+    const gated = new SolanaPayouts(t.node.db, t.node.ops, t.node.vault, networks, 3_600_000, true);
+    workers.push(gated);
+    await setRules(t, only({ newDestination: { outcome: "hold" } }));
+    const { withdrawalId } = await requestWithdrawal("0.09");
+    // Monitoring has not read the request yet: the worker leaves it alone.
+    expect(await gated.pass()).not.toHaveProperty(withdrawalId);
+    expect(await payouts.row(withdrawalId)).toBeUndefined();
+    await settle(t);
+    expect(await withdrawalStatus(withdrawalId)).toBe("manual_review");
+    expect(await gated.pass()).not.toHaveProperty(withdrawalId);
+    expect(await payouts.row(withdrawalId)).toBeUndefined();
+    expect((await t.api("POST", `/admin/withdrawals/${withdrawalId}/release`, {})).status).toBe(200);
+    expect((await gated.pass())[withdrawalId]).toBe("wait");
+    expect((await payouts.row(withdrawalId))!.status).toBe("broadcast");
+    await setRules(t, only({}));
+    chain.land();
+    chain.advance(FINALITY);
+    expect(await gated.step(withdrawalId)).toBe("done");
+    expect(await withdrawalStatus(withdrawalId)).toBe("completed");
+  }, 30_000);
+});
 
 describe("Solana payouts (SOL, LiteSVM)", () => {
   test("a withdrawal is paid once and completes only at finalized", async () => {
@@ -250,6 +279,31 @@ describe("Solana payouts (SOL, LiteSVM)", () => {
     expect(landedTo(to)).toHaveLength(1);
   }, 30_000);
 
+  test("a payout first looked at long after it expired is parked, not re-signed (the node may no longer know it landed)", async () => {
+    const late = worker([chain.url], 2_000, 20n);
+    const { withdrawalId, to } = await requestWithdrawal("0.05");
+    expect(await late.step(withdrawalId)).toBe("wait");
+    const sent = await row(withdrawalId);
+    chain.drop();
+    advanceTo(BigInt(sent.last_valid_block_height!) + BigInt(FINALITY) + 21n);
+    expect(await late.step(withdrawalId)).toBe("done");
+    const parked = await row(withdrawalId);
+    expect(parked).toMatchObject({ status: "parked", parked_from: "broadcast", last_error: "expired_beyond_history_window" });
+    expect(parked.attempts).toHaveLength(1);
+    expect(await withdrawalStatus(withdrawalId)).toBe("processing");
+    expect(await late.pass()).not.toHaveProperty(withdrawalId);
+    // An operator checked and retries it (back where it was parked from): signed again, paid once.
+    await t.node.db`update chain_payouts set status = parked_from, parked_from = null, last_error = null where withdrawal_id = ${withdrawalId}`;
+    expect(await payouts.step(withdrawalId)).toBe("wait");
+    expect((await row(withdrawalId)).attempts).toHaveLength(2);
+    chain.land();
+    chain.advance(FINALITY);
+    expect(await payouts.step(withdrawalId)).toBe("done");
+    expect(await withdrawalStatus(withdrawalId)).toBe("completed");
+    expect(chain.balance(to)).toBe((5n * SOL) / 100n);
+    expect(landedTo(to)).toHaveLength(1);
+  }, 30_000);
+
   test("the first RPC URL dead: the next one is used", async () => {
     const fallback = worker([await deadUrl(), chain.url]);
     const { withdrawalId, to } = await requestWithdrawal("0.04");
@@ -363,6 +417,39 @@ describe("Solana payouts (SOL, LiteSVM)", () => {
     expect((await row(withdrawalId)).attempts).toHaveLength(1);
   }, 30_000);
 
+  test("a hot wallet short of runway pauses the network (nothing signed, nothing failed) until it is topped up; an operator's pause holds signing too", async () => {
+    const { withdrawalId, to } = await requestWithdrawal("0.08");
+    const account = chain.svm.getAccount(hot.publicKey)!;
+    const kept = account.lamports;
+    chain.svm.setAccount(hot.publicKey, { ...account, lamports: 50_000_000 }); // 0.05 SOL: under 0.08 + the fee margin
+    try {
+      expect(await payouts.step(withdrawalId)).toBe("wait");
+      expect(await payouts.step(withdrawalId)).toBe("wait");
+      const waiting = await row(withdrawalId);
+      expect(waiting.status).toBe("claimed");
+      expect(waiting.attempts).toEqual([]);
+      expect(await withdrawalStatus(withdrawalId)).toBe("processing");
+      const [paused] = await t.node.db`select paused, paused_by, hot_balance::text as hot_balance from chain_networks where network = 'solana'`;
+      expect(paused).toMatchObject({ paused: true, paused_by: "runway", hot_balance: "50000000" });
+      const alerts = await t.node.db`select rule from monitoring_alerts where rule = 'hot_wallet_runway' and subject_id = 'solana'`;
+      expect(alerts).toHaveLength(1);
+    } finally {
+      chain.svm.setAccount(hot.publicKey, { ...chain.svm.getAccount(hot.publicKey)!, lamports: kept });
+    }
+    // An operator's pause: the balance is enough again, still nothing is signed.
+    await t.node.db`update chain_networks set paused_by = 'operator' where network = 'solana'`;
+    expect(await payouts.step(withdrawalId)).toBe("wait");
+    expect((await row(withdrawalId)).attempts).toEqual([]);
+    await t.node.db`update chain_networks set paused = false, paused_by = null where network = 'solana'`;
+    expect(await payouts.step(withdrawalId)).toBe("wait");
+    expect((await row(withdrawalId)).status).toBe("broadcast");
+    chain.land();
+    chain.advance(FINALITY);
+    expect(await payouts.step(withdrawalId)).toBe("done");
+    expect(await withdrawalStatus(withdrawalId)).toBe("completed");
+    expect(chain.balance(to)).toBe((8n * SOL) / 100n);
+  }, 30_000);
+
   test("the hot-wallet CLI imports a Solana key from stdin (never printing it) and shows the balance in lamports", async () => {
     const file = `${process.env.TMPDIR ?? "/tmp"}/coffer-networks-${crypto.randomUUID()}.json`;
     await Bun.write(file, JSON.stringify({ solana }));
@@ -388,11 +475,13 @@ describe("Solana payouts (SOL, LiteSVM)", () => {
     const shown = await run(["show"]);
     expect(shown.code).toBe(0);
     expect(shown.out).toContain(`solana: ${hot.publicKey.toBase58()} ${chain.balance(hot.publicKey)} lamports`);
-    // A wrong key (a valid-looking base58 of 64 bytes whose halves do not match) is refused without being echoed.
+    // A wrong key (base58 of 64 bytes whose halves do not match), a short one, a short array, an EVM key: refused, never echoed, nothing replaced.
     const wrong = base58.encode(Keypair.generate().secretKey.map((b, i) => (i >= 32 ? hot.secretKey[i]! : b)));
-    const refused = await run(["import", "--network", "solana"], `${wrong}\n`);
-    expect(refused.code).toBe(2);
-    expect(refused.err).toContain("not a valid Solana secret key");
-    expect(refused.out + refused.err).not.toContain(wrong.slice(0, 24));
+    for (const bad of [wrong, wrong.slice(0, 40), "[1,2,3]", `0x${"11".repeat(32)}`]) {
+      const error = await payouts.hotWallets.import("solana", bad, "solana").then(() => undefined, (e: Error) => e);
+      expect(error?.message).toStartWith("not a valid Solana secret key");
+      expect(error!.message).not.toContain(bad.slice(2, 20));
+    }
+    expect((await payouts.hotWallets.solanaKeypair("solana"))!.publicKey.toBase58()).toBe(hot.publicKey.toBase58());
   }, 60_000);
 });

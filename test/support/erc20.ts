@@ -86,7 +86,8 @@ export async function erc20Read<T = unknown>(anvil: Anvil, token: string, fn: st
 
 /**
  * Sign an EIP-1559 transaction from `signer` (its pending nonce, twice the base fee plus a 1 gwei
- * tip, gas estimated unless given) and send it; its receipt once mined.
+ * tip, gas estimated unless given) and send it; its receipt once mined. The nonce is the node's
+ * pending count, so send from one signer one at a time (await each).
  */
 export async function sendTransaction(anvil: Anvil, signer: Signer, tx: { to?: string; data?: string; value?: bigint; gasLimit?: bigint }): Promise<RpcReceipt> {
   const from = getAddress(signer.address);

@@ -13,7 +13,7 @@ export async function deleteClusterState(...prefixes: string[]): Promise<void> {
   try {
     const jsm = await jetstreamManager(nc);
     for (const prefix of prefixes) {
-      for (const name of [`KV_${prefix}_nodes`, `KV_${prefix}_leases`, `${prefix.toUpperCase().replaceAll("-", "_")}_EVENTS`]) {
+      for (const name of [`KV_${prefix}_nodes`, `KV_${prefix}_leases`, `${prefix.toUpperCase().replaceAll("-", "_")}_EVENTS`, `${prefix.toUpperCase().replaceAll("-", "_")}_CHAIN_WORK`]) {
         await jsm.streams.delete(name).catch(() => {});
       }
     }

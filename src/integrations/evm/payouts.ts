@@ -14,6 +14,7 @@ import { raiseChainAlert } from "../chain/alerts";
 import type { EvmNetwork } from "../chain/config";
 import { bookNetworkFee } from "../chain/fee-ledger";
 import type { ChainLimits } from "../chain/limits";
+import type { ChainWorkQueue, WorkOutcome } from "../chain/work-queue";
 import { networkState, pauseForRunway, recordSeen, resumeFromRunway } from "../chain/network-state";
 import { SignerLease } from "../chain/signer-lease";
 import { decodeTransferLogs, encodeTransfer, readBalanceOf, type ReceiptLog } from "./erc20";
@@ -104,6 +105,8 @@ export interface EvmPayoutOptions {
   stageFailuresMax?: number;
   /** Steps run at once in a pass (signing is serialised by the nonce lock either way). */
   concurrency?: number;
+  /** With NATS: the sweep queues work on JetStream and this node takes its share from there (src/integrations/chain/work-queue.ts). */
+  queue?: ChainWorkQueue;
 }
 
 const OPEN = ["requested", "processing"];
@@ -123,6 +126,8 @@ class StageError extends Error {}
 export class EvmPayouts {
   private readonly pump: Pump;
   private readonly busy = new Set<string>();
+  /** Payouts whose status changed in the last pass. */
+  private moved = 0;
   private readonly rpcs = new Map<string, RpcClient>();
   private readonly lease: SignerLease;
   private readonly stageFailuresMax: number;
@@ -148,15 +153,41 @@ export class EvmPayouts {
     this.stageFailuresMax = options.stageFailuresMax ?? 8;
     this.concurrency = options.concurrency ?? 8;
     for (const [name, n] of Object.entries(networks)) this.rpcs.set(name, new RpcClient(n.rpcUrls));
-    this.pump = new Pump("evm payouts", () => this.pass().then(() => false), pollMs);
+    // Another pass at once while payouts move on (a burst of requests drains without waiting pollMs between passes).
+    this.pump = new Pump("evm payouts", () => this.pass().then(() => this.moved > 0), pollMs);
   }
 
   kick(): void {
     this.pump.kick();
   }
 
+  /** With a work queue: takes this node's share of the queued work (the sweep keeps queuing). */
+  async start(): Promise<void> {
+    const queue = this.options.queue;
+    if (!queue) return;
+    await queue.start();
+    queue.consume((id, status) => this.work(id, status));
+    this.kick();
+  }
+
   async stop(): Promise<void> {
     await this.pump.stop();
+    await this.options.queue?.stop();
+  }
+
+  /** One queued item: the payout's stages run; done once it has left `status` (the sweep queues what comes next). */
+  async work(withdrawalId: string, status: string): Promise<WorkOutcome> {
+    if (this.busy.has(withdrawalId)) return "wait";
+    this.busy.add(withdrawalId);
+    try {
+      const result = await this.guarded(withdrawalId);
+      const row = await this.row(withdrawalId);
+      const now = row?.status ?? (status === "new" ? "new" : "gone");
+      if (now !== status || FINAL.includes(now as ChainPayoutStatus)) return "done";
+      return result === "retry" ? "retry" : "wait";
+    } finally {
+      this.busy.delete(withdrawalId);
+    }
   }
 
   /** One pass: each network looked at (lease, head, balance, pending alerts), then every open payout stepped. */
@@ -173,16 +204,31 @@ export class EvmPayouts {
       }
     }
     const assets = [...new Set(Object.values(this.networks).flatMap((n) => Object.keys(n.assets)))];
-    const rows = (await this.db`select w.id, w.asset, w.destination->'masked'->>'network' as network, p.status from withdrawals w
+    const rows = (await this.db`select w.id, w.asset, w.destination->'masked'->>'network' as network, p.status,
+        coalesce(jsonb_array_length(p.attempts), 0) as attempts, p.operator_action from withdrawals w
         left join chain_payouts p on p.withdrawal_id = w.id
       where w.asset = any(${this.db.array(assets)}::text[]) and w.destination->'masked'->>'type' = 'crypto'
         and w.destination->'masked'->>'network' = any(${this.db.array(names)}::text[])
         and ((p.withdrawal_id is null and w.status = 'requested' and (not ${this.afterMonitoring} or monitoring_cleared(w.id)))
           or (p.status in ('claimed', 'signed', 'broadcast', 'confirmed', 'cancelling') and p.next_attempt_at <= now())
           or (p.operator_action is not null and p.status not in ('completed', 'failed', 'dropped', 'cancelled')))
-      order by w.created_at limit ${PASS_ROWS}`) as unknown as { id: string; asset: string; network: string; status: string | null }[];
+      order by w.created_at limit ${PASS_ROWS}`) as unknown as { id: string; asset: string; network: string; status: string | null; attempts: number; operator_action: string | null }[];
     const todo = rows.filter((r) => this.carries(r.network, r.asset) && !(r.status === null && paused.has(r.network)));
     const out: Record<string, StepResult> = {};
+    const queue = this.options.queue;
+    if (queue) {
+      // Queued, not stepped here: whichever node takes the message steps it.
+      for (const r of todo) {
+        const status = r.status ?? "new";
+        try {
+          await queue.enqueue(r.network, STAGE[r.status as ChainPayoutStatus] ?? "claim", r.id, status, `${r.id}:${status}:${r.attempts}:${r.operator_action ?? ""}`);
+        } catch (error) {
+          log("warn", "chain work could not be queued; the next sweep tries again", { withdrawalId: r.id, error: reason(error) });
+          break;
+        }
+      }
+      return out;
+    }
     let next = 0;
     const run = async () => {
       while (next < todo.length) {

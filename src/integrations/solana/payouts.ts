@@ -38,8 +38,16 @@ import { SolanaRpc, SolanaRpcUnreachable } from "./rpc";
  *    transaction for it can ever land, and only then is it re-signed (a new blockhash, a new
  *    signature, stored before sending, appended to `attempts`). The height is read before the
  *    statuses, so a transaction that landed in between is seen.
- * 5. complete: the wallet completes the withdrawal once (`withdrawal.payout.complete`, keyed) and the
- *    fee paid (lamports) is on the row (`fee_wei`).
+ * 5. complete: the wallet completes the withdrawal once (`withdrawal.payout.complete`, keyed); the
+ *    fee paid (lamports, from the landed transaction) is on the row (`fee_wei`) and booked once to
+ *    `system:network_fees:<network>` (src/integrations/chain/fee-ledger.ts).
+ *
+ * Before any signature: a network paused by an operator signs nothing (what was signed is still sent
+ * and tracked), and the hot wallet must cover the payout, the others signed and not final, and the
+ * fee margin; short, the network pauses for runway and an alert is raised (payouts wait, nothing
+ * fails) until it is topped up. No nonce and no signer lease: two workers racing on one payout may
+ * both sign, but only the one whose row update still finds the attempts it read stores (and so
+ * sends) its signature.
  *
  * Failure rule: a withdrawal fails (hold released) only when nothing signed for it can land any
  * more: never signed (a transfer below a new account's rent-exempt minimum is refused before
@@ -96,12 +104,21 @@ export interface SolanaPayoutsOptions {
   rpcTimeoutMs?: number;
   /** Request-time limits: a payout that fails without paying gives its amount back. */
   limits?: ChainLimits;
+  /** Blocks past expiry within which an unlanded payout is re-signed (default HISTORY_WINDOW_BLOCKS); later it parks. */
+  historyWindowBlocks?: bigint;
 }
 
 const OPEN = ["requested", "processing"];
 const ENDED: SolanaPayoutStatus[] = ["completed", "failed", "parked", "dropped", "cancelled"];
 /** Signatures tried for one payout at most; past it the payout parks (each needs ~150 blocks to expire first). */
 const MAX_ATTEMPTS = 32;
+/**
+ * How far past an attempt's last valid height its absence is still trusted. An RPC node keeps the
+ * statuses of old transactions only as long as its ledger (hours to days): a payout first looked at
+ * long after it expired (a worker down that long) could have landed where the node no longer looks,
+ * so it parks for an operator instead of being signed again (about 5.5 hours of 400 ms blocks).
+ */
+const HISTORY_WINDOW_BLOCKS = 50_000n;
 
 export class SolanaPayouts {
   private readonly pump: Pump;
@@ -273,6 +290,10 @@ export class SolanaPayouts {
       if (latest) await this.send(p, latest.raw);
       return "wait";
     }
+    if (seen.blocksPast > (this.options.historyWindowBlocks ?? HISTORY_WINDOW_BLOCKS)) {
+      await this.park(p, "expired_beyond_history_window");
+      return "done";
+    }
     if (p.attempts.length >= MAX_ATTEMPTS) {
       await this.park(p, "too_many_expired_signatures");
       return "done";
@@ -394,7 +415,7 @@ export class SolanaPayouts {
   /** What the chain says of every attempt: which landed, and whether none can land any more. */
   private async inspect(p: SolanaPayoutRow): Promise<Seen> {
     const rpc = this.rpcs.get(p.network)!;
-    if (!p.attempts.length) return { landed: [], expired: true };
+    if (!p.attempts.length) return { landed: [], expired: true, blocksPast: 0n };
     // The finalized height first: a transaction that lands after this read is then seen by the
     // status read below, so "expired and not landed" is never concluded about one that landed.
     const finalizedHeight = BigInt(await rpc.call("getBlockHeight", (c) => c.getBlockHeight("finalized")));
@@ -404,7 +425,7 @@ export class SolanaPayouts {
       return status ? [{ attempt, status }] : [];
     });
     const lastValid = p.attempts.reduce((max, a) => (BigInt(a.lastValidBlockHeight) > max ? BigInt(a.lastValidBlockHeight) : max), 0n);
-    return { landed, expired: landed.length === 0 && finalizedHeight > lastValid };
+    return { landed, expired: landed.length === 0 && finalizedHeight > lastValid, blocksPast: finalizedHeight - lastValid };
   }
 
   /** One attempt landed: wait for `finalized`, then confirmed (or failed, when it ran with an error). */
@@ -517,6 +538,8 @@ interface Seen {
   landed: { attempt: SolanaAttempt; status: SignatureStatus }[];
   /** No attempt landed and none can any more (the finalized height is past every attempt's last valid height). */
   expired: boolean;
+  /** How far the finalized height is past the newest attempt's last valid height (negative: not yet). */
+  blocksPast: bigint;
 }
 
 function now(): string {
