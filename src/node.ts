@@ -201,7 +201,13 @@ export async function startNode(config: Config, databaseUrl: string, options: No
     : undefined;
   await chainPayouts?.start();
   chainPayouts?.kick();
-  solanaPayouts = Object.keys(solanaNetworks(networks)).length ? new SolanaPayouts(db, ops, vault, solanaNetworks(networks), undefined, config.MONITORING === "on", { limits: chainLimits }) : undefined;
+  solanaPayouts = Object.keys(solanaNetworks(networks)).length
+    ? new SolanaPayouts(db, ops, vault, solanaNetworks(networks), undefined, config.MONITORING === "on", {
+        limits: chainLimits,
+        ...(nats ? { queue: new ChainWorkQueue(nats, config.NATS_SUBJECT_PREFIX, "solana") } : {}),
+      })
+    : undefined;
+  await solanaPayouts?.start();
   solanaPayouts?.kick();
   depositSaga.kick();
   stripe?.events.kick();

@@ -51,7 +51,8 @@ const networksOf = (deps: OperationDeps) => deps.chain?.networks ?? {};
 async function once(deps: OperationDeps, caller: Caller, key: string, name: string, target: string, normalized: unknown, run: (sql: TransactionSql) => Promise<Record<string, unknown>>): Promise<Reply> {
   const reply = await exactlyOnce(deps.db, deps.vault, claimOf(deps.vault, caller, key, name, target, normalized), async (sql) => {
     try {
-      return { status: 200, body: await run(sql) };
+      // In a savepoint: a refusal keeps nothing of what the change did before it was refused.
+      return { status: 200, body: (await sql.savepoint((inner) => run(inner))) as Record<string, unknown> };
     } catch (error) {
       if (error instanceof CofferError && error.status < 500) return refusal(error.code, error.detail);
       throw error;

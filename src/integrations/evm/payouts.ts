@@ -1,25 +1,17 @@
 import { Transaction, getAddress } from "ethers";
-import type { Reply } from "../../../actors/envelope";
-import type { SealedDestination, WalletCommand } from "../../../machines/wallet.events";
 import type { Db } from "../../../lib/db";
-import { isDatabaseUnavailable } from "../../../lib/db-errors";
-import { delayMs } from "../../../lib/backoff";
 import { log, reason } from "../../../lib/log";
 import type { WalletService } from "../../api/wallet-service";
 import type { Vault } from "../../security/encryption";
 import { crashPoint } from "../../crash";
-import { stepJournalId } from "../../workers/deposit-saga";
-import { Pump } from "../../workers/pump";
 import { raiseChainAlert } from "../chain/alerts";
 import type { EvmNetwork } from "../chain/config";
 import { bookNetworkFee } from "../chain/fee-ledger";
-import type { ChainLimits } from "../chain/limits";
-import type { ChainWorkQueue, WorkOutcome } from "../chain/work-queue";
 import { networkState, pauseForRunway, recordSeen, resumeFromRunway } from "../chain/network-state";
+import { ChainPayoutWorker, StageError, now, type ChainPayoutStatus, type PayoutWorkerOptions, type StepResult } from "../chain/payout-worker";
 import { SignerLease } from "../chain/signer-lease";
 import { decodeTransferLogs, encodeTransfer, readBalanceOf, type ReceiptLog } from "./erc20";
 import { feeCeiling, loadFees, marketFees, replacementFees, storeFees, txFeeFields, type Fees, type StoredFees } from "./fees";
-import { HotWallets } from "./hot-wallet";
 import { RpcClient, RpcError } from "./rpc";
 
 /**
@@ -53,8 +45,7 @@ import { RpcClient, RpcError } from "./rpc";
  * not answer changes nothing: the stage is tried again later. A stage that keeps failing otherwise is
  * retried with backoff, then parked with a dead letter (`chain_dlq`) saying why.
  */
-export type ChainPayoutStatus = "claimed" | "signed" | "broadcast" | "confirmed" | "completed" | "failed" | "parked" | "dropped" | "cancelling" | "cancelled";
-export type StepResult = "done" | "wait" | "retry";
+export type { ChainPayoutStatus, StepResult };
 
 export interface Attempt {
   hash: string;
@@ -87,218 +78,42 @@ export interface ChainPayoutRow {
   stage_failures: number;
 }
 
-interface WithdrawalRow {
-  id: string;
-  wallet_id: string;
-  asset: string;
-  amount: string;
-  status: string;
-  destination: SealedDestination;
-}
 
-export interface EvmPayoutOptions {
+export interface EvmPayoutOptions extends PayoutWorkerOptions {
   /** This node's name (NODE_ID): the signer lease's holder. */
   holder?: string;
-  /** Request-time limits: a payout that fails without paying gives its amount back. */
-  limits?: ChainLimits;
-  /** Failures of one stage before it is parked with a dead letter. */
-  stageFailuresMax?: number;
-  /** Steps run at once in a pass (signing is serialised by the nonce lock either way). */
-  concurrency?: number;
-  /** With NATS: the sweep queues work on JetStream and this node takes its share from there (src/integrations/chain/work-queue.ts). */
-  queue?: ChainWorkQueue;
 }
 
-const OPEN = ["requested", "processing"];
-const FINAL: ChainPayoutStatus[] = ["completed", "failed", "parked", "dropped", "cancelled"];
-/** The stage a row in this status is waiting for (dead letters name it). */
-const STAGE: Partial<Record<ChainPayoutStatus, string>> = { claimed: "sign", signed: "broadcast", broadcast: "track", cancelling: "track", confirmed: "complete" };
-/** Rows looked at per pass, at most. */
-const PASS_ROWS = 256;
-/** Stage retry backoff. */
-const RETRY_BASE_MS = 1_000;
-const RETRY_MAX_MS = 5 * 60_000;
 const CANCEL_GAS = 21_000n;
 
-/** A stage failed for a reason worth counting (the node refused, a bug): retried with backoff, then a dead letter. */
-class StageError extends Error {}
-
-export class EvmPayouts {
-  private readonly pump: Pump;
-  private readonly busy = new Set<string>();
-  /** Payouts whose status changed in the last pass. */
-  private moved = 0;
+export class EvmPayouts extends ChainPayoutWorker<ChainPayoutRow, EvmNetwork> {
   private readonly rpcs = new Map<string, RpcClient>();
   private readonly lease: SignerLease;
-  private readonly stageFailuresMax: number;
-  private readonly concurrency: number;
-  readonly hotWallets: HotWallets;
 
   constructor(
-    private readonly db: Db,
-    private readonly wallets: WalletService,
-    private readonly vault: Vault,
-    private readonly networks: Record<string, EvmNetwork>,
+    db: Db,
+    wallets: WalletService,
+    vault: Vault,
+    networks: Record<string, EvmNetwork>,
     pollMs = 2_000,
-    /**
-     * With monitoring on, a new payout is claimed only once monitoring has read its request and
-     * applied any hold it decided (as the Stripe payout worker does), so a `hold` rule parks it
-     * before anything is signed.
-     */
-    private readonly afterMonitoring = false,
-    private readonly options: EvmPayoutOptions = {},
+    afterMonitoring = false,
+    options: EvmPayoutOptions = {},
   ) {
-    this.hotWallets = new HotWallets(db, vault);
+    super(db, wallets, vault, networks, "evm payouts", pollMs, afterMonitoring, options);
     this.lease = new SignerLease(db, options.holder ?? "local");
-    this.stageFailuresMax = options.stageFailuresMax ?? 8;
-    this.concurrency = options.concurrency ?? 8;
     for (const [name, n] of Object.entries(networks)) this.rpcs.set(name, new RpcClient(n.rpcUrls));
-    // Another pass at once while payouts move on (a burst of requests drains without waiting pollMs between passes).
-    this.pump = new Pump("evm payouts", () => this.pass().then(() => this.moved > 0), pollMs);
   }
 
-  kick(): void {
-    this.pump.kick();
+  protected chainAddress(address: string): string {
+    return getAddress(address);
   }
 
-  /** With a work queue: takes this node's share of the queued work (the sweep keeps queuing). */
-  async start(): Promise<void> {
-    const queue = this.options.queue;
-    if (!queue) return;
-    await queue.start();
-    queue.consume((id, status) => this.work(id, status));
-    this.kick();
+  protected tokenOf(network: string, asset: string): string | null {
+    return asset === "USDC" ? (this.networks[network]!.assets.USDC?.contract ?? null) : null;
   }
 
-  async stop(): Promise<void> {
-    await this.pump.stop();
-    await this.options.queue?.stop();
-  }
 
-  /** One queued item: the payout's stages run; done once it has left `status` (the sweep queues what comes next). */
-  async work(withdrawalId: string, status: string): Promise<WorkOutcome> {
-    if (this.busy.has(withdrawalId)) return "wait";
-    this.busy.add(withdrawalId);
-    try {
-      const result = await this.guarded(withdrawalId);
-      const row = await this.row(withdrawalId);
-      const now = row?.status ?? (status === "new" ? "new" : "gone");
-      if (now !== status || FINAL.includes(now as ChainPayoutStatus)) return "done";
-      return result === "retry" ? "retry" : "wait";
-    } finally {
-      this.busy.delete(withdrawalId);
-    }
-  }
-
-  /** One pass: each network looked at (lease, head, balance, pending alerts), then every open payout stepped. */
-  async pass(): Promise<Record<string, StepResult>> {
-    const names = Object.keys(this.networks);
-    if (!names.length) return {};
-    const paused = new Set<string>();
-    for (const name of names) {
-      try {
-        await this.observe(name);
-        if ((await networkState(this.db, name)).paused) paused.add(name);
-      } catch (error) {
-        log("warn", "chain network check failed; will retry", { network: name, error: reason(error) });
-      }
-    }
-    const assets = [...new Set(Object.values(this.networks).flatMap((n) => Object.keys(n.assets)))];
-    const rows = (await this.db`select w.id, w.asset, w.destination->'masked'->>'network' as network, p.status,
-        coalesce(jsonb_array_length(p.attempts), 0) as attempts, p.operator_action from withdrawals w
-        left join chain_payouts p on p.withdrawal_id = w.id
-      where w.asset = any(${this.db.array(assets)}::text[]) and w.destination->'masked'->>'type' = 'crypto'
-        and w.destination->'masked'->>'network' = any(${this.db.array(names)}::text[])
-        and ((p.withdrawal_id is null and w.status = 'requested' and (not ${this.afterMonitoring} or monitoring_cleared(w.id)))
-          or (p.status in ('claimed', 'signed', 'broadcast', 'confirmed', 'cancelling') and p.next_attempt_at <= now())
-          or (p.operator_action is not null and p.status not in ('completed', 'failed', 'dropped', 'cancelled')))
-      order by w.created_at limit ${PASS_ROWS}`) as unknown as { id: string; asset: string; network: string; status: string | null; attempts: number; operator_action: string | null }[];
-    const todo = rows.filter((r) => this.carries(r.network, r.asset) && !(r.status === null && paused.has(r.network)));
-    const out: Record<string, StepResult> = {};
-    const queue = this.options.queue;
-    if (queue) {
-      // Queued, not stepped here: whichever node takes the message steps it.
-      for (const r of todo) {
-        const status = r.status ?? "new";
-        try {
-          await queue.enqueue(r.network, STAGE[r.status as ChainPayoutStatus] ?? "claim", r.id, status, `${r.id}:${status}:${r.attempts}:${r.operator_action ?? ""}`);
-        } catch (error) {
-          log("warn", "chain work could not be queued; the next sweep tries again", { withdrawalId: r.id, error: reason(error) });
-          break;
-        }
-      }
-      return out;
-    }
-    let next = 0;
-    const run = async () => {
-      while (next < todo.length) {
-        const { id } = todo[next++]!;
-        if (this.busy.has(id)) continue;
-        this.busy.add(id);
-        try {
-          out[id] = await this.guarded(id);
-        } finally {
-          this.busy.delete(id);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, todo.length) }, run));
-    return out;
-  }
-
-  /** A step, with its failures counted: backoff, then a dead letter past `stageFailuresMax`. */
-  private async guarded(id: string): Promise<StepResult> {
-    try {
-      const result = await this.step(id);
-      await this.db`update chain_payouts set stage_failures = 0 where withdrawal_id = ${id} and stage_failures > 0`;
-      return result;
-    } catch (error) {
-      if (isDatabaseUnavailable(error) || !(error instanceof StageError || error instanceof Error)) {
-        log("warn", "chain payout step failed; will retry", { withdrawalId: id, error: reason(error) });
-        return "retry";
-      }
-      await this.failedStage(id, reason(error));
-      return "retry";
-    }
-  }
-
-  private async failedStage(id: string, why: string): Promise<void> {
-    const p = await this.row(id);
-    if (!p || FINAL.includes(p.status)) return;
-    const failures = p.stage_failures + 1;
-    if (failures < this.stageFailuresMax) {
-      const wait = delayMs(failures, RETRY_BASE_MS, RETRY_MAX_MS);
-      log("warn", "chain payout stage failed; will retry", { withdrawalId: id, stage: STAGE[p.status] ?? p.status, failures, retryInMs: wait, error: why });
-      await this.db`update chain_payouts set stage_failures = ${failures}, last_error = ${why.slice(0, 500)},
-          next_attempt_at = now() + ${wait} * interval '1 millisecond', updated_at = now()
-        where withdrawal_id = ${id} and status = ${p.status}`;
-      return;
-    }
-    await this.db.begin(async (tx) => {
-      const parked = await tx`update chain_payouts set status = 'parked', parked_from = status, stage_failures = ${failures},
-          last_error = ${why.slice(0, 500)}, updated_at = now()
-        where withdrawal_id = ${id} and status = ${p.status} returning withdrawal_id`;
-      if (!parked.length) return;
-      await tx`insert into chain_dlq (id, withdrawal_id, network, stage, reason, attempts)
-        values (${Bun.randomUUIDv7()}, ${id}, ${p.network}, ${STAGE[p.status] ?? p.status}, ${why.slice(0, 500)}, ${failures})`;
-    });
-    log("error", "alert: a chain payout stage kept failing; parked with a dead letter for an operator", { withdrawalId: id, stage: STAGE[p.status] ?? p.status, failures });
-  }
-
-  /** Every stage this withdrawal can take now, in order, until one waits or fails to answer. */
-  async step(withdrawalId: string): Promise<StepResult> {
-    for (let i = 0; i < 6; i++) {
-      const p = await this.row(withdrawalId);
-      const result = await this.stage(withdrawalId, p);
-      if (result !== "done") return result;
-      const after = await this.row(withdrawalId);
-      if (!after || FINAL.includes(after.status)) return "done";
-      if (after.status === p?.status && after.attempts.length === p.attempts.length && after.operator_action === p.operator_action) return "wait";
-    }
-    return "wait";
-  }
-
-  private async stage(withdrawalId: string, p: ChainPayoutRow | undefined): Promise<StepResult> {
+  protected async stage(withdrawalId: string, p: ChainPayoutRow | undefined): Promise<StepResult> {
     if (!p) return this.claim(withdrawalId);
     if (p.status === "parked" && p.operator_action) {
       // An operator asked for something on a parked payout: it goes back to its stage, which carries it out.
@@ -323,50 +138,9 @@ export class EvmPayouts {
     }
   }
 
-  /** Stage 1: the row, then the wallet's `withdrawal.payout.send`. */
-  async claim(withdrawalId: string): Promise<StepResult> {
-    const w = await this.withdrawal(withdrawalId);
-    if (!w || w.status !== "requested") return "done";
-    const network = w.destination.masked.network as string;
-    const config = this.networks[network];
-    if (!config || !this.carries(network, w.asset)) return "done";
-    if ((await networkState(this.db, network)).paused) return "wait";
-    const hot = await this.hotWallets.address(network);
-    if (!hot) {
-      log("error", "alert: no hot wallet for a configured network; chain payouts wait", { network });
-      return "retry";
-    }
-    const destination = this.vault.open<{ address: string }>(w.destination.sealed, w.id);
-    const token = w.asset === "USDC" ? config.assets.USDC!.contract : null;
-    await this.db`insert into chain_payouts (withdrawal_id, wallet_id, network, asset, token, from_address, to_address, amount, status)
-      values (${w.id}, ${w.wallet_id}, ${network}, ${w.asset}, ${token}, ${hot}, ${getAddress(destination.address)}, ${w.amount}, 'claimed')
-      on conflict (withdrawal_id) do nothing`;
-    const told = await this.tell(w.wallet_id, w.id, `payout:${w.id}:send`, { type: "withdrawal.payout.send", withdrawalId: w.id, at: now() });
-    if (told === "retry") return "retry";
-    const after = await this.withdrawal(w.id);
-    if (after?.status !== "processing") {
-      // Cancelled (or held) first: nothing was signed, nothing will be.
-      if (after && OPEN.includes(after.status)) return "retry";
-      await this.setStatus(w.id, "claimed", "dropped");
-      await this.options.limits?.releaseWithdrawal(w.id);
-      return "done";
-    }
-    return "done";
-  }
-
   /** An operator cancelled a payout nothing was signed for: it fails, its hold is released. */
   private async cancelUnsigned(p: ChainPayoutRow): Promise<StepResult> {
-    const told = await this.tell(p.wallet_id, p.withdrawal_id, `payout:${p.withdrawal_id}:fail`, {
-      type: "withdrawal.payout.fail",
-      withdrawalId: p.withdrawal_id,
-      reason: "chain: cancelled by an operator before anything was signed",
-      at: now(),
-    });
-    if (told === "retry") return "retry";
-    await this.db`update chain_payouts set status = 'failed', operator_action = null, last_error = 'cancelled_by_operator', updated_at = now()
-      where withdrawal_id = ${p.withdrawal_id} and status = 'claimed'`;
-    await this.options.limits?.releaseWithdrawal(p.withdrawal_id);
-    return "done";
+    return this.failWithdrawal(p, "failed", "cancelled_by_operator", "chain: cancelled by an operator before anything was signed");
   }
 
   /** Stage 2: runway, nonce, fees, signature; the raw bytes stored before any broadcast. */
@@ -519,17 +293,13 @@ export class EvmPayouts {
         await this.park(p.withdrawal_id, p.status, "token_transfer_not_in_receipt");
         return "done";
       }
-      const status: ChainPayoutStatus = reverted ? "failed" : "confirmed";
-      await this.db`update chain_payouts set status = ${status}, gas_used = ${BigInt(receipt.gasUsed).toString()}, fee_wei = ${fee.toString()},
-          last_error = ${reverted ? "reverted" : null}, operator_action = null, updated_at = now()
+      await this.db`update chain_payouts set gas_used = ${BigInt(receipt.gasUsed).toString()}, fee_wei = ${fee.toString()}, updated_at = now()
         where withdrawal_id = ${p.withdrawal_id} and status = ${p.status}`;
       await bookNetworkFee(this.db, { withdrawalId: p.withdrawal_id, network: p.network, nativeAsset: "ETH", feeMinor: fee, txHash: attempt.hash });
-      if (reverted) {
-        // Mined and reverted: the nonce is used, nothing can be mined for it any more.
-        const told = await this.tell(p.wallet_id, p.withdrawal_id, `payout:${p.withdrawal_id}:fail`, { type: "withdrawal.payout.fail", withdrawalId: p.withdrawal_id, reason: "chain: reverted", at: now() });
-        if (told !== "retry") await this.options.limits?.releaseWithdrawal(p.withdrawal_id);
-        return told === "retry" ? "retry" : "done";
-      }
+      // Mined and reverted: the nonce is used, nothing can be mined for it any more.
+      if (reverted) return this.failWithdrawal(p, "failed", "reverted", "chain: reverted");
+      await this.db`update chain_payouts set status = 'confirmed', last_error = null, operator_action = null, updated_at = now()
+        where withdrawal_id = ${p.withdrawal_id} and status = ${p.status}`;
       return "done";
     } catch (error) {
       if (error instanceof RpcError) throw new StageError(`rpc: ${error.message}`);
@@ -597,16 +367,7 @@ export class EvmPayouts {
   /** The operator's cancellation is final at the payout's nonce: nothing for it can be mined any more. */
   private async cancelled(p: ChainPayoutRow, fee: bigint, hash: string): Promise<StepResult> {
     await bookNetworkFee(this.db, { withdrawalId: p.withdrawal_id, network: p.network, nativeAsset: "ETH", feeMinor: fee, txHash: hash });
-    const told = await this.tell(p.wallet_id, p.withdrawal_id, `payout:${p.withdrawal_id}:fail`, {
-      type: "withdrawal.payout.fail",
-      withdrawalId: p.withdrawal_id,
-      reason: "chain: cancelled by an operator (a 0-value transaction took its nonce)",
-      at: now(),
-    });
-    if (told === "retry") return "retry";
-    await this.db`update chain_payouts set status = 'cancelled', operator_action = null, updated_at = now() where withdrawal_id = ${p.withdrawal_id} and status = ${p.status}`;
-    await this.options.limits?.releaseWithdrawal(p.withdrawal_id);
-    return "done";
+    return this.failWithdrawal(p, "cancelled", "cancelled_by_operator", "chain: cancelled by an operator (a 0-value transaction took its nonce)");
   }
 
   /**
@@ -645,22 +406,6 @@ export class EvmPayouts {
     return "done";
   }
 
-  /** Final: the wallet completes the withdrawal (keyed: once), then the row says so. */
-  async complete(p: ChainPayoutRow): Promise<StepResult> {
-    const id = p.withdrawal_id;
-    const told = await this.tell(p.wallet_id, id, `payout:${id}:complete`, {
-      type: "withdrawal.payout.complete",
-      withdrawalId: id,
-      journalId: stepJournalId("withdrawal.payout.complete", id),
-      at: now(),
-    });
-    if (told === "retry") return "retry";
-    const w = await this.withdrawal(id);
-    if (w && OPEN.includes(w.status)) return "retry";
-    await this.setStatus(id, "confirmed", "completed");
-    return "done";
-  }
-
   async row(withdrawalId: string): Promise<ChainPayoutRow | undefined> {
     const [row] = await this.db`select withdrawal_id, wallet_id, network, asset, token, from_address, to_address, amount::text as amount, status,
         nonce::text as nonce, tx_hash, raw_tx, block_number::text as block_number, block_hash, attempts, broadcast_block::text as broadcast_block,
@@ -669,8 +414,8 @@ export class EvmPayouts {
     return row as unknown as ChainPayoutRow | undefined;
   }
 
-  /** Per network each pass: the signer lease, the head, the hot wallet's balance, and payouts pending too long. */
-  private async observe(network: string): Promise<void> {
+  /** Per network each pass: the signer lease, the head, the hot wallet's balance. */
+  protected async observe(network: string): Promise<void> {
     const config = this.networks[network]!;
     const rpc = this.rpcs.get(network)!;
     const hot = await this.hotWallets.address(network);
@@ -685,15 +430,6 @@ export class EvmPayouts {
       // The node did not answer: nothing to record this pass.
     }
     if (head !== undefined) await recordSeen(this.db, network, { lastBlock: head, ...(balance !== undefined ? { hotBalance: balance } : {}) });
-    const late = await this.db`select withdrawal_id, extract(epoch from now() - broadcast_at)::int as age_s from chain_payouts
-      where network = ${network} and status in ('broadcast', 'cancelling') and broadcast_at < now() - ${config.pendingAlertMinutes} * interval '1 minute'
-      order by broadcast_at limit 20`;
-    for (const r of late) {
-      await raiseChainAlert(this.db, { rule: "payout_pending", subject: { kind: "payout", id: r.withdrawal_id as string } }, "medium", {
-        network,
-        pendingMinutes: Math.floor(Number(r.age_s) / 60),
-      });
-    }
   }
 
   /** A paused network: true when only the runway paused it and it may be tried again (the sign stage checks it). */
@@ -718,11 +454,6 @@ export class EvmPayouts {
   private paidToken(p: ChainPayoutRow, receipt: Receipt): boolean {
     const transfers = decodeTransferLogs({ logs: receipt.logs ?? [] }, p.token!);
     return transfers.some((t) => t.from === getAddress(p.from_address) && t.to === getAddress(p.to_address!) && t.amountMinor === BigInt(p.amount));
-  }
-
-  private carries(network: string, asset: string): boolean {
-    const config = this.networks[network];
-    return Boolean(config && (config.assets as Record<string, unknown>)[asset]);
   }
 
   private async head(rpc: RpcClient): Promise<bigint | undefined> {
@@ -757,31 +488,6 @@ export class EvmPayouts {
       throw new StageError(`broadcast refused by the node: ${error.message.slice(0, 300)}`);
     }
   }
-
-  private async park(withdrawalId: string, from: ChainPayoutStatus, why: string): Promise<void> {
-    log("error", "alert: a chain payout was parked; an operator must settle it", { withdrawalId, why });
-    await this.db`update chain_payouts set status = 'parked', parked_from = ${from}, last_error = ${why}, operator_action = null, updated_at = now()
-      where withdrawal_id = ${withdrawalId} and status = ${from}`;
-  }
-
-  private async setStatus(withdrawalId: string, from: ChainPayoutStatus, to: ChainPayoutStatus): Promise<void> {
-    await this.db`update chain_payouts set status = ${to}, updated_at = now() where withdrawal_id = ${withdrawalId} and status = ${from}`;
-  }
-
-  private async tell(walletId: string, withdrawalId: string, key: string, command: WalletCommand): Promise<"ok" | "refused" | "retry"> {
-    const reply: Reply = await this.wallets.system(walletId, key, command);
-    if (reply.status >= 500) return "retry";
-    if (reply.status < 300) return "ok";
-    if (reply.body.code !== "INVALID_TRANSITION") {
-      log("error", "alert: a chain payout step was refused by its wallet; an operator must settle it", { withdrawalId, step: command.type, code: String(reply.body.code ?? "") });
-    }
-    return "refused";
-  }
-
-  private async withdrawal(id: string): Promise<WithdrawalRow | undefined> {
-    const [row] = await this.db`select id, wallet_id, asset, amount::text as amount, status, destination from withdrawals where id = ${id}`;
-    return row as unknown as WithdrawalRow | undefined;
-  }
 }
 
 interface Receipt {
@@ -797,6 +503,3 @@ function toHex(n: bigint): string {
   return `0x${n.toString(16)}`;
 }
 
-function now(): string {
-  return new Date().toISOString();
-}

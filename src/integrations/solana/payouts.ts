@@ -1,20 +1,15 @@
 import { PublicKey, SystemProgram, Transaction, type SignatureStatus } from "@solana/web3.js";
 import { base58 } from "@scure/base";
-import type { Reply } from "../../../actors/envelope";
-import type { SealedDestination, WalletCommand } from "../../../machines/wallet.events";
 import type { Db } from "../../../lib/db";
 import { log, reason } from "../../../lib/log";
 import type { WalletService } from "../../api/wallet-service";
 import type { Vault } from "../../security/encryption";
 import { crashPoint } from "../../crash";
-import { stepJournalId } from "../../workers/deposit-saga";
-import { Pump } from "../../workers/pump";
 import type { SolanaNetwork } from "../chain/config";
 import { raiseChainAlert } from "../chain/alerts";
 import { bookNetworkFee } from "../chain/fee-ledger";
-import type { ChainLimits } from "../chain/limits";
 import { networkState, pauseForRunway, recordSeen, resumeFromRunway } from "../chain/network-state";
-import { HotWallets } from "../evm/hot-wallet";
+import { ChainPayoutWorker, now, type ChainPayoutStatus, type PayoutWorkerOptions, type StepResult } from "../chain/payout-worker";
 import { SolanaRpc, SolanaRpcUnreachable } from "./rpc";
 
 /**
@@ -56,8 +51,8 @@ import { SolanaRpc, SolanaRpcUnreachable } from "./rpc";
  * Anything uncertain parks (`parked`, `parked_from`, `last_error`) for an operator. An RPC that does
  * not answer changes nothing: the step is tried again later.
  */
-export type SolanaPayoutStatus = "claimed" | "signed" | "broadcast" | "confirmed" | "completed" | "failed" | "parked" | "dropped" | "cancelled";
-export type StepResult = "done" | "wait" | "retry";
+export type SolanaPayoutStatus = ChainPayoutStatus;
+export type { StepResult };
 
 /** One signature tried for a payout (an element of `attempts`). */
 export interface SolanaAttempt {
@@ -86,30 +81,19 @@ export interface SolanaPayoutRow {
   fee_wei: string | null;
   attempts: SolanaAttempt[];
   operator_action: "retry" | "cancel" | "replace" | null;
-  parked_from: string | null;
+  parked_from: SolanaPayoutStatus | null;
   last_error: string | null;
+  stage_failures: number;
 }
 
-interface WithdrawalRow {
-  id: string;
-  wallet_id: string;
-  asset: string;
-  amount: string;
-  status: string;
-  destination: SealedDestination;
-}
 
-export interface SolanaPayoutsOptions {
+export interface SolanaPayoutsOptions extends PayoutWorkerOptions {
   /** Each RPC call's bound before the next URL is tried (default 5 s). */
   rpcTimeoutMs?: number;
-  /** Request-time limits: a payout that fails without paying gives its amount back. */
-  limits?: ChainLimits;
   /** Blocks past expiry within which an unlanded payout is re-signed (default HISTORY_WINDOW_BLOCKS); later it parks. */
   historyWindowBlocks?: bigint;
 }
 
-const OPEN = ["requested", "processing"];
-const ENDED: SolanaPayoutStatus[] = ["completed", "failed", "parked", "dropped", "cancelled"];
 /** Signatures tried for one payout at most; past it the payout parks (each needs ~150 blocks to expire first). */
 const MAX_ATTEMPTS = 32;
 /**
@@ -120,78 +104,41 @@ const MAX_ATTEMPTS = 32;
  */
 const HISTORY_WINDOW_BLOCKS = 50_000n;
 
-export class SolanaPayouts {
-  private readonly pump: Pump;
-  private readonly busy = new Set<string>();
+export class SolanaPayouts extends ChainPayoutWorker<SolanaPayoutRow, SolanaNetwork> {
   private readonly rpcs = new Map<string, SolanaRpc>();
-  readonly hotWallets: HotWallets;
 
   constructor(
-    private readonly db: Db,
-    private readonly wallets: WalletService,
-    private readonly vault: Vault,
-    private readonly networks: Record<string, SolanaNetwork>,
+    db: Db,
+    wallets: WalletService,
+    vault: Vault,
+    networks: Record<string, SolanaNetwork>,
     pollMs = 2_000,
-    /** As EvmPayouts: with monitoring on, a new payout is claimed only once monitoring has read it. */
-    private readonly afterMonitoring = false,
-    private readonly options: SolanaPayoutsOptions = {},
+    afterMonitoring = false,
+    protected override readonly options: SolanaPayoutsOptions = {},
   ) {
-    this.hotWallets = new HotWallets(db, vault);
+    super(db, wallets, vault, networks, "solana payouts", pollMs, afterMonitoring, options);
     for (const [name, n] of Object.entries(networks)) this.rpcs.set(name, new SolanaRpc(n.rpcUrls, options.rpcTimeoutMs ?? 5_000));
-    this.pump = new Pump("solana payouts", () => this.pass().then(() => false), pollMs);
   }
 
-  kick(): void {
-    this.pump.kick();
+  protected chainAddress(address: string): string {
+    return address;
   }
 
-  stop(): Promise<void> {
-    return this.pump.stop();
+  protected tokenOf(): string | null {
+    return null;
   }
 
-  /** One pass over every open Solana payout (and every new SOL withdrawal on a configured network). */
-  async pass(): Promise<Record<string, StepResult>> {
-    const names = Object.entries(this.networks)
-      .filter(([, n]) => n.assets.SOL)
-      .map(([name]) => name);
-    if (!names.length) return {};
-    const rows = (await this.db`select w.id from withdrawals w
-        left join chain_payouts p on p.withdrawal_id = w.id
-      where w.asset = 'SOL' and w.destination->'masked'->>'type' = 'crypto'
-        and w.destination->'masked'->>'network' = any(${this.db.array(names)}::text[])
-        and ((p.withdrawal_id is null and w.status = 'requested' and (not ${this.afterMonitoring} or monitoring_cleared(w.id)))
-          or p.status in ('claimed', 'signed', 'broadcast', 'confirmed'))
-      order by w.created_at limit 64`) as unknown as { id: string }[];
-    const out: Record<string, StepResult> = {};
-    for (const { id } of rows) {
-      if (this.busy.has(id)) continue;
-      this.busy.add(id);
-      try {
-        out[id] = await this.step(id);
-      } catch (error) {
-        log("warn", "solana payout step failed; will retry", { withdrawalId: id, error: reason(error) });
-        out[id] = "retry";
-      } finally {
-        this.busy.delete(id);
-      }
+  /** Per network each pass: the block height, for GET /admin/networks. */
+  protected async observe(network: string): Promise<void> {
+    try {
+      const height = BigInt(await this.rpcs.get(network)!.call("getBlockHeight", (c) => c.getBlockHeight("confirmed")));
+      await recordSeen(this.db, network, { lastBlock: height });
+    } catch (error) {
+      if (!(error instanceof SolanaRpcUnreachable)) throw error;
     }
-    return out;
   }
 
-  /** Every stage this withdrawal can take now, in order, until one waits or fails to answer. */
-  async step(withdrawalId: string): Promise<StepResult> {
-    for (let i = 0; i < 8; i++) {
-      const p = await this.row(withdrawalId);
-      const result = await this.stage(withdrawalId, p);
-      if (result !== "done") return result;
-      const after = await this.row(withdrawalId);
-      if (!after || ENDED.includes(after.status)) return "done";
-      if (after.status === p?.status && after.attempts.length === p.attempts.length) return "wait";
-    }
-    return "wait";
-  }
-
-  private async stage(withdrawalId: string, p: SolanaPayoutRow | undefined): Promise<StepResult> {
+  protected async stage(withdrawalId: string, p: SolanaPayoutRow | undefined): Promise<StepResult> {
     if (!p) return this.claim(withdrawalId);
     if (p.operator_action === "cancel" && !["completed", "failed", "dropped", "cancelled", "confirmed"].includes(p.status)) return this.cancel(p);
     if (p.operator_action === "replace" || p.operator_action === "retry") {
@@ -214,42 +161,6 @@ export class SolanaPayouts {
     }
   }
 
-  /** Stage 1: the row, then the wallet's `withdrawal.payout.send` (exactly as EvmPayouts.claim). */
-  async claim(withdrawalId: string): Promise<StepResult> {
-    const w = await this.withdrawal(withdrawalId);
-    if (!w || w.status !== "requested" || w.asset !== "SOL") return "done";
-    const network = w.destination.masked.network as string;
-    const config = this.networks[network];
-    if (!config?.assets.SOL) return "done";
-    const hot = await this.hotWallets.address(network);
-    if (!hot) {
-      log("error", "alert: no hot wallet for a configured network; chain payouts wait", { network });
-      return "retry";
-    }
-    // The address was checked when the withdrawal was requested (base58 of 32 bytes).
-    const destination = this.vault.open<{ address: string }>(w.destination.sealed, w.id);
-    const limit = config.assets.SOL.limits?.perPayoutMaxMinor;
-    const over = limit !== undefined && BigInt(w.amount) > limit;
-    await this.db`insert into chain_payouts (withdrawal_id, wallet_id, network, asset, from_address, to_address, amount, status, parked_from, last_error)
-      values (${w.id}, ${w.wallet_id}, ${network}, 'SOL', ${hot}, ${destination.address}, ${w.amount}, ${over ? "parked" : "claimed"}, ${over ? "claimed" : null}, ${over ? "over_per_payout_limit" : null})
-      on conflict (withdrawal_id) do nothing`;
-    if (over) {
-      log("warn", "a chain payout over its network's per-payout limit was parked for an operator", { withdrawalId: w.id, network });
-      return "done";
-    }
-    const told = await this.tell(w.wallet_id, w.id, `payout:${w.id}:send`, { type: "withdrawal.payout.send", withdrawalId: w.id, at: now() });
-    if (told === "retry") return "retry";
-    const after = await this.withdrawal(w.id);
-    if (after?.status !== "processing") {
-      // Cancelled (or held) first: nothing was signed, nothing will be.
-      if (after && OPEN.includes(after.status)) return "retry";
-      await this.setStatus(w.id, "claimed", "dropped");
-      await this.options.limits?.releaseWithdrawal(w.id);
-      return "done";
-    }
-    return "done";
-  }
-
   /** Stage 2: the first signature, stored before anything is sent. */
   async sign(p: SolanaPayoutRow): Promise<StepResult> {
     return this.signAttempt(p, "claimed");
@@ -258,7 +169,7 @@ export class SolanaPayouts {
   /** Stage 3: the stored bytes, sent (again). */
   async broadcast(p: SolanaPayoutRow): Promise<StepResult> {
     if (!p.raw_tx) {
-      await this.park(p, "no_stored_transaction");
+      await this.park(p.withdrawal_id, p.status, "no_stored_transaction");
       return "done";
     }
     const sent = await this.send(p, p.raw_tx);
@@ -279,7 +190,7 @@ export class SolanaPayouts {
       return "retry";
     }
     if (seen.landed.length > 1) {
-      await this.park(p, "several_signatures_landed");
+      await this.park(p.withdrawal_id, p.status, "several_signatures_landed");
       return "done";
     }
     const [hit] = seen.landed;
@@ -291,37 +202,21 @@ export class SolanaPayouts {
       return "wait";
     }
     if (seen.blocksPast > (this.options.historyWindowBlocks ?? HISTORY_WINDOW_BLOCKS)) {
-      await this.park(p, "expired_beyond_history_window");
+      await this.park(p.withdrawal_id, p.status, "expired_beyond_history_window");
       return "done";
     }
     if (p.attempts.length >= MAX_ATTEMPTS) {
-      await this.park(p, "too_many_expired_signatures");
+      await this.park(p.withdrawal_id, p.status, "too_many_expired_signatures");
       return "done";
     }
     log("warn", "a solana payout's blockhash expired before it landed; signing it again", { withdrawalId: p.withdrawal_id, network: p.network, attempts: p.attempts.length });
     return this.signAttempt(p, "broadcast");
   }
 
-  /** Final: the wallet completes the withdrawal (keyed: once), then the row says so. */
-  async complete(p: SolanaPayoutRow): Promise<StepResult> {
-    const id = p.withdrawal_id;
-    const told = await this.tell(p.wallet_id, id, `payout:${id}:complete`, {
-      type: "withdrawal.payout.complete",
-      withdrawalId: id,
-      journalId: stepJournalId("withdrawal.payout.complete", id),
-      at: now(),
-    });
-    if (told === "retry") return "retry";
-    const w = await this.withdrawal(id);
-    if (w && OPEN.includes(w.status)) return "retry";
-    await this.db`update chain_payouts set status = 'completed', updated_at = now() where withdrawal_id = ${id} and status = 'confirmed'`;
-    return "done";
-  }
-
   async row(withdrawalId: string): Promise<SolanaPayoutRow | undefined> {
     const [row] = await this.db`select withdrawal_id, wallet_id, network, from_address, to_address, amount::text as amount, status,
         tx_hash, raw_tx, last_valid_block_height::text as last_valid_block_height, block_number::text as block_number,
-        fee_wei::text as fee_wei, attempts, operator_action, parked_from, last_error
+        fee_wei::text as fee_wei, attempts, operator_action, parked_from, last_error, stage_failures
       from chain_payouts where withdrawal_id = ${withdrawalId}`;
     return row as unknown as SolanaPayoutRow | undefined;
   }
@@ -352,7 +247,7 @@ export class SolanaPayouts {
         // nothing is signed yet, so it fails here (the hold is released) instead of spending a fee.
         const [account, rentMinimum] = await rpc.call("getAccountInfo", async (c) => [await c.getAccountInfo(to, "confirmed"), await c.getMinimumBalanceForRentExemption(0, "confirmed")] as const);
         if (!account && amount < BigInt(rentMinimum)) {
-          return this.fail(p, "failed", "below_rent_exempt_minimum", `chain: below the ${rentMinimum}-lamport rent-exempt minimum of a new Solana account`);
+          return this.failWithdrawal(p, "failed", "below_rent_exempt_minimum", `chain: below the ${rentMinimum}-lamport rent-exempt minimum of a new Solana account`);
         }
       }
       const balance = BigInt(await rpc.call("getBalance", (c) => c.getBalance(keypair.publicKey, "confirmed")));
@@ -448,7 +343,7 @@ export class SolanaPayouts {
     if (status.err) {
       // Landed and failed: the fee is spent, the transfer is not, and these bytes can never run again.
       // Every earlier attempt had expired before this one was signed: nothing for it can land any more.
-      return this.fail(p, "failed", "transaction_failed", "chain: transaction failed");
+      return this.failWithdrawal(p, "failed", "transaction_failed", "chain: transaction failed");
     }
     await this.db`update chain_payouts set status = 'confirmed', operator_action = null, updated_at = now() where withdrawal_id = ${p.withdrawal_id} and status = 'broadcast'`;
     return "done";
@@ -475,21 +370,7 @@ export class SolanaPayouts {
       return "done";
     }
     if (!seen.expired) return "wait";
-    return this.fail(p, "cancelled", "cancelled_by_operator", "chain: cancelled by an operator");
-  }
-
-  /**
-   * The withdrawal fails (its hold released, keyed: once), then the row says so and the request-time
-   * limits get the amount back. Only for a payout nothing signed for can land any more. The wallet
-   * is told first: if it does not answer, the row stays where it was and the step runs again.
-   */
-  private async fail(p: SolanaPayoutRow, to: "failed" | "cancelled", why: string, sentence: string): Promise<StepResult> {
-    const told = await this.tell(p.wallet_id, p.withdrawal_id, `payout:${p.withdrawal_id}:fail`, { type: "withdrawal.payout.fail", withdrawalId: p.withdrawal_id, reason: sentence, at: now() });
-    if (told === "retry") return "retry";
-    await this.db`update chain_payouts set status = ${to}, last_error = ${why}, operator_action = null, updated_at = now()
-      where withdrawal_id = ${p.withdrawal_id} and status = ${p.status}`;
-    await this.options.limits?.releaseWithdrawal(p.withdrawal_id);
-    return "done";
+    return this.failWithdrawal(p, "cancelled", "cancelled_by_operator", "chain: cancelled by an operator");
   }
 
   /** "sent": a node took the bytes; "refused": a node answered no (tracking decides what follows); "retry": none answered. */
@@ -507,31 +388,6 @@ export class SolanaPayouts {
       return "refused";
     }
   }
-
-  private async park(p: SolanaPayoutRow, why: string): Promise<void> {
-    log("error", "alert: a chain payout was parked; an operator must settle it", { withdrawalId: p.withdrawal_id, why });
-    await this.db`update chain_payouts set status = 'parked', parked_from = ${p.status}, last_error = ${why}, updated_at = now()
-      where withdrawal_id = ${p.withdrawal_id} and status = ${p.status}`;
-  }
-
-  private async setStatus(withdrawalId: string, from: SolanaPayoutStatus, to: SolanaPayoutStatus): Promise<void> {
-    await this.db`update chain_payouts set status = ${to}, updated_at = now() where withdrawal_id = ${withdrawalId} and status = ${from}`;
-  }
-
-  private async tell(walletId: string, withdrawalId: string, key: string, command: WalletCommand): Promise<"ok" | "refused" | "retry"> {
-    const reply: Reply = await this.wallets.system(walletId, key, command);
-    if (reply.status >= 500) return "retry";
-    if (reply.status < 300) return "ok";
-    if (reply.body.code !== "INVALID_TRANSITION") {
-      log("error", "alert: a chain payout step was refused by its wallet; an operator must settle it", { withdrawalId, step: command.type, code: String(reply.body.code ?? "") });
-    }
-    return "refused";
-  }
-
-  private async withdrawal(id: string): Promise<WithdrawalRow | undefined> {
-    const [row] = await this.db`select id, wallet_id, asset, amount::text as amount, status, destination from withdrawals where id = ${id}`;
-    return row as unknown as WithdrawalRow | undefined;
-  }
 }
 
 interface Seen {
@@ -542,6 +398,3 @@ interface Seen {
   blocksPast: bigint;
 }
 
-function now(): string {
-  return new Date().toISOString();
-}
