@@ -125,7 +125,7 @@ test("both credentials and the Idempotency-Key header are documented", () => {
 
 test("cursor pagination is documented on the paginated lists", () => {
   const paged = OPERATIONS.filter((op) => op.method === "GET" && pathParamsAndQuery(op).includes("cursor"));
-  expect(paged.map((op) => op.name).sort()).toEqual(["admin.alerts.list", "admin.transactions.list", "chamas.audit", "chamas.list", "chamas.withdrawals.list", "wallets.list", "wallets.transactions.list", "webhooks.endpoints.deliveries.list", "webhooks.endpoints.list"]);
+  expect(paged.map((op) => op.name).sort()).toEqual(["admin.alerts.list", "admin.dlq.list", "admin.payouts.list", "admin.transactions.list", "chamas.audit", "chamas.list", "chamas.withdrawals.list", "wallets.list", "wallets.transactions.list", "webhooks.endpoints.deliveries.list", "webhooks.endpoints.list"]);
   for (const op of paged) {
     const o = operationIn(op);
     const query = Object.fromEntries(o.parameters.filter((p: any) => p.in === "query").map((p: any) => [p.name, p]));

@@ -7,6 +7,7 @@ import { ADMIN, type As } from "../support/auth";
 import { NATS_URL, deleteClusterState } from "../support/nats";
 import { startTestNode, type ApiResponse, type TestNode } from "../support/node";
 import { stripeSettled } from "../support/stripe";
+import { parseNetworks } from "../../src/integrations/chain/config";
 
 /**
  * Every operation's `output` schema says what it really answers: a successful call of each table
@@ -342,6 +343,42 @@ describe("monitoring and the admin API", () => {
     expect(detail.history.length).toBeGreaterThan(0);
     for (const by of ["daily", "network", "status"]) expect((await call(`admin.stats.${by}`)).items.length).toBeGreaterThan(0);
     expect((await call("admin.health")).components.length).toBeGreaterThan(0);
+  });
+});
+
+describe("chain payouts, for operators", () => {
+  test("the networks, pause and resume; payouts and their retry, replace and cancel; dead letters, re-drive and delete", async () => {
+    // This node has no NETWORKS_FILE: one network is added to its parsed networks (no worker pays
+    // it), and payout rows are put straight into chain_payouts for withdrawals to ethereum.
+    t.node.networks["outputs-chain"] ??= parseNetworks({ "outputs-chain": { kind: "evm", chainId: 1, rpcUrls: ["http://127.0.0.1:9/"], assets: { ETH: { native: true } }, feeModel: "eip1559", confirmations: 1 } })["outputs-chain"]!;
+    expect((await call("admin.networks.list")).items.map((n: { name: string }) => n.name)).toEqual(["outputs-chain"]);
+    expect((await call("admin.networks.pause", { network: "outputs-chain" }, { reason: "maintenance" })).paused).toBe(true);
+    expect((await call("admin.networks.resume", { network: "outputs-chain" }, {})).paused).toBe(false);
+
+    const walletId = (await call("wallets.create", {}, { ownerId: "owner-chain", asset: "ETH" })).id as string;
+    await call("wallets.credits.create", { walletId }, { amount: "1" });
+    const payout = async (status: string, signed: boolean) => {
+      const id = (await call("wallets.withdrawals.create", { walletId }, { amount: "0.1", destination: CRYPTO })).id as string;
+      await t.node.db`insert into chain_payouts (withdrawal_id, wallet_id, network, from_address, to_address, amount, status, asset, parked_from, raw_tx, nonce, last_error)
+        values (${id}, ${walletId}, 'ethereum', ${CRYPTO.address}, ${CRYPTO.address}, '100000000000000000', ${status}, 'ETH',
+          ${status === "parked" ? "broadcast" : null}, ${signed ? "0x02f8" : null}, ${signed ? "3" : null}, ${status === "parked" ? "gas estimate over the cap" : null})`;
+      return id;
+    };
+    const parked = await payout("parked", true);
+    expect((await call("admin.payouts.list", {}, { limit: 10 })).items.length).toBeGreaterThan(0);
+    expect((await call("admin.payouts.retry", { withdrawalId: parked }, { note: "try again" })).status).toBe("broadcast");
+    expect((await call("admin.payouts.replace", { withdrawalId: parked }, {})).operatorAction).toBe("replace");
+    expect((await call("admin.payouts.cancel", { withdrawalId: await payout("claimed", false) }, {})).operatorAction).toBe("cancel");
+
+    const letter = async () => {
+      const id = crypto.randomUUID();
+      await t.node.db`insert into chain_dlq (id, withdrawal_id, network, stage, reason, attempts) values (${id}, ${await payout("parked", true)}, 'ethereum', 'broadcast', 'rpc unavailable', 8)`;
+      return id;
+    };
+    const [redriven, deleted] = [await letter(), await letter()];
+    expect((await call("admin.dlq.list", {}, { limit: 10 })).items.length).toBe(2);
+    expect((await call("admin.dlq.redrive", { entryId: redriven }, {})).status).toBe("redriven");
+    expect((await call("admin.dlq.delete", { entryId: deleted }, { note: "paid by hand" })).status).toBe("deleted");
   });
 });
 

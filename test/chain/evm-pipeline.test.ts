@@ -265,6 +265,56 @@ describe("runway, drift, the signer lease and dead letters", () => {
     expect(net!.drift as string).toContain("did not sign");
   }, 30_000);
 
+  test("a nonce gap the pipeline left (a payout parked before its bytes went out) is filled; the payouts behind it go through, and the parked one, retried, is signed again and paid once", async () => {
+    const a = await request("ethereum", "ETH", "0.3");
+    const b = await request("ethereum", "ETH", "0.4");
+    for (const id of [a.withdrawalId, b.withdrawalId]) {
+      await payouts.claim(id);
+      await payouts.sign((await payouts.row(id))!);
+    }
+    const [ra, rb] = [(await payouts.row(a.withdrawalId))!, (await payouts.row(b.withdrawalId))!];
+    const [first, second] = BigInt(ra.nonce!) < BigInt(rb.nonce!) ? [a, b] : [b, a];
+    const firstNonce = BigInt((await payouts.row(first.withdrawalId))!.nonce!);
+    // The first is parked before its bytes went out (what a dead letter does); the second is sent and waits behind the gap.
+    await t.node.db`update chain_payouts set status = 'parked', parked_from = 'signed', last_error = 'test: parked before broadcast' where withdrawal_id = ${first.withdrawalId}`;
+    await payouts.broadcast((await payouts.row(second.withdrawalId))!);
+    expect(await auto.rpc("eth_getTransactionReceipt", [(await payouts.row(second.withdrawalId))!.tx_hash])).toBeNull();
+    await payouts.pass(); // sees the gap, fills it: the second is mined behind the filler
+    await stepUntil(payouts, second.withdrawalId, (s) => s === "completed");
+    expect(await ethBalance(auto, second.to)).toBe(second === a ? 300_000_000_000_000_000n : 400_000_000_000_000_000n);
+    const [net] = await t.node.db`select drift from chain_networks where network = 'ethereum'`;
+    expect(net!.drift as string).toContain(`nonce ${firstNonce}: a gap the pipeline left`);
+    // The operator retries the parked one (what POST /admin/payouts/:id/retry does): its old nonce is
+    // taken by the filler, so it is signed again with a new one and paid exactly once.
+    await t.node.db`update chain_payouts set status = parked_from, last_error = null where withdrawal_id = ${first.withdrawalId}`;
+    await stepUntil(payouts, first.withdrawalId, (s) => s === "completed");
+    const healed = (await payouts.row(first.withdrawalId))!;
+    expect(BigInt(healed.nonce!)).not.toBe(firstNonce);
+    expect(await ethBalance(auto, first.to)).toBe(first === a ? 300_000_000_000_000_000n : 400_000_000_000_000_000n);
+  }, 30_000);
+
+  test("an operator's retry racing the worker: one broadcast, one transaction at the payout's nonce, paid once", async () => {
+    const { withdrawalId, to } = await request("ethereum", "ETH", "0.15");
+    await payouts.claim(withdrawalId);
+    await payouts.sign((await payouts.row(withdrawalId))!);
+    const signed = (await payouts.row(withdrawalId))!;
+    await t.node.db`update chain_payouts set status = 'parked', parked_from = 'signed', last_error = 'test' where withdrawal_id = ${withdrawalId}`;
+    const before = BigInt(await auto.rpc<string>("eth_getTransactionCount", [hot.address, "latest"]));
+    const other = worker({}, {});
+    const [retry] = await Promise.all([
+      t.api("POST", `/admin/payouts/${withdrawalId}/retry`, {}),
+      payouts.pass(),
+      other.pass(),
+      payouts.step(withdrawalId),
+    ]);
+    expect(retry.status).toBe(200);
+    await stepUntil(payouts, withdrawalId, (s) => s === "completed");
+    const after = (await payouts.row(withdrawalId))!;
+    expect([after.tx_hash, after.nonce, after.attempts.length]).toEqual([signed.tx_hash, signed.nonce, 1]);
+    expect(BigInt(await auto.rpc<string>("eth_getTransactionCount", [hot.address, "latest"]))).toBe(before + 1n);
+    expect(await ethBalance(auto, to)).toBe(150_000_000_000_000_000n);
+  }, 30_000);
+
   test("one signer per hot wallet: a second node cannot sign while the first holds the lease", async () => {
     const other = worker({}, { holder: "node-b" });
     await payouts.pass(); // node "local" renews its lease on every pass
@@ -364,7 +414,7 @@ describe("limits when a withdrawal is requested", () => {
   test("per network per day, across wallets, with requests racing: never past the limit", async () => {
     // About 7 ETH of today's 10 went to the previous tests' wallets: read what is left.
     const [used] = await t.node.db`select used::text as used from chain_limit_usage where scope = 'network:ethereum:ETH' and day = (now() at time zone 'utc')::date`;
-    const left = 10_000_000_000_000_000_000n - BigInt(used!.used as string);
+    const left = 10_000_000_000_000_000_000n - (used ? BigInt(used.used as string) : 0n);
     const wallets = await Promise.all(Array.from({ length: 8 }, () => fundedWallet(t.api, "ETH", "5")));
     const amount = left / 4n + 1n; // four of them would be one unit over... together with rounding, at most 3 fit
     const answers = await Promise.all(wallets.map((w) => ask(w, formatWei(amount))));

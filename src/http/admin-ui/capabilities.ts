@@ -45,6 +45,14 @@ const KNOWN: Record<string, { label: string; danger: boolean; statuses?: string[
 const PROCESSOR_STEPS = new Set(["process", "complete", "fail", "hold", "return"]);
 
 const PAYOUT_ROUTE = /^\/(admin|v1)\/(withdrawals|payouts)\/\{[A-Za-z0-9_]+\}\/([a-z][a-z0-9-]*)$/;
+/**
+ * The chain payout pipeline's operator actions (`POST /admin/payouts/{withdrawalId}/<verb>`: retry,
+ * replace, cancel). They act on a wallet withdrawal Coffer pays on chain, which is `processing` from
+ * the pipeline's claim until it completes (the node answers 409 where its chain payout is not in a
+ * state the verb fits, 404 where it has none). Their verbs are `chain-<verb>`, so the chain's cancel
+ * never takes the place of a withdrawal's own.
+ */
+const CHAIN_PAYOUT_ROUTE = /^\/admin\/payouts\/\{[A-Za-z0-9_]+\}\/([a-z][a-z0-9-]*)$/;
 const DEAD_LETTER = /dead-?letter|\/dlq\b/i;
 const REDRIVE = /\/(redrive|re-drive|replay|retry|requeue)$/;
 
@@ -69,7 +77,7 @@ export async function loadCapabilities(): Promise<Capabilities> {
   const byVerb = new Map<string, { path: string; scope: string }>();
   for (const path of Object.keys(doc.paths).sort()) {
     const m = PAYOUT_ROUTE.exec(path);
-    if (!m || !op(path)) continue;
+    if (!m || !op(path) || CHAIN_PAYOUT_ROUTE.test(path)) continue;
     const [, scope, , verb] = m as unknown as [string, string, string, string];
     if (PROCESSOR_STEPS.has(verb)) continue;
     // A /v1 route other than cancel is a processor's or an owner's step, not an operator's action.
@@ -89,6 +97,15 @@ export async function loadCapabilities(): Promise<Capabilities> {
         appliesTo: (kind, status) => (scope === "admin" || kind === "withdrawal") && (statuses ? statuses.has(status) : !FINAL.has(status)),
       };
     });
+
+  for (const path of Object.keys(doc.paths).sort()) {
+    const verb = CHAIN_PAYOUT_ROUTE.exec(path)?.[1];
+    if (!verb || !op(path)) continue;
+    payoutActions.push({
+      ...routeAction(`chain-${verb}`, path, op(path)!, `${verb.charAt(0).toUpperCase()}${verb.slice(1)} on chain`, verb === "cancel"),
+      appliesTo: (kind, status) => kind === "withdrawal" && status === "processing",
+    });
+  }
 
   const deadList = [...routes].filter((r) => r.startsWith("GET ") && DEAD_LETTER.test(r) && !r.includes("{")).map((r) => r.slice(4));
   const redrive = [...routes]

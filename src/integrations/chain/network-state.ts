@@ -45,10 +45,11 @@ export async function recordSeen(db: Db, network: string, seen: Seen): Promise<v
   const block = seen.lastBlock === undefined ? null : seen.lastBlock.toString();
   const nonce = seen.chainNonce === undefined ? null : seen.chainNonce.toString();
   const hasDrift = seen.drift !== undefined;
-  await db`insert into chain_networks (network, hot_balance, last_block, last_block_at, chain_nonce, drift, updated_at)
-      values (${network}, ${balance}, ${block}, ${block === null ? null : new Date()}, ${nonce}, ${seen.drift ?? null}, now())
+  await db`insert into chain_networks (network, hot_balance, hot_balance_at, last_block, last_block_at, chain_nonce, drift, updated_at)
+      values (${network}, ${balance}, ${balance === null ? null : new Date()}, ${block}, ${block === null ? null : new Date()}, ${nonce}, ${seen.drift ?? null}, now())
     on conflict (network) do update set
       hot_balance = coalesce(excluded.hot_balance, chain_networks.hot_balance),
+      hot_balance_at = coalesce(excluded.hot_balance_at, chain_networks.hot_balance_at),
       last_block = coalesce(excluded.last_block, chain_networks.last_block),
       last_block_at = coalesce(excluded.last_block_at, chain_networks.last_block_at),
       chain_nonce = coalesce(excluded.chain_nonce, chain_networks.chain_nonce),

@@ -117,7 +117,9 @@ export class EvmPayouts extends ChainPayoutWorker<ChainPayoutRow, EvmNetwork> {
     if (!p) return this.claim(withdrawalId);
     if (p.status === "parked" && p.operator_action) {
       // An operator asked for something on a parked payout: it goes back to its stage, which carries it out.
-      await this.db`update chain_payouts set status = coalesce(parked_from, 'claimed'), last_error = null, stage_failures = 0, updated_at = now()
+      // Never back to `claimed` once something was signed: that would sign again with a new nonce.
+      await this.db`update chain_payouts set status = case when raw_tx is not null and coalesce(parked_from, 'claimed') = 'claimed' then 'signed' else coalesce(parked_from, 'claimed') end,
+          last_error = null, stage_failures = 0, updated_at = now()
         where withdrawal_id = ${p.withdrawal_id} and status = 'parked'`;
       return "done";
     }
@@ -200,7 +202,8 @@ export class EvmPayouts extends ChainPayoutWorker<ChainPayoutRow, EvmNetwork> {
       const [pending] = await tx`select coalesce(sum(amount) filter (where token is null), 0)::text as native,
           coalesce(sum(amount) filter (where token is not null and token = ${p.token}), 0)::text as token,
           count(*)::int as count
-        from chain_payouts where network = ${p.network} and status in ('signed', 'broadcast', 'cancelling') and block_number is null`;
+        from chain_payouts where network = ${p.network} and block_number is null
+          and (status in ('signed', 'broadcast', 'cancelling') or (status = 'parked' and raw_tx is not null))`; // a parked one's bytes may still be mined
       const feeBudget = feeCeiling(fees) * gasLimit * (BigInt(pending!.count as number) + 1n) + config.runway.feeMarginWei;
       const needNative = (p.token ? 0n : amount) + BigInt(pending!.native as string) + feeBudget;
       const needToken = p.token ? amount + BigInt(pending!.token as string) : 0n;
@@ -416,11 +419,10 @@ export class EvmPayouts extends ChainPayoutWorker<ChainPayoutRow, EvmNetwork> {
 
   /** Per network each pass: the signer lease, the head, the hot wallet's balance. */
   protected async observe(network: string): Promise<void> {
-    const config = this.networks[network]!;
     const rpc = this.rpcs.get(network)!;
     const hot = await this.hotWallets.address(network);
     if (!hot) return;
-    await this.lease.acquire(network, hot);
+    const leased = await this.lease.acquire(network, hot);
     let head: bigint | undefined;
     let balance: bigint | undefined;
     try {
@@ -430,6 +432,52 @@ export class EvmPayouts extends ChainPayoutWorker<ChainPayoutRow, EvmNetwork> {
       // The node did not answer: nothing to record this pass.
     }
     if (head !== undefined) await recordSeen(this.db, network, { lastBlock: head, ...(balance !== undefined ? { hotBalance: balance } : {}) });
+    if (leased && head !== undefined) await this.fillGap(network, hot);
+  }
+
+  /**
+   * A gap the pipeline left: payouts signed for later nonces wait in the node's queue because the
+   * nonce the chain expects next is held by no live payout (its payout was parked before its bytes
+   * were broadcast, or its row is gone). Filled with a 0-value transfer from the hot wallet to itself
+   * at that nonce, so the payouts behind it go through; the parked payout, if any, can then never be
+   * mined with its old bytes, and is signed again with a new nonce when an operator retries it.
+   */
+  private async fillGap(network: string, hot: string): Promise<void> {
+    const config = this.networks[network]!;
+    const rpc = this.rpcs.get(network)!;
+    let latest: bigint;
+    let fees: Fees;
+    try {
+      latest = BigInt(await rpc.call<string>("eth_getTransactionCount", [hot, "latest"]));
+      const pending = BigInt(await rpc.call<string>("eth_getTransactionCount", [hot, "pending"]));
+      if (pending !== latest) return; // something is pending at the expected nonce: no gap
+      const [behind] = await this.db`select 1 from chain_payouts where network = ${network} and from_address = ${hot} and nonce > ${latest.toString()}
+        and status in ('signed', 'broadcast', 'cancelling') and block_number is null limit 1`;
+      if (!behind) return;
+      const [holder] = await this.db`select 1 from chain_payouts where network = ${network} and from_address = ${hot} and nonce = ${latest.toString()}
+        and status in ('signed', 'broadcast', 'cancelling', 'confirmed') limit 1`;
+      if (holder) return; // its own stage sends it again
+      fees = await marketFees(rpc, config);
+    } catch (error) {
+      log("warn", "evm rpc did not answer while looking for a nonce gap; will look again", { network, error: reason(error) });
+      return;
+    }
+    const signer = await this.hotWallets.signer(network);
+    if (!signer) return;
+    const raw = await signer.signTransaction(Transaction.from({ chainId: BigInt(config.chainId), nonce: Number(latest), to: hot, value: 0n, gasLimit: CANCEL_GAS, data: "0x", ...txFeeFields(fees) }));
+    const hash = Transaction.from(raw).hash!;
+    const stored = await this.db.begin(async (tx) => {
+      if (!(await this.lease.holds(tx, network, hot))) return false;
+      await recordSeen(tx as unknown as Db, network, { drift: `nonce ${latest}: a gap the pipeline left (no live payout held it); filled with a 0-value self-send ${hash}` });
+      return true;
+    });
+    if (!stored) return;
+    log("error", "alert: a nonce gap held payouts back; filled with a 0-value self-send", { network, nonce: latest.toString() });
+    try {
+      await rpc.call("eth_sendRawTransaction", [raw]);
+    } catch (error) {
+      log("warn", "the gap filler was not accepted; the next pass looks again", { network, error: reason(error) });
+    }
   }
 
   /** A paused network: true when only the runway paused it and it may be tried again (the sign stage checks it). */
