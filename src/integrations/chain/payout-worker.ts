@@ -105,7 +105,7 @@ export abstract class ChainPayoutWorker<Row extends PayoutRowBase, Network exten
   ) {
     this.hotWallets = new HotWallets(db, vault);
     this.stageFailuresMax = options.stageFailuresMax ?? 8;
-    this.concurrency = options.concurrency ?? 8;
+    this.concurrency = options.concurrency ?? 32;
     // Another pass at once while payouts move on (a burst of requests drains without waiting pollMs between passes).
     this.pump = new Pump(name, () => this.pass().then(() => this.moved > 0), pollMs);
   }
