@@ -1,6 +1,6 @@
 import type Stripe from "stripe";
 import type { Reply } from "../../actors/envelope";
-import type { SealedDestination, WalletCommand } from "../../machines/wallet.events";
+import type { WalletCommand } from "../../machines/wallet.events";
 import { Backoff } from "../../lib/backoff";
 import type { Db } from "../../lib/db";
 import { log } from "../../lib/log";
@@ -11,6 +11,7 @@ import { stripeCurrencyOf, isCardAsset, toStripeAmount } from "../integrations/s
 import type { Vault } from "../security/encryption";
 import { stepJournalId } from "./deposit-saga";
 import { Pump } from "./pump";
+import { readWithdrawal, type WithdrawalRow } from "./withdrawal-row";
 
 /**
  * Pays withdrawals out through Stripe, driven by the wallet's outbox: a withdrawal requested to a
@@ -50,14 +51,6 @@ interface MarkedEvent {
   payload: { walletId: string; withdrawalId: string };
 }
 
-interface WithdrawalRow {
-  id: string;
-  wallet_id: string;
-  asset: string;
-  amount: string;
-  status: string;
-  destination: SealedDestination;
-}
 
 interface PayoutRow {
   withdrawal_id: string;
@@ -357,8 +350,7 @@ export class PayoutWorker {
   }
 
   private async withdrawal(id: string): Promise<WithdrawalRow | undefined> {
-    const [row] = await this.db`select id, wallet_id, asset, amount::text as amount, status, destination from withdrawals where id = ${id}`;
-    return row as unknown as WithdrawalRow | undefined;
+    return readWithdrawal(this.db, id);
   }
 
   private async payoutRow(withdrawalId: string): Promise<PayoutRow | undefined> {

@@ -1,5 +1,5 @@
 import type { Reply } from "../../../actors/envelope";
-import type { SealedDestination, WalletCommand } from "../../../machines/wallet.events";
+import type { WalletCommand } from "../../../machines/wallet.events";
 import type { Db } from "../../../lib/db";
 import { isDatabaseUnavailable } from "../../../lib/db-errors";
 import { delayMs } from "../../../lib/backoff";
@@ -13,6 +13,7 @@ import { raiseChainAlert } from "./alerts";
 import type { ChainLimits } from "./limits";
 import { networkState } from "./network-state";
 import type { ChainWorkQueue, WorkOutcome } from "./work-queue";
+import { readWithdrawal, type WithdrawalRow } from "../../workers/withdrawal-row";
 
 /**
  * What every chain's payout worker shares (src/integrations/evm/payouts.ts, solana/payouts.ts): the
@@ -39,14 +40,6 @@ export interface PayoutRowBase {
   stage_failures: number;
 }
 
-export interface WithdrawalRow {
-  id: string;
-  wallet_id: string;
-  asset: string;
-  amount: string;
-  status: string;
-  destination: SealedDestination;
-}
 
 export interface PayoutWorkerOptions {
   /** Request-time limits: a payout that fails without paying gives its amount back. */
@@ -352,8 +345,7 @@ export abstract class ChainPayoutWorker<Row extends PayoutRowBase, Network exten
   }
 
   protected async withdrawal(id: string): Promise<WithdrawalRow | undefined> {
-    const [row] = await this.db`select id, wallet_id, asset, amount::text as amount, status, destination from withdrawals where id = ${id}`;
-    return row as unknown as WithdrawalRow | undefined;
+    return readWithdrawal(this.db, id);
   }
 
   /** Seed 002's alert: payouts sent longer ago than the network's `pendingAlertMinutes` and not final. */
