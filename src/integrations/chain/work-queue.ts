@@ -38,6 +38,7 @@ export interface WorkQueueOptions {
 }
 
 const DUPLICATE_WINDOW_NS = 2 * 60 * 1_000_000_000; // 2 minutes
+const PULL_EXPIRES_MS = 5_000;
 
 export class ChainWorkQueue {
   private js: JetStreamClient | undefined;
@@ -99,7 +100,9 @@ export class ChainWorkQueue {
     const js = this.js;
     this.running = (async () => {
       const consumer = await js.consumers.get(this.stream, this.consumerName);
-      this.messages = await consumer.consume({ max_messages: this.options.inFlightMax });
+      // Short pull requests: one left on the server by a node that died (or stopped) may take
+      // redelivered messages until it expires, so a dead node delays work by at most this long.
+      this.messages = await consumer.consume({ max_messages: this.options.inFlightMax, expires: PULL_EXPIRES_MS });
       const inFlight = new Set<Promise<void>>();
       for await (const m of this.messages) {
         const [id = "", status = ""] = m.string().split(" ");

@@ -270,7 +270,10 @@ export class EvmPayouts extends ChainPayoutWorker<ChainPayoutRow, EvmNetwork> {
         if (p.operator_action === "replace" || p.operator_action === "cancel") return this.replace(p, p.operator_action === "cancel" ? "cancel" : "payout");
         const head = await this.head(rpc);
         if (head !== undefined && p.broadcast_block !== null && head - BigInt(p.broadcast_block) >= BigInt(config.fees.replaceAfterBlocks)) {
-          return this.replace(p, p.status === "cancelling" ? "cancel" : "payout");
+          // Only a transaction the chain could mine next is stuck on its fees; one behind an earlier
+          // nonce of ours just waits for it (raising its fees would change nothing).
+          const next = BigInt(await rpc.call<string>("eth_getTransactionCount", [p.from_address, "latest"]));
+          if (next === BigInt(p.nonce!)) return this.replace(p, p.status === "cancelling" ? "cancel" : "payout");
         }
         const newest = p.attempts[p.attempts.length - 1];
         const known = newest ? await rpc.call<unknown>("eth_getTransactionByHash", [newest.hash]) : null;
