@@ -15,6 +15,8 @@ export const SYSTEM_ACCOUNT = {
   stripePayouts: "system:stripe_payouts",
   /** Crypto paid out on chain by Coffer itself from its hot wallets (src/integrations/evm/payouts.ts). */
   chainPayouts: "system:chain_payouts",
+  /** Flat withdrawal fees a chain network charges (NETWORKS_FILE `withdrawalFeeMinor`): kept from what is sent. */
+  withdrawalFees: "system:withdrawal_fees",
 } as const;
 
 /** What the network took in fees for Coffer's chain payouts, per network (always in its native asset). */

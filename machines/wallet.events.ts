@@ -57,7 +57,9 @@ export type WalletCommand = Stamp &
     // returned by the bank after it was paid (system:stripe_payouts → wallet, `amount` the
     // withdrawal's: the wallet no longer holds a completed withdrawal, so the step names it).
     | { type: "withdrawal.payout.send"; withdrawalId: string }
-    | { type: "withdrawal.payout.complete"; withdrawalId: string; journalId: string }
+    // `feeMinor`: a chain network's flat withdrawal fee, kept out of what was sent (it goes to
+    // system:withdrawal_fees); the wallet still gives the whole amount.
+    | { type: "withdrawal.payout.complete"; withdrawalId: string; journalId: string; feeMinor?: bigint }
     | { type: "withdrawal.payout.fail"; withdrawalId: string; reason?: string }
     | { type: "withdrawal.payout.return"; withdrawalId: string; journalId: string; amount: bigint; reason?: string }
     // Transaction monitoring (src/monitoring/): a rule whose outcome is `hold` parks a requested

@@ -1,5 +1,5 @@
 import { assign, emit, enqueueActions, setup } from "xstate";
-import { move, SYSTEM_ACCOUNT, type JournalKind } from "./journal";
+import { move, SYSTEM_ACCOUNT, type Journal, type JournalKind } from "./journal";
 import { receiverOf, senderOf, type RejectionCode, type TransferTo, type WalletCommand, type WalletEffect } from "./wallet.events";
 import { nextWithdrawalStatus, type WithdrawalStep } from "./withdrawal.machine";
 import { STORABLE_CEILING, type AmountCeiling } from "./limits";
@@ -60,6 +60,22 @@ const withoutKey = <T>(record: Record<string, T>, key: string): Record<string, T
 const subject = (context: WalletContext, at: string) => ({ walletId: context.walletId, asset: context.asset, at });
 
 /** One step of an open withdrawal, allowed only where the withdrawal machine allows it. */
+/** A withdrawal's money leaving: all to `to`, or, with a chain's flat fee, the fee to system:withdrawal_fees and the rest to `to`. */
+function withdrawalJournal(e: { journalId: string; feeMinor?: bigint }, asset: string, walletId: string, to: string, amount: bigint): Journal {
+  const fee = e.feeMinor ?? 0n;
+  if (fee <= 0n) return move(e.journalId, "withdrawal", asset, walletId, to, amount);
+  return {
+    id: e.journalId,
+    kind: "withdrawal",
+    asset,
+    postings: [
+      { account: walletId, amount: -amount },
+      { account: to, amount: amount - fee },
+      { account: SYSTEM_ACCOUNT.withdrawalFees, amount: fee },
+    ],
+  };
+}
+
 const withdrawalStep = [
   { guard: "withdrawalAllows", actions: ["emitWithdrawalStep", "applyWithdrawalStep"] },
   { actions: reject("INVALID_TRANSITION", "this step is not allowed for the withdrawal in its current status") },
@@ -118,7 +134,7 @@ export const walletMachine = setup({
         amount: open.amount,
         status,
         ...("reason" in e && e.reason !== undefined ? { reason: e.reason } : {}),
-        ...("journalId" in e ? { journal: move(e.journalId, "withdrawal", context.asset, context.walletId, to, open.amount) } : {}),
+        ...("journalId" in e ? { journal: withdrawalJournal(e, context.asset, context.walletId, to, open.amount) } : {}),
       };
     }),
     // A completed withdrawal turns its hold into a posting (money leaves); failed and cancelled
@@ -167,6 +183,8 @@ export const walletMachine = setup({
     withdrawalAllows: ({ context, event }) => {
       if (!(event.type in LIFECYCLE_STEPS) || !("withdrawalId" in event)) return false;
       const open = context.withdrawals[event.withdrawalId];
+      // A fee is kept from what is sent, so it must leave something to send.
+      if (open && "feeMinor" in event && event.feeMinor !== undefined && event.feeMinor >= open.amount) return false;
       return open !== undefined && nextWithdrawalStatus(open.status, stepOf(event.type)) !== undefined;
     },
     isOutgoing: ({ context, event }) => "transferId" in event && context.outgoing[event.transferId] !== undefined,

@@ -48,7 +48,7 @@ const WALLET_COMMANDS = {
   "withdrawal.fail": cmd("withdrawal.fail", { withdrawalId: uuid, reason }),
   "withdrawal.cancel": cmd("withdrawal.cancel", { withdrawalId: uuid, reason }),
   "withdrawal.payout.send": cmd("withdrawal.payout.send", { withdrawalId: uuid }),
-  "withdrawal.payout.complete": cmd("withdrawal.payout.complete", { withdrawalId: uuid, journalId: uuid }),
+  "withdrawal.payout.complete": cmd("withdrawal.payout.complete", { withdrawalId: uuid, journalId: uuid, feeMinor: amount.optional() }),
   "withdrawal.payout.fail": cmd("withdrawal.payout.fail", { withdrawalId: uuid, reason }),
   "withdrawal.payout.return": cmd("withdrawal.payout.return", { withdrawalId: uuid, journalId: uuid, amount, reason }),
   "withdrawal.hold": cmd("withdrawal.hold", { withdrawalId: uuid, reason }),

@@ -142,6 +142,40 @@ describe("USDC as an ERC-20", () => {
   }, 30_000);
 });
 
+describe("a flat withdrawal fee", () => {
+  test("kept from what is sent: the recipient gets the amount less the fee, the wallet gives the amount, the fee goes to system:withdrawal_fees", async () => {
+    const charging = worker({ ethereum: { assets: { ETH: { native: true, withdrawalFeeMinor: "1000000000000000" } } } }); // 0.001 ETH
+    const { wallet, withdrawalId, to } = await request("ethereum", "ETH", "0.1");
+    await stepUntil(charging, withdrawalId, (s) => s === "completed");
+    expect(await ethBalance(auto, to)).toBe(99_000_000_000_000_000n);
+    const postings = await t.node.db`select p.account, p.amount::text as amount from postings p join journals j on j.id = p.journal_id
+      where j.source_id = ${withdrawalId} and j.kind = 'withdrawal' order by p.account`;
+    expect(postings.map((p) => [p.account, p.amount])).toEqual([
+      [wallet, "-100000000000000000"],
+      ["system:chain_payouts", "99000000000000000"],
+      ["system:withdrawal_fees", "1000000000000000"],
+    ]);
+    expect((await t.api("GET", `/v1/wallets/${wallet}`)).body.balance.available).toBe("9.900000000000000000");
+    expect((await t.api("GET", "/admin/verify")).body.ok).toBe(true);
+  }, 30_000);
+
+  test("a withdrawal not above the fee is refused when requested (422 LIMIT_EXCEEDED), nothing held", async () => {
+    const withFee = parseNetworks({ ...raw, ethereum: { ...raw.ethereum, assets: { ETH: { native: true, withdrawalFeeMinor: "1000000000000000" } } } });
+    t.node.ops.useChainLimits(new ChainLimits(t.node.db, withFee));
+    try {
+      const wallet = await fundedWallet(t.api, "ETH", "1");
+      const at = await t.api("POST", `/v1/wallets/${wallet}/withdrawals`, { amount: "0.001", destination: { type: "crypto", network: "ethereum", address: Wallet.createRandom().address } });
+      expect([at.status, at.body.code]).toEqual([422, "LIMIT_EXCEEDED"]);
+      expect((await t.api("GET", `/v1/wallets/${wallet}`)).body.balance.held).toBe("0.000000000000000000");
+      const above = await t.api("POST", `/v1/wallets/${wallet}/withdrawals`, { amount: "0.001000000000000001", destination: { type: "crypto", network: "ethereum", address: Wallet.createRandom().address } });
+      expect(above.status).toBe(201);
+      await t.api("POST", `/v1/withdrawals/${above.body.id}/cancel`, {});
+    } finally {
+      t.node.ops.useChainLimits(new ChainLimits(t.node.db, parseNetworks(raw)));
+    }
+  });
+});
+
 describe("fees", () => {
   test("the base fee rises under a pending payout: replaced at the same nonce with higher fees (never underpriced), paid once", async () => {
     const { withdrawalId, to } = await request("base", "ETH", "0.5");

@@ -28,8 +28,9 @@ export type AssetLimits = z.infer<typeof AssetLimits>;
 
 const evmAddress = z.string().regex(/^0x[0-9a-fA-F]{40}$/);
 
-const NativeAsset = z.strictObject({ native: z.literal(true), limits: AssetLimits.optional() });
-const Erc20Asset = z.strictObject({ contract: evmAddress, limits: AssetLimits.optional() });
+/** `withdrawalFeeMinor`: a flat fee per withdrawal, kept from what is sent (the recipient gets the amount less the fee). */
+const NativeAsset = z.strictObject({ native: z.literal(true), limits: AssetLimits.optional(), withdrawalFeeMinor: minor.optional() });
+const Erc20Asset = z.strictObject({ contract: evmAddress, limits: AssetLimits.optional(), withdrawalFeeMinor: minor.optional() });
 
 export const EvmNetwork = z.strictObject({
   kind: z.literal("evm"),
@@ -96,9 +97,18 @@ export function solanaNetworks(networks: Networks): Record<string, SolanaNetwork
   return Object.fromEntries(Object.entries(networks).filter((e): e is [string, SolanaNetwork] => e[1].kind === "solana"));
 }
 
+type AssetConfig = { limits?: AssetLimits; withdrawalFeeMinor?: bigint };
+
+function assetConfig(networks: Record<string, { assets: object }>, network: string, asset: string): AssetConfig | undefined {
+  return (networks[network]?.assets as Record<string, AssetConfig | undefined> | undefined)?.[asset];
+}
+
 /** The limits configured for `asset` on `network`, if Coffer pays that network itself. */
 export function assetLimits(networks: Networks, network: string, asset: string): AssetLimits | undefined {
-  const n = networks[network];
-  if (!n) return undefined;
-  return (n.assets as Record<string, { limits?: AssetLimits } | undefined>)[asset]?.limits;
+  return assetConfig(networks, network, asset)?.limits;
+}
+
+/** The flat withdrawal fee of `asset` on `network` (0 when none is configured). */
+export function withdrawalFee(networks: Record<string, { assets: object }>, network: string, asset: string): bigint {
+  return assetConfig(networks, network, asset)?.withdrawalFeeMinor ?? 0n;
 }

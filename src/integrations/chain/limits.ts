@@ -1,6 +1,6 @@
 import type { Db } from "../../../lib/db";
 import { CofferError } from "../../../lib/errors";
-import { assetLimits, type Networks } from "./config";
+import { assetLimits, withdrawalFee, type Networks } from "./config";
 
 /**
  * Request-time limits of the networks Coffer pays itself (NETWORKS_FILE, per asset): per payout
@@ -31,6 +31,10 @@ export class ChainLimits {
    * and must not give back what its first call reserved).
    */
   async reserve(p: { walletId: string; key: string; network: string; asset: string; amountMinor: bigint }): Promise<{ reservation: string; fresh: boolean } | undefined> {
+    const fee = withdrawalFee(this.networks, p.network, p.asset);
+    if (fee > 0n && p.amountMinor <= fee) {
+      throw new CofferError("LIMIT_EXCEEDED", `not more than the withdrawal fee of ${fee} (smallest units) for ${p.asset} on ${p.network}: nothing would be sent`);
+    }
     const limits = assetLimits(this.networks, p.network, p.asset);
     if (!limits) return undefined;
     if (limits.perPayoutMinMinor !== undefined && p.amountMinor < limits.perPayoutMinMinor) {

@@ -11,6 +11,7 @@ import { Pump } from "../../workers/pump";
 import { HotWallets } from "../evm/hot-wallet";
 import { raiseChainAlert } from "./alerts";
 import type { ChainLimits } from "./limits";
+import { withdrawalFee } from "./config";
 import { networkState } from "./network-state";
 import type { ChainWorkQueue, WorkOutcome } from "./work-queue";
 import { readWithdrawal, type WithdrawalRow } from "../../workers/withdrawal-row";
@@ -38,6 +39,8 @@ export interface PayoutRowBase {
   operator_action: "retry" | "cancel" | "replace" | null;
   parked_from: ChainPayoutStatus | null;
   stage_failures: number;
+  /** The network's flat withdrawal fee kept from the withdrawal (the row's `amount` is what is sent). */
+  withdrawal_fee: string;
 }
 
 
@@ -277,10 +280,18 @@ export abstract class ChainPayoutWorker<Row extends PayoutRowBase, Network exten
       log("error", "alert: no hot wallet for a configured network; chain payouts wait", { network });
       return "retry";
     }
-    // The address was checked when the withdrawal was requested (lib/addresses/).
+    // The address was checked when the withdrawal was requested (lib/addresses/), and the amount
+    // against the fee (more than it), so something is always sent.
     const destination = this.vault.open<{ address: string }>(w.destination.sealed, w.id);
-    await this.db`insert into chain_payouts (withdrawal_id, wallet_id, network, asset, token, from_address, to_address, amount, status)
-      values (${w.id}, ${w.wallet_id}, ${network}, ${w.asset}, ${this.tokenOf(network, w.asset)}, ${hot}, ${this.chainAddress(destination.address)}, ${w.amount}, 'claimed')
+    const fee = withdrawalFee(this.networks, network, w.asset);
+    const sent = BigInt(w.amount) - fee;
+    if (sent <= 0n) {
+      await this.park(w.id, "claimed", "amount_not_above_withdrawal_fee");
+      return "done";
+    }
+    await this.db`insert into chain_payouts (withdrawal_id, wallet_id, network, asset, token, from_address, to_address, amount, withdrawal_fee, status)
+      values (${w.id}, ${w.wallet_id}, ${network}, ${w.asset}, ${this.tokenOf(network, w.asset)}, ${hot}, ${this.chainAddress(destination.address)},
+        ${sent.toString()}, ${fee.toString()}, 'claimed')
       on conflict (withdrawal_id) do nothing`;
     const told = await this.tell(w.wallet_id, w.id, `payout:${w.id}:send`, { type: "withdrawal.payout.send", withdrawalId: w.id, at: now() });
     if (told === "retry") return "retry";
@@ -301,6 +312,7 @@ export abstract class ChainPayoutWorker<Row extends PayoutRowBase, Network exten
       type: "withdrawal.payout.complete",
       withdrawalId: id,
       journalId: stepJournalId("withdrawal.payout.complete", id),
+      ...(BigInt(p.withdrawal_fee) > 0n ? { feeMinor: BigInt(p.withdrawal_fee) } : {}),
       at: now(),
     });
     if (told === "retry") return "retry";

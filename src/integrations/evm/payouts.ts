@@ -76,6 +76,7 @@ export interface ChainPayoutRow {
   operator_action: "retry" | "cancel" | "replace" | null;
   parked_from: ChainPayoutStatus | null;
   stage_failures: number;
+  withdrawal_fee: string;
 }
 
 
@@ -415,7 +416,7 @@ export class EvmPayouts extends ChainPayoutWorker<ChainPayoutRow, EvmNetwork> {
   async row(withdrawalId: string): Promise<ChainPayoutRow | undefined> {
     const [row] = await this.db`select withdrawal_id, wallet_id, network, asset, token, from_address, to_address, amount::text as amount, status,
         nonce::text as nonce, tx_hash, raw_tx, block_number::text as block_number, block_hash, attempts, broadcast_block::text as broadcast_block,
-        replacements, operator_action, parked_from, stage_failures
+        replacements, operator_action, parked_from, stage_failures, withdrawal_fee::text as withdrawal_fee
       from chain_payouts where withdrawal_id = ${withdrawalId}`;
     return row as unknown as ChainPayoutRow | undefined;
   }

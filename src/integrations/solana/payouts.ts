@@ -84,6 +84,7 @@ export interface SolanaPayoutRow {
   parked_from: SolanaPayoutStatus | null;
   last_error: string | null;
   stage_failures: number;
+  withdrawal_fee: string;
 }
 
 
@@ -216,7 +217,7 @@ export class SolanaPayouts extends ChainPayoutWorker<SolanaPayoutRow, SolanaNetw
   async row(withdrawalId: string): Promise<SolanaPayoutRow | undefined> {
     const [row] = await this.db`select withdrawal_id, wallet_id, network, from_address, to_address, amount::text as amount, status,
         tx_hash, raw_tx, last_valid_block_height::text as last_valid_block_height, block_number::text as block_number,
-        fee_wei::text as fee_wei, attempts, operator_action, parked_from, last_error, stage_failures
+        fee_wei::text as fee_wei, attempts, operator_action, parked_from, last_error, stage_failures, withdrawal_fee::text as withdrawal_fee
       from chain_payouts where withdrawal_id = ${withdrawalId}`;
     return row as unknown as SolanaPayoutRow | undefined;
   }
