@@ -127,6 +127,20 @@ const Env = z.object({
   MONITORING_RULES_FILE: z.string().min(1).optional(),
   /** A JSON file of the EVM networks Coffer pays native ETH out on itself (src/integrations/evm/config.ts); unset: none (processors pay every crypto withdrawal). */
   NETWORKS_FILE: z.string().min(1).optional(),
+  /** GraphQL (src/graphql/, README "GraphQL"): the limits on one request's document, all on by default. */
+  GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(1).max(100).default(7),
+  /** Each field costs 1; a field with a page size (`limit`) costs its selection that many times. */
+  GRAPHQL_MAX_COST: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+  /** Operations in one batch (a JSON array of requests). */
+  GRAPHQL_MAX_BATCH: z.coerce.number().int().min(1).max(100).default(3),
+  GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(0).max(1_000).default(15),
+  GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(0).max(1_000).default(50),
+  /** Tokens in one document, counted while parsing (a hostile document stops there). */
+  GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(10).max(100_000).default(2000),
+  /** A document's size in bytes, checked before parsing (the request body, or a GET's URL). */
+  GRAPHQL_MAX_BYTES: z.coerce.number().int().min(256).max(1_000_000).default(20_000),
+  /** "on": introspection and field suggestions ("did you mean …") are answered; off in production. */
+  GRAPHQL_INTROSPECTION: z.enum(["on", "off"]).default("off"),
 }).superRefine((env, ctx) => {
   // One NATS credential, whole: the messages name variables, never their values.
   const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });

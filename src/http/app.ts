@@ -11,6 +11,7 @@ import { registerHealth } from "./health";
 import { docsHeaders, registerDocs } from "./docs";
 import { registerAdminUi } from "./admin-ui";
 import { registerOperations } from "./operations";
+import { registerGraphql } from "../graphql/server";
 import { registerStripeWebhook } from "./stripe-webhook";
 import { routeOf } from "../monitoring/metrics";
 import { tiersFrom } from "../security/rate-limit";
@@ -112,6 +113,7 @@ export function buildHttpApp(deps: HttpDeps): Hono {
   registerDocs(app);
   registerAdminUi(app);
   registerOperations(app, deps, { limiter: deps.limiter, tiers: tiersFrom(deps.config) });
+  registerGraphql(app, deps, { limiter: deps.limiter, tiers: tiersFrom(deps.config) }, deps.config);
   registerStripeWebhook(app, deps.stripe, deps.metrics);
 
   const methodsFor = routeMethods(app);
