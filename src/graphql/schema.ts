@@ -43,6 +43,11 @@ import { pathParams } from "../api/openapi";
  * GraphQL cannot say cleanly (unions, records) is a `JSON` scalar, still validated by the zod
  * schema in `execute`. Every resolver hands its arguments to `execute` with the caller REST would
  * have, so policy, ownership, rate-limit tiers, idempotency and error codes are REST's.
+ *
+ * The generated fields are REST's shape exactly (`walletsList(limit, cursor) { items nextCursor }`).
+ * The friendly names and the nested reads are GraphQL's: a paged read (input with `limit` and
+ * `cursor`, answer `{items, nextCursor}`) is a Relay connection (`first`, `after`, `edges { node
+ * cursor }`, `pageInfo`), and a friendly read of one object takes its path parameter as `id`.
  */
 
 /** What every resolver is given (src/graphql/server.ts builds it per request). */
@@ -297,6 +302,8 @@ export function buildSchema(operations: readonly Operation[] = OPERATIONS): Grap
   const query: GraphQLFieldConfigMap<unknown, GraphQLContext> = {};
   const mutation: GraphQLFieldConfigMap<unknown, GraphQLContext> = {};
   const typeOfOutput = new Map<string, GraphQLOutputType>();
+  /** Each operation's generated field, and whether its arguments are its input's fields one by one. */
+  const built = new Map<string, Built>();
   for (const op of operations) {
     const opName = pascal(fieldNameOf(op.name));
     const inJson = jsonSchemaOf(op.input, "input");
@@ -323,6 +330,50 @@ export function buildSchema(operations: readonly Operation[] = OPERATIONS): Grap
       },
     };
     (op.method === "GET" ? query : mutation)[fieldNameOf(op.name)] = field;
+    built.set(op.name, { op, field, spread: "input" in args && args.input!.type === JsonScalar });
+  }
+
+  // Paged reads: a GET whose input has a page size and a cursor and whose answer is
+  // `{items: [...], nextCursor}` also has a Relay connection form (the friendly and nested fields).
+  const pageInfo = new GraphQLObjectType({
+    name: uniqueName("PageInfo"),
+    description: "Where a page stands. Pages go forward only: hasPreviousPage is always false.",
+    fields: {
+      hasNextPage: { type: new GraphQLNonNull(GraphQLBoolean), description: "whether a page follows (the list's nextCursor is not null)" },
+      hasPreviousPage: { type: new GraphQLNonNull(GraphQLBoolean), description: "always false: pages go forward only" },
+      startCursor: { type: GraphQLString, description: "the first edge's cursor (null unless that edge is also the last one of a page with a next)" },
+      endCursor: { type: GraphQLString, description: "pass it as `after` for the next page; null on the last page" },
+    },
+  });
+  const connections = new Map<GraphQLObjectType, GraphQLObjectType>();
+  for (const b of built.values()) {
+    if (b.op.method !== "GET" || b.spread || !(b.field.type instanceof GraphQLObjectType)) continue;
+    const page = b.field.type;
+    const items = own.get(page.name)?.items?.type;
+    const list = items instanceof GraphQLNonNull ? items.ofType : items;
+    if (!(list instanceof GraphQLList) || !own.get(page.name)?.nextCursor) continue;
+    const names = Object.keys(b.field.args ?? {});
+    const size = PAGE_SIZE_FIELDS.find((f) => names.includes(f));
+    const cursor = CURSOR_FIELDS.find((f) => names.includes(f));
+    if (!size || !cursor || names.some((n) => n === "first" || n === "after")) continue;
+    let connection = connections.get(page);
+    if (!connection) {
+      const base = page.name.endsWith("Page") && page.name.length > 4 ? page.name.slice(0, -4) : page.name;
+      const edge = new GraphQLObjectType({
+        name: uniqueName(`${base}Edge`),
+        fields: {
+          node: { type: list.ofType as GraphQLOutputType },
+          cursor: { type: GraphQLString, description: "the page's cursor on the last edge of a page (null on the last page); null on every other edge, since a list's cursor is per page, not per item" },
+        },
+      });
+      connection = new GraphQLObjectType({
+        name: uniqueName(`${base}Connection`),
+        description: `${page.description ?? page.name} as a Relay connection: \`first\` is the page size, \`after\` the previous page's endCursor`,
+        fields: { edges: { type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(edge))) }, pageInfo: { type: new GraphQLNonNull(pageInfo) } },
+      });
+      connections.set(page, connection);
+    }
+    b.paging = { size, cursor, connection };
   }
 
   // Nested reads, found generically: a field `<x>Id` (or `…<X>Id`) reads the object through the GET
@@ -336,19 +387,18 @@ export function buildSchema(operations: readonly Operation[] = OPERATIONS): Grap
     const owner = typeOfOutput.get(getter.name);
     if (!(owner instanceof GraphQLObjectType)) continue;
     const children = extra.get(owner.name) ?? {};
+    const ownFields = own.get(owner.name) ?? {};
     for (const op of operations) {
       const rest = op.path.slice(getter.path.length);
       if (op.method !== "GET" || !op.path.startsWith(`${getter.path}/`) || !/^\/[a-z-]+$/.test(rest) || pathParams(op.path).length !== 1) continue;
-      const field = fieldNameOf(rest.slice(1));
-      const parent = query[fieldNameOf(op.name)]!;
-      const { [param]: _param, ...args } = parent.args ?? {};
-      children[field] = {
-        type: parent.type,
-        description: op.summary,
-        args,
-        resolve: async (source: Record<string, unknown>, given, ctx) =>
-          bodyOf(await execute(op, ctx.deps, ctx.limits, { caller: ctx.caller, key: undefined, input: { ...given, [param]: source.id }, origin: () => "args" })),
-      };
+      const b = built.get(op.name)!;
+      if (b.spread) continue;
+      // The path's last segment names it; when the object already has a field of that name (a
+      // chama's `members` is a count), the list is `<name>List` beside it.
+      const segment = fieldNameOf(rest.slice(1));
+      const field = segment in ownFields ? `${segment}List` : segment;
+      if (field in ownFields || field in children) continue;
+      children[field] = readField(b, { param, connection: true });
     }
     extra.set(owner.name, children);
   }
@@ -374,13 +424,70 @@ export function buildSchema(operations: readonly Operation[] = OPERATIONS): Grap
     if (Object.keys(refs).length) extra.set(type.name, refs);
   }
 
+  // Friendly queries: a paged read is its connection form; a read of one object by its one path
+  // parameter (`/v1/wallets/:walletId`) takes it as `id`; anything else is the generated field.
   for (const [friendly, name] of Object.entries(FRIENDLY_QUERIES)) {
-    const field = query[fieldNameOf(name)];
-    if (field && !(friendly in query)) query[friendly] = { ...field, description: `${field.description} (alias of ${fieldNameOf(name)})` };
+    const b = built.get(name);
+    if (!b || b.op.method !== "GET" || friendly in query) continue;
+    const params = pathParams(b.op.path);
+    const single = params.length === 1 && b.op.path.endsWith(`/:${params[0]}`) && !("id" in (b.field.args ?? {})) ? params[0] : undefined;
+    if (b.spread || (!b.paging && !single)) {
+      query[friendly] = { ...b.field, description: `${b.field.description} (alias of ${fieldNameOf(name)})` };
+      continue;
+    }
+    const how = b.paging ? "as a connection" : `with \`id\` for \`${single}\``;
+    query[friendly] = { ...readField(b, { connection: true, ...(b.paging ? {} : { id: single }) }), description: `${b.field.description} (${fieldNameOf(name)} ${how})` };
   }
   for (const [friendly, name] of Object.entries(FRIENDLY_MUTATIONS)) {
     const field = mutation[fieldNameOf(name)];
     if (field && !(friendly in mutation)) mutation[friendly] = { ...field, description: `${field.description} (alias of ${fieldNameOf(name)})` };
+  }
+
+  /**
+   * A read's field in its GraphQL form: `first`/`after` for a paged read's page size and cursor
+   * (answered as a connection), `id` for the path parameter it reads by (`id`), or that parameter
+   * taken from the object it is nested in (`param`). Everything still goes through `execute`, and a
+   * refusal names the arguments the caller gave (`args.first`, not `args.limit`).
+   */
+  function readField(b: Built, how: { connection: boolean; id?: string | undefined; param?: string | undefined }): GraphQLFieldConfig<any, GraphQLContext> {
+    const paging = how.connection ? b.paging : undefined;
+    /** GraphQL argument → the operation's input field. */
+    const renames: Record<string, string> = {};
+    const args: GraphQLFieldConfigArgumentMap = {};
+    for (const [name, arg] of Object.entries(b.field.args ?? {})) {
+      if (name === how.param) continue;
+      if (paging && name === paging.size) {
+        args.first = { type: GraphQLInt, description: `how many items (the operation's \`${name}\`: 1 to ${PAGE_MAX}, ${PAGE_DEFAULT} when absent)` };
+        renames.first = name;
+      } else if (paging && name === paging.cursor) {
+        args.after = { type: GraphQLString, description: "the endCursor of the previous page" };
+        renames.after = name;
+      } else if (name === how.id) {
+        args.id = arg;
+        renames.id = name;
+      } else {
+        args[name] = arg;
+      }
+    }
+    return {
+      type: paging ? paging.connection : b.field.type,
+      description: b.op.summary,
+      args,
+      resolve: async (source: Record<string, unknown> | undefined, given: Record<string, unknown>, ctx) => {
+        const input: Record<string, unknown> = {};
+        for (const [name, value] of Object.entries(given)) {
+          if (name in renames && value === null) continue; // `first: null`: as absent
+          input[renames[name] ?? name] = value;
+        }
+        if (how.param) input[how.param] = source?.id;
+        try {
+          const body = bodyOf(await execute(b.op, ctx.deps, ctx.limits, { caller: ctx.caller, key: undefined, input, origin: () => "args" }));
+          return paging ? connectionOf(body) : body;
+        } catch (error) {
+          throw renamed(error, renames);
+        }
+      },
+    };
   }
 
   return new GraphQLSchema({
@@ -405,4 +512,37 @@ function bodyOf(reply: Reply): Record<string, unknown> {
   const code = (body.code && body.code in ERROR_STATUS ? body.code : "INTERNAL") as ErrorCode;
   const { type: _t, title: _ti, status: _s, code: _c, detail: _d, instance: _i, ...extra } = reply.body as Record<string, unknown>;
   throw new CofferError(code, typeof body.detail === "string" ? body.detail : "refused", extra);
+}
+
+/** An operation's generated field; `spread`: its input is one JSON argument; `paging`: it has a connection form. */
+interface Built {
+  op: Operation;
+  field: GraphQLFieldConfig<unknown, GraphQLContext>;
+  spread: boolean;
+  paging?: { size: string; cursor: string; connection: GraphQLObjectType };
+}
+
+/** The input fields a paged read's page size and cursor may be called (`first` and `after` in a connection). */
+export const PAGE_SIZE_FIELDS = ["limit", "pageSize"] as const;
+export const CURSOR_FIELDS = ["cursor"] as const;
+
+/**
+ * A page `{items, nextCursor}` as a connection. REST's cursor is per page (where the next page
+ * starts), not per item: the last edge carries it and every other edge's cursor is null.
+ */
+export function connectionOf(page: Record<string, unknown>) {
+  const items = Array.isArray(page.items) ? page.items : [];
+  const next = page.nextCursor === null || page.nextCursor === undefined ? null : String(page.nextCursor);
+  const edges = items.map((node, i) => ({ node, cursor: i === items.length - 1 ? next : null }));
+  return { edges, pageInfo: { hasNextPage: next !== null, hasPreviousPage: false, startCursor: edges[0]?.cursor ?? null, endCursor: next } };
+}
+
+/** A refusal naming the operation's input fields (`args.limit`) names the caller's arguments (`args.first`) instead. */
+function renamed(error: unknown, renames: Record<string, string>): unknown {
+  if (!(error instanceof CofferError) || !Object.keys(renames).length) return error;
+  const swap = (text: string) => Object.entries(renames).reduce((t, [arg, field]) => t.replace(new RegExp(`\\bargs\\.${field}\\b`, "g"), `args.${arg}`), text);
+  const errors = Array.isArray(error.extra.errors)
+    ? error.extra.errors.map((e: unknown) => (e && typeof e === "object" && typeof (e as { path?: unknown }).path === "string" ? { ...e, path: swap((e as { path: string }).path) } : e))
+    : undefined;
+  return new CofferError(error.code, swap(error.detail), errors ? { ...error.extra, errors } : error.extra);
 }

@@ -28,7 +28,7 @@ import { buildSchema, PAGE_DEFAULT, PAGE_MAX, type GraphQLContext } from "./sche
  * (./schema.ts) behind GraphQL Yoga, with the limits a public GraphQL edge needs, all on by default
  * and set by GRAPHQL_* variables (src/config.ts): the document's size (checked before anything is
  * parsed), its tokens (counted while parsing, so a hostile document stops early), depth, aliases,
- * directives and cost (lists cost their `limit`), operations per batch, and no introspection nor
+ * directives and cost (lists cost their `limit`, connections their `first`), operations per batch, and no introspection nor
  * field suggestions unless GRAPHQL_INTROSPECTION=on. The caller is the one the app's
  * authentication proved (src/http/auth.ts); the money tier and every other rule apply in `execute`.
  */
@@ -174,9 +174,11 @@ export function maskError(error: unknown): Error {
 }
 
 /**
- * The cost of an operation: each field costs 1, and a field with a page size (`limit` or `first`)
- * costs its selection that many times (the default page when none is given, the largest when it is
- * a variable). Fragments are costed once each, so a document cannot make this walk explode.
+ * The cost of an operation: each field costs 1, and a field with a page size (`limit`, or `first`
+ * for a connection) costs its selection that many times (the default page when none is given, the
+ * largest when it is a variable). A connection's whole selection is multiplied, `pageInfo` included:
+ * an over-count, never an under-count. Fragments are costed once each, so a document cannot make
+ * this walk explode.
  */
 export function costRule(max: number): ValidationRule {
   return (context: ValidationContext) => {

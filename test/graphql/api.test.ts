@@ -30,12 +30,12 @@ describe("the document's limits", () => {
   test("depth 7 is answered, depth 8 refused with 400 before anything runs", async () => {
     const { a } = people("a");
     const id = await chamaOf(a);
-    // chama → withdrawals → items → chama → withdrawals → items → id: 7 levels (nested reads, generated).
-    const seven = `query($id: ID!) { chama(chamaId: $id) { withdrawals(limit: 2) { items { chama { withdrawals(limit: 2) { items { id } } } } } } }`;
+    // chama → withdrawals → edges → node → chama → balance → available: 7 levels (nested reads, generated).
+    const seven = `query($id: ID!) { chama(id: $id) { withdrawals(first: 2) { edges { node { chama { balance { available } } } } } } }`;
     const ok = await gql(t.baseUrl, seven, { id }, { as: user(a) });
     expect(ok.status).toBe(200);
-    expect(ok.body).toEqual({ data: { chama: { withdrawals: { items: [] } } } });
-    const eight = `query($id: ID!) { chama(chamaId: $id) { withdrawals(limit: 2) { items { chama { withdrawals(limit: 2) { items { chama { id } } } } } } } }`;
+    expect(ok.body).toEqual({ data: { chama: { withdrawals: { edges: [] } } } });
+    const eight = `query($id: ID!) { chama(id: $id) { withdrawals(first: 2) { edges { node { chama { withdrawals(first: 2) { pageInfo { hasNextPage } } } } } } } }`;
     const refused = await gql(t.baseUrl, eight, { id }, { as: user(a) });
     expect(refused.status).toBe(400);
     expect(codes(refused)).toEqual(["VALIDATION_FAILED"]);
@@ -43,21 +43,28 @@ describe("the document's limits", () => {
     expect(refused.body.data).toBeUndefined();
   });
 
-  test("a query costing about 2000 is refused; lists cost their limit", async () => {
+  test("a query costing about 2000 is refused; lists cost their limit, connections their first", async () => {
     const fields = "id ownerId asset status version balance { posted held available }";
-    const costly = await gql(t.baseUrl, `{ wallets(limit: 200) { items { ${fields} } } }`);
+    // The generated field, REST's shape: 1 + 200 × (items 1 + 9 fields).
+    const costly = await gql(t.baseUrl, `{ walletsList(limit: 200) { items { ${fields} } } }`);
     expect(costly.status).toBe(400);
     expect(costly.body.errors[0].message).toMatch(/query cost 2001 exceeds the maximum cost of 1000/);
-    const cheap = await gql(t.baseUrl, `{ wallets(limit: 20) { items { ${fields} } nextCursor } }`);
+    // The connection: 1 + 200 × (edges 1 + node 1 + 9 fields).
+    const connection = await gql(t.baseUrl, `{ wallets(first: 200) { edges { node { ${fields} } } } }`);
+    expect(connection.status).toBe(400);
+    expect(connection.body.errors[0].message).toMatch(/query cost 2201 exceeds the maximum cost of 1000/);
+    const cheap = await gql(t.baseUrl, `{ wallets(first: 20) { edges { node { ${fields} } } pageInfo { hasNextPage endCursor } } }`);
     expect(cheap.status).toBe(200);
     expect(cheap.body.errors).toBeUndefined();
     // A variable counts as the largest page it could be.
-    const variable = await gql(t.baseUrl, `query($n: Int) { wallets(limit: $n) { items { ${fields} } } }`, { n: 1 });
+    const variable = await gql(t.baseUrl, `query($n: Int) { wallets(first: $n) { edges { node { ${fields} } } } }`, { n: 1 });
     expect(variable.status).toBe(400);
+    const restVariable = await gql(t.baseUrl, `query($n: Int) { walletsList(limit: $n) { items { ${fields} } } }`, { n: 1 });
+    expect(restVariable.status).toBe(400);
   });
 
   test("a batch of 100 operations is refused, a batch of 3 answered", async () => {
-    const batch = (n: number) => JSON.stringify(Array.from({ length: n }, () => ({ query: "{ wallets(limit: 1) { nextCursor } }" })));
+    const batch = (n: number) => JSON.stringify(Array.from({ length: n }, () => ({ query: "{ wallets(first: 1) { pageInfo { hasNextPage } } }" })));
     const refused = await gql(t.baseUrl, "", undefined, { raw: batch(100) });
     expect([400, 413]).toContain(refused.status);
     expect(JSON.stringify(refused.body)).toContain("Batching is limited to 3");
@@ -91,12 +98,12 @@ describe("the document's limits", () => {
   });
 
   test("a malformed document is 400 and a huge one 413, quickly, never 500", async () => {
-    const malformed = await gql(t.baseUrl, "{ wallet(walletId: ");
+    const malformed = await gql(t.baseUrl, "{ wallet(id: ");
     expect(malformed.status).toBe(400);
     expect(codes(malformed)).toEqual(["VALIDATION_FAILED"]);
     const notJson = await gql(t.baseUrl, "", undefined, { raw: "{nope" });
     expect(notJson.status).toBe(400);
-    const huge = await gql(t.baseUrl, "", undefined, { raw: JSON.stringify({ query: `{ ${"wallets { nextCursor } ".repeat(45_000)} }` }) });
+    const huge = await gql(t.baseUrl, "", undefined, { raw: JSON.stringify({ query: `{ ${"wallets { pageInfo { hasNextPage } } ".repeat(30_000)} }` }) });
     expect(huge.status).toBe(413);
     expect(huge.ms).toBeLessThan(1000);
     // Over GRAPHQL_MAX_BYTES (20 KB), under the app's 64 KB body limit: refused before parsing.
@@ -114,11 +121,16 @@ describe("the document's limits", () => {
   test("GET takes queries only", async () => {
     const id = await fundedWallet(t.api, "USD", "3.00");
     // The README's example: wallets with their postings, nested.
-    const read = await gql(t.baseUrl, `{ wallets(limit: 10) { items { id asset balance { available } transactions(limit: 5) { items { kind amount } } } nextCursor } }`, undefined, { method: "GET" });
+    const read = await gql(
+      t.baseUrl,
+      `{ wallets(first: 10) { edges { node { id asset balance { available } transactions(first: 5) { edges { node { kind amount } } } } } pageInfo { hasNextPage endCursor } } }`,
+      undefined,
+      { method: "GET" },
+    );
     expect(read.status).toBe(200);
     expect(read.body.errors).toBeUndefined();
-    const mine = read.body.data.wallets.items.find((w: { id: string }) => w.id === id);
-    expect(mine).toEqual({ id, asset: "USD", balance: { available: "3.00" }, transactions: { items: [{ kind: "credit", amount: "3.00" }] } });
+    const mine = read.body.data.wallets.edges.find((e: { node: { id: string } }) => e.node.id === id).node;
+    expect(mine).toEqual({ id, asset: "USD", balance: { available: "3.00" }, transactions: { edges: [{ node: { kind: "credit", amount: "3.00" } }] } });
     const change = await gql(t.baseUrl, `mutation { createWallet(ownerId: "g", asset: USD, idempotencyKey: "g1") { id } }`, undefined, { method: "GET" });
     expect(change.status).toBe(405);
   });
@@ -128,13 +140,15 @@ describe("the same rules as REST", () => {
   test("another user's wallet and its transactions, directly or nested, are not found, and nothing leaks", async () => {
     const { owner, stranger } = people("owner", "stranger");
     const id = await fundedWallet(t.api, "USD", "5.00", owner);
-    const mine = await gql(t.baseUrl, `query($id: ID!) { wallet(walletId: $id) { id balance { available } } }`, { id }, { as: user(owner) });
+    const mine = await gql(t.baseUrl, `query($id: ID!) { wallet(id: $id) { id balance { available } } }`, { id }, { as: user(owner) });
     expect(mine.body.data.wallet).toEqual({ id, balance: { available: "5.00" } });
 
     for (const q of [
-      `query($id: ID!) { wallet(walletId: $id) { id ownerId balance { available } } }`,
-      `query($id: ID!) { transactions(walletId: $id) { items { id amount } } }`,
-      `query($id: ID!) { wallet(walletId: $id) { transactions(limit: 5) { items { id amount } } } }`,
+      `query($id: ID!) { wallet(id: $id) { id ownerId balance { available } } }`,
+      `query($id: ID!) { walletsGet(walletId: $id) { id ownerId balance { available } } }`,
+      `query($id: ID!) { transactions(walletId: $id) { edges { node { id amount } } } }`,
+      `query($id: ID!) { walletsTransactionsList(walletId: $id) { items { id amount } } }`,
+      `query($id: ID!) { wallet(id: $id) { transactions(first: 5) { edges { node { id amount } } } } }`,
     ]) {
       const res = await gql(t.baseUrl, q, { id }, { as: user(stranger) });
       expect(res.status).toBe(200);
@@ -203,7 +217,7 @@ describe("the same rules as REST", () => {
     const float = await gql(t.baseUrl, PAY, { id, amount: 1.5, key: crypto.randomUUID() });
     expect(float.status).toBe(400);
     expect(float.body.errors[0].message).toContain("never a number");
-    const missing = await gql(t.baseUrl, `{ wallet(walletId: "${crypto.randomUUID()}") { id } }`);
+    const missing = await gql(t.baseUrl, `{ wallet(id: "${crypto.randomUUID()}") { id } }`);
     expect(missing.body.errors[0]).toMatchObject({ extensions: { code: "WALLET_NOT_FOUND", status: 404 } });
   });
 });

@@ -5,7 +5,7 @@ import { CofferError } from "../../lib/errors";
 import { maskError } from "../../src/graphql/server";
 import { ok, operation } from "../../src/api/operation";
 import { OPERATIONS, operationNamed } from "../../src/api/operations";
-import { buildSchema, DecimalScalar, fieldNameOf, FRIENDLY_MUTATIONS, FRIENDLY_QUERIES } from "../../src/graphql/schema";
+import { buildSchema, connectionOf, DecimalScalar, fieldNameOf, FRIENDLY_MUTATIONS, FRIENDLY_QUERIES } from "../../src/graphql/schema";
 
 /** The schema is the operation table's: every entry a field, money a Decimal, nothing written per operation. */
 const schema = buildSchema();
@@ -58,6 +58,102 @@ describe("built from the operation table", () => {
     const fields = buildSchema([...OPERATIONS, extra]).getQueryType()!.getFields();
     expect(fields.testsThingsGet).toBeDefined();
     expect(fields.testsThingsGet!.args.map((a) => String(a.type))).toEqual(["ID!"]);
+  });
+});
+
+describe("connections and ids (the friendly and nested reads)", () => {
+  const args = (field: { args: readonly { name: string; type: unknown }[] }) => Object.fromEntries(field.args.map((a) => [a.name, String(a.type)]));
+
+  test("the friendly lists are connections with first/after in place of limit/cursor; the generated fields keep REST's shape", () => {
+    const fields = query.getFields();
+    expect(args(fields.wallets!)).toEqual({ ownerId: "String", first: "Int", after: "String" });
+    expect(args(fields.transactions!)).toEqual({ walletId: "ID!", first: "Int", after: "String" });
+    expect(args(fields.chamas!)).toEqual({ memberId: "String", first: "Int", after: "String" });
+    for (const name of ["wallets", "transactions", "chamas"]) {
+      const type = getNamedType(fields[name]!.type) as GraphQLObjectType;
+      expect(type.name, name).toEndWith("Connection");
+      expect(Object.keys(type.getFields())).toEqual(["edges", "pageInfo"]);
+      const edge = getNamedType(type.getFields().edges!.type) as GraphQLObjectType;
+      expect(Object.keys(edge.getFields())).toEqual(["node", "cursor"]);
+      expect(String(edge.getFields().cursor!.type)).toBe("String");
+    }
+    const pageInfo = schema.getType("PageInfo") as GraphQLObjectType;
+    expect(Object.fromEntries(Object.values(pageInfo.getFields()).map((f) => [f.name, String(f.type)]))).toEqual({
+      hasNextPage: "Boolean!",
+      hasPreviousPage: "Boolean!",
+      startCursor: "String",
+      endCursor: "String",
+    });
+    expect(args(fields.walletsList!)).toEqual({ ownerId: "String", limit: "Int", cursor: "ID" });
+    expect(Object.keys((getNamedType(fields.walletsList!.type) as GraphQLObjectType).getFields())).toEqual(["items", "nextCursor"]);
+  });
+
+  test("the friendly single reads take id; the generated ones REST's names", () => {
+    const fields = query.getFields();
+    for (const [friendly, param] of [["wallet", "walletId"], ["withdrawal", "withdrawalId"], ["transfer", "transferId"], ["deposit", "depositId"], ["chama", "chamaId"]] as const) {
+      expect(args(fields[friendly]!), friendly).toEqual({ id: "ID!" });
+      expect(args(fields[fieldNameOf(FRIENDLY_QUERIES[friendly]!)]!), friendly).toEqual({ [param]: "ID!" });
+    }
+  });
+
+  test("nested reads: paged ones are connections; a chama has its members (a count, REST's) and membersList, withdrawals and audit", () => {
+    const wallet = getNamedType(query.getFields().wallet!.type) as GraphQLObjectType;
+    expect(getNamedType(wallet.getFields().transactions!.type).name).toBe("TransactionConnection");
+    expect(args(wallet.getFields().transactions!)).toEqual({ first: "Int", after: "String" });
+    const chama = getNamedType(query.getFields().chama!.type) as GraphQLObjectType;
+    const f = chama.getFields();
+    expect(namedOf(f.members!.type)).toBe("Float");
+    expect(namedOf(f.membersList!.type)).toBe("MemberList");
+    expect(namedOf(f.withdrawals!.type)).toBe("ChamaWithdrawalConnection");
+    expect(args(f.withdrawals!)).toEqual({ status: "ChamaWithdrawalViewStatus", first: "Int", after: "String" });
+    expect(namedOf(f.audit!.type)).toBe("AuditConnection");
+  });
+
+  test("generic: a new gettable object with a paged child list gets a connection, with no edit to src/graphql", () => {
+    const common = { status: 200, action: "wallet.read", tier: "standard", idempotent: false, run: () => ok({}) } as const;
+    const thing = operation({
+      ...common,
+      name: "tests.things.get",
+      method: "GET",
+      path: "/v1/things/:thingId",
+      summary: "a thing",
+      input: z.strictObject({ thingId: z.uuid() }),
+      output: z.object({ id: z.uuid(), label: z.string() }),
+      example: { thingId: "0193a2b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b" },
+    });
+    const parts = operation({
+      ...common,
+      name: "tests.things.parts.list",
+      method: "GET",
+      path: "/v1/things/:thingId/parts",
+      summary: "a thing's parts",
+      input: z.strictObject({ thingId: z.uuid(), limit: z.number().int().min(1).max(200).default(50), cursor: z.string().optional() }),
+      output: z.object({ items: z.array(z.object({ partNo: z.string() })), nextCursor: z.string().nullable() }),
+      example: { thingId: "0193a2b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b" },
+    });
+    const built = buildSchema([...OPERATIONS, thing, parts]).getQueryType()!.getFields();
+    expect(args(built.testsThingsPartsList!)).toEqual({ thingId: "ID!", limit: "Int", cursor: "String" });
+    const thingType = getNamedType(built.testsThingsGet!.type) as GraphQLObjectType;
+    const nested = thingType.getFields().parts!;
+    expect(args(nested)).toEqual({ first: "Int", after: "String" });
+    const connection = getNamedType(nested.type) as GraphQLObjectType;
+    expect(Object.keys(connection.getFields())).toEqual(["edges", "pageInfo"]);
+  });
+
+  test("a page becomes edges: only the last carries the page's cursor", () => {
+    expect(connectionOf({ items: [{ a: 1 }, { a: 2 }, { a: 3 }], nextCursor: "c3" })).toEqual({
+      edges: [
+        { node: { a: 1 }, cursor: null },
+        { node: { a: 2 }, cursor: null },
+        { node: { a: 3 }, cursor: "c3" },
+      ],
+      pageInfo: { hasNextPage: true, hasPreviousPage: false, startCursor: null, endCursor: "c3" },
+    });
+    expect(connectionOf({ items: [{ a: 1 }], nextCursor: null })).toEqual({
+      edges: [{ node: { a: 1 }, cursor: null }],
+      pageInfo: { hasNextPage: false, hasPreviousPage: false, startCursor: null, endCursor: null },
+    });
+    expect(connectionOf({ items: [], nextCursor: null }).edges).toEqual([]);
   });
 });
 
