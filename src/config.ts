@@ -125,7 +125,7 @@ const Env = z.object({
   MONITORING: z.enum(["on", "off"]).default("on"),
   /** A JSON file with the monitoring rules and thresholds (src/monitoring/rules.ts); unset: the built-in defaults. An admin's change (POST /admin/monitoring/rules) replaces either. */
   MONITORING_RULES_FILE: z.string().min(1).optional(),
-  /** A JSON file of the EVM networks Coffer pays native ETH out on itself (src/integrations/evm/config.ts); unset: none (processors pay every crypto withdrawal). */
+  /** A JSON file of the EVM and Solana networks Coffer pays out on itself (src/integrations/chain/config.ts); unset: none (processors pay every crypto withdrawal). */
   NETWORKS_FILE: z.string().min(1).optional(),
   /** GraphQL (src/graphql/, README "GraphQL"): the limits on one request's document, all on by default. */
   GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(1).max(100).default(7),
@@ -139,8 +139,10 @@ const Env = z.object({
   GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(10).max(100_000).default(2000),
   /** A document's size in bytes, checked before parsing (the request body, or a GET's URL). */
   GRAPHQL_MAX_BYTES: z.coerce.number().int().min(256).max(1_000_000).default(20_000),
-  /** "on": introspection and field suggestions ("did you mean …") are answered; off in production. */
-  GRAPHQL_INTROSPECTION: z.enum(["on", "off"]).default("off"),
+  /** "on": introspection and field suggestions ("did you mean …") are answered. Unset: on when NODE_ENV=development, off otherwise. */
+  GRAPHQL_INTROSPECTION: z.enum(["on", "off"]).optional(),
+  /** Only GRAPHQL_INTROSPECTION's default reads it ("development" turns introspection on). */
+  NODE_ENV: z.string().max(40).optional(),
 }).superRefine((env, ctx) => {
   // One NATS credential, whole: the messages name variables, never their values.
   const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });

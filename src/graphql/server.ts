@@ -42,6 +42,7 @@ export type GraphQLSettings = Pick<
   | "GRAPHQL_MAX_DIRECTIVES"
   | "GRAPHQL_MAX_BYTES"
   | "GRAPHQL_INTROSPECTION"
+  | "NODE_ENV"
 >;
 
 /**
@@ -89,7 +90,7 @@ function tooLarge(settings: GraphQLSettings): CofferError {
 }
 
 export function graphqlServer(settings: GraphQLSettings): Yoga {
-  const introspection = settings.GRAPHQL_INTROSPECTION === "on";
+  const introspection = (settings.GRAPHQL_INTROSPECTION ?? (settings.NODE_ENV === "development" ? "on" : "off")) === "on";
   return createYoga({
     schema: buildSchema(),
     graphqlEndpoint: "/graphql",

@@ -5,14 +5,15 @@ import { codes, gql } from "./support";
 
 /**
  * The tiers and switches that need a node of their own: rate limits on (as test/security's
- * rate-limit suite sets them), and introspection turned on.
+ * rate-limit suite sets them), and introspection on (a development node's default).
  */
 let limited: TestNode;
 let open: TestNode;
 beforeAll(async () => {
   [limited, open] = await Promise.all([
     startTestNode("graphql-limits", { RATE_LIMITS: "on", RATE_MONEY_PER_MINUTE: "5", RATE_IP_PER_SECOND: "1000" }),
-    startTestNode("graphql-introspection", { GRAPHQL_INTROSPECTION: "on" }),
+    // In development introspection is on by default (GRAPHQL_INTROSPECTION unset).
+    startTestNode("graphql-introspection", { NODE_ENV: "development" }),
   ]);
 });
 afterAll(async () => {
@@ -50,7 +51,7 @@ describe("mutations count against the money tier, as REST's do", () => {
   });
 });
 
-describe("GRAPHQL_INTROSPECTION=on", () => {
+describe("in development (NODE_ENV=development, GRAPHQL_INTROSPECTION unset), or with GRAPHQL_INTROSPECTION=on", () => {
   test("introspection and field suggestions are answered", async () => {
     const schema = await gql(open.baseUrl, `{ __schema { queryType { name } mutationType { name } } }`);
     expect(schema.status).toBe(200);
