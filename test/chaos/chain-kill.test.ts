@@ -1,13 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import { Wallet, formatEther } from "ethers";
 import postgres from "postgres";
-import { ensureVaultFile } from "../../src/security/encryption";
 import { anvilAccount, startAnvil, type Anvil } from "../support/anvil";
+import { chainServiceEnv, importHotWallet, killedItself, requestAll } from "../support/chain-service";
 import { createTestDatabase, type TestDatabase } from "../support/db";
-import { apiFor, fundedWallet, testNodeEnv, type Api } from "../support/node";
+import { apiFor, fundedWallet, type Api } from "../support/node";
 import { startService, type ServiceProcess } from "../support/process";
-import { testDir } from "../support/temp";
 
 /**
  * The real service (a subprocess) paying ETH withdrawals on a real Anvil, SIGKILLed by itself at a
@@ -38,28 +36,11 @@ const hot = anvilAccount(0);
 beforeAll(async () => {
   anvil = await startAnvil({ chainId: 31337 }); // automine: a broadcast transaction is mined at once
   db = await createTestDatabase("chainkill");
-  const dir = testDir("chain-kill");
-  const networksFile = join(dir, "networks.json");
-  await Bun.write(
-    networksFile,
-    JSON.stringify({ ethereum: { kind: "evm", chainId: 31337, rpcUrls: [anvil.url], assets: { ETH: { native: true } }, feeModel: "eip1559", confirmations: 1 } }),
-  );
-  const vaultFile = join(dir, "encryption-keys.json");
-  await ensureVaultFile(vaultFile);
-  env = { NETWORKS_FILE: networksFile, ENCRYPTION_KEYS_FILE: vaultFile };
-
-  // The hot wallet, imported the operator's way (the CLI migrates the fresh database first),
-  // before any service runs.
-  const proc = Bun.spawn(["bun", "src/cli/coffer.ts", "hot-wallet", "import", "--network", "ethereum"], {
-    cwd: new URL("../..", import.meta.url).pathname,
-    env: { ...process.env, ...(await testNodeEnv(env)), DATABASE_URL: db.url },
-    stdin: new TextEncoder().encode(`${hot.privateKey}\n`),
-    stdout: "pipe",
-    stderr: "pipe",
+  env = await chainServiceEnv("chain-kill", {
+    ethereum: { kind: "evm", chainId: 31337, rpcUrls: [anvil.url], assets: { ETH: { native: true } }, feeModel: "eip1559", confirmations: 1 },
   });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  if (code !== 0) throw new Error(`hot-wallet import exited ${code}: ${err}`);
-  expect(out.trim()).toBe(`ethereum: ${hot.address}`);
+  // The hot wallet, imported the operator's way, before any service runs.
+  expect(await importHotWallet(db.url, env, "ethereum", hot.privateKey)).toBe(`ethereum: ${hot.address}`);
 
   sql = postgres(db.url, { max: 2, onnotice: () => {} });
 }, 60_000);
@@ -75,15 +56,6 @@ async function service(crashAt?: string): Promise<{ svc: ServiceProcess; api: Ap
   const svc = await startService(db.url, { ...env, ...(crashAt ? { COFFER_TEST_CRASH_AT: crashAt } : {}) });
   services.push(svc);
   return { svc, api: apiFor(svc.baseUrl) };
-}
-
-/** The process died by its own SIGKILL (the crash point), within a bound. */
-async function killedItself(svc: ServiceProcess, point: string): Promise<void> {
-  const exited = await Promise.race([svc.proc.exited.then(() => true), Bun.sleep(SETTLE_TIMEOUT_MS).then(() => false)]);
-  if (!exited) {
-    throw new Error(`the service armed at ${point} did not kill itself within ${SETTLE_TIMEOUT_MS} ms; its payouts: ${JSON.stringify(await payoutRows())}\n${svc.output()}`);
-  }
-  expect(svc.proc.signalCode).toBe("SIGKILL");
 }
 
 /** Until `done` holds, asking the database a bounded number of times; the failure says what was seen. */
@@ -143,26 +115,12 @@ async function plan(api: Api, label: string): Promise<Planned[]> {
 const withdraw = (api: Api, p: Planned) =>
   api("POST", `/v1/wallets/${p.wallet}/withdrawals`, { amount: formatEther(p.wei), destination: { type: "crypto", network: "ethereum", address: p.to } }, { key: p.key });
 
-/**
- * The withdrawals, all at once, to a service that will kill itself when its worker reaches the
- * crash point: a request the death cut off is answered or not; it is sent again (same key) later.
- */
-async function requestAll(api: Api, planned: Planned[]): Promise<(string | undefined)[]> {
-  return Promise.all(
-    planned.map(async (p) => {
-      const res = await withdraw(api, p).catch(() => undefined);
-      if (res && res.status !== 201) throw new Error(`withdrawal refused: ${res.status} ${JSON.stringify(res.body)}`);
-      return res?.body.id as string | undefined;
-    }),
-  );
-}
-
 async function killAndRestart(point: "chain.after_sign" | "chain.after_broadcast"): Promise<void> {
   const nonceBefore = await chainNonce();
   const first = await service(point);
   const planned = await plan(first.api, point.replace(/\W/g, ""));
-  const answered = await requestAll(first.api, planned);
-  await killedItself(first.svc, point);
+  const answered = await requestAll(planned, (p) => withdraw(first.api, p));
+  await killedItself(first.svc, point, SETTLE_TIMEOUT_MS, () => payoutRows());
 
   // Where it died: signed transactions stored (the worker steps several payouts at once, so one or
   // more), no row past `signed`.

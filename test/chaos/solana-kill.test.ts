@@ -1,14 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import { Keypair } from "@solana/web3.js";
 import { base58 } from "@scure/base";
 import postgres from "postgres";
-import { ensureVaultFile } from "../../src/security/encryption";
 import { createTestDatabase, type TestDatabase } from "../support/db";
-import { apiFor, fundedWallet, testNodeEnv, type Api } from "../support/node";
+import { apiFor, fundedWallet, type Api } from "../support/node";
+import { chainServiceEnv, importHotWallet, killedItself, requestAll } from "../support/chain-service";
 import { startService, type ServiceProcess } from "../support/process";
 import { LAMPORTS_PER_SIGNATURE, MAX_PROCESSING_AGE, startSolana, type SolanaChain } from "../support/solana";
-import { testDir } from "../support/temp";
 
 /**
  * The real service (a subprocess) paying SOL withdrawals on a real Solana runtime (LiteSVM behind
@@ -45,26 +43,11 @@ const hot = Keypair.generate();
 
 beforeAll(async () => {
   chain = await startSolana({ finality: FINALITY });
-  const dir = testDir("solana-kill");
-  const networksFile = join(dir, "networks.json");
-  await Bun.write(networksFile, JSON.stringify({ [NETWORK]: { kind: "solana", rpcUrls: [chain.url], assets: { SOL: { native: true } } } }));
-  const vaultFile = join(dir, "encryption-keys.json");
-  await ensureVaultFile(vaultFile);
-  env = { NETWORKS_FILE: networksFile, ENCRYPTION_KEYS_FILE: vaultFile };
+  env = await chainServiceEnv("solana-kill", { [NETWORK]: { kind: "solana", rpcUrls: [chain.url], assets: { SOL: { native: true } } } });
   db = await createTestDatabase("solanakill");
 
-  // The hot wallet, imported the operator's way (the CLI migrates the fresh database first), before
-  // any service runs; funded by the cluster's airdrop.
-  const proc = Bun.spawn(["bun", "src/cli/coffer.ts", "hot-wallet", "import", "--network", NETWORK], {
-    cwd: new URL("../..", import.meta.url).pathname,
-    env: { ...process.env, ...(await testNodeEnv(env)), DATABASE_URL: db.url },
-    stdin: new TextEncoder().encode(`${base58.encode(hot.secretKey)}\n`),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  if (code !== 0) throw new Error(`hot-wallet import exited ${code}: ${err}`);
-  expect(out.trim()).toBe(`${NETWORK}: ${hot.publicKey.toBase58()}`);
+  // The hot wallet, imported the operator's way, before any service runs; funded by the cluster's airdrop.
+  expect(await importHotWallet(db.url, env, NETWORK, base58.encode(hot.secretKey))).toBe(`${NETWORK}: ${hot.publicKey.toBase58()}`);
   chain.airdrop(hot.publicKey, 100n * SOL);
   expect(chain.balance(hot.publicKey)).toBe(100n * SOL);
 
@@ -82,15 +65,6 @@ async function service(crashAt?: string): Promise<{ svc: ServiceProcess; api: Ap
   const svc = await startService(db.url, { ...env, ...(crashAt ? { COFFER_TEST_CRASH_AT: crashAt } : {}) });
   services.push(svc);
   return { svc, api: apiFor(svc.baseUrl) };
-}
-
-/** The process died by its own SIGKILL (the crash point), within a bound. */
-async function killedItself(svc: ServiceProcess, point: string, wallets: string[]): Promise<void> {
-  const exited = await Promise.race([svc.proc.exited.then(() => true), Bun.sleep(SETTLE_TIMEOUT_MS).then(() => false)]);
-  if (!exited) {
-    throw new Error(`the service armed at ${point} did not kill itself within ${SETTLE_TIMEOUT_MS} ms; its payouts: ${JSON.stringify((await payoutRows({ wallets })).map(brief))}\n${svc.output()}`);
-  }
-  expect(svc.proc.signalCode).toBe("SIGKILL");
 }
 
 interface Attempt {
@@ -182,20 +156,6 @@ async function plan(api: Api, label: string): Promise<Planned[]> {
 const withdraw = (api: Api, p: Planned) =>
   api("POST", `/v1/wallets/${p.wallet}/withdrawals`, { amount: sol(p.lamports), destination: { type: "crypto", network: NETWORK, address: p.to } }, { key: p.key });
 
-/**
- * The withdrawals, all at once, to a service that will kill itself when its worker reaches the
- * crash point: a request the death cut off is answered or not; it is sent again (same key) later.
- */
-async function requestAll(api: Api, planned: Planned[]): Promise<(string | undefined)[]> {
-  return Promise.all(
-    planned.map(async (p) => {
-      const res = await withdraw(api, p).catch(() => undefined);
-      if (res && res.status !== 201) throw new Error(`withdrawal refused: ${res.status} ${JSON.stringify(res.body)}`);
-      return res?.body.id as string | undefined;
-    }),
-  );
-}
-
 /** Transactions that landed paying `to`. */
 const landedTo = (to: string) => chain.landed().filter((l) => l.tx.message.staticAccountKeys.some((k) => k.toBase58() === to));
 
@@ -207,9 +167,9 @@ async function killAndRestart(point: "chain.after_sign" | "chain.after_broadcast
 
   const first = await service(point);
   const planned = await plan(first.api, point.replace(/\W/g, ""));
-  const answered = await requestAll(first.api, planned);
+  const answered = await requestAll(planned, (p) => withdraw(first.api, p));
   const wallets = planned.map((p) => p.wallet);
-  await killedItself(first.svc, point, wallets);
+  await killedItself(first.svc, point, SETTLE_TIMEOUT_MS, async () => (await payoutRows({ wallets })).map(brief));
 
   // Where it died: signatures stored (the worker steps several payouts at once, so one or more),
   // no row past `signed`, nothing landed (nothing lands before the test says so).

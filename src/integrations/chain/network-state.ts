@@ -1,4 +1,4 @@
-import type { Db } from "../../../lib/db";
+import type { Db, Queryable } from "../../../lib/db";
 
 /**
  * `chain_networks`: per network, whether new payouts may be signed (an operator's pause, or the
@@ -40,7 +40,7 @@ export interface Seen {
   drift?: string | null;
 }
 
-export async function recordSeen(db: Db, network: string, seen: Seen): Promise<void> {
+export async function recordSeen(db: Queryable, network: string, seen: Seen): Promise<void> {
   const balance = seen.hotBalance === undefined ? null : seen.hotBalance.toString();
   const block = seen.lastBlock === undefined ? null : seen.lastBlock.toString();
   const nonce = seen.chainNonce === undefined ? null : seen.chainNonce.toString();

@@ -152,7 +152,9 @@ export class EvmPayouts extends ChainPayoutWorker<ChainPayoutRow, EvmNetwork> {
     const rpc = this.rpcs.get(p.network)!;
     const w = await this.withdrawal(p.withdrawal_id);
     if (!w || w.status !== "processing") return "retry";
-    if ((await networkState(this.db, p.network)).paused && !(await this.runwayCleared(p.network))) return "wait";
+    // Paused by an operator: nothing new is signed. Paused for runway: the check below may lift it.
+    const state = await networkState(this.db, p.network);
+    if (state.paused && state.pausedBy !== "runway") return "wait";
     const amount = BigInt(p.amount);
     const call = p.token ? { from: p.from_address, to: p.token, value: "0x0", data: encodeTransfer(p.to_address!, amount) } : { from: p.from_address, to: p.to_address, value: toHex(amount), data: "0x" };
     let fees: Fees;
@@ -212,7 +214,7 @@ export class EvmPayouts extends ChainPayoutWorker<ChainPayoutRow, EvmNetwork> {
       let nonce = BigInt(n!.next_nonce as string);
       if (pendingNonce > nonce) {
         // Someone else sent from the hot wallet: their nonces are used. Skip past them, and say so.
-        await recordSeen(tx as unknown as Db, p.network, { chainNonce: pendingNonce, drift: `nonces ${nonce}..${pendingNonce - 1n} used by transactions Coffer did not sign; skipped` });
+        await recordSeen(tx, p.network, { chainNonce: pendingNonce, drift: `nonces ${nonce}..${pendingNonce - 1n} used by transactions Coffer did not sign; skipped` });
         log("error", "alert: nonce drift: the hot wallet sent transactions Coffer did not sign; their nonces were skipped", { network: p.network, from: nonce.toString(), to: (pendingNonce - 1n).toString() });
         nonce = pendingNonce;
       }
@@ -472,7 +474,7 @@ export class EvmPayouts extends ChainPayoutWorker<ChainPayoutRow, EvmNetwork> {
     const hash = Transaction.from(raw).hash!;
     const stored = await this.db.begin(async (tx) => {
       if (!(await this.lease.holds(tx, network, hot))) return false;
-      await recordSeen(tx as unknown as Db, network, { drift: `nonce ${latest}: a gap the pipeline left (no live payout held it); filled with a 0-value self-send ${hash}` });
+      await recordSeen(tx, network, { drift: `nonce ${latest}: a gap the pipeline left (no live payout held it); filled with a 0-value self-send ${hash}` });
       return true;
     });
     if (!stored) return;
@@ -482,11 +484,6 @@ export class EvmPayouts extends ChainPayoutWorker<ChainPayoutRow, EvmNetwork> {
     } catch (error) {
       log("warn", "the gap filler was not accepted; the next pass looks again", { network, error: reason(error) });
     }
-  }
-
-  /** A paused network: true when only the runway paused it and it may be tried again (the sign stage checks it). */
-  private async runwayCleared(network: string): Promise<boolean> {
-    return (await networkState(this.db, network)).pausedBy === "runway";
   }
 
   private async runwayShort(network: string, nativeBalance: bigint, tokenBalance: bigint | undefined, p: ChainPayoutRow): Promise<void> {
