@@ -4,7 +4,9 @@ import { DEFAULT_URL } from "./db";
 import { removeTestDirs } from "./temp";
 
 // Integration suites start servers and drive real Postgres: 5 s (Bun's default) is too tight on a
-// 2-core CI machine, but every test still has a ceiling. bunfig.toml preloads this file.
+// 2-core CI machine, but every test still has a ceiling. bunfig.toml preloads this file. Bun 1.4.5
+// applies this to the first test file only, so the suite's command carries `--timeout 60000` too
+// (README, package.json, .ci/run); this covers a single file run alone.
 setDefaultTimeout(60_000);
 
 // Access lines for thousands of test requests would bury the failures; warnings and errors stay.
