@@ -4,15 +4,15 @@ import type { ChamaCommand, ChamaEffect } from "../machines/chama.events";
 import { chamaMachineWith } from "../machines/chama.machine";
 import type { AmountCeiling } from "../machines/limits";
 import { checkChamaCommand } from "./command-policy";
-import type { Db } from "../lib/db";
 import type { ActorKind, AnyEffect } from "./actor-kind";
-import { commitChama, loadChama, type ChamaSnapshot } from "./chama-store";
+import { chamaRows, loadChama, type ChamaSnapshot } from "./chama-store";
+import type { CommitQueue } from "./commit-queue";
 import type { Reply } from "./envelope";
 
 export type RenderChama = (command: ChamaCommand, effects: ChamaEffect[], context: ChamaContext, status: string) => Reply;
 
 /** Chamas: loaded from `chamas`, each batch committed in its own transaction (chama-store.ts). */
-export function chamaKind(db: Db, render: RenderChama, ceiling: AmountCeiling, afterCommit?: (effects: ChamaEffect[]) => void): ActorKind {
+export function chamaKind(commits: CommitQueue, render: RenderChama, ceiling: AmountCeiling, afterCommit?: (effects: ChamaEffect[]) => void): ActorKind {
   const machine = chamaMachineWith(ceiling);
   return {
     name: "chama",
@@ -21,7 +21,7 @@ export function chamaKind(db: Db, render: RenderChama, ceiling: AmountCeiling, a
     start: (snapshot, chamaId) => createActor(machine, { snapshot: snapshot as ChamaSnapshot, input: { chamaId } }),
     render: (command, effects, snapshot) =>
       render(command as ChamaCommand, effects as ChamaEffect[], snapshot.context as ChamaContext, String(snapshot.value)),
-    commit: (write) => commitChama(db, write),
+    commit: (write) => commits.commit({ ...write, kind: chamaRows }),
     ...(afterCommit ? { afterCommit: (effects: AnyEffect[]) => afterCommit(effects as ChamaEffect[]) } : {}),
   };
 }

@@ -4,17 +4,15 @@ import type { Asset } from "../lib/assets";
 import { emptyChamaContext, heldOf, own, personOf, type ChamaContext } from "../machines/chama.context";
 import type { AuditRecord, ChamaEffect } from "../machines/chama.events";
 import { CHAMA_MACHINE_VERSION, chamaMachine } from "../machines/chama.machine";
-import type { ActorWrite } from "./actor-kind";
 import { decode, encode } from "./codec";
-import { claimKeys, writeOutbox } from "./aggregate-rows";
-import { confirmAbsent, FencedError } from "./store-errors";
-import { assertBalanced, sourceOf } from "./wallet-store";
+import { confirmAbsent } from "./store-errors";
+import type { AggregateRows } from "./write-path";
 
 /**
  * A chama's persistence: its snapshot (the truth) and the projections SQL reads (members,
- * withdrawals, reviews, audit), journals, outbox and idempotency records, in ONE transaction,
- * guarded by the version the actor loaded. Chamas are few and slow next to wallets, so each batch
- * is its own transaction rather than part of the wallets' group commit.
+ * withdrawals, reviews, audit), written with its journals, outbox events and idempotency records
+ * through the one write path (actors/write-path.ts), guarded by the version the actor loaded, in
+ * the same group commits as wallets.
  */
 export type ChamaSnapshot = ReturnType<typeof chamaMachine.resolveState>;
 
@@ -29,75 +27,49 @@ export async function loadChama(db: Db, chamaId: string): Promise<{ snapshot: Ch
   return { snapshot: chamaMachine.resolveState(persisted), version: Number(row.version) };
 }
 
-export async function commitChama(db: Db, write: ActorWrite): Promise<number> {
-  const snapshot = write.snapshot as ChamaSnapshot;
-  const context = snapshot.context;
-  const effects = write.effects as ChamaEffect[];
-  const journals = effects.flatMap((e) => ("journal" in e && e.journal ? [{ journal: e.journal, at: e.at, source: sourceOf(e, e.journal) }] : []));
-  for (const { journal } of journals) assertBalanced(journal);
-  const toVersion = effects.length ? write.fromVersion + 1 : write.fromVersion;
-
-  await db.begin(async (tx) => {
-    await claimKeys(tx, write);
-    const row = {
+/** What a chama's batch writes besides what every aggregate writes (actors/write-path.ts). */
+export const chamaRows: AggregateRows = {
+  table: "chamas",
+  aggregate: (w, to) => {
+    const snapshot = w.snapshot as ChamaSnapshot;
+    const context = snapshot.context;
+    return {
+      id: w.id,
+      from_version: w.fromVersion,
+      to_version: to,
+      name: context.name,
+      asset: context.asset,
       status: String(snapshot.value),
+      created_by: context.createdBy,
       posted: context.posted.toString(),
       held: heldOf(context).toString(),
-      snapshot: encode({ value: snapshot.value, context }),
+      machine_version: CHAMA_MACHINE_VERSION,
+      snapshot: JSON.parse(encode({ value: snapshot.value, context })),
+      created_at: w.at,
+      updated_at: w.at,
     };
-    const written =
-      write.fromVersion === 0
-        ? await tx`insert into chamas (id, name, asset, status, created_by, posted, held, version, machine_version, snapshot, created_at, updated_at)
-            values (${write.id}, ${context.name}, ${context.asset}, ${row.status}, ${context.createdBy}, ${row.posted}, ${row.held}, 1,
-                    ${CHAMA_MACHINE_VERSION}, ${row.snapshot}::text::jsonb, ${write.at}, ${write.at})
-            on conflict do nothing returning id`
-        : await tx`update chamas set status = ${row.status}, posted = ${row.posted}, held = ${row.held}, version = ${toVersion},
-              snapshot = ${row.snapshot}::text::jsonb, updated_at = case when ${toVersion}::bigint > version then ${write.at}::timestamptz else updated_at end
-            where id = ${write.id} and version = ${write.fromVersion} returning id`;
-    if (!written.length) throw new FencedError(write.id, write.fromVersion);
-    if (!effects.length) return;
-
-    for (const { journal, at, source } of journals) {
-      await tx`insert into journals (id, kind, asset, wallet_id, reference, source_kind, source_id, created_at)
-        values (${journal.id}, ${journal.kind}, ${journal.asset}, ${write.id}, ${journal.reference ?? null}, ${source.kind}, ${source.id}, ${at})`;
-      for (const p of journal.postings) {
-        await tx`insert into postings (journal_id, account, asset, amount) values (${journal.id}, ${p.account}, ${journal.asset}, ${p.amount.toString()})`;
-      }
-    }
-    for (const m of memberRows(context, effects, write.at)) {
-      await tx`insert into chama_members ${tx(m)} on conflict (chama_id, member_id) do update
-        set role = excluded.role, status = excluded.status, contributed = excluded.contributed, withdrawn = excluded.withdrawn, updated_at = excluded.updated_at`;
-    }
-    for (const w of withdrawalRows(context, effects)) {
-      const row = { ...w, destination: tx.json(w.destination as never), approvals: tx.json(w.approvals as never), rejections: tx.json(w.rejections as never) };
-      await tx`insert into chama_withdrawals ${tx(row)} on conflict (id) do update
-        set status = excluded.status, approvals = excluded.approvals, rejections = excluded.rejections,
-            reason = coalesce(excluded.reason, chama_withdrawals.reason), updated_at = excluded.updated_at
-        where (chama_withdrawals.status, chama_withdrawals.approvals, chama_withdrawals.rejections)
-          is distinct from (excluded.status, excluded.approvals, excluded.rejections)`;
-    }
-    const reviews = effects.flatMap((e) =>
-      e.type === "chama.withdrawal.reviewed"
-        ? [{ withdrawal_id: e.withdrawalId, chama_id: e.chamaId, reviewer_id: e.reviewerId, decision: e.decision, note: e.note ?? null, status: e.status, at: e.at }]
-        : [],
-    );
-    if (reviews.length) await tx`insert into chama_reviews ${tx(reviews)}`;
-    const audits = effects.flatMap((e) =>
-      e.type === "chama.audit.recorded"
-        ? [{ chama_id: e.chamaId, actor: e.actor, action: e.action, target: e.target ?? null, before: shown(tx, e.before, context.asset), after: shown(tx, e.after, context.asset), note: e.note ?? null, via: e.via ?? null, at: e.at }]
-        : [],
-    );
-    if (audits.length) await tx`insert into chama_audit ${tx(audits)}`;
-    // The audit trail is the chamas' own record; the outbox carries the domain events.
-    await writeOutbox(
-      tx,
-      write.id,
-      effects.filter((e) => e.type !== "chama.audit.recorded" && e.type !== "rejected"),
-      (e) => ({ saga_pending: needsSaga(e) }),
-    );
-  });
-  return toVersion;
-}
+  },
+  rows: (w) => {
+    const context = (w.snapshot as ChamaSnapshot).context;
+    const effects = w.effects as ChamaEffect[];
+    return {
+      chama_members: memberRows(context, effects, w.at),
+      chama_withdrawals: withdrawalRows(context, effects),
+      chama_reviews: effects.flatMap((e) =>
+        e.type === "chama.withdrawal.reviewed"
+          ? [{ withdrawal_id: e.withdrawalId, chama_id: e.chamaId, reviewer_id: e.reviewerId, decision: e.decision, note: e.note ?? null, status: e.status, at: e.at }]
+          : [],
+      ),
+      chama_audit: effects.flatMap((e) =>
+        e.type === "chama.audit.recorded"
+          ? [{ chama_id: e.chamaId, actor: e.actor, action: e.action, target: e.target ?? null, before: shown(e.before, context.asset), after: shown(e.after, context.asset), note: e.note ?? null, via: e.via ?? null, at: e.at }]
+          : [],
+      ),
+    };
+  },
+  // The audit trail is the chamas' own record; the outbox carries the domain events.
+  event: (e) => (e.type === "chama.audit.recorded" ? undefined : { saga_pending: needsSaga(e as ChamaEffect) }),
+};
 
 /**
  * Events the transfer saga takes the next step for (src/workers/transfer-saga.ts): a contribution
@@ -109,11 +81,11 @@ function needsSaga(e: ChamaEffect): boolean {
 }
 
 /** An audit record as stored: amounts formatted in the chama's asset, like everything callers read. */
-function shown(tx: Pick<Db, "json">, record: AuditRecord | undefined, asset: string) {
+function shown(record: AuditRecord | undefined, asset: string) {
   if (!record) return null;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(record)) out[k] = typeof v === "bigint" ? formatAmount(v, asset as Asset) : v;
-  return tx.json(out as never);
+  return out;
 }
 
 /** One row for each person the batch touched, as the chama now sees them. */

@@ -97,12 +97,12 @@ export class CommitQueue {
         this.stats.batches += remaining.length;
         this.stats.busyMs += performance.now() - started;
         if (report.ok) {
-          for (const p of remaining) p.resolve(report.versions.get(p.write.walletId)!);
+          for (const p of remaining) p.resolve(report.versions.get(p.write.id)!);
           return;
         }
         const next: Pending[] = [];
         for (const p of remaining) {
-          const id = p.write.walletId;
+          const id = p.write.id;
           if (report.fenced.has(id)) p.reject(new FencedError(id, p.write.fromVersion));
           else if (report.taken.has(id)) p.reject(new KeysTakenError(report.taken.get(id)!));
           else next.push(p);

@@ -1,16 +1,14 @@
 import type { Db } from "../lib/db";
 import type { DepositEffect } from "../machines/deposit.events";
 import { DEPOSIT_MACHINE_VERSION, depositMachine, disputedOf, emptyDepositContext, refundedOf, type DepositContext } from "../machines/deposit.machine";
-import type { ActorWrite } from "./actor-kind";
 import { decode, encode } from "./codec";
-import { claimKeys, writeOutbox } from "./aggregate-rows";
-import { confirmAbsent, FencedError } from "./store-errors";
+import { confirmAbsent } from "./store-errors";
+import type { AggregateRows } from "./write-path";
 
 /**
- * A deposit's persistence, the chama way: its snapshot (the truth) and the rows SQL reads
- * (`deposits`, `deposit_refunds`, `deposit_disputes`), idempotency records and outbox events, in ONE
- * transaction, guarded by the version the actor loaded. Deposits are slow next to wallets (a few
- * commands each, spread over minutes), so each batch is its own transaction.
+ * A deposit's persistence: its snapshot (the truth) and the rows SQL reads (`deposits`,
+ * `deposit_refunds`, `deposit_disputes`), written with its idempotency records and outbox events
+ * through the one write path (actors/write-path.ts), guarded by the version the actor loaded.
  *
  * Effects that need a wallet step (credit, refund, dispute) go to the outbox marked
  * `deposit_pending`: the deposit saga (src/workers/deposit-saga.ts) takes the step and clears the
@@ -34,60 +32,59 @@ export function needsWalletStep(e: DepositEffect): boolean {
   return e.type === "deposit.succeeded" || ((e.type === "deposit.refund.changed" || e.type === "deposit.dispute.changed") && e.move !== undefined);
 }
 
-export async function commitDeposit(db: Db, write: ActorWrite): Promise<number> {
-  const snapshot = write.snapshot as DepositSnapshot;
-  const context = snapshot.context;
-  const effects = write.effects as DepositEffect[];
-  const toVersion = effects.length ? write.fromVersion + 1 : write.fromVersion;
-
-  await db.begin(async (tx) => {
-    await claimKeys(tx, write);
-    const row = {
+/** What a deposit's batch writes besides what every aggregate writes (actors/write-path.ts). */
+export const depositRows: AggregateRows = {
+  table: "deposits",
+  aggregate: (w, to) => {
+    const snapshot = w.snapshot as DepositSnapshot;
+    const context = snapshot.context;
+    return {
+      id: w.id,
+      from_version: w.fromVersion,
+      to_version: to,
+      wallet_id: context.walletId,
+      owner_id: context.ownerId,
+      asset: context.asset,
+      amount: context.amount.toString(),
       status: String(snapshot.value),
+      payment_intent_id: context.paymentIntentId,
       received: context.received.toString(),
       refunded: refundedOf(context).toString(),
       disputed: disputedOf(context).toString(),
-      snapshot: encode({ value: snapshot.value, context }),
+      machine_version: DEPOSIT_MACHINE_VERSION,
+      snapshot: JSON.parse(encode({ value: snapshot.value, context })),
+      created_at: context.createdAt || w.at,
+      updated_at: w.at,
     };
-    const written =
-      write.fromVersion === 0
-        ? await tx`insert into deposits (id, wallet_id, owner_id, asset, amount, status, payment_intent_id, received, refunded, disputed,
-              version, machine_version, snapshot, created_at, updated_at)
-            values (${write.id}, ${context.walletId}, ${context.ownerId}, ${context.asset}, ${context.amount.toString()}, ${row.status},
-              ${context.paymentIntentId}, ${row.received}, ${row.refunded}, ${row.disputed}, 1, ${DEPOSIT_MACHINE_VERSION},
-              ${row.snapshot}::text::jsonb, ${context.createdAt || write.at}, ${write.at})
-            on conflict do nothing returning id`
-        : await tx`update deposits set status = ${row.status}, received = ${row.received}, refunded = ${row.refunded}, disputed = ${row.disputed},
-              version = ${toVersion}, snapshot = ${row.snapshot}::text::jsonb,
-              updated_at = case when ${toVersion}::bigint > version then ${write.at}::timestamptz else updated_at end
-            where id = ${write.id} and version = ${write.fromVersion} returning id`;
-    if (!written.length) throw new FencedError(write.id, write.fromVersion);
-    if (!effects.length) return;
-
+  },
+  rows: (w) => {
+    const context = (w.snapshot as DepositSnapshot).context;
     const refunds = new Set<string>();
     const disputes = new Set<string>();
-    for (const e of effects) {
+    for (const e of w.effects as DepositEffect[]) {
       if (e.type === "deposit.refund.changed") refunds.add(e.refundId);
       if (e.type === "deposit.dispute.changed") disputes.add(e.disputeId);
     }
-    for (const id of refunds) {
-      const r = context.refunds[id]!;
-      await tx`insert into deposit_refunds (id, deposit_id, amount, status, external, stripe_refund_id, reason, created_at, updated_at)
-        values (${id}, ${write.id}, ${r.amount.toString()}, ${r.status}, ${r.external}, ${r.stripeRefundId ?? null}, ${r.reason ?? null}, ${r.createdAt}, ${r.updatedAt})
-        on conflict (id) do update set status = excluded.status, stripe_refund_id = excluded.stripe_refund_id, reason = excluded.reason, updated_at = excluded.updated_at`;
-    }
-    for (const id of disputes) {
-      const d = context.disputes[id]!;
-      await tx`insert into deposit_disputes (id, deposit_id, amount, status, reason, created_at, updated_at)
-        values (${id}, ${write.id}, ${d.amount.toString()}, ${d.status}, ${d.reason ?? null}, ${d.createdAt}, ${d.updatedAt})
-        on conflict (id) do update set status = excluded.status, reason = excluded.reason, updated_at = excluded.updated_at`;
-    }
-    await writeOutbox(
-      tx,
-      write.id,
-      effects.filter((e) => e.type !== "rejected"),
-      (e) => ({ deposit_pending: needsWalletStep(e) }),
-    );
-  });
-  return toVersion;
-}
+    return {
+      deposit_refunds: [...refunds].map((id) => {
+        const r = context.refunds[id]!;
+        return {
+          id,
+          deposit_id: w.id,
+          amount: r.amount.toString(),
+          status: r.status,
+          external: r.external,
+          stripe_refund_id: r.stripeRefundId ?? null,
+          reason: r.reason ?? null,
+          created_at: r.createdAt,
+          updated_at: r.updatedAt,
+        };
+      }),
+      deposit_disputes: [...disputes].map((id) => {
+        const d = context.disputes[id]!;
+        return { id, deposit_id: w.id, amount: d.amount.toString(), status: d.status, reason: d.reason ?? null, created_at: d.createdAt, updated_at: d.updatedAt };
+      }),
+    };
+  },
+  event: (e) => ({ deposit_pending: needsWalletStep(e as DepositEffect) }),
+};

@@ -6,7 +6,7 @@ import { checkWalletCommand } from "./command-policy";
 import type { ActorKind, AnyEffect } from "./actor-kind";
 import type { CommitQueue } from "./commit-queue";
 import type { Reply } from "./envelope";
-import { loadWallet, type WalletSnapshot } from "./wallet-store";
+import { loadWallet, walletRows, type WalletSnapshot } from "./wallet-store";
 
 export type RenderWallet = (command: WalletCommand, effects: WalletEffect[], context: WalletContext, version: number) => Reply;
 
@@ -19,8 +19,7 @@ export function walletKind(commits: CommitQueue, render: RenderWallet, ceiling: 
     check: (principal, command, snapshot) => checkWalletCommand(principal, command as WalletCommand, snapshot.context as WalletContext),
     start: (snapshot, walletId) => createActor(machine, { snapshot: snapshot as WalletSnapshot, input: { walletId } }),
     render: (command, effects, snapshot, version) => render(command as WalletCommand, effects as WalletEffect[], snapshot.context as WalletContext, version),
-    commit: (w) =>
-      commits.commit({ walletId: w.id, fromVersion: w.fromVersion, snapshot: w.snapshot as WalletSnapshot, at: w.at, effects: w.effects as WalletEffect[], keyed: w.keyed }),
+    commit: (w) => commits.commit({ ...w, kind: walletRows }),
     ...(afterCommit ? { afterCommit: (effects: AnyEffect[]) => afterCommit(effects as WalletEffect[]) } : {}),
   };
 }

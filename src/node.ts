@@ -131,13 +131,13 @@ export async function startNode(config: Config, databaseUrl: string, options: No
     relay?.kick();
     monitoring?.kick();
   });
-  const chamaActors = chamaKind(db, renderChamaOutcome, ceiling, (effects) => {
+  const chamaActors = chamaKind(commits, renderChamaOutcome, ceiling, (effects) => {
     // A contribution that arrived, or a withdrawal into a wallet that started: the saga's next step.
     if (effects.some((e) => e.type === "chama.transfer.credited" || (e.type === "chama.withdrawal.changed" && e.toWalletId !== undefined))) saga?.kick();
     relay?.kick();
     monitoring?.kick();
   });
-  const depositActors = depositKind(db, renderDepositOutcome, ceiling, (effects) => {
+  const depositActors = depositKind(commits, renderDepositOutcome, ceiling, (effects) => {
     if (effects.some(needsWalletStep)) depositSaga?.kick();
     relay?.kick();
     monitoring?.kick();

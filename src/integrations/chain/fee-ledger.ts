@@ -1,5 +1,6 @@
 import type { Db, Queryable } from "../../../lib/db";
-import { hotWalletAccount, networkFeesAccount } from "../../../machines/journal";
+import { hotWalletAccount, networkFeesAccount, type Journal } from "../../../machines/journal";
+import { commitLedger } from "../../../actors/write-path";
 import { stepJournalId } from "../../workers/deposit-saga";
 
 /**
@@ -31,9 +32,11 @@ async function insertFeeJournal(
 ): Promise<void> {
   const [hot] = await tx`select id from hot_wallets where network = ${p.network}`;
   const walletId = (hot?.id as string | undefined) ?? p.withdrawalId;
-  await tx`insert into journals (id, kind, asset, wallet_id, reference, source_kind, source_id, created_at)
-    values (${journalId}, 'network_fee', ${p.nativeAsset}, ${walletId}, ${p.txHash}, 'withdrawal', ${p.withdrawalId}, now())`;
-  await tx`insert into postings (journal_id, account, asset, amount) values
-    (${journalId}, ${hotWalletAccount(p.network)}, ${p.nativeAsset}, ${(-p.feeMinor).toString()}),
-    (${journalId}, ${networkFeesAccount(p.network)}, ${p.nativeAsset}, ${p.feeMinor.toString()})`;
+  const postings = [
+    { account: hotWalletAccount(p.network), amount: -p.feeMinor },
+    { account: networkFeesAccount(p.network), amount: p.feeMinor },
+  ];
+  const journal: Journal = { id: journalId, kind: "network_fee", asset: p.nativeAsset as Journal["asset"], postings };
+  // The one write path (actors/write-path.ts), with no aggregate: journals only.
+  await commitLedger(tx, [{ journal, walletId, source: { kind: "withdrawal", id: p.withdrawalId }, at: new Date().toISOString(), reference: p.txHash }]);
 }

@@ -1,0 +1,228 @@
+import type { Queryable } from "../lib/db";
+import type { Journal } from "../machines/journal";
+import type { ActorWrite, AnyEffect } from "./actor-kind";
+import { idempotencyId, type Idempotency } from "./envelope";
+
+/**
+ * THE write path: everything any aggregate (a wallet, a chama, a deposit) commits goes to Postgres
+ * through `commitWrites`, as ONE statement per group commit: `coffer_commit`
+ * (src/db/migrations/021_one_write_path.sql). Idempotency records, the aggregate's row guarded by
+ * the version its actor loaded, journals and postings, the rows SQL reads, and outbox events. The
+ * chain pipeline's fee journals (no aggregate) go through `commitLedger`, the same function.
+ *
+ * What differs by kind is only which rows its batch adds; each kind says so in an `AggregateRows`
+ * (actors/wallet-store.ts, chama-store.ts, deposit-store.ts).
+ */
+
+/** The tables of `coffer_commit`'s batch a kind may add rows to (besides its aggregate row). */
+export type RowTable =
+  | "withdrawals"
+  | "transfers"
+  | "chama_members"
+  | "chama_withdrawals"
+  | "chama_reviews"
+  | "chama_audit"
+  | "deposit_refunds"
+  | "deposit_disputes";
+
+/** An outbox event's worker marks (which background worker must act on it). */
+export type OutboxMarks = Partial<Record<"saga_pending" | "payout_pending" | "deposit_pending", boolean>>;
+
+/** What one kind of aggregate writes, besides what every kind writes the same way. */
+export interface AggregateRows {
+  /** The key of the batch its aggregate rows go under (and its table, in the SQL). */
+  table: "wallets" | "chamas" | "deposits";
+  /** The aggregate's own row (snapshot and projections); `toVersion` is what it commits as. */
+  aggregate(write: ActorWrite, toVersion: number): Record<string, unknown>;
+  /** The other rows its effects describe (amounts as decimal strings). */
+  rows(write: ActorWrite): Partial<Record<RowTable, Record<string, unknown>[]>>;
+  /** Which effects become outbox events, and their marks; undefined leaves an effect out. */
+  event(effect: AnyEffect): OutboxMarks | undefined;
+}
+
+/** One actor's batch, ready for the group commit: what it did, and what kind of aggregate it is. */
+export interface AggregateWrite extends ActorWrite {
+  kind: AggregateRows;
+}
+
+/** What one commit of several batches found: new versions, or who was fenced and which keys were taken. */
+export interface CommitReport {
+  ok: boolean;
+  versions: Map<string, number>;
+  fenced: Set<string>;
+  taken: Map<string, Idempotency[]>;
+}
+
+/** What callers know a journal by: the credit, payment, deposit, transfer or withdrawal it books. */
+export interface JournalSource {
+  kind: "credit" | "payment" | "deposit" | "transfer" | "withdrawal";
+  id: string;
+}
+
+/** A journal to book, with what it belongs to. */
+export interface Booking {
+  journal: Journal;
+  /** The aggregate (or, for fee journals, the hot wallet row) the journal is listed under. */
+  walletId: string;
+  source: JournalSource;
+  at: string;
+  reference?: string | null;
+}
+
+/**
+ * A batch that only refused things (and records those refusals under their keys) leaves the
+ * aggregate as it was: the version is checked (fencing) but not moved.
+ */
+export function toVersion(w: ActorWrite): number {
+  return w.effects.length ? w.fromVersion + 1 : w.fromVersion;
+}
+
+/**
+ * Everything some batches did (each from a different aggregate), in ONE statement and so one
+ * transaction. If any aggregate was fenced or any key was already taken, nothing is written and the
+ * report says which, so the caller can answer those and commit the rest again.
+ */
+export async function commitWrites(db: Queryable, writes: AggregateWrite[]): Promise<CommitReport> {
+  assertKeysDistinct(writes);
+  const batch: Record<string, unknown[]> = {};
+  const add = (table: string, rows: unknown[]) => {
+    if (rows.length) (batch[table] ??= []).push(...rows);
+  };
+  const bookings: Booking[] = [];
+  const events: Record<string, unknown>[] = [];
+  for (const w of writes) {
+    add(w.kind.table, [w.kind.aggregate(w, toVersion(w))]);
+    for (const [table, rows] of Object.entries(w.kind.rows(w))) add(table, rows!);
+    for (const e of w.effects as (AnyEffect & { at: string; journal?: Journal })[]) {
+      if (e.journal) bookings.push({ journal: e.journal, walletId: w.id, source: sourceOf(e, e.journal), at: e.at, reference: e.journal.reference ?? null });
+      const marks = e.type === "rejected" ? undefined : w.kind.event(e);
+      if (marks) events.push({ id: Bun.randomUUIDv7(), aggregate_id: w.id, type: e.type, payload: outboxPayload(e), created_at: e.at, ...marks });
+    }
+  }
+  const ledger = ledgerRows(bookings);
+  add("journals", ledger.journals);
+  add("postings", ledger.postings);
+  add("events", events);
+  const keys = writes.flatMap((w) =>
+    w.keyed.map(({ idempotency, outcome }) => ({
+      scope: idempotency.scope,
+      key: idempotency.key,
+      fingerprint: idempotency.fingerprint,
+      status: outcome.status,
+      body: outcome.body,
+    })),
+  );
+
+  const report: CommitReport = { ok: true, versions: new Map(), fenced: new Set(), taken: new Map() };
+  try {
+    await send(db, batch, keys);
+  } catch (error) {
+    if ((error as { code?: string }).code !== "CF409") throw error;
+    const detail = JSON.parse((error as { detail: string }).detail) as { taken: { scope: string; key: string }[]; fenced: string[] };
+    report.ok = false;
+    for (const id of detail.fenced) report.fenced.add(id);
+    const takenIds = new Set(detail.taken.map((t) => `${t.scope}\u0000${t.key}`));
+    for (const w of writes) {
+      const taken = w.keyed.map((k) => k.idempotency).filter((i) => takenIds.has(`${i.scope}\u0000${i.key}`));
+      if (taken.length) report.taken.set(w.id, taken);
+    }
+    return report;
+  }
+  for (const w of writes) report.versions.set(w.id, toVersion(w));
+  return report;
+}
+
+/** Journals with no aggregate (the chain pipeline's network fees), through the same function; run it inside the caller's transaction. */
+export async function commitLedger(db: Queryable, bookings: Booking[]): Promise<void> {
+  const ledger = ledgerRows(bookings);
+  await send(db, ledger, []);
+}
+
+/**
+ * The one statement. Sent as text and cast, so the driver does not encode it a second time; keys
+ * go as `json` (not jsonb) so each response body keeps its text, for byte-identical replays.
+ * Bigints anywhere in the batch become decimal strings.
+ */
+async function send(db: Queryable, batch: object, keys: object[]): Promise<void> {
+  await db`select coffer_commit(${stringify(batch)}::text::jsonb, ${JSON.stringify(keys)}::text::json)`;
+}
+
+/** JSON text with bigints as decimal strings. The rows are built with strings already; a replacer (much slower) only when one slipped through. */
+function stringify(batch: object): string {
+  try {
+    return JSON.stringify(batch);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    return JSON.stringify(batch, bigintsAsStrings);
+  }
+}
+
+function bigintsAsStrings(_key: string, value: unknown): unknown {
+  return typeof value === "bigint" ? value.toString() : value;
+}
+
+/** Journal and posting rows for some bookings; every journal must balance. */
+function ledgerRows(bookings: Booking[]) {
+  for (const { journal } of bookings) assertBalanced(journal);
+  return {
+    journals: bookings.map(({ journal, walletId, source, at, reference }) => ({
+      id: journal.id,
+      kind: journal.kind,
+      asset: journal.asset,
+      wallet_id: walletId,
+      reference: reference ?? null,
+      source_kind: source.kind,
+      source_id: source.id,
+      created_at: at,
+    })),
+    postings: bookings.flatMap(({ journal }) =>
+      journal.postings.map((p) => ({ journal_id: journal.id, account: p.account, asset: journal.asset, amount: p.amount.toString() })),
+    ),
+  };
+}
+
+/**
+ * Outbox payloads carry amounts as decimal strings of minor units, readable by any consumer, and
+ * name their journal rather than repeat its postings. Payout destinations stay in their own row:
+ * events travel further than the database does.
+ */
+export function outboxPayload(effect: object): Record<string, unknown> {
+  const { destination: _private, journal, ...rest } = effect as { destination?: unknown; journal?: Journal };
+  // A journal's moved amount is its positive posting; events that carry a journal name it and say how much.
+  const payload: Record<string, unknown> = journal ? { amount: journal.postings.find((p) => p.amount > 0n)!.amount, ...rest, journalId: journal.id } : rest;
+  for (const [k, v] of Object.entries(payload)) if (typeof v === "bigint") payload[k] = v.toString();
+  return payload;
+}
+
+/**
+ * The thing a journal belongs to, from the effect that carries it: a step of a transfer, a
+ * withdrawal or a deposit books under that object's id (each may book several journals); a credit,
+ * a payment or a chama deposit is its own journal, and its caller was answered with the journal's
+ * id. A journal of any other kind is its own source, under its own id.
+ */
+export function sourceOf(effect: object, journal: Journal): JournalSource {
+  const e = effect as { transferId?: unknown; withdrawalId?: unknown; depositId?: unknown };
+  if (typeof e.transferId === "string") return { kind: "transfer", id: e.transferId };
+  if (typeof e.withdrawalId === "string") return { kind: "withdrawal", id: e.withdrawalId };
+  if (typeof e.depositId === "string") return { kind: "deposit", id: e.depositId };
+  if (journal.kind === "chama_deposit") return { kind: "deposit", id: journal.id };
+  return { kind: journal.kind as JournalSource["kind"], id: journal.id };
+}
+
+export function assertBalanced(journal: Journal): void {
+  let sum = 0n;
+  for (const p of journal.postings) sum += p.amount;
+  if (sum !== 0n || journal.postings.length < 2) throw new Error(`journal ${journal.id} does not balance`);
+}
+
+/** One statement cannot both insert a key and see it taken: the queue never groups such batches. */
+function assertKeysDistinct(writes: AggregateWrite[]): void {
+  const seen = new Set<string>();
+  for (const w of writes) {
+    for (const k of w.keyed) {
+      const id = idempotencyId(k.idempotency);
+      if (seen.has(id)) throw new Error("one idempotency key twice in one commit");
+      seen.add(id);
+    }
+  }
+}

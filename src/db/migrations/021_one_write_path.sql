@@ -1,0 +1,202 @@
+-- One write path for every aggregate (issue 16). Wallets, chamas and deposits (and the chain
+-- pipeline's fee journals, with no aggregate at all) write idempotency records, their own rows,
+-- journals and postings, the rows SQL reads, and outbox events through this ONE function, called
+-- as one statement per group commit (actors/write-path.ts builds its argument). Aggregates of
+-- different kinds share a group commit the way wallets always did.
+--
+-- batch = {wallets, chamas, deposits: aggregate rows, each with from_version (0: create) and
+--          to_version; journals, postings; withdrawals, transfers (wallets); chama_members,
+--          chama_withdrawals, chama_reviews, chama_audit (chamas); deposit_refunds,
+--          deposit_disputes (deposits); events (outbox, in order, with their worker marks)}
+-- keys  = the idempotency records (json, not jsonb: a replay answers the first body byte for byte).
+--
+-- Keys and versions are checked first; if a key was already taken or an aggregate's version moved
+-- (fencing), it raises SQLSTATE CF409 with {"taken": [...], "fenced": [...]} as DETAIL and nothing
+-- at all is written. This replaces coffer_commit of 011_stripe_payouts.sql (same contract, more
+-- kinds); a later change to it starts from this definition.
+create or replace function coffer_commit(batch jsonb, keys json) returns void
+language plpgsql as $$
+declare
+  taken   jsonb;
+  fenced  jsonb;
+  written uuid[];
+begin
+  with wanted as (
+    select * from json_to_recordset(keys)
+      as k(scope text, key text, fingerprint text, status int, body json)
+  ), inserted as (
+    insert into idempotency_keys (scope, key, fingerprint, status, body)
+    select scope, key, fingerprint, status, body from wanted order by scope, key
+    on conflict do nothing
+    returning scope, key
+  )
+  select jsonb_agg(jsonb_build_object('scope', w.scope, 'key', w.key)) into taken
+  from wanted w
+  where not exists (select 1 from inserted i where i.scope = w.scope and i.key = w.key);
+
+  -- Each aggregate row: an update guarded by the version its actor loaded, or (from_version 0) an
+  -- insert that must not find the row there. What was not written is fenced.
+  with wallet_rows as (
+    select * from jsonb_to_recordset(batch->'wallets')
+      as v(id uuid, from_version bigint, to_version bigint, owner_id text, asset text, status text, posted numeric, held numeric,
+           machine_version int, snapshot jsonb, created_at timestamptz, updated_at timestamptz)
+  ), wallet_updated as (
+    update wallets w
+    set status = v.status, posted = v.posted, held = v.held, version = v.to_version, snapshot = v.snapshot,
+        updated_at = case when v.to_version > w.version then v.updated_at else w.updated_at end
+    from wallet_rows v
+    where v.from_version > 0 and w.id = v.id and w.version = v.from_version
+    returning w.id
+  ), wallet_created as (
+    insert into wallets (id, owner_id, asset, status, posted, held, version, machine_version, snapshot, created_at, updated_at)
+    select id, owner_id, asset, status, posted, held, 1, machine_version, snapshot, created_at, updated_at
+    from wallet_rows where from_version = 0
+    on conflict do nothing
+    returning id
+  ), chama_rows as (
+    select * from jsonb_to_recordset(batch->'chamas')
+      as v(id uuid, from_version bigint, to_version bigint, name text, asset text, status text, created_by text, posted numeric,
+           held numeric, machine_version int, snapshot jsonb, created_at timestamptz, updated_at timestamptz)
+  ), chama_updated as (
+    update chamas c
+    set status = v.status, posted = v.posted, held = v.held, version = v.to_version, snapshot = v.snapshot,
+        updated_at = case when v.to_version > c.version then v.updated_at else c.updated_at end
+    from chama_rows v
+    where v.from_version > 0 and c.id = v.id and c.version = v.from_version
+    returning c.id
+  ), chama_created as (
+    insert into chamas (id, name, asset, status, created_by, posted, held, version, machine_version, snapshot, created_at, updated_at)
+    select id, name, asset, status, created_by, posted, held, 1, machine_version, snapshot, created_at, updated_at
+    from chama_rows where from_version = 0
+    on conflict do nothing
+    returning id
+  ), deposit_rows as (
+    select * from jsonb_to_recordset(batch->'deposits')
+      as v(id uuid, from_version bigint, to_version bigint, wallet_id uuid, owner_id text, asset text, amount numeric, status text,
+           payment_intent_id text, received numeric, refunded numeric, disputed numeric, machine_version int, snapshot jsonb,
+           created_at timestamptz, updated_at timestamptz)
+  ), deposit_updated as (
+    update deposits d
+    set status = v.status, received = v.received, refunded = v.refunded, disputed = v.disputed, version = v.to_version,
+        snapshot = v.snapshot, updated_at = case when v.to_version > d.version then v.updated_at else d.updated_at end
+    from deposit_rows v
+    where v.from_version > 0 and d.id = v.id and d.version = v.from_version
+    returning d.id
+  ), deposit_created as (
+    insert into deposits (id, wallet_id, owner_id, asset, amount, status, payment_intent_id, received, refunded, disputed,
+                          version, machine_version, snapshot, created_at, updated_at)
+    select id, wallet_id, owner_id, asset, amount, status, payment_intent_id, received, refunded, disputed,
+           1, machine_version, snapshot, created_at, updated_at
+    from deposit_rows where from_version = 0
+    on conflict do nothing
+    returning id
+  )
+  select array_agg(id) into written from (
+    select id from wallet_updated union all select id from wallet_created
+    union all select id from chama_updated union all select id from chama_created
+    union all select id from deposit_updated union all select id from deposit_created
+  ) w;
+
+  select jsonb_agg(a.id) into fenced
+  from (
+    select (e->>'id')::uuid as id
+    from jsonb_array_elements(coalesce(batch->'wallets', '[]') || coalesce(batch->'chamas', '[]') || coalesce(batch->'deposits', '[]')) e
+  ) a
+  where a.id <> all (coalesce(written, '{}'));
+
+  if taken is not null or fenced is not null then
+    raise exception using
+      errcode = 'CF409',
+      message = 'coffer batch conflict',
+      detail = jsonb_build_object('taken', coalesce(taken, '[]'::jsonb), 'fenced', coalesce(fenced, '[]'::jsonb))::text;
+  end if;
+
+  insert into journals (id, kind, asset, wallet_id, reference, source_kind, source_id, created_at)
+  select id, kind, asset, wallet_id, reference, source_kind, source_id, created_at
+  from jsonb_to_recordset(batch->'journals')
+    as j(id uuid, kind text, asset text, wallet_id uuid, reference text, source_kind text, source_id uuid, created_at timestamptz);
+
+  insert into postings (journal_id, account, asset, amount)
+  select journal_id, account, asset, amount
+  from jsonb_to_recordset(batch->'postings')
+    as p(journal_id uuid, account text, asset text, amount numeric);
+
+  -- Wallets' rows.
+  insert into withdrawals (id, wallet_id, asset, amount, status, destination, reason, created_at, updated_at)
+  select id, wallet_id, asset, amount, status, destination, reason, created_at, updated_at
+  from jsonb_to_recordset(batch->'withdrawals')
+    as w(id uuid, wallet_id uuid, asset text, amount numeric, status text, destination jsonb, reason text,
+         created_at timestamptz, updated_at timestamptz)
+  on conflict (id) do update
+    set status = excluded.status, reason = coalesce(excluded.reason, withdrawals.reason), updated_at = excluded.updated_at;
+
+  insert into transfers (id, from_wallet_id, to_wallet_id, to_chama_id, asset, amount, status, reason, created_at, updated_at)
+  select id, from_wallet_id, to_wallet_id, to_chama_id, asset, amount, status, reason, created_at, updated_at
+  from jsonb_to_recordset(batch->'transfers')
+    as t(id uuid, from_wallet_id uuid, to_wallet_id uuid, to_chama_id uuid, asset text, amount numeric, status text, reason text,
+         created_at timestamptz, updated_at timestamptz)
+  on conflict (id) do update
+    set status = excluded.status, reason = coalesce(excluded.reason, transfers.reason), updated_at = excluded.updated_at;
+
+  -- Chamas' rows.
+  insert into chama_members (chama_id, member_id, role, status, contributed, withdrawn, updated_at)
+  select chama_id, member_id, role, status, contributed, withdrawn, updated_at
+  from jsonb_to_recordset(batch->'chama_members')
+    as m(chama_id uuid, member_id text, role text, status text, contributed numeric, withdrawn numeric, updated_at timestamptz)
+  on conflict (chama_id, member_id) do update
+    set role = excluded.role, status = excluded.status, contributed = excluded.contributed, withdrawn = excluded.withdrawn,
+        updated_at = excluded.updated_at;
+
+  insert into chama_withdrawals (id, chama_id, member_id, asset, amount, status, destination, to_wallet_id, approvals, rejections,
+                                 reason, expires_at, created_at, updated_at)
+  select id, chama_id, member_id, asset, amount, status, destination, to_wallet_id, approvals, rejections,
+         reason, expires_at, created_at, updated_at
+  from jsonb_to_recordset(batch->'chama_withdrawals')
+    as w(id uuid, chama_id uuid, member_id text, asset text, amount numeric, status text, destination jsonb, to_wallet_id uuid,
+         approvals jsonb, rejections jsonb, reason text, expires_at timestamptz, created_at timestamptz, updated_at timestamptz)
+  on conflict (id) do update
+    set status = excluded.status, approvals = excluded.approvals, rejections = excluded.rejections,
+        reason = coalesce(excluded.reason, chama_withdrawals.reason), updated_at = excluded.updated_at
+    where (chama_withdrawals.status, chama_withdrawals.approvals, chama_withdrawals.rejections)
+      is distinct from (excluded.status, excluded.approvals, excluded.rejections);
+
+  insert into chama_reviews (withdrawal_id, chama_id, reviewer_id, decision, note, status, at)
+  select r.withdrawal_id, r.chama_id, r.reviewer_id, r.decision, r.note, r.status, r.at
+  from jsonb_array_elements(batch->'chama_reviews') with ordinality as e(doc, n)
+  cross join lateral jsonb_to_record(e.doc)
+    as r(withdrawal_id uuid, chama_id uuid, reviewer_id text, decision text, note text, status text, at timestamptz)
+  order by e.n;
+
+  insert into chama_audit (chama_id, actor, action, target, before, after, note, via, at)
+  select a.chama_id, a.actor, a.action, a.target, a.before, a.after, a.note, a.via, a.at
+  from jsonb_array_elements(batch->'chama_audit') with ordinality as e(doc, n)
+  cross join lateral jsonb_to_record(e.doc)
+    as a(chama_id uuid, actor text, action text, target text, before jsonb, after jsonb, note text, via text, at timestamptz)
+  order by e.n;
+
+  -- Deposits' rows.
+  insert into deposit_refunds (id, deposit_id, amount, status, external, stripe_refund_id, reason, created_at, updated_at)
+  select id, deposit_id, amount, status, external, stripe_refund_id, reason, created_at, updated_at
+  from jsonb_to_recordset(batch->'deposit_refunds')
+    as r(id uuid, deposit_id uuid, amount numeric, status text, external boolean, stripe_refund_id text, reason text,
+         created_at timestamptz, updated_at timestamptz)
+  on conflict (id) do update
+    set status = excluded.status, stripe_refund_id = excluded.stripe_refund_id, reason = excluded.reason, updated_at = excluded.updated_at;
+
+  insert into deposit_disputes (id, deposit_id, amount, status, reason, created_at, updated_at)
+  select id, deposit_id, amount, status, reason, created_at, updated_at
+  from jsonb_to_recordset(batch->'deposit_disputes')
+    as d(id text, deposit_id uuid, amount numeric, status text, reason text, created_at timestamptz, updated_at timestamptz)
+  on conflict (id) do update set status = excluded.status, reason = excluded.reason, updated_at = excluded.updated_at;
+
+  -- In the order given: an aggregate's events get increasing outbox seqs, which the relay keeps.
+  insert into outbox (id, aggregate_id, type, payload, created_at, saga_pending, payout_pending, deposit_pending)
+  select o.id, o.aggregate_id, o.type, o.payload, o.created_at, coalesce(o.saga_pending, false), coalesce(o.payout_pending, false),
+         coalesce(o.deposit_pending, false)
+  from jsonb_array_elements(batch->'events') with ordinality as e(doc, n)
+  cross join lateral jsonb_to_record(e.doc)
+    as o(id uuid, aggregate_id uuid, type text, payload jsonb, created_at timestamptz, saga_pending boolean, payout_pending boolean,
+         deposit_pending boolean)
+  order by e.n;
+end
+$$;
