@@ -7,7 +7,7 @@ import { idempotencyId, type Idempotency } from "./envelope";
  * THE write path: everything any aggregate (a wallet, a chama, a deposit) commits goes to Postgres
  * through `commitWrites`, as ONE statement per group commit: `coffer_commit`
  * (src/db/migrations/021_one_write_path.sql). Idempotency records, the aggregate's row guarded by
- * the version its actor loaded, journals and postings, the rows SQL reads, and outbox events. The
+ * the version its actor loaded, the ledger's movements, the rows SQL reads, and outbox events. The
  * chain pipeline's fee journals (no aggregate) go through `commitLedger`, the same function.
  *
  * What differs by kind is only which rows its batch adds; each kind says so in an `AggregateRows`
@@ -99,9 +99,7 @@ export async function commitWrites(db: Queryable, writes: AggregateWrite[]): Pro
       if (marks) events.push({ id: Bun.randomUUIDv7(), aggregate_id: w.id, type: e.type, payload: outboxPayload(e), created_at: e.at, ...marks });
     }
   }
-  const ledger = ledgerRows(bookings);
-  add("journals", ledger.journals);
-  add("postings", ledger.postings);
+  add("movements", movementRows(bookings));
   add("events", events);
   const keys = writes.flatMap((w) =>
     w.keyed.map(({ idempotency, outcome }) => ({
@@ -134,8 +132,7 @@ export async function commitWrites(db: Queryable, writes: AggregateWrite[]): Pro
 
 /** Journals with no aggregate (the chain pipeline's network fees), through the same function; run it inside the caller's transaction. */
 export async function commitLedger(db: Queryable, bookings: Booking[]): Promise<void> {
-  const ledger = ledgerRows(bookings);
-  await send(db, ledger, []);
+  await send(db, { movements: movementRows(bookings) }, []);
 }
 
 /**
@@ -161,24 +158,42 @@ function bigintsAsStrings(_key: string, value: unknown): unknown {
   return typeof value === "bigint" ? value.toString() : value;
 }
 
-/** Journal and posting rows for some bookings; every journal must balance. */
-function ledgerRows(bookings: Booking[]) {
-  for (const { journal } of bookings) assertBalanced(journal);
-  return {
-    journals: bookings.map(({ journal, walletId, source, at, reference }) => ({
-      id: journal.id,
-      kind: journal.kind,
-      asset: journal.asset,
-      wallet_id: walletId,
-      reference: reference ?? null,
-      source_kind: source.kind,
-      source_id: source.id,
-      created_at: at,
-    })),
-    postings: bookings.flatMap(({ journal }) =>
-      journal.postings.map((p) => ({ journal_id: journal.id, account: p.account, asset: journal.asset, amount: p.amount.toString() })),
-    ),
-  };
+/**
+ * The ledger rows of some bookings: each journal as movements, one row per amount moved from one
+ * account to another (migration 021). A journal of two postings (every one Coffer makes) is one
+ * movement; one of more is split into legs, each debit paired with credits in order. Every
+ * journal must balance.
+ */
+function movementRows(bookings: Booking[]) {
+  const rows: Record<string, unknown>[] = [];
+  for (const { journal, walletId, source, at, reference } of bookings) {
+    assertBalanced(journal);
+    const debits = journal.postings.filter((p) => p.amount < 0n).map((p) => ({ account: p.account, left: -p.amount }));
+    const credits = journal.postings.filter((p) => p.amount > 0n).map((p) => ({ account: p.account, left: p.amount }));
+    let leg = 0;
+    for (let d = 0, c = 0; d < debits.length && c < credits.length; ) {
+      const amount = debits[d]!.left < credits[c]!.left ? debits[d]!.left : credits[c]!.left;
+      rows.push({
+        journal_id: journal.id,
+        leg: leg++,
+        kind: journal.kind,
+        asset: journal.asset,
+        wallet_id: walletId,
+        reference: reference ?? null,
+        source_kind: source.kind,
+        source_id: source.id,
+        debit: debits[d]!.account,
+        credit: credits[c]!.account,
+        amount: amount.toString(),
+        created_at: at,
+      });
+      debits[d]!.left -= amount;
+      credits[c]!.left -= amount;
+      if (debits[d]!.left === 0n) d++;
+      if (credits[c]!.left === 0n) c++;
+    }
+  }
+  return rows;
 }
 
 /**
@@ -211,7 +226,10 @@ export function sourceOf(effect: object, journal: Journal): JournalSource {
 
 export function assertBalanced(journal: Journal): void {
   let sum = 0n;
-  for (const p of journal.postings) sum += p.amount;
+  for (const p of journal.postings) {
+    if (p.amount === 0n) throw new Error(`journal ${journal.id} has a posting of zero`);
+    sum += p.amount;
+  }
   if (sum !== 0n || journal.postings.length < 2) throw new Error(`journal ${journal.id} does not balance`);
 }
 

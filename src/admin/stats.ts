@@ -25,14 +25,13 @@ async function bounded<T>(db: Db, run: (sql: Db) => Promise<T>): Promise<T> {
 
 type Range = { from?: string | undefined; to?: string | undefined };
 
-/** Every journal booked per UTC day, kind and asset: how many, and how much moved (the positive side of its postings). */
+/** Every journal booked per UTC day, kind and asset: how many, and how much moved (the sum of its movements). */
 export async function dailyStats(db: Db, q: Range) {
   const { from, to } = rangeOf(q, STATS_RANGE_DEFAULT_DAYS, STATS_RANGE_MAX_DAYS);
   const rows = await bounded(db, (sql) => sql`
     select to_char(date_trunc('day', j.created_at at time zone 'UTC'), 'YYYY-MM-DD') as day, j.kind, j.asset,
-      count(*)::int as count, coalesce(sum(m.moved), 0)::text as amount
-    from journals j
-    cross join lateral (select sum(p.amount) as moved from postings p where p.journal_id = j.id and p.amount > 0) m
+      count(distinct j.journal_id)::int as count, coalesce(sum(j.amount), 0)::text as amount
+    from movements j
     where j.created_at >= ${from} and j.created_at < ${to}
     group by 1, 2, 3 order by 1, 2, 3`);
   return {

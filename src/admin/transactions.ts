@@ -135,15 +135,15 @@ export async function searchTransactions(db: Db, q: TransactionQuery) {
         case "chama_deposit": {
           const account = q.walletId ?? q.chamaId;
           return sql`(select j.id, j.kind, 'posted' as status, j.asset,
-              (select p.amount::text from postings p where p.journal_id = j.id and p.amount > 0 order by p.id limit 1) as amount,
+              (select m.amount::text from movements m where m.journal_id = j.id and m.leg = 0) as amount,
               case when j.kind = 'chama_deposit' then null else j.wallet_id end as wallet_id,
               case when j.kind = 'chama_deposit' then j.wallet_id end as chama_id,
               w.owner_id, null::uuid as to_wallet_id, null::uuid as to_chama_id, null::text as network, j.reference, j.created_at, j.created_at as updated_at
             from journals j left join wallets w on w.id = j.wallet_id
             where j.kind = ${kind} and ${inRange("j")}
               and ${eq(sql`j.asset`, q.asset)} and ${eq(sql`j.reference`, q.reference)}
-              ${account ? sql`and j.id in (select journal_id from postings where account = ${account})` : sql``}
-              ${q.ownerId ? sql`and j.id in (select p.journal_id from postings p where p.account in (select id::text from wallets where owner_id = ${q.ownerId}))` : sql``}
+              ${account ? sql`and j.wallet_id = ${account}` : sql``}
+              ${q.ownerId ? sql`and j.wallet_id in (select id from wallets where owner_id = ${q.ownerId})` : sql``}
             order by j.created_at desc, j.id desc limit ${n})`;
         }
         case "deposit":
@@ -203,7 +203,7 @@ export async function getTransaction(db: Db, transactionId: string) {
   const found = await findTransaction(db, transactionId);
   if (!found) throw new CofferError("NOT_FOUND", "transaction not found");
   const journals = await db`select id, kind, asset, wallet_id, reference, created_at from journals
-    where id = ${transactionId} or source_id = ${transactionId} order by created_at, id limit 100`;
+    where id = ${transactionId} or (source_id = ${transactionId} and source_id <> id) order by created_at, id limit 100`;
   const ids = journals.map((j) => j.id as string);
   const postings = ids.length ? await db`select journal_id, account, asset, amount::text as amount from postings where journal_id in ${db(ids)} order by id` : [];
   const history = await db`select seq::text as seq, type, status, journal_id, at from transaction_history where object_id = ${transactionId} order by transaction_history.seq limit 200`;
@@ -240,7 +240,7 @@ async function findTransaction(db: Db, id: string): Promise<Row | undefined> {
     select d.id, 'deposit', d.status, d.asset, d.amount::text, d.wallet_id, null, d.owner_id, null, null, null, null, d.created_at, d.updated_at
       from deposits d where d.id = ${id}
     union all
-    select j.id, j.kind, 'posted', j.asset, (select p.amount::text from postings p where p.journal_id = j.id and p.amount > 0 order by p.id limit 1),
+    select j.id, j.kind, 'posted', j.asset, (select m.amount::text from movements m where m.journal_id = j.id and m.leg = 0),
       case when j.kind = 'chama_deposit' then null else j.wallet_id end, case when j.kind = 'chama_deposit' then j.wallet_id end, w.owner_id, null, null,
       null, j.reference, j.created_at, j.created_at
       from journals j left join wallets w on w.id = j.wallet_id where j.id = ${id} and j.kind in ('credit', 'payment', 'chama_deposit')

@@ -277,7 +277,7 @@ export const VerifyReport = z.object({
   ok: z.boolean(),
   mismatches: z.array(
     z.object({
-      kind: z.enum(["journal_unbalanced", "posting_orphan", "posted_differs", "held_differs", "negative_available", "asset_differs"]),
+      kind: z.enum(["journal_unbalanced", "posting_orphan", "movement_stray", "posted_differs", "held_differs", "negative_available", "asset_differs"]),
       journalId: z.string().optional(),
       walletId: z.string().optional().describe("a wallet's or a chama's id"),
       asset: z.string().optional(),

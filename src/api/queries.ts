@@ -56,37 +56,41 @@ export async function getTransfer(db: Db, p: Principal, transferId: string) {
 }
 
 /**
- * A wallet's postings, newest first; the cursor is the last posting id seen (opaque to callers).
+ * A wallet's movements, newest first; the cursor is the last ledger seq seen (opaque to callers).
  * Each names what it belongs to (the journal's source: the credit, payment, transfer or withdrawal
  * its caller knows by id) and the posted balance right after it.
  *
- * The balance after a posting is the wallet's posted balance less every posting newer than it, in
- * ONE statement (one snapshot: the wallet row and its postings are committed together, so the sum
- * is exact): the postings newer than the page once, then a running sum down the page. A deep page
- * of a busy wallet sums everything above it, an index range on (account, id).
+ * The balance after a movement is the wallet's posted balance less every movement newer than it,
+ * in ONE statement (one snapshot: the wallet row and its movements are committed together, so the
+ * sum is exact): the movements newer than the page once, then a running sum down the page. A deep
+ * page of a busy wallet sums everything above it, an index range on (wallet_id, seq). A wallet's
+ * movements are the ones its own actor wrote (the verifier checks that no other touches it).
  */
 export async function listTransactions(db: Db, p: Principal, walletId: string, pageSize: number, cursor?: string) {
   const [w] = await db`select asset, owner_id from wallets where id = ${walletId}`;
   if (!w) throw new CofferError("WALLET_NOT_FOUND", "wallet not found");
   authorize(p, "wallet.read", [w.owner_id], "WALLET_NOT_FOUND");
   const rows = await db`
-    with page as (
-      select p.id, p.amount, p.journal_id from postings p
-      where p.account = ${walletId} ${cursor ? db`and p.id < ${cursor}::bigint` : db``}
-      order by p.id desc limit ${pageSize + 1}
+    with mine as (
+      select m.seq, case when m.credit = ${walletId} then m.amount when m.debit = ${walletId} then -m.amount else 0 end as amount, m.journal_id
+      from movements m
+      where m.wallet_id = ${walletId}
+    ), page as (
+      select * from mine where amount <> 0 ${cursor ? db`and seq < ${cursor}::bigint` : db``}
+      order by seq desc limit ${pageSize + 1}
     ), newer as (
-      select coalesce(sum(p.amount), 0) as amount from postings p
-      where p.account = ${walletId} and ${cursor ? db`p.id >= ${cursor}::bigint` : db`false`}
+      select coalesce(sum(amount), 0) as amount from mine
+      where ${cursor ? db`seq >= ${cursor}::bigint` : db`false`}
     ), running as (
-      select page.*, coalesce(sum(page.amount) over (order by page.id desc rows between unbounded preceding and 1 preceding), 0) as above
+      select page.*, coalesce(sum(page.amount) over (order by page.seq desc rows between unbounded preceding and 1 preceding), 0) as above
       from page
     )
-    select r.id::text as seq, r.amount::text as amount, j.id as journal_id, j.kind, j.reference, j.created_at,
-      coalesce(j.source_kind, case j.kind when 'chama_deposit' then 'deposit' else j.kind end) as source_kind,
-      coalesce(j.source_id, j.id) as source_id,
+    select r.seq::text as seq, r.amount::text as amount, m.journal_id, m.kind, m.reference, m.created_at,
+      coalesce(m.source_kind, case m.kind when 'chama_deposit' then 'deposit' else m.kind end) as source_kind,
+      coalesce(m.source_id, m.journal_id) as source_id,
       ((select posted from wallets where id = ${walletId}) - (select amount from newer) - r.above)::text as balance_after
-    from running r join journals j on j.id = r.journal_id
-    order by r.id desc`;
+    from running r join movements m on m.seq = r.seq
+    order by r.seq desc`;
   const page = rows.slice(0, pageSize);
   const asset = w.asset as Asset;
   return {

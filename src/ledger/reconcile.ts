@@ -511,7 +511,7 @@ async function postingsBySource(db: Db, ids: string[]): Promise<Map<string, bigi
   for (const part of chunks(ids)) {
     const rows = await db`select j.source_id::text as id, p.account, sum(p.amount)::text as total
       from journals j join postings p on p.journal_id = j.id
-      where j.source_id = any(${db.array(part)}::uuid[]) and p.account = any(${db.array([CLEARING, DISPUTES, PAYOUTS])}::text[])
+      where j.source_id = any(${db.array(part)}::uuid[]) and j.source_id <> j.id and p.account = any(${db.array([CLEARING, DISPUTES, PAYOUTS])}::text[])
       group by 1, 2`;
     for (const r of rows) sums.set(`${r.id}|${r.account}`, BigInt(r.total));
   }

@@ -34,14 +34,9 @@ beforeAll(async () => {
   await t.node.db.begin(async (sql) => {
     await sql`insert into wallets (id, owner_id, asset, status, posted, held, version, machine_version, snapshot, created_at, updated_at)
       select gen_random_uuid(), 'seeded-' || g, 'USD', 'active', 100 * g, 0, 1, 1, '{}'::jsonb, now(), now() from generate_series(1, ${SEEDED}::int) g`;
-    await sql`with j as (
-        insert into journals (id, kind, asset, wallet_id, reference, created_at)
-        select gen_random_uuid(), 'credit', 'USD', w.id, 'seeded', now() from wallets w where w.owner_id like 'seeded-%'
-        returning id, wallet_id
-      )
-      insert into postings (journal_id, account, asset, amount)
-      select j.id, x.account, 'USD', x.amount from j join wallets w on w.id = j.wallet_id
-        cross join lateral (values (w.id::text, w.posted), ('system:funding', -w.posted)) as x(account, amount)`;
+    await sql`insert into movements (journal_id, kind, asset, wallet_id, reference, debit, credit, amount, created_at)
+      select gen_random_uuid(), 'credit', 'USD', w.id, 'seeded', 'system:funding', w.id::text, w.posted, now()
+      from wallets w where w.owner_id like 'seeded-%'`;
   });
 });
 afterAll(() => t.stop());
@@ -107,19 +102,20 @@ describe("a clean ledger of a few thousand wallets", () => {
 
 describe("a ledger with differences", () => {
   test("every difference is found wherever it is, at most `limit` are listed, all are counted, and the command exits 1", async () => {
-    // The wallet that sorts last (on the last page), one in the middle, and a journal that does not balance.
+    // The wallet that sorts last (on the last page), one in the middle, and a movement booked under one
+    // wallet that touches another's account (balanced by construction, but in the wrong history).
     const [last] = await t.node.db`select id from wallets order by id desc limit 1`;
     const [middle] = await t.node.db`select id from wallets order by id offset ${Math.floor(SEEDED / 2)} limit 1`;
     await t.node.db`update wallets set posted = posted + 1 where id = ${last!.id}`;
     await t.node.db`update wallets set held = posted + 7 where id = ${middle!.id}`;
-    const [journal] = await t.node.db`select journal_id from postings where account = ${realWallet} limit 1`;
-    await t.node.db`insert into postings (journal_id, account, asset, amount) values (${journal!.journal_id}, 'system:funding', 'USD', 3)`;
+    const [journal] = await t.node.db`insert into movements (journal_id, kind, asset, wallet_id, debit, credit, amount, created_at)
+      values (gen_random_uuid(), 'credit', 'USD', ${last!.id}, 'system:funding', ${realWallet}, 3, now()) returning journal_id`;
     try {
       const full = await checkLedger(t.node.db, { pageSize: PAGE });
       expect(full.ok).toBe(false);
       expect(full.mismatches.map((m) => [m.kind, m.walletId ?? m.journalId]).sort()).toEqual(
         [
-          ["journal_unbalanced", journal!.journal_id],
+          ["movement_stray", last!.id],
           ["posted_differs", last!.id],
           ["held_differs", middle!.id],
           ["negative_available", middle!.id],
@@ -140,7 +136,7 @@ describe("a ledger with differences", () => {
     } finally {
       await t.node.db`update wallets set posted = posted - 1 where id = ${last!.id}`;
       await t.node.db`update wallets set held = 0 where id = ${middle!.id}`;
-      await t.node.db`delete from postings where journal_id = ${journal!.journal_id} and account = 'system:funding' and amount = 3`;
+      await t.node.db`delete from movements where journal_id = ${journal!.journal_id}`;
     }
     expect((await checkLedger(t.node.db)).ok).toBe(true);
   });

@@ -92,14 +92,14 @@ describe("the verifier", () => {
     // A hand-made overdraft, as a bug might book it: balanced, but not a dispute.
     await t.node.db.begin(async (tx) => {
       const journalId = crypto.randomUUID();
-      await tx`insert into journals (id, kind, asset, wallet_id, created_at) values (${journalId}, 'payment', 'USD', ${walletId}, now())`;
-      await tx`insert into postings (journal_id, account, asset, amount) values (${journalId}, ${walletId}, 'USD', -100), (${journalId}, 'system:payments', 'USD', 100)`;
+      await tx`insert into movements (journal_id, kind, asset, wallet_id, debit, credit, amount, created_at)
+        values (${journalId}, 'payment', 'USD', ${walletId}, ${walletId}, 'system:payments', 100, now())`;
       await tx`update wallets set posted = -100 where id = ${walletId}`;
     });
     const verify = await t.api("GET", "/admin/verify");
     expect(verify.body.mismatches).toContainEqual(expect.objectContaining({ kind: "negative_available", walletId, actual: "-100" }));
     // Put it back for the other suites' books.
     await t.node.db`update wallets set posted = 0 where id = ${walletId}`;
-    await t.node.db`delete from postings where account = ${walletId}`;
+    await t.node.db`delete from movements where wallet_id = ${walletId}`;
   });
 });

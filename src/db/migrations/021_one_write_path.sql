@@ -1,11 +1,11 @@
 -- One write path for every aggregate (issue 16). Wallets, chamas and deposits (and the chain
 -- pipeline's fee journals, with no aggregate at all) write idempotency records, their own rows,
--- journals and postings, the rows SQL reads, and outbox events through this ONE function, called
+-- movements (the ledger), the rows SQL reads, and outbox events through this ONE function, called
 -- as one statement per group commit (actors/write-path.ts builds its argument). Aggregates of
 -- different kinds share a group commit the way wallets always did.
 --
 -- batch = {wallets, chamas, deposits: aggregate rows, each with from_version (0: create) and
---          to_version; journals, postings; withdrawals, transfers (wallets); chama_members,
+--          to_version; movements (the ledger); withdrawals, transfers (wallets); chama_members,
 --          chama_withdrawals, chama_reviews, chama_audit (chamas); deposit_refunds,
 --          deposit_disputes (deposits); events (outbox, in order, with their worker marks)}
 -- keys  = the idempotency records (json, not jsonb: a replay answers the first body byte for byte).
@@ -14,6 +14,70 @@
 -- (fencing), it raises SQLSTATE CF409 with {"taken": [...], "fenced": [...]} as DETAIL and nothing
 -- at all is written. This replaces coffer_commit of 011_stripe_payouts.sql (same contract, more
 -- kinds); a later change to it starts from this definition.
+-- Fewer rows per money movement (issue 16): a journal is stored as movements, each ONE row
+-- carrying its debit and credit accounts (as TigerBeetle's transfers do), instead of a journal row
+-- plus two posting rows. Every journal Coffer makes moves one amount between two accounts (machines/
+-- journal.ts `move`), so it is one movement (`leg` 0); a journal of more postings would be split
+-- into several legs by actors/write-path.ts. Balanced by construction: a movement cannot take from
+-- one account what it does not give to another.
+--
+-- `seq` is the ledger's own order. `wallet_id` is the aggregate that wrote the journal (a wallet, a
+-- chama, or a hot wallet's row for network fees); every movement touches only system accounts and
+-- that aggregate's own account, which the verifier checks, so an aggregate's history is one index
+-- range on (wallet_id, seq), and system accounts, which nobody pages through, have no per-row
+-- history index at all.
+create table movements (
+  seq         bigint generated always as identity primary key,
+  journal_id  uuid not null,
+  leg         smallint not null default 0,
+  kind        text not null,
+  asset       text not null,
+  wallet_id   uuid not null,
+  reference   text,
+  source_kind text,
+  source_id   uuid,
+  -- The account the amount leaves (its posting is -amount) and the one it arrives at (+amount).
+  debit       text not null,
+  credit      text not null,
+  amount      numeric(78,0) not null check (amount > 0),
+  created_at  timestamptz not null,
+  check (debit <> credit)
+);
+-- A journal id is taken once (saga steps derive theirs from the step, and rely on that).
+create unique index movements_journal on movements (journal_id, leg);
+create index movements_wallet on movements (wallet_id, seq);
+-- The admin list, newest first.
+create index movements_created on movements (created_at desc, journal_id desc) where leg = 0;
+-- A transfer's or a withdrawal's journals by its id; a credit or a payment is its own source and needs no entry.
+create index movements_source on movements (source_id) where source_id <> journal_id;
+
+-- What was written before: every journal so far has two postings of opposite amounts.
+do $$
+begin
+  if exists (select 1 from postings group by journal_id having count(*) <> 2 or sum(amount) <> 0 or min(amount) >= 0) then
+    raise exception 'a journal that is not one movement between two accounts: split it by hand before this migration';
+  end if;
+end
+$$;
+insert into movements (journal_id, leg, kind, asset, wallet_id, reference, source_kind, source_id, debit, credit, amount, created_at)
+select j.id, 0, j.kind, j.asset, j.wallet_id, j.reference, j.source_kind, j.source_id, d.account, c.account, c.amount, j.created_at
+from journals j
+join postings d on d.journal_id = j.id and d.amount < 0
+join postings c on c.journal_id = j.id and c.amount > 0
+order by j.created_at, j.id;
+
+drop table postings;
+drop table journals;
+
+-- Readers keep the journal-and-postings shape: a journal is its first leg, each movement two postings.
+create view journals as
+  select journal_id as id, kind, asset, wallet_id, reference, source_kind, source_id, created_at
+  from movements where leg = 0;
+create view postings as
+  select seq * 2 as id, journal_id, debit as account, asset, -amount as amount from movements
+  union all
+  select seq * 2 + 1, journal_id, credit, asset, amount from movements;
+
 create or replace function coffer_commit(batch jsonb, keys json) returns void
 language plpgsql as $$
 declare
@@ -111,15 +175,11 @@ begin
       detail = jsonb_build_object('taken', coalesce(taken, '[]'::jsonb), 'fenced', coalesce(fenced, '[]'::jsonb))::text;
   end if;
 
-  insert into journals (id, kind, asset, wallet_id, reference, source_kind, source_id, created_at)
-  select id, kind, asset, wallet_id, reference, source_kind, source_id, created_at
-  from jsonb_to_recordset(batch->'journals')
-    as j(id uuid, kind text, asset text, wallet_id uuid, reference text, source_kind text, source_id uuid, created_at timestamptz);
-
-  insert into postings (journal_id, account, asset, amount)
-  select journal_id, account, asset, amount
-  from jsonb_to_recordset(batch->'postings')
-    as p(journal_id uuid, account text, asset text, amount numeric);
+  insert into movements (journal_id, leg, kind, asset, wallet_id, reference, source_kind, source_id, debit, credit, amount, created_at)
+  select journal_id, leg, kind, asset, wallet_id, reference, source_kind, source_id, debit, credit, amount, created_at
+  from jsonb_to_recordset(batch->'movements')
+    as m(journal_id uuid, leg smallint, kind text, asset text, wallet_id uuid, reference text, source_kind text, source_id uuid,
+         debit text, credit text, amount numeric, created_at timestamptz);
 
   -- Wallets' rows.
   insert into withdrawals (id, wallet_id, asset, amount, status, destination, reason, created_at, updated_at)
