@@ -1,6 +1,7 @@
 import type { AnyActorRef, AnyMachineSnapshot } from "xstate";
 import type { Db } from "../lib/db";
 import type { PrincipalClaim } from "../lib/principal";
+import type { CommitTicket } from "./commit-queue";
 import type { ActorKindName, Idempotency, Reply } from "./envelope";
 
 /** What every machine's effects have in common: a type, and "rejected" for a refusal. */
@@ -45,6 +46,13 @@ export interface ActorKind {
    * won) or KeysTakenError (some idempotency keys were used meanwhile), see store-errors.ts.
    */
   commit(write: ActorWrite): Promise<number>;
+  /**
+   * Opt-in to chained commits: with it, the actor applies its next batch while the previous one
+   * is still committing and hands it over behind that one's ticket (`after`; undefined when
+   * nothing of this actor is in flight). The commit must then happen after `after`'s, or not at
+   * all (actors/commit-queue.ts). Kinds without it commit one batch at a time.
+   */
+  commitBehind?(write: ActorWrite, after: CommitTicket | undefined): CommitTicket;
   /** Told what each committed batch did (to wake workers). */
   afterCommit?(effects: AnyEffect[]): void;
 }

@@ -5,7 +5,9 @@ import { log, reason } from "../lib/log";
 import { refusal } from "../lib/errors";
 import { Gate } from "../lib/gate";
 import type { BusGuard } from "./bus/guard";
-import type { Reply } from "./envelope";
+import type { Envelope, Reply } from "./envelope";
+import { batchSubject, commandSubject, decodeBatch, DROPPED, encodeBatchReply, NOT_MINE, type ItemAnswer } from "./forwarding";
+import type { ShardOwners } from "./nats-router";
 import type { ActorKindName } from "./envelope";
 import type { ActorHost } from "./host";
 import { ownerOf, shardOf } from "./shards";
@@ -30,6 +32,24 @@ export interface ClusterOptions {
   /** Commands from other nodes handled at once, and waiting; past that, 503 OVERLOADED at once. */
   inFlightMax: number;
   waitingMax: number;
+  /** This node's public base URL (PUBLIC_URL): announced in the nodes bucket and named in answers to forwarded commands, so callers can come straight here. */
+  publicUrl?: string | undefined;
+  /**
+   * Background jobs that must run on one node at a time (the outbox relay, monitoring, ...): each
+   * has its own lease (`singleton.<name>` in the leases bucket), taken, renewed and lost like a
+   * shard's and spread over the live nodes the same way (src/workers/ownership.ts).
+   */
+  singletons?: readonly string[];
+}
+
+/** A lease expires this long after its expiry by the server's clock before a round looks again (clock steps, timer jitter). */
+const WAKE_MARGIN_MS = 25;
+
+interface HeldSingleton {
+  revision: number;
+  /** The revision it was taken at: grows with every new holder (a fencing token). */
+  token: number;
+  since: number;
 }
 
 const OVERLOADED: Reply = refusal("OVERLOADED", "this node has too many commands in hand; retry with the same idempotency key");
@@ -40,6 +60,8 @@ interface Held {
   /** The shard's command subjects, one per kind of actor: `<prefix>.wallet.<shard>.*` and `<prefix>.chama.<shard>.*`. */
   subscriptions: Subscription[];
 }
+
+const UTF8 = new TextEncoder();
 
 /** Every kind of actor a shard holds, each with its own command subject. */
 const SERVED_KINDS: readonly ActorKindName[] = ["wallet", "chama", "deposit"];
@@ -58,6 +80,17 @@ export class Cluster {
   private readonly gate: Gate;
   /** The holding last logged (shards and live nodes), so the log says when it changes, not every round. */
   private reported: string | undefined;
+  private readonly singletons = new Map<string, HeldSingleton>();
+  /** The server's clock minus this node's (from its own announcement's timestamp), so lease ages are read by the server's clock. */
+  private serverOffsetMs = 0;
+  /** When (this node's clock) a lease seen this round runs out, if sooner than the next regular round: a round runs then. */
+  private wakeAtMs = Number.POSITIVE_INFINITY;
+  private wakeTimer: Timer | undefined;
+  /** A round was asked for while one was running: it runs right after. */
+  private roundAgain = false;
+  /** What this node held after the last round (shards and singletons), to tell the workers when it gained something. */
+  private holding = "";
+  private readonly holdingListeners: (() => void)[] = [];
 
   constructor(
     private readonly nc: NatsConnection,
@@ -94,8 +127,11 @@ export class Cluster {
         },
       }),
     );
+    // Commands other nodes forward here many to a message (actors/forwarding.ts).
+    this.watch("commands", this.serveBatches());
     await this.reconcile();
-    this.timer = setInterval(() => void this.tick(), Math.max(100, Math.floor(this.options.leaseTtlMs / 3)));
+    this.scheduleWake();
+    this.timer = setInterval(() => void this.tick(), this.roundEveryMs());
     // Back from a NATS outage: renew at once rather than at the next tick.
     void (async () => {
       for await (const s of this.nc.status()) if (s.type === "reconnect") this.tick();
@@ -106,8 +142,10 @@ export class Cluster {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    clearTimeout(this.wakeTimer);
     await this.round;
     await Promise.all([...this.held.keys()].map((shard) => this.release(shard)));
+    await Promise.all([...this.singletons.keys()].map((name) => this.releaseSingleton(name)));
     await this.nodesKv?.delete(this.key("node", this.options.nodeId)).catch(() => {});
   }
 
@@ -149,13 +187,36 @@ export class Cluster {
     return {
       nodeId: this.options.nodeId,
       shards: [...this.held.keys()].sort((a, b) => a - b),
+      singletons: [...this.singletons.keys()].sort(),
       leaseAgesMs: Object.fromEntries([...this.held].map(([s, h]) => [s, now - h.since])),
       actorsLoaded: this.host.size,
       mailboxDepth: this.host.mailboxDepth,
       liveNodes: this.liveNodes,
       healthy: this.healthy.ok,
       busDropped: this.bus.dropped,
+      ...(this.options.publicUrl ? { publicUrl: this.options.publicUrl } : {}),
+      ...(this.forwarded ? { forwarded: { ...this.forwarded() } } : {}),
     };
+  }
+
+  /** The shards this node holds now: their background work (sagas, payouts) is this node's. */
+  heldShards(): number[] {
+    return [...this.held.keys()];
+  }
+
+  /** Whether this node holds the singleton lease `name` now: its job runs here and on no other node. */
+  leads(name: string): boolean {
+    return this.singletons.has(name);
+  }
+
+  /** The singleton lease's fencing token while this node holds it: the revision it was taken at, larger for every later holder. */
+  fence(name: string): number | undefined {
+    return this.singletons.get(name)?.token;
+  }
+
+  /** Called after a round in which this node took a shard or a singleton (the workers look at once). */
+  onGain(listener: () => void): void {
+    this.holdingListeners.push(listener);
   }
 
   /**
@@ -168,11 +229,50 @@ export class Cluster {
     await this.round;
   }
 
-  private tick(): void {
-    if (this.stopped || this.round) return;
+  /** A round, unless one is running: then none (`again`: one right after it). */
+  private tick(again = false): void {
+    if (this.stopped) return;
+    if (this.round) {
+      this.roundAgain ||= again;
+      return;
+    }
     this.round = this.reconcile()
       .catch((error) => log("warn", "cluster round failed; will retry", { error: reason(error) }))
-      .finally(() => (this.round = undefined));
+      .finally(() => {
+        this.round = undefined;
+        this.scheduleWake();
+        if (this.roundAgain) {
+          this.roundAgain = false;
+          this.tick();
+        }
+      });
+  }
+
+  /**
+   * Rounds come every third of the lease life; a lease seen this round that runs out before the next
+   * one (a silent node's announcement, a dead holder's shard lease) gets a round of its own at that
+   * moment, so its shards move the moment the lease life is over rather than up to a round later.
+   */
+  private scheduleWake(): void {
+    clearTimeout(this.wakeTimer);
+    const inMs = this.wakeAtMs - Date.now();
+    this.wakeAtMs = Number.POSITIVE_INFINITY;
+    if (this.stopped || !Number.isFinite(inMs) || inMs >= this.roundEveryMs()) return;
+    this.wakeTimer = setTimeout(() => this.tick(true), Math.max(10, inMs));
+  }
+
+  private roundEveryMs(): number {
+    return Math.max(100, Math.floor(this.options.leaseTtlMs / 3));
+  }
+
+  /** The server's clock, as near as this node knows it (never ahead of it by more than a round trip). */
+  private serverNow(): number {
+    return Date.now() + this.serverOffsetMs;
+  }
+
+  /** A lease (by the server's clock) runs out then: look again at that moment if it is before the next round. */
+  private wakeBy(expiresAtServerMs: number): void {
+    this.wakeAtMs = Math.min(this.wakeAtMs, expiresAtServerMs - this.serverOffsetMs + WAKE_MARGIN_MS);
   }
 
   private async reconcile(): Promise<void> {
@@ -183,11 +283,7 @@ export class Cluster {
       log("warn", "node unhealthy: not renewing its leases", { nodeId: this.options.nodeId, reason: this.healthy.reason });
       return;
     }
-    await this.nodesKv.put(this.key("node", this.options.nodeId), JSON.stringify({ at: Date.now() }));
-    // A key listing can name a key twice (several stored revisions): count each node once.
-    const nodes = new Set<string>([this.options.nodeId]);
-    for await (const k of await this.nodesKv.keys(this.key("node", "*"))) nodes.add(k.slice("node.".length));
-    this.liveNodes = [...nodes].sort();
+    this.liveNodes = await this.announce();
 
     const work: Promise<unknown>[] = [];
     for (let shard = 0; shard < this.options.shardCount; shard++) {
@@ -203,8 +299,108 @@ export class Cluster {
       else if (held && !mine) work.push(this.release(shard));
       else if (!held && mine) work.push(this.take(shard));
     }
+    for (const name of this.options.singletons ?? []) {
+      const mine = singletonOwner(name, this.liveNodes) === this.options.nodeId;
+      const held = this.singletons.get(name);
+      if (held && mine) work.push(this.renewSingleton(name, held));
+      else if (held && !mine) work.push(this.releaseSingleton(name));
+      else if (!held && mine) work.push(this.takeSingleton(name));
+    }
     await Promise.all(work);
     this.reportHolding();
+    this.tellIfGained();
+  }
+
+  /**
+   * Announce this node, then list the live ones. A node is live while its announcement is younger
+   * than the lease life by the server's clock (the entry's timestamp), whether or not the bucket has
+   * expired the entry yet: a node that died is seen dead the moment its lease life is over. The
+   * node's own announcement, just written, gives the server's time.
+   */
+  private async announce(): Promise<string[]> {
+    const own = this.key("node", this.options.nodeId);
+    await this.nodesKv.put(own, JSON.stringify({ at: Date.now(), ...(this.options.publicUrl ? { publicUrl: this.options.publicUrl } : {}) }));
+    const written = Date.now();
+    // A key listing can name a key twice (several stored revisions): read each node once.
+    const keys = new Set<string>([own]);
+    for await (const k of await this.nodesKv.keys(this.key("node", "*"))) keys.add(k);
+    const entries = await Promise.all([...keys].map((k) => this.nodesKv.get(k).catch(() => null)));
+    const mine = entries.find((e) => e?.key === own && e.operation === "PUT");
+    // (Written no later than `written` by the server's clock: the offset errs on the late side.)
+    if (mine) this.serverOffsetMs = mine.created.getTime() - written;
+    const nodes = new Set<string>([this.options.nodeId]);
+    for (const e of entries) {
+      if (!e || e.key === own || e.operation !== "PUT") continue;
+      const expiresAt = e.created.getTime() + this.options.leaseTtlMs;
+      if (expiresAt <= this.serverNow()) continue; // silent for a whole lease life: dead, whatever the bucket still says
+      nodes.add(e.key.slice("node.".length));
+      this.wakeBy(expiresAt);
+    }
+    return [...nodes].sort();
+  }
+
+  /**
+   * Takes a lease: by creating it (nobody holds it: never taken, handed back, or expired by the
+   * server), or by compare-and-set on the revision when its holder has not renewed it for a whole
+   * lease life (dead, though the bucket has not expired the entry yet) or is this node in an earlier
+   * life (same NODE_ID, restarted). The revision it was taken at, or undefined while someone holds it.
+   */
+  private async acquire(key: string): Promise<number | undefined> {
+    try {
+      return await this.leasesKv.create(key, this.options.nodeId);
+    } catch {
+      // Someone holds it, or held it: look at when it was last renewed.
+    }
+    const entry = await this.leasesKv.get(key).catch(() => null);
+    if (!entry) return undefined;
+    const expiresAt = entry.created.getTime() + this.options.leaseTtlMs;
+    if (entry.operation === "PUT" && entry.string() !== this.options.nodeId && expiresAt > this.serverNow()) {
+      this.wakeBy(expiresAt);
+      return undefined;
+    }
+    try {
+      return await this.leasesKv.update(key, this.options.nodeId, entry.revision);
+    } catch {
+      return undefined; // another node was quicker
+    }
+  }
+
+  /** Tell whoever listens (the background workers) that this node now holds something it did not. */
+  private tellIfGained(): void {
+    const now = [...[...this.held.keys()].map(String), ...[...this.singletons.keys()].map((n) => `s:${n}`)];
+    const before = new Set(this.holding ? this.holding.split(",") : []);
+    this.holding = now.sort().join(",");
+    if (!now.some((h) => !before.has(h))) return;
+    for (const listener of this.holdingListeners) {
+      try {
+        listener();
+      } catch (error) {
+        log("warn", "a holding listener failed", { error: reason(error) });
+      }
+    }
+  }
+
+  private async takeSingleton(name: string): Promise<void> {
+    const revision = await this.acquire(this.key("singleton", name));
+    if (revision === undefined) return;
+    this.singletons.set(name, { revision, token: revision, since: Date.now() });
+    log("debug", "took singleton", { name, nodeId: this.options.nodeId });
+  }
+
+  private async renewSingleton(name: string, held: HeldSingleton): Promise<void> {
+    try {
+      held.revision = await this.leasesKv.update(this.key("singleton", name), this.options.nodeId, held.revision);
+    } catch {
+      log("warn", "lost a singleton lease", { name, nodeId: this.options.nodeId });
+      this.singletons.delete(name);
+    }
+  }
+
+  private async releaseSingleton(name: string): Promise<void> {
+    const held = this.singletons.get(name);
+    if (!held) return;
+    this.singletons.delete(name);
+    await this.leasesKv.delete(this.key("singleton", name), { previousSeq: held.revision }).catch(() => {});
   }
 
   /**
@@ -232,8 +428,9 @@ export class Cluster {
 
   private async take(shard: number): Promise<void> {
     try {
-      // Succeeds only if nobody holds the lease (never taken, expired, or handed back).
-      const revision = await this.leasesKv.create(this.key("shard", shard), this.options.nodeId);
+      // Succeeds only if nobody holds the lease (never taken, expired, or handed back) or its holder is gone.
+      const revision = await this.acquire(this.key("shard", shard));
+      if (revision === undefined) return;
       this.held.set(shard, { revision, since: Date.now(), subscriptions: SERVED_KINDS.map((kind) => this.serve(kind, shard)) });
       log("debug", "took shard", { shard, nodeId: this.options.nodeId });
     } catch {
@@ -293,6 +490,68 @@ export class Cluster {
   }
 
   /**
+   * Commands other nodes send this node many to a message (actors/forwarding.ts). The message is
+   * opened like any signed node message; then every command in it is opened by the bus guard as if
+   * it had arrived alone on its own subject (signature, age, replay, shape, kind, shard), so one bad
+   * command is dropped by itself. The good ones run at once, side by side (their actors group-commit
+   * them together), and one signed reply answers them all in order. A command for a shard this node
+   * does not hold is answered "not mine": the sender asks that shard's subject instead; it is never
+   * forwarded again from here.
+   */
+  private serveBatches(): Subscription {
+    const subject = batchSubject(this.options.prefix, this.options.nodeId);
+    return this.nc.subscribe(subject, {
+      callback: (error, msg) => {
+        if (error) return void this.bus.drop("failed", subject);
+        try {
+          if (!msg.reply) return void this.bus.drop("no_reply_subject", msg.subject);
+          const opened = this.bus.open(msg.subject, msg.data);
+          if (!opened) return;
+          const items = decodeBatch(opened.body);
+          if (!items) return void this.bus.drop("invalid", msg.subject);
+          const answers = items.map(([itemSubject, payload]): ItemAnswer | Promise<Reply> => {
+            const target = commandSubject(this.options.prefix, itemSubject, SERVED_KINDS);
+            if (!target) return this.bus.drop("wrong_shard", itemSubject) ?? DROPPED;
+            if (!this.held.has(target.shard)) return NOT_MINE;
+            const command = this.bus.openCommand(itemSubject, UTF8.encode(payload));
+            if (!command) return DROPPED;
+            return this.gate.run(() => this.host.dispatch(command.id, command.envelope), () => OVERLOADED);
+          });
+          void Promise.all(answers)
+            .then((outcomes) => msg.respond(this.bus.sealReply(opened.nonce, encodeBatchReply(this.options.nodeId, this.options.publicUrl, outcomes))))
+            .catch((e) => log("error", "forwarded commands failed on this node", { error: reason(e) }));
+        } catch (e) {
+          this.bus.drop("failed", msg.subject, reason(e));
+        }
+      },
+    });
+  }
+
+  /** What the router needs for its short cuts (actors/nats-router.ts): what this node holds, and who should own the rest. */
+  /** The router's counts of commands it sent since start (batches, commands in them, single ones, run here), for status(). */
+  forwarded: (() => Readonly<Record<string, number>>) | undefined;
+  private ownersFor: string[] | undefined;
+  private readonly owners = new Map<number, string | undefined>();
+
+  shardOwners(): ShardOwners {
+    return {
+      nodeId: this.options.nodeId,
+      holds: (shard) => this.held.has(shard),
+      ownerOf: (shard) => {
+        // Worked out once per shard for each list of live nodes (a round makes a new list when it changes).
+        if (this.ownersFor !== this.liveNodes) {
+          this.ownersFor = this.liveNodes;
+          this.owners.clear();
+        }
+        let owner = this.owners.get(shard);
+        if (owner === undefined && !this.owners.has(shard)) this.owners.set(shard, (owner = ownerOf(shard, this.liveNodes)));
+        return owner;
+      },
+      dispatch: (id: string, envelope: Envelope) => this.host.dispatch(id, envelope),
+    };
+  }
+
+  /**
    * Can this node hear commands? Its connection is up, the subscriptions it needs are open, and a
    * signed request to itself goes through the server and back (so a dead reader is caught too).
    */
@@ -319,9 +578,23 @@ export class Cluster {
     return `${this.options.prefix}.cluster.status.${nodeId}`;
   }
 
-  private key(kind: "node" | "shard", id: string | number): string {
+  private key(kind: "node" | "shard" | "singleton", id: string | number): string {
     return `${kind}.${id}`;
   }
+}
+
+/** Which live node runs the singleton job `name`: rendezvous hashing, as shards are spread. */
+export function singletonOwner(name: string, nodes: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestScore = -1n;
+  for (const node of nodes) {
+    const score = BigInt(Bun.hash.wyhash(`${node}#singleton:${name}`));
+    if (score > bestScore || (score === bestScore && node < best!)) {
+      best = node;
+      bestScore = score;
+    }
+  }
+  return best;
 }
 
 /** Sorted shard numbers as ranges, for people: `0-41,43,90-127` (`none` when empty). */

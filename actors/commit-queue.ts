@@ -1,118 +1,483 @@
+import postgres from "postgres";
 import type { Db } from "../lib/db";
+import { databaseFailure } from "../lib/db-errors";
+import { log, reason } from "../lib/log";
 import { idempotencyId } from "./envelope";
 import { CommitRefusedError, FencedError, KeysTakenError } from "./store-errors";
 import { commitWrites, type BatchWrite } from "./wallet-store";
 
-interface Pending {
+/**
+ * A batch was applied on top of an earlier batch of the same actor whose commit failed (or never
+ * happened): it was not written, and must not be. Its actor re-runs its commands from the state
+ * that did commit.
+ */
+export class PredecessorFailedError extends Error {}
+
+/** What `commitBehind` hands back: the batch's commit, and the ticket a later batch of the same actor is sent behind. */
+export interface CommitTicket {
+  readonly done: Promise<number>;
+}
+
+type State = "waiting" | "sent" | "committed" | "failed";
+
+interface Pending extends CommitTicket {
   write: BatchWrite;
   resolve: (version: number) => void;
   reject: (error: Error) => void;
+  state: State;
+  lane: Lane;
+  /** The same actor's previous batch, unsettled when this one was handed over: this one commits only after it. */
+  after: Pending | undefined;
+  /** Later batches of the same actor that were handed over behind this one. */
+  behind: Pending[];
+  /** Times sent again because a statement it was in failed for someone else's reason. */
+  resends: number;
 }
 
-export interface CommitQueueLimits {
-  /** Transactions in flight at once. Writes arriving meanwhile wait and go out together. */
-  inFlightMax: number;
-  /** Batches (each from a different wallet) in one transaction at most. */
-  writesMax: number;
-  /**
-   * Batches waiting for a transaction at most (each wallet actor hands over one batch at a time, so
-   * this is also how many wallets may wait). One more is refused at once with CommitRefusedError:
-   * its actor answers 503 OVERLOADED and nothing is written.
-   */
-  waitingMax: number;
+interface Statement {
+  pendings: Pending[];
+  /** What this statement's transaction sets `coffer.lane` to on its connection. */
+  token: string;
 }
 
 /**
- * Group commit across wallets. Each actor hands over one batch at a time; batches from different
- * actors that wait here together are written in one transaction. A busy wallet already batches its
- * own commands; this makes many quiet wallets cost a few commits per second instead of one each.
- * A wallet that was fenced or whose key was taken does not sink the others: it is answered, and
- * the rest are committed again without it.
+ * Where statements go. With its own connection (`session`), a lane sends up to `depth` statements
+ * without waiting for answers (Postgres runs one connection's statements in order), each in its
+ * own transaction guarded on the one before it. Without one (the pool), statements run wherever
+ * the pool puts them, so nothing may depend on a statement still in flight.
+ */
+interface Lane {
+  index: number;
+  session: Db | undefined;
+  /** The session's life: broken once its connection was lost (see sendOnLane). */
+  client: LaneClient;
+  depth: number;
+  waiting: Pending[];
+  /** Batches of statements that failed for another batch's reason, sent again once the lane is quiet. */
+  again: Pending[];
+  inFlight: Statement[];
+  /** A statement failed: nothing more is sent until every statement behind it has come back. */
+  draining: boolean;
+  tokens: number;
+  /** The last statement sent and its answers, handled in the order they were sent. */
+  handled: Promise<void>;
+}
+
+export interface CommitQueueLimits {
+  /** Statements (transactions) in flight at once, over all lanes. Writes arriving meanwhile wait and go out together. */
+  inFlightMax: number;
+  /** Batches (each from a different aggregate) in one transaction at most. */
+  writesMax: number;
+  /**
+   * Batches waiting for a transaction at most. One more is refused at once with
+   * CommitRefusedError: its actor answers 503 OVERLOADED and nothing is written.
+   */
+  waitingMax: number;
+  /**
+   * Commit lanes: connections of their own (from `openLane`), each aggregate always on the same
+   * one. 0 (or no `openLane`): the pool, as before lanes existed.
+   */
+  lanes?: number;
+  /** Statements one lane keeps in flight, one behind the other on its connection (1: no pipelining). */
+  depth?: number;
+}
+
+/** A statement sent again this many times (other statements' failures) is refused instead. */
+const RESENDS_MAX = 16;
+
+/**
+ * Group commit across aggregates, with commits pipelined per lane.
+ *
+ * Batches from different actors that wait here together are written in one statement, one
+ * transaction. A wallet that was fenced or whose key was taken does not sink the others: it is
+ * answered, and the rest are committed again without it.
+ *
+ * An actor may hand over its next batch (N+1) while batch N is still committing (`commitBehind`
+ * with N's ticket). N+1 goes to the same lane, in a later statement on the same connection, so
+ * Postgres runs it after N. It must commit only if N did: fencing on the version alone is not
+ * enough, since another writer that moved the row to the version N would have written makes
+ * N+1's version check pass on a state it was not computed from. So on a lane every statement is
+ *   `begin read write; <guard>` · `select coffer_commit(…)` · `commit`
+ * where the guard checks that `coffer.lane` (a session setting, rolled back with its transaction)
+ * holds the token the previous statement on the lane set, and sets its own. If a statement fails,
+ * every statement sent behind it fails its guard and writes nothing; their batches are sent again
+ * (or, if their own predecessor failed, rejected with PredecessorFailedError). Lane connections
+ * start read only (`default_transaction_read_only`), so a statement that ever ran outside its
+ * guarded transaction (a reconnect between its messages) writes nothing either.
  */
 export class CommitQueue {
-  private waiting: Pending[] = [];
+  private readonly lanes: Lane[];
+  private waitingCount = 0;
   private inFlight = 0;
+  private nextLane = 0;
   /** Running totals, for operators and the benchmark: how well commits are being shared. */
-  readonly stats = { transactions: 0, batches: 0, busyMs: 0, refused: 0 };
+  readonly stats = { transactions: 0, batches: 0, busyMs: 0, refused: 0, resent: 0, pipelined: 0 };
 
   constructor(
     private readonly db: Db,
     private readonly limits: CommitQueueLimits,
     /** The writer; tests may watch it, production uses commitWrites. */
     private readonly write: typeof commitWrites = commitWrites,
-  ) {}
+    /** A lane's own connection (a client of one connection, read only by default; see connectCommitLane). */
+    private readonly openLane?: (index: number) => Db,
+    /** A lane statement out this long is taken for lost with its connection (statement_timeout is 30 s). */
+    private readonly stallMs = 40_000,
+  ) {
+    const count = openLane ? Math.max(0, Math.min(limits.lanes ?? 0, limits.inFlightMax)) : 0;
+    this.lanes = count
+      ? Array.from({ length: count }, (_, index) => newLane(index, openLane!(index), Math.max(1, limits.depth ?? 1)))
+      : [newLane(0, undefined, limits.inFlightMax)];
+  }
 
+  /** One batch with nothing of its actor's in flight before it. Resolves with the version it committed as. */
   commit(write: BatchWrite): Promise<number> {
-    if (this.waiting.length >= this.limits.waitingMax) {
+    return this.commitBehind(write, undefined).done;
+  }
+
+  /**
+   * One batch, computed on top of `after` (the same actor's previous batch, whose commit may not
+   * have settled): it commits after `after` did, or not at all (PredecessorFailedError).
+   */
+  commitBehind(write: BatchWrite, after: CommitTicket | undefined): CommitTicket {
+    const before = after as Pending | undefined;
+    if (before?.state === "failed") return rejected(new PredecessorFailedError(`${write.id}: the batch before this one did not commit`));
+    if (this.waitingCount >= this.limits.waitingMax) {
       this.stats.refused++;
-      return Promise.reject(new CommitRefusedError(`${this.waiting.length} wallet batches are already waiting to commit`));
+      return rejected(new CommitRefusedError(`${this.waitingCount} batches are already waiting to commit`));
     }
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ write, resolve, reject });
-      this.pump();
+    const unsettled = before && (before.state === "waiting" || before.state === "sent") ? before : undefined;
+    let resolve!: (version: number) => void;
+    let reject!: (error: Error) => void;
+    const done = new Promise<number>((res, rej) => {
+      resolve = res;
+      reject = rej;
     });
+    const lane = unsettled?.lane ?? this.laneOf(write.id);
+    const p: Pending = { write, done, resolve, reject, state: "waiting", lane, after: unsettled, behind: [], resends: 0 };
+    // An actor awaits its batches in order, so a later one may fail before anyone listens.
+    done.catch(() => {});
+    unsettled?.behind.push(p);
+    lane.waiting.push(p);
+    this.waitingCount++;
+    this.pump();
+    return p;
+  }
+
+  /** Statements in flight and batches waiting, now (for tests and operators). */
+  get load(): { inFlight: number; waiting: number } {
+    return { inFlight: this.inFlight, waiting: this.waitingCount };
+  }
+
+  /** Ends the lanes' connections (after what is in flight). */
+  async close(): Promise<void> {
+    await Promise.all(this.lanes.map((lane) => lane.session?.end({ timeout: 5 })));
+  }
+
+  private laneOf(id: string): Lane {
+    if (this.lanes.length === 1) return this.lanes[0]!;
+    let h = 0;
+    for (let i = 0; i < id.length; i++) h = (Math.imul(h, 31) + id.charCodeAt(i)) | 0;
+    return this.lanes[(h >>> 0) % this.lanes.length]!;
   }
 
   private pump(): void {
-    while (this.inFlight < this.limits.inFlightMax && this.waiting.length) {
-      const group = this.takeGroup();
-      this.inFlight++;
-      void this.flush(group).finally(() => {
-        this.inFlight--;
-        this.pump();
-      });
+    // Round robin over the lanes, one statement at a time, so one busy lane cannot take every slot.
+    for (let idle = 0; idle < this.lanes.length && this.inFlight < this.limits.inFlightMax; ) {
+      const lane = this.lanes[this.nextLane]!;
+      this.nextLane = (this.nextLane + 1) % this.lanes.length;
+      const group = lane.draining || lane.inFlight.length >= lane.depth ? [] : this.takeGroup(lane);
+      if (group.length) {
+        this.send(lane, group);
+        idle = 0;
+      } else {
+        idle++;
+      }
     }
   }
 
   /**
-   * The next group, oldest first. Two batches that carry the same idempotency key (one key sent to
-   * two wallets at once) never share a transaction: inside one statement the second would be
-   * silently skipped instead of being seen as taken. The later one waits for the next group.
+   * The lane's next group, oldest first, at most one batch per aggregate (a later batch of the
+   * same one waits for the next statement, behind it). Two batches that carry the same idempotency
+   * key (one key sent to two aggregates at once) never share a transaction: inside one statement
+   * the second would be silently skipped instead of being seen as taken. On the pool, a batch
+   * whose predecessor is still in flight waits until it has committed.
    */
-  private takeGroup(): Pending[] {
+  private takeGroup(lane: Lane): Pending[] {
     const group: Pending[] = [];
     const later: Pending[] = [];
     const keys = new Set<string>();
-    for (const p of this.waiting) {
+    const aggregates = new Set<string>();
+    for (const p of lane.waiting) {
       const ids = p.write.keyed.map((k) => idempotencyId(k.idempotency));
-      if (group.length < this.limits.writesMax && !ids.some((id) => keys.has(id))) {
-        group.push(p);
-        for (const id of ids) keys.add(id);
-      } else {
+      const blocked =
+        group.length >= this.limits.writesMax ||
+        aggregates.has(p.write.id) ||
+        (p.after !== undefined && (p.after.state === "waiting" || (p.after.state === "sent" && !lane.session))) ||
+        ids.some((id) => keys.has(id));
+      aggregates.add(p.write.id);
+      if (blocked) {
         later.push(p);
+        continue;
       }
+      group.push(p);
+      for (const id of ids) keys.add(id);
     }
-    this.waiting = later;
+    lane.waiting = later;
     return group;
   }
 
-  private async flush(group: Pending[]): Promise<void> {
-    let remaining = group;
-    try {
-      // Each round either commits everything left or answers at least one wallet, so it ends.
-      while (remaining.length) {
-        const started = performance.now();
-        const report = await this.write(this.db, remaining.map((p) => p.write));
-        this.stats.transactions++;
-        this.stats.batches += remaining.length;
-        this.stats.busyMs += performance.now() - started;
-        if (report.ok) {
-          for (const p of remaining) p.resolve(report.versions.get(p.write.id)!);
-          return;
-        }
-        const next: Pending[] = [];
-        for (const p of remaining) {
-          const id = p.write.id;
-          if (report.fenced.has(id)) p.reject(new FencedError(id, p.write.fromVersion));
-          else if (report.taken.has(id)) p.reject(new KeysTakenError(report.taken.get(id)!));
-          else next.push(p);
-        }
-        remaining = next;
-      }
-    } catch (error) {
-      // The database failed (or the commit's fate is unknown): every batch in it must be treated
-      // as not acknowledged. The actors reload and their callers may retry with the same keys.
-      for (const p of remaining) p.reject(error as Error);
+  private send(lane: Lane, group: Pending[]): void {
+    for (const p of group) {
+      p.state = "sent";
+      if (p.after?.state === "sent") this.stats.pipelined++;
     }
+    this.waitingCount -= group.length;
+    this.inFlight++;
+    const stmt: Statement = { pendings: group, token: `${lane.index}.${++lane.tokens}` };
+    const started = performance.now();
+    const writes = group.map((p) => p.write);
+    let answers: Promise<PromiseSettledResult<unknown>[]>;
+    if (lane.session) {
+      answers = this.sendOnLane(lane, stmt, writes);
+    } else {
+      answers = Promise.allSettled([Promise.resolve(), this.write(this.db, writes), Promise.resolve()]);
+    }
+    lane.inFlight.push(stmt);
+    const handle = async () => {
+      const settled = await answers;
+      this.stats.transactions++;
+      this.stats.batches += group.length;
+      this.stats.busyMs += performance.now() - started;
+      this.finish(lane, stmt, settled);
+    };
+    // On a lane, answers are handled in the order the statements were sent (a failure must be seen
+    // before the statements behind it); on the pool, each as it comes.
+    lane.handled = lane.session ? lane.handled.then(handle) : handle();
+    lane.handled = lane.handled.catch((error) => log("error", "commit queue: a statement's answers were not handled", { error: reason(error) }));
   }
+
+  /**
+   * The guard, the writer's statements and the commit, all sent now, one behind the other on the
+   * lane's connection; nothing waits for a reply. postgres.js sends a query when it is first
+   * awaited (or `execute()`d), a microtask later, so each is started here, in order: the writer's
+   * statements the moment they are made, and right behind them the commit. So the writer must make
+   * its statements before its first await (commitWrites makes one); one that has made none by then
+   * gets a rollback instead, and one made later fails (it would run read only, outside the
+   * transaction, and fail there anyway).
+   *
+   * When the connection is lost, the driver does not always settle every query that was queued on
+   * it (seen when Postgres ends a backend during a reconnect's start-up, with statements waiting).
+   * So the first query on a lane that fails for a lost connection breaks the lane's client: every
+   * statement in flight on it is answered with that error (fate unknown), the client is ended and
+   * the lane gets a new one. A statement out longer than any statement may run breaks it too.
+   */
+  private sendOnLane(lane: Lane, stmt: Statement, writes: BatchWrite[]): Promise<PromiseSettledResult<unknown>[]> {
+    const session = lane.session!;
+    const client = lane.client;
+    const previous = lane.inFlight.at(-1);
+    const begun = session.unsafe(guard(stmt.token, previous?.token)).execute();
+    let open = true;
+    let made = 0;
+    const inTransaction = new Proxy(session, {
+      apply(target, self, args) {
+        const query = Reflect.apply(target, self, args) as ReturnType<Db["unsafe"]>;
+        // Made after the writer's first await: past the commit, it would run outside the guarded
+        // transaction (read only, so it fails). Failed here instead, loudly.
+        if (!open) return Object.assign(Promise.reject(new Error("a commit writer's statement made after its first await")), { execute: () => {} });
+        made++;
+        return query.execute();
+      },
+    });
+    const written = this.write(inTransaction, writes);
+    open = false;
+    const ended = made
+      ? session.unsafe("commit").execute()
+      : session.unsafe("rollback").execute().then(() => Promise.reject(new Error("the writer sent no statement")));
+    const parts = [begun, written, ended];
+    for (const part of parts) part.catch((error) => lostConnection(error) && this.breakLane(lane, client, error));
+    const stalled = setTimeout(() => this.breakLane(lane, client, new StalledLaneError(`commit lane ${lane.index}: a statement out for ${this.stallMs} ms`)), this.stallMs);
+    stalled.unref?.();
+    return Promise.race([Promise.allSettled(parts), client.broken]).finally(() => clearTimeout(stalled));
+  }
+
+  /** The lane's connection is gone (or hung): what was in flight on it fails, and the lane gets a new client. */
+  private breakLane(lane: Lane, client: LaneClient, error: Error): void {
+    if (lane.client !== client) return;
+    // Nothing more goes out until what was in flight on the old client has been answered.
+    lane.draining = lane.inFlight.length > 0;
+    client.break([{ status: "rejected", reason: error }, { status: "rejected", reason: error }, { status: "rejected", reason: error }]);
+    const old = lane.session!;
+    lane.client = newClient();
+    lane.session = this.openLane!(lane.index);
+    void old.end({ timeout: 0 }).catch(() => {});
+    log("warn", "commit lane reconnected", { lane: lane.index, error: reason(error) });
+  }
+
+  private finish(lane: Lane, stmt: Statement, [begun, written, committed]: PromiseSettledResult<unknown>[]): void {
+    this.inFlight--;
+    lane.inFlight.splice(lane.inFlight.indexOf(stmt), 1);
+    if (begun!.status === "rejected" && databaseFailure(begun!.reason) !== "unavailable") {
+      // The guard refused: the statement before this one on the lane did not commit, so this one
+      // wrote nothing. Batches that depended on a failed batch fail; the others go again.
+      this.troubled(lane);
+      for (const p of stmt.pendings) {
+        if (p.after?.state === "failed") this.fail(p, new PredecessorFailedError(`${p.write.id}: the batch before this one did not commit`));
+        else this.sendAgain(lane, p);
+      }
+      this.requeue(lane);
+    } else {
+      const rolledBack = committed!.status === "fulfilled" && (committed!.value as { command?: string } | undefined)?.command === "ROLLBACK";
+      const error =
+        begun!.status === "rejected" ? begun!.reason
+        : written!.status === "rejected" ? written!.reason
+        : committed!.status === "rejected" ? committed!.reason
+        : rolledBack && (written!.value as { ok?: boolean }).ok ? new Error("the lane's transaction was rolled back")
+        : undefined;
+      if (error !== undefined) {
+        // The database failed (or the commit's fate is unknown): every batch in it must be treated
+        // as not acknowledged. The actors reload and their callers may retry with the same keys.
+        this.troubled(lane);
+        for (const p of stmt.pendings) this.fail(p, error as Error);
+      } else {
+        const report = (written as PromiseFulfilledResult<Awaited<ReturnType<typeof commitWrites>>>).value;
+        if (report.ok) {
+          for (const p of stmt.pendings) {
+            p.state = "committed";
+            p.resolve(report.versions.get(p.write.id)!);
+          }
+        } else {
+          // Nothing was written. The fenced and the taken are answered; the rest go again.
+          this.troubled(lane);
+          for (const p of stmt.pendings) {
+            const id = p.write.id;
+            if (report.fenced.has(id)) this.fail(p, new FencedError(id, p.write.fromVersion));
+            else if (report.taken.has(id)) this.fail(p, new KeysTakenError(report.taken.get(id)!));
+            else this.sendAgain(lane, p);
+          }
+          this.requeue(lane);
+        }
+      }
+    }
+    if (lane.draining && !lane.inFlight.length) {
+      // Quiet again: what must go again goes first, in the order it was first sent.
+      lane.draining = false;
+      lane.waiting = [...lane.again, ...lane.waiting];
+      lane.again = [];
+    }
+    this.pump();
+  }
+
+  /** A statement on the lane failed: on a lane with its own connection, stop sending until the ones behind it are back. */
+  private troubled(lane: Lane): void {
+    if (lane.session) lane.draining = true;
+  }
+
+  private sendAgain(lane: Lane, p: Pending): void {
+    if (++p.resends > RESENDS_MAX) {
+      this.fail(p, new CommitRefusedError(`${p.write.id}: sent ${RESENDS_MAX} times, each time behind a failed statement`));
+      return;
+    }
+    this.stats.resent++;
+    p.state = "waiting";
+    this.waitingCount++;
+    lane.again.push(p);
+  }
+
+  /** On the pool (nothing to drain), what goes again goes first, now. */
+  private requeue(lane: Lane): void {
+    if (lane.draining || !lane.again.length) return;
+    lane.waiting = [...lane.again, ...lane.waiting];
+    lane.again = [];
+  }
+
+  /** A batch will not commit: it is answered, and so is every batch waiting behind it (they were computed on top of it). */
+  private fail(p: Pending, error: Error): void {
+    const wasWaiting = p.state === "waiting";
+    p.state = "failed";
+    p.reject(error);
+    if (wasWaiting) {
+      this.waitingCount--;
+      remove(p.lane.waiting, p) || remove(p.lane.again, p);
+    }
+    // Those already sent fail their guard and are answered when their statement comes back.
+    for (const q of p.behind) if (q.state === "waiting") this.fail(q, new PredecessorFailedError(`${q.write.id}: the batch before this one did not commit`));
+  }
+}
+
+function newLane(index: number, session: Db | undefined, depth: number): Lane {
+  return { index, session, client: newClient(), depth, waiting: [], again: [], inFlight: [], draining: false, tokens: 0, handled: Promise.resolve() };
+}
+
+interface LaneClient {
+  /** Settles (never rejects) with the answers every statement in flight on a broken client gets. */
+  broken: Promise<PromiseSettledResult<unknown>[]>;
+  break(answers: PromiseSettledResult<unknown>[]): void;
+}
+
+function newClient(): LaneClient {
+  let settle!: (answers: PromiseSettledResult<unknown>[]) => void;
+  const broken = new Promise<PromiseSettledResult<unknown>[]>((resolve) => (settle = resolve));
+  return { broken, break: settle };
+}
+
+/** A lane statement was out longer than a statement may run (statement_timeout and then some): the lane's client is replaced. */
+export class StalledLaneError extends Error {
+  readonly code = "CONNECTION_DESTROYED";
+}
+
+/**
+ * The connection under a query is gone: a driver or socket failure, or a FATAL from Postgres
+ * (57P01 when a backend is terminated). An ERROR (a statement refused, timed out, cancelled)
+ * leaves the connection usable.
+ */
+function lostConnection(error: unknown): boolean {
+  const e = error as { name?: string; severity?: string } | null;
+  if (e?.name === "PostgresError") return e.severity === "FATAL" || e.severity === "PANIC";
+  return databaseFailure(error) === "unavailable";
+}
+
+function rejected(error: Error): CommitTicket {
+  const done = Promise.reject(error);
+  done.catch(() => {});
+  return { done, state: "failed" } as unknown as CommitTicket;
+}
+
+function remove(list: Pending[], p: Pending): boolean {
+  const i = list.indexOf(p);
+  if (i >= 0) list.splice(i, 1);
+  return i >= 0;
+}
+
+/**
+ * Opens the lane's transaction and checks the lane's order: when a statement was sent behind
+ * another, `coffer.lane` must hold the token that one set (it is rolled back with a failed
+ * transaction, and gone on a new connection). The cast fails the statement, and so the
+ * transaction, when it does not. Tokens are ours (digits and a dot), never caller input.
+ */
+function guard(token: string, previous: string | undefined): string {
+  const set = `set_config('coffer.lane', '${token}', false)`;
+  if (previous === undefined) return `begin read write; select ${set}`;
+  return `begin read write; select case when current_setting('coffer.lane', true) = '${previous}' then ${set}
+    else ('commit lane out of step: ' || coalesce(current_setting('coffer.lane', true), 'unset'))::int::text end`;
+}
+
+/**
+ * A commit lane's connection: a client of exactly one connection, so BEGIN is allowed and every
+ * statement runs in the order it was sent. Sessions start read only: only the lane's guarded
+ * transactions (`begin read write`) write. Timeouts as the pool's (lib/db.ts).
+ */
+export function connectCommitLane(url: string, timeouts = { statement_ms: 30_000, lock_ms: 5_000 }): Db {
+  return postgres(url, {
+    max: 1,
+    connection: { statement_timeout: timeouts.statement_ms, lock_timeout: timeouts.lock_ms, default_transaction_read_only: true },
+    idle_timeout: 30,
+    // A lane is every commit of its wallets: a start-up that Postgres ended half way (seen under
+    // chaos, lib/db.ts) must free it sooner than the pool's 2 s. A local connect takes milliseconds.
+    connect_timeout: 1,
+    max_lifetime: 60 * 30,
+    prepare: true,
+    onnotice: () => {},
+    backoff: (attempt: number) => Math.min(0.02 * 2 ** attempt, 0.5),
+    types: {},
+  });
 }

@@ -10,6 +10,11 @@ export type { ActorEvent, DropReason } from "./machine-actor";
 
 export interface HostOptions extends ActorLimits {
   idleMs: number;
+  /**
+   * An actor idle this long keeps only its committed state (MachineActor.hibernate: no running
+   * machine, no recent outcomes) until its next command; idleMs later it is dropped. Default 1 s.
+   */
+  hibernateMs?: number;
   /** Attempts when an actor turns out stale (another writer won); each reloads from Postgres. */
   staleRetries: number;
   /**
@@ -19,6 +24,7 @@ export interface HostOptions extends ActorLimits {
   actorsMax: number;
 }
 
+const HIBERNATE_MS_DEFAULT = 1_000;
 /** Actors looked at, idlest first, for one to passivate when the node is at its cap. */
 const EVICTION_SCAN_MAX = 1_024;
 /** Listeners at once (tests, operators' probes); past it `on` throws: one was never removed. */
@@ -43,7 +49,8 @@ export class ActorHost {
     private readonly options: HostOptions,
   ) {
     if (!Number.isInteger(options.actorsMax) || options.actorsMax < 1) throw new Error(`actorsMax must be a positive integer, not ${options.actorsMax}`);
-    this.sweeper = setInterval(() => this.passivateIdle(), Math.max(50, Math.floor(options.idleMs / 2)));
+    const sweepMs = Math.min(Math.floor(options.idleMs / 2), options.hibernateMs ?? HIBERNATE_MS_DEFAULT);
+    this.sweeper = setInterval(() => this.passivateIdle(), Math.max(50, sweepMs));
     this.sweeper.unref?.();
   }
 
@@ -104,14 +111,19 @@ export class ActorHost {
     for (const actor of leaving) actor.die("moved");
   }
 
-  /** Drop every actor whose mailbox is empty and which did nothing for idleMs. */
+  /** Drop every actor whose mailbox is empty and which did nothing for idleMs; hibernate those idle for hibernateMs. */
   passivateIdle(now = Date.now()): number {
     let dropped = 0;
+    const hibernateMs = this.options.hibernateMs ?? HIBERNATE_MS_DEFAULT;
     // (Deleting from a Map while iterating it is well defined: each entry is visited once.)
     for (const actor of this.actors.values()) {
-      if (!actor.busy && now - actor.lastActiveMs >= this.options.idleMs) {
+      if (actor.busy) continue;
+      const idleMs = now - actor.lastActiveMs;
+      if (idleMs >= this.options.idleMs) {
         actor.die("idle");
         dropped++;
+      } else if (idleMs >= hibernateMs) {
+        actor.hibernate();
       }
     }
     return dropped;

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { ActorKindName, Envelope, Reply } from "./envelope";
 import type { ActorHost } from "./host";
 
@@ -30,3 +31,25 @@ export function assertSameKind(to: Aggregate, envelope: Envelope): void {
   const kind = envelope.kind ?? "wallet";
   if (kind !== to.kind) throw new Error(`a ${kind} command sent to a ${to.kind} (${to.id})`);
 }
+
+/**
+ * The owners a request's commands were forwarded to, for the answer's `Coffer-Owner` hint
+ * (src/http/owner-hint.ts): the edge runs the request inside `ownerHints.run(new OwnerHints(), …)`,
+ * and the NATS router records, for each actor it reached on another node, that node's public URL.
+ */
+export class OwnerHints {
+  private readonly byId = new Map<string, string>();
+
+  /** At most a few per request (a request touches one or two actors): the rest are not kept. */
+  record(id: string, publicUrl: string): void {
+    if (this.byId.size < OWNER_HINTS_PER_REQUEST_MAX) this.byId.set(id, publicUrl);
+  }
+
+  of(id: string | undefined): string | undefined {
+    return id === undefined ? undefined : this.byId.get(id);
+  }
+}
+
+const OWNER_HINTS_PER_REQUEST_MAX = 8;
+
+export const ownerHints = new AsyncLocalStorage<OwnerHints>();

@@ -20,6 +20,8 @@ export function walletKind(commits: CommitQueue, render: RenderWallet, ceiling: 
     start: (snapshot, walletId) => createActor(machine, { snapshot: snapshot as WalletSnapshot, input: { walletId } }),
     render: (command, effects, snapshot, version) => render(command as WalletCommand, effects as WalletEffect[], snapshot.context as WalletContext, version),
     commit: (w) => commits.commit({ ...w, kind: walletRows }),
+    // A hot wallet keeps a batch or two committing behind each other (README "How a command becomes durable").
+    commitBehind: (w, after) => commits.commitBehind({ ...w, kind: walletRows }, after),
     ...(afterCommit ? { afterCommit: (effects: AnyEffect[]) => afterCommit(effects as WalletEffect[]) } : {}),
   };
 }

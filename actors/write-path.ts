@@ -84,23 +84,33 @@ export function toVersion(w: ActorWrite): number {
  */
 export async function commitWrites(db: Queryable, writes: AggregateWrite[]): Promise<CommitReport> {
   assertKeysDistinct(writes);
-  const batch: Record<string, unknown[]> = {};
+  const batch: Record<string, unknown> = {};
   const add = (table: string, rows: unknown[]) => {
-    if (rows.length) (batch[table] ??= []).push(...rows);
+    if (rows.length) ((batch[table] ??= []) as unknown[]).push(...rows);
   };
-  const bookings: Booking[] = [];
+  // Movements and outbox events, numbered in the order of the effects (the SQL gives them their
+  // seqs in that order). An effect that books a journal and asks no worker for anything is ONE
+  // row: its movement carries the event. Otherwise the event is an outbox row with its marks.
+  const movements: Record<string, unknown>[] = [];
   const events: Record<string, unknown>[] = [];
+  let n = 0;
   for (const w of writes) {
     add(w.kind.table, [w.kind.aggregate(w, toVersion(w))]);
     for (const [table, rows] of Object.entries(w.kind.rows(w))) add(table, rows!);
     for (const e of w.effects as (AnyEffect & { at: string; journal?: Journal })[]) {
-      if (e.journal) bookings.push({ journal: e.journal, walletId: w.id, source: sourceOf(e, e.journal), at: e.at, reference: e.journal.reference ?? null });
       const marks = e.type === "rejected" ? undefined : w.kind.event(e);
-      if (marks) events.push({ id: Bun.randomUUIDv7(), aggregate_id: w.id, type: e.type, payload: outboxPayload(e), created_at: e.at, ...marks });
+      const event = marks ? { id: Bun.randomUUIDv7(), type: e.type, payload: outboxPayload(e) } : undefined;
+      const folded = event !== undefined && e.journal !== undefined && !Object.values(marks!).some(Boolean);
+      if (e.journal) {
+        const legs = movementRows({ journal: e.journal, walletId: w.id, source: sourceOf(e, e.journal), at: e.at, reference: e.journal.reference ?? null });
+        legs.forEach((leg, i) => movements.push({ n: ++n, ...leg, ...(folded && i === 0 ? { event_id: event.id, event_type: event.type, event_payload: event.payload } : {}) }));
+      }
+      if (event && !folded) events.push({ n: ++n, id: event.id, aggregate_id: w.id, type: event.type, payload: event.payload, created_at: e.at, ...marks });
     }
   }
-  add("movements", movementRows(bookings));
+  add("movements", movements);
   add("events", events);
+  if (n) (batch as Record<string, unknown>).ordered = n;
   const keys = writes.flatMap((w) =>
     w.keyed.map(({ idempotency, outcome }) => ({
       scope: idempotency.scope,
@@ -132,7 +142,8 @@ export async function commitWrites(db: Queryable, writes: AggregateWrite[]): Pro
 
 /** Journals with no aggregate (the chain pipeline's network fees), through the same function; run it inside the caller's transaction. */
 export async function commitLedger(db: Queryable, bookings: Booking[]): Promise<void> {
-  await send(db, { movements: movementRows(bookings) }, []);
+  const movements = bookings.flatMap((b) => movementRows(b)).map((m, i) => ({ n: i + 1, ...m }));
+  await send(db, { movements, ordered: movements.length }, []);
 }
 
 /**
@@ -159,39 +170,36 @@ function bigintsAsStrings(_key: string, value: unknown): unknown {
 }
 
 /**
- * The ledger rows of some bookings: each journal as movements, one row per amount moved from one
+ * The ledger rows of a booking: its journal as movements, one row per amount moved from one
  * account to another (migration 021). A journal of two postings (every one Coffer makes) is one
  * movement; one of more is split into legs, each debit paired with credits in order. Every
  * journal must balance.
  */
-function movementRows(bookings: Booking[]) {
+function movementRows({ journal, walletId, source, at, reference }: Booking) {
+  assertBalanced(journal);
   const rows: Record<string, unknown>[] = [];
-  for (const { journal, walletId, source, at, reference } of bookings) {
-    assertBalanced(journal);
-    const debits = journal.postings.filter((p) => p.amount < 0n).map((p) => ({ account: p.account, left: -p.amount }));
-    const credits = journal.postings.filter((p) => p.amount > 0n).map((p) => ({ account: p.account, left: p.amount }));
-    let leg = 0;
-    for (let d = 0, c = 0; d < debits.length && c < credits.length; ) {
-      const amount = debits[d]!.left < credits[c]!.left ? debits[d]!.left : credits[c]!.left;
-      rows.push({
-        journal_id: journal.id,
-        leg: leg++,
-        kind: journal.kind,
-        asset: journal.asset,
-        wallet_id: walletId,
-        reference: reference ?? null,
-        source_kind: source.kind,
-        source_id: source.id,
-        debit: debits[d]!.account,
-        credit: credits[c]!.account,
-        amount: amount.toString(),
-        created_at: at,
-      });
-      debits[d]!.left -= amount;
-      credits[c]!.left -= amount;
-      if (debits[d]!.left === 0n) d++;
-      if (credits[c]!.left === 0n) c++;
-    }
+  const debits = journal.postings.filter((p) => p.amount < 0n).map((p) => ({ account: p.account, left: -p.amount }));
+  const credits = journal.postings.filter((p) => p.amount > 0n).map((p) => ({ account: p.account, left: p.amount }));
+  for (let d = 0, c = 0; d < debits.length && c < credits.length; ) {
+    const amount = debits[d]!.left < credits[c]!.left ? debits[d]!.left : credits[c]!.left;
+    rows.push({
+      journal_id: journal.id,
+      leg: rows.length,
+      kind: journal.kind,
+      asset: journal.asset,
+      wallet_id: walletId,
+      reference: reference ?? null,
+      source_kind: source.kind,
+      source_id: source.id,
+      debit: debits[d]!.account,
+      credit: credits[c]!.account,
+      amount: amount.toString(),
+      created_at: at,
+    });
+    debits[d]!.left -= amount;
+    credits[c]!.left -= amount;
+    if (debits[d]!.left === 0n) d++;
+    if (credits[c]!.left === 0n) c++;
   }
   return rows;
 }

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { LIGHTNING_NETWORKS } from "../lib/addresses";
+import { publicOrigin } from "../actors/forwarding";
 
 /** Environment, validated once at start-up. A bad value stops the process with a clear message. */
 const Env = z.object({
@@ -17,8 +18,18 @@ const Env = z.object({
   ACTOR_BATCH_MAX: z.coerce.number().int().min(1).max(10_000).default(256),
   /** Commands waiting in one actor's mailbox at most; past it callers get 503 OVERLOADED. */
   ACTOR_MAILBOX_MAX: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
-  /** Transactions one node keeps in flight; batches from many wallets that wait meanwhile share the next one. */
-  COMMIT_IN_FLIGHT_MAX: z.coerce.number().int().min(1).max(64).default(2),
+  /** Transactions one node keeps in flight (over all its commit lanes); batches from many wallets that wait meanwhile share the next one. */
+  COMMIT_IN_FLIGHT_MAX: z.coerce.number().int().min(1).max(64).default(4),
+  /**
+   * Commit lanes: connections of their own that every commit goes through, a wallet always on the
+   * same one (actors/commit-queue.ts). They are taken out of DB_POOL_MAX. 0: commits use the pool,
+   * and a wallet's next batch waits for its previous one to commit.
+   */
+  COMMIT_LANES: z.coerce.number().int().min(0).max(16).default(2),
+  /** Statements one commit lane sends without waiting for answers, one behind the other (1: no pipelining). */
+  COMMIT_PIPELINE_DEPTH: z.coerce.number().int().min(1).max(16).default(2),
+  /** Batches one wallet actor keeps committing at once, each applied on top of the one before it (1: one at a time). */
+  ACTOR_CHAIN_MAX: z.coerce.number().int().min(1).max(16).default(2),
   /** Wallets' batches written in one transaction at most. */
   COMMIT_WALLETS_MAX: z.coerce.number().int().min(1).max(10_000).default(128),
   /** Wallets' batches waiting for a transaction at most; past it the wallet's callers get 503 OVERLOADED (nothing written). */
@@ -27,6 +38,8 @@ const Env = z.object({
   ACTORS_MAX: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
   /** An actor with nothing to do for this long is dropped from memory (its snapshot stays in Postgres). */
   ACTOR_IDLE_MS: z.coerce.number().int().min(100).default(60_000),
+  /** An actor idle this long keeps only its committed state until its next command (actors/host.ts). */
+  ACTOR_HIBERNATE_MS: z.coerce.number().int().min(50).default(1_000),
   /** How long an idempotency key's first result is replayed. */
   IDEMPOTENCY_TTL_HOURS: z.coerce.number().int().min(24).default(48),
   /** Access-token keys (see src/security/keys.ts). Default: <COFFER_HOME>/jwt-keys.json, made on first start. */
@@ -68,6 +81,17 @@ const Env = z.object({
   NATS_NKEY_SEED_FILE: z.string().min(1).optional(),
   /** This node's name in the cluster (default: a fresh id each start). */
   NODE_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+  /**
+   * Where callers reach this node directly (`https://node-a.coffer.example.com`): announced in the
+   * cluster, and named in the `Coffer-Owner` hint of answers other nodes forwarded here (README
+   * "Several nodes"). Optional: without it, no hint names this node.
+   */
+  PUBLIC_URL: z
+    .string()
+    .max(512)
+    .refine((v) => publicOrigin(v) !== undefined, "an http(s) origin: scheme, host and port only, no path, user or query")
+    .transform((v) => publicOrigin(v)!)
+    .optional(),
   /** Shards wallets are spread over (never change it on a running cluster: it moves wallets). */
   SHARDS: z.coerce.number().int().min(1).max(4096).default(256),
   /** Life of a shard lease; a node that stops renewing loses its shards after this long. */

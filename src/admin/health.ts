@@ -108,7 +108,8 @@ export class HealthChecks {
     if (!this.sources.relay) return { name: "jetstream_relay", state: "not_configured", latencyMs: null };
     return timed("jetstream_relay", async () => {
       const [row] = await withTimeout(
-        this.sources.db`select count(*)::int as n, extract(epoch from now() - min(created_at)) * 1000 as age from outbox where published_at is null`,
+        this.sources.db`select count(*)::int as n, extract(epoch from now() - min(e.created_at)) * 1000 as age from events e, event_cursors c
+          where c.name = 'relay' and (e.xid, e.seq) > (c.xid, c.seq)`,
         PROBE_TIMEOUT_MS,
       );
       const lagMs = row!.age === null ? 0 : Math.max(0, Math.round(Number(row!.age)));

@@ -250,12 +250,18 @@ export const ApiKeyList = z.object({ items: z.array(ApiKeyView) });
 const NodeStatus = z.object({
   nodeId: z.string(),
   shards: z.array(z.number().int()),
+  singletons: z.array(z.string()).describe("the background jobs this node runs for the whole cluster (src/workers/ownership.ts)"),
   leaseAgesMs: z.record(z.string(), z.number()).describe("by shard"),
   actorsLoaded: z.number().int(),
   mailboxDepth: z.number().int(),
   liveNodes: z.array(z.string()),
   healthy: z.boolean(),
   busDropped: z.record(z.string(), z.number().int()).describe("bus messages dropped since start, by reason"),
+  publicUrl: z.string().optional().describe("where callers reach this node directly (PUBLIC_URL), named in Coffer-Owner hints"),
+  forwarded: z
+    .object({ batches: z.number().int(), batchedCommands: z.number().int(), singles: z.number().int(), local: z.number().int() })
+    .optional()
+    .describe("commands this node routed since start: NATS messages carrying several (and how many commands in them), single-command messages, and commands run here without NATS"),
 });
 const UnreachableNode = z.object({ nodeId: z.string(), unreachable: z.literal(true) });
 

@@ -209,7 +209,8 @@ export class CofferMetrics {
 
     const outbox = this.cached(this.options.outboxCacheMs ?? 2_000, async (db) => {
       // Served by the partial index on unpublished rows (005_outbox_relay.sql): cheap however long the outbox grows.
-      const [row] = await db`select count(*)::int as n, coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as lag_s from outbox where published_at is null`;
+      const [row] = await db`select count(*)::int as n, coalesce(extract(epoch from now() - min(e.created_at)), 0)::float8 as lag_s
+        from events e, event_cursors c where c.name = 'relay' and (e.xid, e.seq) > (c.xid, c.seq)`;
       return { backlog: Number(row!.n), lagS: Math.max(0, Number(row!.lag_s)) };
     });
     new Gauge({

@@ -7,6 +7,7 @@ import { formatAmount } from "../../lib/money";
 import type { ChamaService } from "../api/chama-service";
 import type { WalletService } from "../api/wallet-service";
 import type { Vault } from "../security/encryption";
+import { EVERYTHING, type Ownership } from "../workers/ownership";
 import { Pump } from "../workers/pump";
 import { raise, type Facts, type Firing } from "./alerts";
 import { canonicalDestination, historyOf, movementOf, type Movement, type OutboxRow } from "./movements";
@@ -46,6 +47,8 @@ export interface MonitoringOptions {
   pollMs?: number;
   /** Called once per new alert (Prometheus: src/monitoring/metrics.ts `countAlert`). */
   onAlert?: (severity: Severity) => void;
+  /** With several nodes: the background passes run only on the holder of the `monitoring` lease (src/workers/ownership.ts); `settle` runs wherever it is called. */
+  ownership?: Ownership;
 }
 
 const LOCK_ID = 72_060_014;
@@ -71,7 +74,9 @@ export class MonitoringWorker {
 
   /** Run in the background (MONITORING=on): on every kick, and every pollMs anyway. */
   start(): void {
-    this.pump ??= new Pump("monitoring", () => this.pass(), this.options.pollMs ?? 1_000);
+    const ownership = this.options.ownership ?? EVERYTHING;
+    // Elsewhere the pass would only find the advisory lock taken (or race it): not this node's job.
+    this.pump ??= new Pump("monitoring", async () => (ownership.leads("monitoring") ? this.pass() : false), this.options.pollMs ?? 1_000);
     this.pump.kick();
   }
 
@@ -101,13 +106,13 @@ export class MonitoringWorker {
   /** How far behind the worker is: events committed and not yet evaluated, and the oldest one's age. */
   async lag(): Promise<{ events: number; oldestMs: number | null }> {
     const [row] = await this.db`select count(*)::int as n, extract(epoch from now() - min(o.created_at)) * 1000 as age
-      from outbox o, monitoring_cursor c where o.xid is not null and (o.xid, o.seq) > (c.xid, c.seq)`;
+      from events o, monitoring_cursor c where (o.xid, o.seq) > (c.xid, c.seq)`;
     return { events: row!.n as number, oldestMs: row!.age === null ? null : Math.max(0, Math.round(Number(row!.age))) };
   }
 
   private async caughtUp(): Promise<boolean> {
     const [row] = await this.db`select
-      (select count(*) from outbox o, monitoring_cursor c where o.xid is not null and (o.xid, o.seq) > (c.xid, c.seq))::int as events,
+      (select count(*) from events o, monitoring_cursor c where (o.xid, o.seq) > (c.xid, c.seq))::int as events,
       (select count(*) from monitoring_holds where status = 'pending')::int as holds`;
     return row!.events === 0 && row!.holds === 0;
   }
@@ -120,10 +125,10 @@ export class MonitoringWorker {
       if (!lock!.mine) return { events: 0, raised: [] as Severity[] };
       const [cursor] = await sql`select xid::text as xid, seq::text as seq from monitoring_cursor where id = 1`;
       // (Ordered by the columns, not the text aliases: "10" sorts before "9".)
-      const rows = (await sql`select seq::text as seq, xid::text as xid, type, aggregate_id, payload, created_at from outbox
-        where xid is not null and (xid, seq) > (${cursor!.xid}::xid8, ${cursor!.seq}::bigint)
+      const rows = (await sql`select seq::text as seq, xid::text as xid, type, aggregate_id, payload, created_at from events
+        where (xid, seq) > (${cursor!.xid}::xid8, ${cursor!.seq}::bigint)
           and xid < pg_snapshot_xmin(pg_current_snapshot())
-        order by outbox.xid, outbox.seq limit ${this.options.batch ?? BATCH}`) as unknown as OutboxRow[];
+        order by events.xid, events.seq limit ${this.options.batch ?? BATCH}`) as unknown as OutboxRow[];
       const raised: Severity[] = [];
       for (const row of rows) await this.evaluate(sql as unknown as Db, rules, row, raised);
       if (rows.length) {

@@ -130,7 +130,7 @@ export class WebhookEndpoints {
     const events = [...new Set(input.events)];
     const [row] = await sql`insert into webhook_endpoints (id, owner, url, events, secret_sealed, status, start_seq, created_at, updated_at)
       values (${id}, ${owner}, ${input.url}, ${events}, ${sql.json(this.vault.seal(secret, secretAad(id)) as never)}, 'enabled',
-              (select coalesce(max(seq), 0) from outbox), now(), now())
+              (select coalesce(max(seq), 0) from events), now(), now())
       returning *`;
     return { row: row as EndpointRow, secret };
   }

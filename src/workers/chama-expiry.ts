@@ -2,6 +2,7 @@ import type { ChamaService } from "../api/chama-service";
 import { Backoff } from "../../lib/backoff";
 import type { Db } from "../../lib/db";
 import { log } from "../../lib/log";
+import { EVERYTHING, type Ownership } from "./ownership";
 import { Pump } from "./pump";
 
 /**
@@ -24,8 +25,10 @@ export class ChamaExpiry {
     private readonly chamas: ChamaService,
     pollMs = 15_000,
     private readonly batch = 200,
+    /** With several nodes: the background passes run only on the holder of the `chama-expiry` lease (`runOnce` runs wherever it is called). */
+    ownership: Ownership = EVERYTHING,
   ) {
-    this.pump = new Pump("chama expiry", async () => (await this.runOnce()) >= this.batch, pollMs);
+    this.pump = new Pump("chama expiry", async () => ownership.leads("chama-expiry") && (await this.runOnce()) >= this.batch, pollMs);
   }
 
   /** Expire what is overdue now (by the node's clock); returns how many were expired. */
@@ -43,6 +46,11 @@ export class ChamaExpiry {
       else if (outcome.status >= 500) log("warn", "chama expiry step failed; will retry", { withdrawalId: w.id, status: outcome.status, ...this.backoff.failed(w.id) });
     }
     return expired;
+  }
+
+  /** Look now rather than at the next poll (this node just took the job over). */
+  kick(): void {
+    this.pump.kick();
   }
 
   stop(): Promise<void> {

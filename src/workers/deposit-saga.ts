@@ -11,6 +11,7 @@ import type { WalletService } from "../api/wallet-service";
 import { classify, METADATA, refundKey } from "../integrations/stripe/client";
 import { crashPoint } from "../crash";
 import { toStripeAmount } from "../integrations/stripe/money";
+import { EVERYTHING, mineOnly, type Ownership } from "./ownership";
 import { Pump } from "./pump";
 
 /**
@@ -64,6 +65,8 @@ export class DepositSaga {
     private readonly deposits: DepositService,
     private readonly stripe: Stripe | undefined,
     pollMs = 500,
+    /** With several nodes: only the events of the deposits in the shards this node holds (src/workers/ownership.ts). */
+    private readonly ownership: Ownership = EVERYTHING,
   ) {
     this.pump = new Pump("deposit saga", () => this.pass(), pollMs);
   }
@@ -100,9 +103,11 @@ export class DepositSaga {
   }
 
   private async pass(): Promise<boolean> {
+    const owned = mineOnly(this.db, this.ownership, "aggregate_id");
+    if (!owned) return false; // no shard held here (yet)
     const resting = this.backoff.waiting();
     const events = (await this.db`select id, type, payload from outbox
-      where deposit_pending and id <> all(${this.db.array(resting)}::uuid[]) order by seq limit ${BATCH}`) as unknown as SagaEvent[];
+      where deposit_pending and id <> all(${this.db.array(resting)}::uuid[]) ${owned} order by seq limit ${BATCH}`) as unknown as SagaEvent[];
     const mine = events.filter((e) => !(e.payload.refundId && this.driving.has(e.payload.refundId)));
     const done = (
       await Promise.all(

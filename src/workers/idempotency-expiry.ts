@@ -1,4 +1,5 @@
 import type { Db } from "../../lib/db";
+import { EVERYTHING, type Ownership } from "./ownership";
 import { Pump } from "./pump";
 
 /**
@@ -11,8 +12,9 @@ const ROWS_PER_PASS = 10_000;
 const PASSES_PER_SWEEP = 100;
 
 /** Starts sweeping every `everyMs`; returns the function that stops it (waiting for a pass in hand). */
-export function startIdempotencyExpiry(db: Db, ttlHours: number, everyMs = 10 * 60_000): () => Promise<void> {
+export function startIdempotencyExpiry(db: Db, ttlHours: number, everyMs = 10 * 60_000, ownership: Ownership = EVERYTHING): () => Promise<void> {
   const pass = async (): Promise<boolean> => {
+    if (!ownership.leads("idempotency-expiry")) return false; // another node sweeps
     // The transfer saga's own keys (scope "system") are what make its steps exactly-once; they
     // are kept for 30 days, far past any transfer's life, whatever the callers' TTL.
     const deleted = await db`delete from idempotency_keys where ctid in (

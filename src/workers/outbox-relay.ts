@@ -1,16 +1,20 @@
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Db } from "../../lib/db";
+import { EVERYTHING, type Ownership } from "./ownership";
 import { Pump } from "./pump";
 
 /**
- * Publishes committed domain events (the outbox) to JetStream, on `<prefix>.events.<type>.<aggregateId>`
- * (e.g. `coffer.events.wallet.paid.<walletId>`), stream `<PREFIX>_EVENTS`. Each message carries
- * `Nats-Msg-Id` = the event id, so publishing an event twice (a crash between publish and mark)
- * stores it once. One relay publishes at a time across all nodes (a Postgres advisory lock), in
- * outbox order. A wallet commits one batch after another, so its events arrive in the order they
- * were committed; events of different wallets may interleave differently from their seqs (a
- * transaction that took lower seqs can commit later), which no consumer may rely on.
+ * Publishes committed domain events (`events`: the outbox's and the ledger movements that carry
+ * theirs, src/db/migrations/021_one_write_path.sql) to JetStream, on
+ * `<prefix>.events.<type>.<aggregateId>` (e.g. `coffer.events.wallet.paid.<walletId>`), stream
+ * `<PREFIX>_EVENTS`. Each message carries `Nats-Msg-Id` = the event id, so publishing an event twice
+ * (a crash between publish and moving the cursor) stores it once. One relay publishes at a time
+ * across all nodes (a Postgres advisory lock), in (transaction, seq) order behind its cursor
+ * (`event_cursors`, 'relay'), reading only what transactions older than every running one wrote: an
+ * aggregate commits one batch after another, so its events arrive in the order they were
+ * committed; events of different aggregates may interleave differently from their seqs, which no
+ * consumer may rely on. Nothing is written per event.
  */
 const BATCH = 500;
 const RELAY_LOCK_ID = 72_060_002;
@@ -18,6 +22,7 @@ const DUPLICATE_WINDOW_NS = 10 * 60 * 1_000_000_000;
 
 interface Row {
   seq: string;
+  xid: string;
   id: string;
   aggregate_id: string;
   type: string;
@@ -34,6 +39,8 @@ export class OutboxRelay {
     private readonly nc: NatsConnection,
     private readonly prefix: string,
     pollMs = 500,
+    /** With several nodes: relays only on the holder of the `outbox-relay` lease (src/workers/ownership.ts). */
+    private readonly ownership: Ownership = EVERYTHING,
   ) {
     this.pump = new Pump("outbox relay", () => this.pass(), pollMs);
   }
@@ -62,32 +69,49 @@ export class OutboxRelay {
 
   /** Resolves once every event committed so far is published (tests, shutdown). */
   idle(timeoutMs = 30_000): Promise<boolean> {
-    return this.pump.until(async () => (await this.db`select count(*)::int as n from outbox where published_at is null`)[0]!.n === 0, timeoutMs);
+    return this.pump.until(async () => (await unpublished(this.db)) === 0, timeoutMs);
   }
 
   /** One pass: publish up to a batch, in order; true when a full batch went out (there may be more). */
   private async pass(): Promise<boolean> {
     const js = this.js;
     if (!js) return false; // not started yet
+    // Another node relays (the advisory lock below still keeps two holders from interleaving).
+    if (!this.ownership.leads("outbox-relay")) return false;
+    let failed: unknown;
     const published = await this.db.begin(async (tx) => {
       const [lock] = await tx`select pg_try_advisory_xact_lock(${RELAY_LOCK_ID}) as mine`;
       if (!lock!.mine) return 0; // another node is relaying right now
-      // (outbox.seq, not the text alias: "10" sorts before "9")
-      const rows = (await tx`select seq::text, id, aggregate_id, type, payload, created_at from outbox
-        where published_at is null order by outbox.seq limit ${BATCH}`) as unknown as Row[];
-      const done: string[] = [];
-      for (const row of rows) {
-        // One at a time, in order: a failure stops the pass, and later events wait their turn.
-        await js.publish(`${this.prefix}.events.${row.type}.${row.aggregate_id}`, JSON.stringify(event(row)), { msgID: row.id });
-        done.push(row.id);
+      const [cursor] = await tx`select xid::text as xid, seq::text as seq from event_cursors where name = 'relay'`;
+      // (events.seq, not the text alias: "10" sorts before "9")
+      const rows = (await tx`select seq::text, xid::text, id, aggregate_id, type, payload, created_at from events
+        where (xid, seq) > (${cursor!.xid}::xid8, ${cursor!.seq}::bigint) and xid < pg_snapshot_xmin(pg_current_snapshot())
+        order by events.xid, events.seq limit ${BATCH}`) as unknown as Row[];
+      let last: Row | undefined;
+      try {
+        for (const row of rows) {
+          // One at a time, in order: a failure stops the pass, and later events wait their turn.
+          await js.publish(`${this.prefix}.events.${row.type}.${row.aggregate_id}`, JSON.stringify(event(row)), { msgID: row.id });
+          last = row;
+        }
+      } catch (error) {
+        failed = error;
       }
-      if (done.length) await tx`update outbox set published_at = now() where id in ${tx(done)}`;
-      return done.length;
+      // What went out stays out: the cursor moves past it even when a later publish failed.
+      if (last) await tx`update event_cursors set xid = ${last.xid}::xid8, seq = ${last.seq}::bigint, updated_at = now() where name = 'relay'`;
+      return rows.length;
     });
+    if (failed) throw failed;
     return published === BATCH;
   }
 }
 
 function event(row: Row) {
   return { id: row.id, seq: Number(row.seq), type: row.type, aggregateId: row.aggregate_id, createdAt: row.created_at.toISOString(), data: row.payload };
+}
+
+/** Events committed and not yet relayed (behind the cursor or still invisible to it): the relay's backlog. */
+export async function unpublished(db: Db): Promise<number> {
+  const [row] = await db`select count(*)::int as n from events e, event_cursors c where c.name = 'relay' and (e.xid, e.seq) > (c.xid, c.seq)`;
+  return row!.n as number;
 }

@@ -10,6 +10,7 @@ import { crashPoint } from "../crash";
 import { stripeCurrencyOf, isCardAsset, toStripeAmount } from "../integrations/stripe/money";
 import type { Vault } from "../security/encryption";
 import { stepJournalId } from "./deposit-saga";
+import { EVERYTHING, mineOnly, type Ownership } from "./ownership";
 import { Pump } from "./pump";
 import { readWithdrawal, type WithdrawalRow } from "./withdrawal-row";
 
@@ -99,6 +100,8 @@ export class PayoutWorker {
      * it decided (src/monitoring/worker.ts), so a `hold` rule parks it before any money is sent.
      */
     private readonly afterMonitoring = false,
+    /** With several nodes: only the withdrawals of wallets in the shards this node holds (src/workers/ownership.ts). */
+    private readonly ownership: Ownership = EVERYTHING,
   ) {
     this.pump = new Pump("payout worker", () => this.pass(), pollMs);
   }
@@ -127,9 +130,11 @@ export class PayoutWorker {
   }
 
   private async pass(): Promise<boolean> {
+    const owned = mineOnly(this.db, this.ownership, "aggregate_id");
+    if (!owned) return false; // no shard held here (yet)
     const resting = [...this.retry.waiting(), ...this.watch.waiting()];
     const rows = (await this.db`select id, payload from outbox
-      where payout_pending and id <> all(${this.db.array(resting)}::uuid[])
+      where payout_pending and id <> all(${this.db.array(resting)}::uuid[]) ${owned}
         and not exists (select 1 from withdrawals w where w.id = (outbox.payload->>'withdrawalId')::uuid and w.status = ${HELD})
         and (not ${this.afterMonitoring} or monitoring_cleared((outbox.payload->>'withdrawalId')::uuid))
       order by seq limit ${BATCH}`) as unknown as MarkedEvent[];

@@ -5,6 +5,7 @@ import type { Reply } from "../../actors/envelope";
 import type { ChamaService } from "../api/chama-service";
 import type { WalletService } from "../api/wallet-service";
 import { newId } from "../api/ids";
+import { EVERYTHING, mineOnly, type Ownership } from "./ownership";
 import { Pump } from "./pump";
 
 /**
@@ -58,9 +59,14 @@ export class TransferSaga {
     private readonly ops: WalletService,
     private readonly chamas: ChamaService,
     pollMs = 500,
+    /** With several nodes: only the events of the shards this node holds (src/workers/ownership.ts). */
+    private readonly ownership: Ownership = EVERYTHING,
   ) {
     this.pump = new Pump("transfer saga", () => this.pass(), pollMs);
   }
+
+  /** Steps taken by this node (each committed next step once): what the cluster tests count. */
+  stepsTaken = 0;
 
   /** Something was committed that may need a next step: look now rather than at the next poll. */
   kick(): void {
@@ -78,9 +84,11 @@ export class TransferSaga {
 
   /** One pass over pending events; true when a full batch was done (there may be more). */
   private async pass(): Promise<boolean> {
+    const mine = mineOnly(this.db, this.ownership, "aggregate_id");
+    if (!mine) return false; // no shard held here (yet): nothing of this node's to step
     const resting = this.backoff.waiting();
     const events = (await this.db`select id, type, payload from outbox
-      where saga_pending and id <> all(${this.db.array(resting)}::uuid[]) order by seq limit ${BATCH}`) as unknown as SagaEvent[];
+      where saga_pending and id <> all(${this.db.array(resting)}::uuid[]) ${mine} order by seq limit ${BATCH}`) as unknown as SagaEvent[];
     const done = (
       await Promise.all(
         events.map(async (e) => {
@@ -99,6 +107,7 @@ export class TransferSaga {
       )
     ).flatMap((ok, i) => (ok ? [events[i]!.id] : []));
     if (done.length) await this.db`update outbox set saga_pending = false where id in ${this.db(done)}`;
+    this.stepsTaken += done.length;
     return events.length === BATCH && done.length > 0;
   }
 

@@ -8,16 +8,18 @@ import { AbortedByCaller, post, type ErrorClass, type Sent } from "../webhooks/s
 import type { WebhookSettings } from "../webhooks/settings";
 import { SIGNATURE_HEADER, signatureHeader } from "../webhooks/signing";
 import type { Resolver } from "../webhooks/ssrf";
+import { EVERYTHING, type Ownership } from "./ownership";
 import { Pump } from "./pump";
 
 /**
- * Webhooks out: committed events (the outbox) to apps' endpoints, signed, at least once, in order
+ * Webhooks out: committed events (`events`: the outbox's and the ledger movements that carry theirs) to apps' endpoints, signed, at least once, in order
  * per aggregate (a wallet, a chama, a deposit) per endpoint.
  *
- * 1. Fan-out. Outbox rows not yet fanned out (`webhooks_pending`), in seq order, become one
- *    delivery row per enabled endpoint subscribed to their type and registered before them; the
- *    rows are then marked, in the same transaction (one node at a time: an advisory lock). An
- *    aggregate commits one batch after another, so its events are fanned out in commit order.
+ * 1. Fan-out. Events behind the fan-out's cursor (`event_cursors` 'webhooks'), in (transaction,
+ *    seq) order and only what no running transaction can still add to, become one delivery row per
+ *    enabled endpoint subscribed to their type and registered before them; the cursor then moves,
+ *    in the same transaction (one node at a time: an advisory lock). An aggregate commits one batch
+ *    after another, so its events are fanned out in commit order.
  * 2. Dispatch. Per (endpoint, aggregate), only the oldest pending delivery may be attempted: a
  *    delivery that keeps failing holds back the later events of its wallet for that endpoint and
  *    nothing else. A node claims due heads with a lease (so no other node attempts them meanwhile)
@@ -50,6 +52,8 @@ export interface DeliveryHooks {
   resolve?: Resolver;
   /** Extra TLS settings for the connections (tests: a private CA). */
   tls?: { ca?: string };
+  /** With several nodes: fans out and attempts only on the holder of the `webhook-delivery` lease (src/workers/ownership.ts). */
+  ownership?: Ownership;
 }
 
 interface Claimed {
@@ -104,7 +108,7 @@ export class WebhookDelivery {
     return this.pump.until(async () => {
       if (this.inFlight.size) return false;
       const [row] = await this.db`with enabled as (select id from webhook_endpoints where status = 'enabled')
-        select exists (select 1 from outbox where webhooks_pending) as fanning,
+        select exists (select 1 from events e, event_cursors c where c.name = 'webhooks' and (e.xid, e.seq) > (c.xid, c.seq)) as fanning,
           exists (select 1 from (select distinct on (endpoint_id, aggregate_id) next_attempt_at from webhook_deliveries
                                  where status = 'pending' and redelivery_of is null and endpoint_id in (select id from enabled)
                                  order by endpoint_id, aggregate_id, event_seq) h
@@ -117,6 +121,8 @@ export class WebhookDelivery {
 
   /** One pass: fan out a batch, then start what is due; true when there may be more right away. */
   private async pass(): Promise<boolean> {
+    // Another node delivers (its fan-out lock and delivery claims still keep two holders apart).
+    if (!(this.hooks.ownership ?? EVERYTHING).leads("webhook-delivery")) return false;
     const more = await this.fanOut();
     const claimedAll = await this.dispatch();
     return more || claimedAll;
@@ -126,8 +132,13 @@ export class WebhookDelivery {
     return (await this.db.begin(async (tx) => {
       const [lock] = await tx`select pg_try_advisory_xact_lock(${FANOUT_LOCK_ID}) as mine`;
       if (!lock!.mine) return false; // another node is fanning out right now
-      const rows = (await tx`select seq::text, id, aggregate_id, type from outbox where webhooks_pending order by outbox.seq limit ${FANOUT_BATCH}`) as unknown as {
+      // Behind the fan-out's cursor, in (transaction, seq) order, only what no running transaction can still add to (see the relay).
+      const [cursor] = await tx`select xid::text as xid, seq::text as seq from event_cursors where name = 'webhooks'`;
+      const rows = (await tx`select seq::text, xid::text, id, aggregate_id, type from events
+        where (xid, seq) > (${cursor!.xid}::xid8, ${cursor!.seq}::bigint) and xid < pg_snapshot_xmin(pg_current_snapshot())
+        order by events.xid, events.seq limit ${FANOUT_BATCH}`) as unknown as {
         seq: string;
+        xid: string;
         id: string;
         aggregate_id: string;
         type: string;
@@ -148,7 +159,8 @@ export class WebhookDelivery {
         await tx`insert into webhook_deliveries ${tx(chunk)}
           on conflict (endpoint_id, event_id) where redelivery_of is null do nothing`;
       }
-      await tx`update outbox set webhooks_pending = false where seq in ${tx(rows.map((r) => r.seq))}`;
+      const last = rows[rows.length - 1]!;
+      await tx`update event_cursors set xid = ${last.xid}::xid8, seq = ${last.seq}::bigint, updated_at = now() where name = 'webhooks'`;
       return rows.length === FANOUT_BATCH;
     })) as boolean;
   }
@@ -208,7 +220,7 @@ export class WebhookDelivery {
   private async attempt(c: Claimed): Promise<void> {
     const [row] = (await this.db`select d.id, d.endpoint_id, d.attempts, o.id as event_id, o.type as event_type, o.payload, o.created_at as event_created_at,
         e.url, e.secret_sealed
-      from webhook_deliveries d join outbox o on o.seq = d.event_seq join webhook_endpoints e on e.id = d.endpoint_id
+      from webhook_deliveries d join events o on o.seq = d.event_seq join webhook_endpoints e on e.id = d.endpoint_id
       where d.id = ${c.id}`) as unknown as Loaded[];
     if (!row) return;
     const body = JSON.stringify({ id: row.event_id, type: row.event_type, created: row.event_created_at.toISOString(), data: publicData(row.payload) });

@@ -86,7 +86,7 @@ const show = (r: ApiResponse) => (r.status < 300 ? `${r.status} ${r.body?.status
 async function ledgerState(chamaId: string) {
   const [counts] = await sql`select
     (select count(*) from journals)::int as journals, (select count(*) from postings)::int as postings,
-    (select count(*) from idempotency_keys)::int as keys, (select count(*) from outbox)::int as outbox,
+    (select count(*) from idempotency_keys)::int as keys, (select count(*) from events)::int as outbox,
     (select count(*) from chama_reviews)::int as reviews, (select count(*) from chama_audit)::int as audit,
     (select count(*) from chama_withdrawals)::int as withdrawals`;
   const [chama] = await sql`select posted::text, held::text, version::text from chamas where id = ${chamaId}`;
@@ -244,7 +244,7 @@ describe("two nodes taking commands for the same chama at once", () => {
       expect({ wid: r.wid, status: view.body.status }).toEqual({ wid: r.wid, status: expected === "approved" || expected === "processing" ? "unreachable" : expected });
       expect(ENDED).toContain(view.body.status);
     }
-    const outcomeEvents = await sql`select payload->>'withdrawalId' as wid, payload->>'status' as status, count(*)::int as n from outbox
+    const outcomeEvents = await sql`select payload->>'withdrawalId' as wid, payload->>'status' as status, count(*)::int as n from events
       where aggregate_id = ${chamaId} and type = 'chama.withdrawal.changed' and payload->>'status' in ('completed', 'failed', 'rejected', 'expired', 'cancelled')
       group by 1, 2`;
     const outcomes = new Map<string, string[]>();
@@ -255,7 +255,7 @@ describe("two nodes taking commands for the same chama at once", () => {
 
     // No withdrawal paid twice: one chama_withdrawal journal per completed withdrawal, none for the rest.
     const journals = await sql`select o.payload->>'withdrawalId' as wid, j.id::text as journal, (select sum(amount) from postings where journal_id = j.id and amount > 0)::text as amount
-      from journals j left join outbox o on o.aggregate_id = ${chamaId} and o.type = 'chama.withdrawal.changed' and o.payload->>'journalId' = j.id::text
+      from journals j left join events o on o.aggregate_id = ${chamaId} and o.type = 'chama.withdrawal.changed' and o.payload->>'journalId' = j.id::text
       where j.kind = 'chama_withdrawal' and j.wallet_id = ${chamaId}`;
     const completed = races.filter((r) => views.get(r.wid).status === "completed");
     expect(journals.map((j) => j.wid).sort()).toEqual(completed.map((r) => r.wid).sort());

@@ -1,17 +1,18 @@
 import { expect, test } from "bun:test";
-import { CommitQueue } from "../../actors/commit-queue";
-import type { BatchWrite, CommitReport } from "../../actors/wallet-store";
-import { CommitRefusedError } from "../../actors/store-errors";
-import type { Db } from "../../lib/db";
+import { CommitQueue, PredecessorFailedError } from "../../actors/commit-queue";
+import { walletRows, type BatchWrite, type CommitReport } from "../../actors/wallet-store";
+import { CommitRefusedError, FencedError } from "../../actors/store-errors";
+import type { Db, Queryable } from "../../lib/db";
 
 /**
  * How the queue groups wallet batches into transactions. The writer here only records the groups
  * and finishes when told to, so the order of events is exact; the SQL itself is exercised by every
  * HTTP suite against Postgres.
  */
-function batch(walletId: string, ...keys: string[]): BatchWrite {
+function batch(id: string, ...keys: string[]): BatchWrite {
   return {
-    walletId,
+    id,
+    kind: walletRows,
     fromVersion: 1,
     snapshot: {} as BatchWrite["snapshot"],
     at: "2026-01-01T00:00:00.000Z",
@@ -26,10 +27,10 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 function recordingWriter() {
   const groups: string[][] = [];
   const release: (() => void)[] = [];
-  const write = (_db: Db, writes: BatchWrite[]) =>
+  const write = (_db: Queryable, writes: BatchWrite[]) =>
     new Promise<CommitReport>((resolve) => {
-      groups.push(writes.map((w) => w.walletId));
-      release.push(() => resolve({ ok: true, versions: new Map(writes.map((w) => [w.walletId, 2])), fenced: new Set(), taken: new Map() }));
+      groups.push(writes.map((w) => w.id));
+      release.push(() => resolve({ ok: true, versions: new Map(writes.map((w) => [w.id, 2])), fenced: new Set(), taken: new Map() }));
     });
   return { groups, release, write };
 }
@@ -95,4 +96,112 @@ test("past waitingMax a batch is refused at once with CommitRefusedError and nev
   const later = queue.commit(batch("d"));
   w.release.shift()!();
   expect(await later).toBe(2);
+});
+
+/** A writer whose every commit the test settles: `answer(i, report | error)`. */
+function controlledWriter() {
+  const calls: { ids: string[]; settle: (r: CommitReport | Error) => void }[] = [];
+  const write = (db: Queryable, writes: BatchWrite[]) =>
+    new Promise<CommitReport>((resolve, reject) => {
+      // On a lane the writer's statement is what the queue sends the commit behind.
+      if (typeof db === "function") void (db as unknown as (s: TemplateStringsArray) => Promise<unknown>)`select 1`;
+      calls.push({ ids: writes.map((w) => w.id), settle: (r) => (r instanceof Error ? reject(r) : resolve(r)) });
+    });
+  const ok = (ids: string[], version = 2): CommitReport => ({ ok: true, versions: new Map(ids.map((id) => [id, version])), fenced: new Set(), taken: new Map() });
+  const fenced = (id: string): CommitReport => ({ ok: false, versions: new Map(), fenced: new Set([id]), taken: new Map() });
+  return { calls, write, ok, fenced };
+}
+
+test("on the pool, a batch handed over behind another waits until that one committed, then goes", async () => {
+  const w = controlledWriter();
+  const queue = new CommitQueue({} as Db, { inFlightMax: 2, writesMax: 100, waitingMax: 100 }, w.write);
+  const first = queue.commitBehind(batch("a", "k1"), undefined);
+  const second = queue.commitBehind({ ...batch("a", "k2"), fromVersion: 2 }, first);
+  expect(w.calls.map((c) => c.ids)).toEqual([["a"]]);
+  w.calls[0]!.settle(w.ok(["a"]));
+  expect(await first.done).toBe(2);
+  await nextTurn();
+  expect(w.calls.map((c) => c.ids)).toEqual([["a"], ["a"]]);
+  w.calls[1]!.settle(w.ok(["a"], 3));
+  expect(await second.done).toBe(3);
+});
+
+test("a batch behind one that failed is never written: it fails with PredecessorFailedError, and so does one handed over later", async () => {
+  const w = controlledWriter();
+  const queue = new CommitQueue({} as Db, { inFlightMax: 2, writesMax: 100, waitingMax: 100 }, w.write);
+  const first = queue.commitBehind(batch("a", "k1"), undefined);
+  const second = queue.commitBehind({ ...batch("a", "k2"), fromVersion: 2 }, first);
+  w.calls[0]!.settle(w.fenced("a"));
+  await expect(first.done).rejects.toBeInstanceOf(FencedError);
+  await expect(second.done).rejects.toBeInstanceOf(PredecessorFailedError);
+  await expect(queue.commitBehind({ ...batch("a", "k3"), fromVersion: 3 }, second).done).rejects.toBeInstanceOf(PredecessorFailedError);
+  await nextTurn();
+  expect(w.calls.length).toBe(1);
+  expect(queue.load).toEqual({ inFlight: 0, waiting: 0 });
+});
+
+/** A lane session that records what was sent, in order; the test settles each guard (`guards[i]`), the commit answers at once. */
+function fakeSession(sent: string[], guards: { pass(): void; fail(): void }[]) {
+  const query = (text: string) => {
+    let p: Promise<unknown>;
+    if (text.startsWith("begin")) {
+      p = new Promise((resolve, reject) => guards.push({ pass: () => resolve([]), fail: () => reject(Object.assign(new Error("commit lane out of step"), { name: "PostgresError", code: "22P02", severity: "ERROR" })) }));
+    } else {
+      p = Promise.resolve({ command: text === "rollback" ? "ROLLBACK" : "COMMIT" });
+    }
+    p.catch(() => {});
+    return Object.assign(p, { execute: () => (sent.push(text.startsWith("begin") ? "begin" : text), p) });
+  };
+  const session = (strings: TemplateStringsArray) => query(strings.join("$"));
+  return Object.assign(session, { unsafe: query, end: async () => {} }) as unknown as Db;
+}
+
+test("on a lane, a batch behind another goes out before that one's answer, guard, statement and commit in order; when a statement fails, the one behind it fails its guard, and a batch that waited goes once the lane is quiet", async () => {
+  const w = controlledWriter();
+  const sent: string[] = [];
+  const guards: { pass(): void; fail(): void }[] = [];
+  const queue = new CommitQueue({} as Db, { inFlightMax: 4, writesMax: 100, waitingMax: 100, lanes: 1, depth: 2 }, w.write, () => fakeSession(sent, guards));
+  const a1 = queue.commitBehind(batch("a", "k1"), undefined);
+  const a2 = queue.commitBehind({ ...batch("a", "k2"), fromVersion: 2 }, a1);
+  await nextTurn();
+  expect(w.calls.map((c) => c.ids)).toEqual([["a"], ["a"]]);
+  expect(sent).toEqual(["begin", "select 1", "commit", "begin", "select 1", "commit"]);
+  expect(queue.stats.pipelined).toBe(1);
+  const b = queue.commitBehind(batch("b", "k3"), undefined);
+  expect(w.calls.length).toBe(2); // the lane is two deep
+  // a1 is fenced, so a2's guard finds the lane out of step: a2 fails; b goes once the lane is quiet.
+  guards[0]!.pass();
+  w.calls[0]!.settle(w.fenced("a"));
+  guards[1]!.fail();
+  w.calls[1]!.settle(Object.assign(new Error("current transaction is aborted"), { name: "PostgresError", code: "25P02", severity: "ERROR" }));
+  await expect(a1.done).rejects.toBeInstanceOf(FencedError);
+  await expect(a2.done).rejects.toBeInstanceOf(PredecessorFailedError);
+  await nextTurn();
+  expect(w.calls.map((c) => c.ids)).toEqual([["a"], ["a"], ["b"]]);
+  guards[2]!.pass();
+  w.calls[2]!.settle(w.ok(["b"]));
+  expect(await b.done).toBe(2);
+  expect(queue.load).toEqual({ inFlight: 0, waiting: 0 });
+});
+
+test("on a lane, a statement that fails only because the one before it did is sent again, once the lane is quiet", async () => {
+  const w = controlledWriter();
+  const sent: string[] = [];
+  const guards: { pass(): void; fail(): void }[] = [];
+  const queue = new CommitQueue({} as Db, { inFlightMax: 4, writesMax: 1, waitingMax: 100, lanes: 1, depth: 2 }, w.write, () => fakeSession(sent, guards));
+  const a = queue.commitBehind(batch("a", "k1"), undefined);
+  const c = queue.commitBehind(batch("c", "k2"), undefined);
+  await nextTurn();
+  expect(w.calls.map((x) => x.ids)).toEqual([["a"], ["c"]]);
+  guards[0]!.pass();
+  w.calls[0]!.settle(w.fenced("a"));
+  guards[1]!.fail();
+  w.calls[1]!.settle(Object.assign(new Error("current transaction is aborted"), { name: "PostgresError", code: "25P02", severity: "ERROR" }));
+  await expect(a.done).rejects.toBeInstanceOf(FencedError);
+  await nextTurn();
+  expect(w.calls.map((x) => x.ids)).toEqual([["a"], ["c"], ["c"]]);
+  expect(queue.stats.resent).toBe(1);
+  guards[2]!.pass();
+  w.calls[2]!.settle(w.ok(["c"]));
+  expect(await c.done).toBe(2);
 });

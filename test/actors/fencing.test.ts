@@ -63,7 +63,7 @@ async function walletOn(side: Side, walletId: string) {
 async function ledgerState(walletId: string) {
   const [counts] = await sql`select
     (select count(*) from journals)::int as journals, (select count(*) from postings)::int as postings,
-    (select count(*) from idempotency_keys)::int as keys, (select count(*) from outbox)::int as outbox`;
+    (select count(*) from idempotency_keys)::int as keys, (select count(*) from events)::int as outbox`;
   const [wallet] = await sql`select posted::text, held::text, version::text from wallets where id = ${walletId}`;
   return { counts: { ...counts }, wallet: { ...wallet } };
 }

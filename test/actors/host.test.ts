@@ -118,6 +118,25 @@ describe("passivation", () => {
     expect((await stored(id)).balance.posted).toBe("9.00");
   });
 
+  test("an actor idle for ACTOR_HIBERNATE_MS lets go of its machine and recent outcomes, yet replays byte for byte and pays on", async () => {
+    const id = await fundedWallet(t.api, "USD", "10.00");
+    const key = crypto.randomUUID();
+    const first = await t.api("POST", `/v1/wallets/${id}/payments`, { amount: "2.50" }, { key });
+    expect(first.status).toBe(201);
+    const hibernated = nextEvent(t.node.host, "hibernated", (e) => e.id === id);
+    // Past the hibernation delay (1 s by default), well before the idle drop.
+    t.node.host.passivateIdle(Date.now() + 1_001);
+    await hibernated;
+    expect((await liveState(id)).loaded).toBe(true);
+
+    // The replay is no longer in memory: it comes from Postgres, the same answer (keys in order), nothing paid twice.
+    const again = await t.api("POST", `/v1/wallets/${id}/payments`, { amount: "2.50" }, { key });
+    expect({ status: again.status, body: JSON.stringify(again.body) }).toEqual({ status: first.status, body: JSON.stringify(first.body) });
+    const paid = await t.api("POST", `/v1/wallets/${id}/payments`, { amount: "1.00" });
+    expect({ status: paid.status, available: paid.body.balance.available }).toEqual({ status: 201, available: "6.50" });
+    expect((await stored(id)).balance.posted).toBe("6.50");
+  });
+
   test("the sweeper drops an actor idle for ACTOR_IDLE_MS on its own, and it comes back intact", async () => {
     const quick = await startTestNode("hostidle", { ACTOR_IDLE_MS: "100" });
     try {

@@ -215,7 +215,7 @@ describe("Postgres connections terminated while chamas are busy", () => {
     expect(accepted.filter((c) => byId.get(c.withdrawalId!)!.status !== ENDS[c.plan as keyof typeof ENDS]).map((c) => `${c.plan} ${byId.get(c.withdrawalId!)!.status}`)).toEqual([]);
     expect(accepted.filter((c) => last(c.steps[c.steps.length - 1]!).body.status !== ENDS[c.plan as keyof typeof ENDS]).map((c) => c.plan)).toEqual([]);
 
-    const ends = await sql`select payload->>'withdrawalId' as wid, array_agg(payload->>'status' order by created_at) as statuses from outbox
+    const ends = await sql`select payload->>'withdrawalId' as wid, array_agg(payload->>'status' order by created_at) as statuses from events
       where type = 'chama.withdrawal.changed' and payload->>'status' in ('completed', 'failed', 'rejected', 'expired', 'cancelled') group by 1`;
     const endsById = new Map(ends.map((e) => [e.wid as string, e.statuses as string[]]));
     const wrong = accepted.filter((c) => JSON.stringify(endsById.get(c.withdrawalId!)) !== JSON.stringify([ENDS[c.plan as keyof typeof ENDS]]));
@@ -226,7 +226,7 @@ describe("Postgres connections terminated while chamas are busy", () => {
   test("no withdrawal is paid twice: one chama_withdrawal journal per completed withdrawal, of its amount", async () => {
     const journals = await sql`select o.payload->>'withdrawalId' as wid, j.id::text as journal,
         (select sum(amount) from postings where journal_id = j.id and amount > 0)::text as amount
-      from journals j left join outbox o on o.type = 'chama.withdrawal.changed' and o.payload->>'journalId' = j.id::text
+      from journals j left join events o on o.type = 'chama.withdrawal.changed' and o.payload->>'journalId' = j.id::text
       where j.kind = 'chama_withdrawal'`;
     const completed = chains.filter((c) => c.withdrawalId && c.plan === "complete");
     expect(journals.map((j) => j.wid).sort()).toEqual(completed.map((c) => c.withdrawalId).sort());

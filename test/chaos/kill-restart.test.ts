@@ -132,7 +132,7 @@ async function ledgerState() {
   const [counts] = await sql`select
     (select count(*) from journals)::int as journals, (select count(*) from postings)::int as postings,
     (select count(*) from withdrawals)::int as withdrawals, (select count(*) from transfers)::int as transfers,
-    (select count(*) from idempotency_keys)::int as keys, (select count(*) from outbox)::int as outbox`;
+    (select count(*) from idempotency_keys)::int as keys, (select count(*) from events)::int as outbox`;
   const rows = await sql`select id, posted::text, held::text, version::text, status from wallets order by id`;
   return { counts, wallets: rows.map((r) => ({ ...r })) };
 }

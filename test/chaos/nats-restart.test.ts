@@ -198,11 +198,11 @@ describe("the NATS server SIGKILLed mid-load and restarted on the same port and 
       const until = Date.now() + 10_000;
       let unpublished = -1;
       while (unpublished !== 0 && Date.now() < until) {
-        unpublished = (await sql`select count(*)::int as n from outbox where published_at is null`)[0]!.n;
+        unpublished = (await sql`select count(*)::int as n from events e, event_cursors c where c.name = 'relay' and (e.xid, e.seq) > (c.xid, c.seq)`)[0]!.n;
         if (unpublished) await Bun.sleep(100);
       }
       expect(unpublished).toBe(0);
-      const outbox = (await sql`select id from outbox`).map((r) => r.id as string).sort();
+      const outbox = (await sql`select id from events`).map((r) => r.id as string).sort();
       const jsm = await jetstreamManager(nc);
       const stream = `${PREFIX.toUpperCase()}_EVENTS`;
       const { state } = await jsm.streams.info(stream);

@@ -42,7 +42,7 @@ async function footprint() {
     (select count(*) from wallets)::int as wallets, (select count(*) from journals)::int as journals,
     (select count(*) from postings)::int as postings, (select count(*) from withdrawals)::int as withdrawals,
     (select count(*) from transfers)::int as transfers, (select count(*) from idempotency_keys)::int as keys,
-    (select count(*) from outbox)::int as outbox`;
+    (select count(*) from events)::int as outbox`;
   return row as { wallets: number; journals: number; postings: number; withdrawals: number; transfers: number; keys: number; outbox: number };
 }
 

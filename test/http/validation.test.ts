@@ -21,7 +21,7 @@ async function world(walletIds: string[]) {
   const wallets = await Promise.all(walletIds.map(async (id) => [(await t.api("GET", `/v1/wallets/${id}`)).body, (await t.api("GET", `/v1/wallets/${id}/transactions`)).body]));
   const [rows] = await t.node.db`select
     (select count(*)::int from journals) as journals, (select count(*)::int from postings) as postings,
-    (select count(*)::int from wallets) as wallets, (select count(*)::int from outbox) as outbox,
+    (select count(*)::int from wallets) as wallets, (select count(*)::int from events) as outbox,
     (select json_agg(json_build_object('id', id, 'status', status) order by id) from withdrawals) as withdrawals,
     (select json_agg(json_build_object('id', id, 'status', status) order by id) from transfers) as transfers`;
   return { wallets, rows };

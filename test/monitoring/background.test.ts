@@ -43,7 +43,7 @@ test("payments made through two nodes at once are each counted once: one alert, 
   await Promise.all(payments);
   await until(async () => (await a.node.monitoring.lag()).events === 0, "monitoring to catch up");
   await until(async () => (await alertsAbout(a, w, "rapid_activity"))[0]?.count === 7, "the 4th to 10th payments to fire").catch(async (e) => {
-    console.error("DEBUG", JSON.stringify(await alertsAbout(a, w)), JSON.stringify(await a.node.db`select m.seq, m.at, o.xid::text from monitoring_movements m join outbox o using (seq) where m.subject_kind = 'wallet' and m.subject_id = ${w} order by o.xid, m.seq`));
+    console.error("DEBUG", JSON.stringify(await alertsAbout(a, w)), JSON.stringify(await a.node.db`select m.seq, m.at, o.xid::text from monitoring_movements m join events o using (seq) where m.subject_kind = 'wallet' and m.subject_id = ${w} order by o.xid, m.seq`));
     throw e;
   });
   const alerts = await alertsAbout(a, w, "rapid_activity");

@@ -134,7 +134,7 @@ describe("new destination (the first payout of an owner to a destination, by key
     await settle(t);
     const alerts = [...(await alertsAbout(t, x, "new_destination")), ...(await alertsAbout(t, y, "new_destination"))];
     expect(alerts).toHaveLength(2);
-    const events = await t.node.db`select payload::text as p from outbox where type = 'alert.raised'`;
+    const events = await t.node.db`select payload::text as p from events where type = 'alert.raised'`;
     const stored = await t.node.db`select fingerprint from monitoring_destinations`;
     for (const text of [JSON.stringify(alerts), ...events.map((e) => e.p as string), ...stored.map((s) => s.fingerprint as string)]) {
       expect(text).not.toContain("2004101005050001");

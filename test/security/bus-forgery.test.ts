@@ -368,7 +368,7 @@ async function state(): Promise<Record<string, unknown>> {
     wallets: "select * from wallets",
     journals: "select * from journals",
     postings: "select * from postings",
-    outbox: "select seq, id, aggregate_id, type, payload from outbox",
+    outbox: "select seq, id, aggregate_id, type, payload from events",
     idempotency_keys: "select scope, key, fingerprint, status, body::text from idempotency_keys",
     withdrawals: "select * from withdrawals",
     transfers: "select * from transfers",

@@ -62,7 +62,7 @@ describe("a withdrawal's destination", () => {
     expect((await t.api("GET", `/v1/withdrawals/${id}`)).body.destination).toEqual({ type: "bank", account: "****3000" });
     // Nothing else that was written holds it either: not the outbox, not the idempotency record.
     const [elsewhere] = await t.node.db`select
-      (select count(*) from outbox where payload::text like ${"%" + account + "%"})::int as outbox,
+      (select count(*) from events where payload::text like ${"%" + account + "%"})::int as outbox,
       (select count(*) from idempotency_keys where body::text like ${"%" + account + "%"} or fingerprint like ${"%" + account + "%"})::int as keys`;
     expect(elsewhere).toEqual({ outbox: 0, keys: 0 });
   });

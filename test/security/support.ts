@@ -15,7 +15,7 @@ export async function footprint(db: Db) {
     (select coalesce(json_agg(json_build_object('id', id, 'status', status) order by id), '[]'::json) from withdrawals) as withdrawals,
     (select coalesce(json_agg(json_build_object('id', id, 'status', status) order by id), '[]'::json) from transfers) as transfers,
     (select count(*) from journals)::int as journals, (select count(*) from postings)::int as postings,
-    (select count(*) from outbox)::int as outbox, (select count(*) from idempotency_keys)::int as idempotency_keys`;
+    (select count(*) from events)::int as outbox, (select count(*) from idempotency_keys)::int as idempotency_keys`;
   // API keys arrived with migration 003; a database without them has none to change.
   const [{ present }] = (await db`select to_regclass('api_keys') is not null as present`) as unknown as [{ present: boolean }];
   const apiKeys = present

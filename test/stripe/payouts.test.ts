@@ -313,7 +313,7 @@ describe("bank details", () => {
     const leaked = printed.filter((line) => destinations.some((d) => line.includes(d)));
     expect(leaked).toEqual([]);
     const [rows] = await t.node.db`select
-      (select string_agg(payload::text, ' ') from outbox) as outbox,
+      (select string_agg(payload::text, ' ') from events) as outbox,
       (select string_agg(body, ' ') from stripe_events) as events,
       (select string_agg(row_to_json(p)::text, ' ') from withdrawal_payouts p) as payouts,
       (select string_agg(coalesce(reason, '') || (destination->'masked')::text, ' ') from withdrawals) as withdrawals,

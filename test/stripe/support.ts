@@ -80,7 +80,7 @@ export async function footprint(t: TestNode): Promise<Footprint> {
     (select count(*) from stripe_events)::int as events, (select count(*) from deposits)::int as deposits,
     (select count(*) from deposit_refunds)::int as refunds, (select count(*) from deposit_disputes)::int as disputes,
     (select count(*) from journals)::int as journals, (select count(*) from idempotency_keys)::int as keys,
-    (select count(*) from outbox)::int as outbox,
+    (select count(*) from events)::int as outbox,
     (select coalesce(json_agg(json_build_object('id', id, 'posted', posted::text, 'version', version) order by id), '[]'::json) from wallets) as wallets`;
   return row as unknown as Footprint;
 }

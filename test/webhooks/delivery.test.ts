@@ -43,7 +43,7 @@ async function busyWallet(owner: string): Promise<string> {
 
 /** The committed events of these aggregates, in commit order: what an endpoint subscribed to them must get. */
 async function committed(aggregates: string[], like = "wallet.%"): Promise<{ id: string; aggregate_id: string; type: string }[]> {
-  return (await t.node.db`select id, aggregate_id, type from outbox where aggregate_id in ${t.node.db(aggregates)} and type like ${like} order by seq`) as never;
+  return (await t.node.db`select id, aggregate_id, type from events where aggregate_id in ${t.node.db(aggregates)} and type like ${like} order by seq`) as never;
 }
 
 const byAggregate = (ids: { id: string; aggregate_id: string }[], aggregate: string) =>

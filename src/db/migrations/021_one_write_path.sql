@@ -7,7 +7,8 @@
 -- batch = {wallets, chamas, deposits: aggregate rows, each with from_version (0: create) and
 --          to_version; movements (the ledger); withdrawals, transfers (wallets); chama_members,
 --          chama_withdrawals, chama_reviews, chama_audit (chamas); deposit_refunds,
---          deposit_disputes (deposits); events (outbox, in order, with their worker marks)}
+--          deposit_disputes (deposits); events (outbox, with their worker marks); ordered: how many
+--          movements and events there are, each numbered `n` in the order of the effects}
 -- keys  = the idempotency records (json, not jsonb: a replay answers the first body byte for byte).
 --
 -- Keys and versions are checked first; if a key was already taken or an aggregate's version moved
@@ -27,7 +28,8 @@
 -- range on (wallet_id, seq), and system accounts, which nobody pages through, have no per-row
 -- history index at all.
 create table movements (
-  seq         bigint generated always as identity primary key,
+  -- One sequence for the ledger and the outbox (see "Events" below).
+  seq         bigint primary key default nextval('outbox_seq_seq'),
   journal_id  uuid not null,
   leg         smallint not null default 0,
   kind        text not null,
@@ -41,7 +43,15 @@ create table movements (
   credit      text not null,
   amount      numeric(78,0) not null check (amount > 0),
   created_at  timestamptz not null,
-  check (debit <> credit)
+  -- The domain event the movement's effect was (a payment made, a credit), when no worker must act
+  -- on it: then the ledger row IS the event, one row instead of two. Events that ask a worker for a
+  -- step (transfer, deposit, payout) stay in `outbox` with their marks.
+  event_id      uuid,
+  event_type    text,
+  event_payload jsonb,
+  xid           xid8 not null default pg_current_xact_id(),
+  check (debit <> credit),
+  check ((event_id is null) = (event_type is null) and (event_type is null) = (event_payload is null))
 );
 -- A journal id is taken once (saga steps derive theirs from the step, and rely on that).
 create unique index movements_journal on movements (journal_id, leg);
@@ -51,6 +61,9 @@ create index movements_created on movements (created_at desc, journal_id desc) w
 -- A transfer's or a withdrawal's journals by its id; a credit or a payment is its own source and needs no entry.
 create index movements_source on movements (source_id) where source_id <> journal_id;
 
+-- Readers of events (the relay, webhooks, monitoring) read in (xid, seq) order: see "Events" below.
+create index movements_events on movements (xid, seq) where event_type is not null;
+
 -- What was written before: every journal so far has two postings of opposite amounts.
 do $$
 begin
@@ -59,8 +72,9 @@ begin
   end if;
 end
 $$;
-insert into movements (journal_id, leg, kind, asset, wallet_id, reference, source_kind, source_id, debit, credit, amount, created_at)
-select j.id, 0, j.kind, j.asset, j.wallet_id, j.reference, j.source_kind, j.source_id, d.account, c.account, c.amount, j.created_at
+insert into movements (journal_id, leg, kind, asset, wallet_id, reference, source_kind, source_id, debit, credit, amount, created_at, xid)
+select j.id, 0, j.kind, j.asset, j.wallet_id, j.reference, j.source_kind, j.source_id, d.account, c.account, c.amount, j.created_at,
+  pg_current_xact_id()
 from journals j
 join postings d on d.journal_id = j.id and d.amount < 0
 join postings c on c.journal_id = j.id and c.amount > 0
@@ -78,12 +92,44 @@ create view postings as
   union all
   select seq * 2 + 1, journal_id, credit, asset, amount from movements;
 
+
+-- Events. Every domain event is a row of `events`: the outbox's, and the movements that carry
+-- theirs. Outbox and movements take `seq` from one sequence, and every row records the transaction
+-- that wrote it (`xid`). Readers (the JetStream relay, webhook fan-out, monitoring) keep a cursor
+-- and read in (xid, seq) order only what transactions older than every one still running wrote
+-- (`xid < pg_snapshot_xmin(pg_current_snapshot())`), as monitoring has since 013: that set never
+-- grows behind a cursor, so no row is ever updated to say it was read (the relay's `published_at`
+-- and webhooks' `webhooks_pending` marks are no longer written: each cost an update per event).
+create view events as
+  select seq, id, aggregate_id, type, payload, created_at, xid from outbox where xid is not null
+  union all
+  select seq, event_id, wallet_id, event_type, event_payload, created_at, xid from movements where event_type is not null;
+
+create table event_cursors (
+  -- relay | webhooks
+  name       text primary key,
+  xid        xid8 not null,
+  seq        bigint not null,
+  updated_at timestamptz not null default now()
+);
+-- Each starts right before the first event its mark says is still to do, or after everything.
+insert into event_cursors (name, xid, seq)
+select 'relay', coalesce(first.xid, pg_current_xact_id()), coalesce(first.seq - 1, (select coalesce(max(seq), 0) from outbox))
+from (select 1) one left join lateral (select xid, seq from outbox where xid is not null and published_at is null order by xid, seq limit 1) first on true;
+insert into event_cursors (name, xid, seq)
+select 'webhooks', coalesce(first.xid, pg_current_xact_id()), coalesce(first.seq - 1, (select coalesce(max(seq), 0) from outbox))
+from (select 1) one left join lateral (select xid, seq from outbox where xid is not null and webhooks_pending order by xid, seq limit 1) first on true;
+drop index outbox_unpublished;
+drop index outbox_webhooks_pending;
+alter table outbox alter column webhooks_pending set default false;
+
 create or replace function coffer_commit(batch jsonb, keys json) returns void
 language plpgsql as $$
 declare
   taken   jsonb;
   fenced  jsonb;
   written uuid[];
+  seqs    bigint[];
 begin
   with wanted as (
     select * from json_to_recordset(keys)
@@ -175,11 +221,17 @@ begin
       detail = jsonb_build_object('taken', coalesce(taken, '[]'::jsonb), 'fenced', coalesce(fenced, '[]'::jsonb))::text;
   end if;
 
-  insert into movements (journal_id, leg, kind, asset, wallet_id, reference, source_kind, source_id, debit, credit, amount, created_at)
-  select journal_id, leg, kind, asset, wallet_id, reference, source_kind, source_id, debit, credit, amount, created_at
+  -- Sequence numbers for the batch's movements and outbox events in the order of its effects (each
+  -- row's `n`, 1..`ordered`): an aggregate's events keep their order across both tables.
+  seqs := array(select nextval('outbox_seq_seq') from generate_series(1, coalesce((batch->>'ordered')::int, 0)));
+
+  insert into movements (seq, journal_id, leg, kind, asset, wallet_id, reference, source_kind, source_id, debit, credit, amount, created_at,
+                         event_id, event_type, event_payload)
+  select seqs[n], journal_id, leg, kind, asset, wallet_id, reference, source_kind, source_id, debit, credit, amount, created_at,
+         event_id, event_type, event_payload
   from jsonb_to_recordset(batch->'movements')
-    as m(journal_id uuid, leg smallint, kind text, asset text, wallet_id uuid, reference text, source_kind text, source_id uuid,
-         debit text, credit text, amount numeric, created_at timestamptz);
+    as m(n int, journal_id uuid, leg smallint, kind text, asset text, wallet_id uuid, reference text, source_kind text, source_id uuid,
+         debit text, credit text, amount numeric, created_at timestamptz, event_id uuid, event_type text, event_payload jsonb);
 
   -- Wallets' rows.
   insert into withdrawals (id, wallet_id, asset, amount, status, destination, reason, created_at, updated_at)
@@ -249,14 +301,11 @@ begin
     as d(id text, deposit_id uuid, amount numeric, status text, reason text, created_at timestamptz, updated_at timestamptz)
   on conflict (id) do update set status = excluded.status, reason = excluded.reason, updated_at = excluded.updated_at;
 
-  -- In the order given: an aggregate's events get increasing outbox seqs, which the relay keeps.
-  insert into outbox (id, aggregate_id, type, payload, created_at, saga_pending, payout_pending, deposit_pending)
-  select o.id, o.aggregate_id, o.type, o.payload, o.created_at, coalesce(o.saga_pending, false), coalesce(o.payout_pending, false),
+  insert into outbox (seq, id, aggregate_id, type, payload, created_at, saga_pending, payout_pending, deposit_pending)
+  select seqs[o.n], o.id, o.aggregate_id, o.type, o.payload, o.created_at, coalesce(o.saga_pending, false), coalesce(o.payout_pending, false),
          coalesce(o.deposit_pending, false)
-  from jsonb_array_elements(batch->'events') with ordinality as e(doc, n)
-  cross join lateral jsonb_to_record(e.doc)
-    as o(id uuid, aggregate_id uuid, type text, payload jsonb, created_at timestamptz, saga_pending boolean, payout_pending boolean,
-         deposit_pending boolean)
-  order by e.n;
+  from jsonb_to_recordset(batch->'events')
+    as o(n int, id uuid, aggregate_id uuid, type text, payload jsonb, created_at timestamptz, saga_pending boolean, payout_pending boolean,
+         deposit_pending boolean);
 end
 $$;

@@ -53,6 +53,11 @@ export interface PayoutWorkerOptions {
   concurrency?: number;
   /** With NATS: the sweep queues work on JetStream and this node takes its share from there. */
   queue?: ChainWorkQueue;
+  /**
+   * With a queue on several nodes: whether this node sweeps now (the holder of the chain's
+   * `chain-sweep-*` lease, src/workers/ownership.ts); every node still takes its share of the queue.
+   */
+  sweeps?: () => boolean;
 }
 
 /** A network as the shared part needs it. */
@@ -145,6 +150,8 @@ export abstract class ChainPayoutWorker<Row extends PayoutRowBase, Network exten
   async pass(): Promise<Record<string, StepResult>> {
     const names = Object.keys(this.networks);
     if (!names.length) return {};
+    // One node sweeps (observes the networks, queues the work); the queue spreads the steps.
+    if (this.options.queue && this.options.sweeps && !this.options.sweeps()) return {};
     const paused = new Set<string>();
     for (const name of names) {
       try {

@@ -2,6 +2,7 @@ import type Stripe from "stripe";
 import { Backoff } from "../../../lib/backoff";
 import type { Db } from "../../../lib/db";
 import { log, reason } from "../../../lib/log";
+import { EVERYTHING, type Ownership } from "../../workers/ownership";
 import { Pump } from "../../workers/pump";
 
 /**
@@ -64,6 +65,8 @@ export class StripeEventWorker {
     private readonly db: Db,
     private readonly dispatcher: WebhookDispatcher,
     pollMs = 1_000,
+    /** With several nodes: processes only on the holder of the `stripe-events` lease (src/workers/ownership.ts). */
+    private readonly ownership: Ownership = EVERYTHING,
   ) {
     this.pump = new Pump("stripe events", () => this.pass(), pollMs);
   }
@@ -83,6 +86,7 @@ export class StripeEventWorker {
   }
 
   private async pass(): Promise<boolean> {
+    if (!this.ownership.leads("stripe-events")) return false; // another node processes them
     const resting = this.backoff.waiting();
     const rows = await this.db`select id, type, body from stripe_events
       where processed_at is null and id <> all(${this.db.array(resting)}::text[]) order by received_at, id limit ${BATCH}`;

@@ -4,6 +4,7 @@ import { stripeClient, type StripeSettings } from "./client";
 import { StripeEventWorker, WebhookDispatcher } from "./events";
 import { verifyWebhook } from "./webhook";
 import { lastFour } from "../../api/views";
+import { EVERYTHING, type Ownership } from "../../workers/ownership";
 
 /**
  * Coffer's Stripe side on one node, when STRIPE_SECRET_KEY is set: the SDK client, the webhook's
@@ -19,9 +20,13 @@ export class StripeRail {
   constructor(
     private readonly db: Db,
     private readonly settings: StripeSettings,
+    /** With several nodes: stored events are processed by one node (src/workers/ownership.ts)... */
+    ownership: Ownership = EVERYTHING,
+    /** ...woken by this when an event is stored here (src/workers/kicks.ts); by default, this node's worker. */
+    private readonly stored: () => void = () => this.events.kick(),
   ) {
     this.client = stripeClient(settings);
-    this.events = new StripeEventWorker(db, this.dispatcher);
+    this.events = new StripeEventWorker(db, this.dispatcher, undefined, ownership);
   }
 
   /**
@@ -33,7 +38,7 @@ export class StripeRail {
     if (!this.dispatcher.handles(event.type)) return { stored: false, type: event.type };
     const rows = await this.db`insert into stripe_events (id, type, body) values (${event.id}, ${event.type}, ${storedBody(event, raw)})
       on conflict (id) do nothing returning id`;
-    if (rows.length) this.events.kick();
+    if (rows.length) this.stored();
     return { stored: rows.length > 0, type: event.type };
   }
 
