@@ -7,7 +7,11 @@ import { quote } from "../../lib/redact";
  * NATS payloads): valid JSON, not nested deeper than anyone needs, matching the schema; anything
  * else is a 400 VALIDATION_FAILED that names the fields but never repeats long caller strings.
  */
-export function parseJson<S extends z.ZodType>(text: string, schema: S, { optional = false, where = "body" } = {}): z.infer<S> {
+export function parseJson<S extends z.ZodType>(
+  text: string,
+  schema: S,
+  { optional = false, where = "body", accept }: { optional?: boolean; where?: string; accept?: (value: unknown) => boolean } = {},
+): z.infer<S> {
   let raw: unknown = undefined;
   if (text.trim().length > 0) {
     try {
@@ -19,6 +23,10 @@ export function parseJson<S extends z.ZodType>(text: string, schema: S, { option
     throw new CofferError("VALIDATION_FAILED", `a JSON ${where} is required`);
   }
   if (depthOf(raw) > MAX_JSON_DEPTH) throw new CofferError("VALIDATION_FAILED", `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
+  // `accept`: a check the schema would pass the value through unchanged on (a transport's "any
+  // JSON object", whose fields the operation's own schema checks next); what it does not accept
+  // goes to the schema, which refuses it in its own words.
+  if (accept?.(raw)) return raw as z.infer<S>;
   return parse(schema, raw, where);
 }
 

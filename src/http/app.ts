@@ -1,14 +1,14 @@
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
 import { CofferError, problem } from "../../lib/errors";
-import { log } from "../../lib/log";
+import { log, logs } from "../../lib/log";
 import type { Principal } from "../../lib/principal";
 import { authenticate } from "./auth";
 import { rateLimits } from "./rate-limit";
 import { registerHealth } from "./health";
-import { docsHeaders, registerDocs } from "./docs";
+import { finalDocsHeaders, registerDocs } from "./docs";
 import { registerAdminUi } from "./admin-ui";
 import { registerOperations } from "./operations";
 import { registerGraphql } from "../graphql/server";
@@ -49,30 +49,57 @@ function patternOf(path: string): RegExp {
   return new RegExp(`^${source}$`);
 }
 
+/**
+ * Hono's body limit, without its cost for the usual request: one that says its length (and is not
+ * chunked) is judged by that alone, exactly as hono judges it, without opening the body as a stream
+ * (which a Request makes on first asking for `.body`). Anything else goes through hono's own check,
+ * which counts the bytes as they come.
+ */
+function bodyLimitOf(maxSize: number): MiddlewareHandler {
+  const limited = bodyLimit({
+    maxSize,
+    onError: (c) => sendProblem(c, problem("PAYLOAD_TOO_LARGE", `bodies are limited to ${maxSize} bytes`, instanceOf(c))),
+  });
+  return (c, next) => {
+    const headers = c.req.raw.headers;
+    const length = headers.get("content-length");
+    if (length !== null && parseInt(length, 10) <= maxSize && !headers.has("transfer-encoding")) return next();
+    return limited(c, next);
+  };
+}
+
 /** The REST API: one file per resource, one error handler, problem+json for every failure. */
 export function buildHttpApp(deps: HttpDeps): Hono {
   const app = new Hono();
 
-  // Outermost, so the reference page keeps its own CSP and caching (see docs.ts).
-  app.use("*", docsHeaders());
+  // Outermost: the request id, the app-wide headers written last (after the secure headers below),
+  // then what a docs route asked for (its own CSP and caching, see docs.ts), the access line and
+  // the metrics. One layer, and the headers go straight onto the answer: `c.header` after the
+  // route answered would copy the whole Response once per header.
+  const metrics = deps.metrics;
   app.use("*", async (c, next) => {
     const requestId = Bun.randomUUIDv7();
     const started = performance.now();
     c.set("requestId" as never, requestId as never);
     await next();
-    c.header("x-request-id", requestId);
-    c.header("cache-control", "no-store");
+    const res = c.res;
+    res.headers.set("x-request-id", requestId);
+    res.headers.set("cache-control", "no-store");
+    finalDocsHeaders(c, res);
+    const seconds = (performance.now() - started) / 1000;
     // One access line per request: the route pattern, never the raw path or query (ids stay out).
-    const principal = c.get("principal" as never) as Principal | undefined;
-    log("info", "request", {
-      requestId,
-      method: c.req.method,
-      route: c.req.routePath,
-      status: c.res.status,
-      ms: Math.round((performance.now() - started) * 10) / 10,
-      ...(principal ? { caller: `${principal.role}:${principal.sub}` } : {}),
-    });
-    deps.metrics?.http(c.req.method, routeOf(c), c.res.status, (performance.now() - started) / 1000);
+    if (logs("info")) {
+      const principal = c.get("principal" as never) as Principal | undefined;
+      log("info", "request", {
+        requestId,
+        method: c.req.method,
+        route: c.req.routePath,
+        status: res.status,
+        ms: Math.round(seconds * 10_000) / 10,
+        ...(principal ? { caller: `${principal.role}:${principal.sub}` } : {}),
+      });
+    }
+    metrics?.http(c.req.method, routeOf(c), res.status, seconds);
   });
   // An API that serves JSON only: nothing may frame it, sniff it, or load anything from it.
   app.use(
@@ -87,27 +114,14 @@ export function buildHttpApp(deps: HttpDeps): Hono {
   );
   // Cross-origin browser calls are off unless origins are configured.
   if (deps.corsOrigins.length) app.use("*", cors({ origin: deps.corsOrigins, allowHeaders: ["authorization", "content-type", "idempotency-key"], maxAge: 600 }));
-  app.use(
-    "*",
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) => sendProblem(c, problem("PAYLOAD_TOO_LARGE", `bodies are limited to ${MAX_BODY_BYTES} bytes`, instanceOf(c))),
-    }),
-  );
+  app.use("*", bodyLimitOf(MAX_BODY_BYTES));
 
+  // Rate limits off: no layer at all, rather than layers that do nothing.
   const limits = rateLimits(deps.limiter, deps.config);
-  app.use("*", limits.beforeAuth);
-  const authenticated = authenticate(deps.authenticator);
-  app.use("*", async (c, next) => {
-    try {
-      await authenticated(c, async () => {});
-    } catch (error) {
-      if (error instanceof CofferError && error.code === "UNAUTHENTICATED") await limits.authFailed(c);
-      throw error;
-    }
-    return next();
-  });
-  app.use("*", limits.afterAuth);
+  if (deps.limiter) app.use("*", limits.beforeAuth);
+  const authenticated = authenticate(deps.authenticator, (c) => limits.authFailed(c));
+  app.use("*", authenticated);
+  if (deps.limiter) app.use("*", limits.afterAuth);
 
   registerHealth(app, deps);
   registerDocs(app);

@@ -1,7 +1,8 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { getConnInfo } from "hono/bun";
 import type { Caller } from "../api/wallet-service";
-import type { AttemptGate, Authenticator } from "../security/authenticator";
+import type { AttemptGate, Authenticator, Credentials } from "../security/authenticator";
+import { CofferError } from "../../lib/errors";
 import { scopeOf, type Principal } from "../../lib/principal";
 
 /**
@@ -24,21 +25,36 @@ export function isPublicPath(path: string): boolean {
 
 /**
  * Every other route needs a credential (see src/security/authenticator.ts); the proven principal
- * rides on the context for the routes and the policy.
+ * rides on the context for the routes and the policy. `failed` hears of every refused credential
+ * (401) before the refusal goes on (the rate limits count them against the address).
  */
-export function authenticate(authenticator: Authenticator): MiddlewareHandler {
+export function authenticate(authenticator: Authenticator, failed?: (c: Context) => Promise<void>): MiddlewareHandler {
   return async (c, next) => {
     if (isPublicPath(c.req.path)) return next();
-    const principal = await authenticator.principalFor(
-      {
-        authorization: c.req.header("authorization"),
-        apiKey: c.req.header("x-api-key"),
-        ip: clientIp(c),
-      },
-      attemptGateOf(c),
-    );
+    let principal: Principal;
+    try {
+      principal = await authenticator.principalFor(credentialsOf(c), attemptGateOf(c));
+    } catch (error) {
+      if (failed && error instanceof CofferError && error.code === "UNAUTHENTICATED") await failed(c);
+      throw error;
+    }
     c.set("principal" as never, principal as never);
     return next();
+  };
+}
+
+/**
+ * What the request presents. The peer's address is looked up only if asked for (an API key with an
+ * allowlist): a token already verified needs nothing but the header.
+ */
+function credentialsOf(c: Context): Credentials {
+  const raw = c.req.raw.headers;
+  return {
+    authorization: raw.get("authorization") ?? undefined,
+    apiKey: raw.get("x-api-key") ?? undefined,
+    get ip() {
+      return clientIp(c);
+    },
   };
 }
 

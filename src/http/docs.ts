@@ -128,10 +128,15 @@ export function serve(c: Context, a: Asset, extra: Record<string, string> = {}):
 export function docsHeaders(): MiddlewareHandler {
   return async (c, next) => {
     await next();
-    const wanted = c.get(FINAL_HEADERS as never) as Record<string, string> | undefined;
-    if (!wanted) return;
-    for (const [name, value] of Object.entries(wanted)) c.res.headers.set(name, value);
+    finalDocsHeaders(c, c.res);
   };
+}
+
+/** What `docsHeaders` does after the route, for an outer layer that already waits for it (src/http/app.ts). */
+export function finalDocsHeaders(c: Context, res: Response): void {
+  const wanted = c.get(FINAL_HEADERS as never) as Record<string, string> | undefined;
+  if (!wanted) return;
+  for (const [name, value] of Object.entries(wanted)) res.headers.set(name, value);
 }
 
 /** The routes; register them after authentication and rate limits (they are public, not unlimited). */

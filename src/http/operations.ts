@@ -6,6 +6,7 @@ import { parseJson } from "../api/input";
 import type { Operation, OperationDeps } from "../api/operation";
 import { OPERATIONS } from "../api/operations";
 import { callerOf } from "./auth";
+import { withOwnerHint } from "./owner-hint";
 import { send } from "./respond";
 
 /**
@@ -15,7 +16,7 @@ import { send } from "./respond";
  */
 export function registerOperations(app: Hono, deps: OperationDeps, limits: Limits): void {
   for (const op of OPERATIONS) {
-    app.on(op.method, op.path, async (c) => send(c, await execute(op, deps, limits, await requestOf(c, op))));
+    app.on(op.method, op.path, async (c) => withOwnerHint(c, deps.cluster !== undefined, async () => send(c, await execute(op, deps, limits, await requestOf(c, op)))));
   }
 }
 
@@ -39,15 +40,15 @@ async function requestOf(c: Context, op: Operation) {
 
 /** The JSON body as an object; none at all counts as `{}` (the operation's schema says what is required). */
 async function bodyOf(c: Context): Promise<Record<string, unknown>> {
-  const value = parseJson(await c.req.text(), OBJECT, { optional: true });
+  const value = parseJson(await c.req.text(), OBJECT, { optional: true, accept: isObject });
   return value ?? {};
 }
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 
 /**
  * A JSON object, kept as parsed: a schema that copies it (z.record) would turn an own `__proto__`
  * key into a prototype and hide it from the operation's strict schema.
  */
-const OBJECT = z
-  .custom<Record<string, unknown>>((v) => typeof v === "object" && v !== null && !Array.isArray(v), "expected a JSON object")
-  .optional();
+const OBJECT = z.custom<Record<string, unknown>>(isObject, "expected a JSON object").optional();

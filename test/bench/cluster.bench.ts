@@ -1,25 +1,28 @@
 import { readFileSync } from "node:fs";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { connect as connectNats, headers, type NatsConnection } from "@nats-io/transport-node";
+import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
 import { shardOf } from "../../actors/shards";
 import { connect, type Db } from "../../lib/db";
 import { ADMIN, tokenFor } from "../support/auth";
 import { createTestDatabase, type TestDatabase } from "../support/db";
 import { startService, type ServiceProcess } from "../support/process";
-import { type Attempt, ErrorSamples, inParallel, type Measured, runFor } from "./measure";
-import { Probe } from "./probe";
-import { printTable, rowJson, type Row } from "./report";
+import type { Work } from "./generator";
+import { inParallel } from "./measure";
+import { fmt, runJson } from "./report";
+import { run, type RunResult } from "./runs";
 
 /**
  * The cluster part of `bun run bench`: three node processes (`bun src/main.ts`) on one fresh
  * database and the local NATS. It measures the same payment workloads with HTTP requests spread
- * over the nodes round-robin, payments over the NATS request-reply API, and the time from a node's
- * SIGKILL until a wallet it held answers again through another node. Without a NATS server (or
- * without JetStream) it says so and measures nothing.
+ * over the nodes round-robin, payments over the NATS request-reply API (the load from the bench's
+ * generator process, generator.ts, as for one node), and the time from a node's SIGKILL until a
+ * wallet it held answers again through another node. Without a NATS server (or without JetStream)
+ * it says so and measures nothing.
  *
- * Env: NATS_URL (nats://127.0.0.1:4222); the nodes take SHARDS, LEASE_TTL_MS, DB_POOL_MAX, ... from
- * the environment as usual (RATE_LIMITS=off and LOG_LEVEL=warn are set here).
+ * Env: NATS_URL (nats://127.0.0.1:4222); the nodes take SHARDS, LEASE_TTL_MS, ... from the
+ * environment as usual (RATE_LIMITS=off, LOG_LEVEL=warn, DB_POOL_MAX=8 (three pools within the
+ * bench's connection budget) and MONITORING as the single node has it, off unless set, are set here).
  */
 export interface ClusterBenchOptions {
   seconds: number;
@@ -47,14 +50,18 @@ interface ClusterView {
   nodes: { nodeId: string; shards?: number[]; unreachable?: boolean }[];
 }
 
-type MakeAttempt = (errors: ErrorSamples) => Attempt;
+export interface ClusterOutcome {
+  runs: { workload: string; result: RunResult; note: string }[];
+  summary: string;
+  json: Record<string, unknown>;
+}
 
-export async function clusterBench(o: ClusterBenchOptions): Promise<void> {
+export async function clusterBench(o: ClusterBenchOptions): Promise<ClusterOutcome | undefined> {
   console.log("");
   const nc = await reachNats();
   if (typeof nc === "string") {
     console.log(`cluster part skipped: ${nc}`);
-    return;
+    return undefined;
   }
   const prefix = `cofferbench${crypto.randomUUID().slice(0, 8)}`;
   let db: TestDatabase | undefined;
@@ -62,7 +69,7 @@ export async function clusterBench(o: ClusterBenchOptions): Promise<void> {
   const nodes: ClusterNode[] = [];
   try {
     db = await createTestDatabase("benchcluster");
-    const env = { NATS_URL, NATS_SUBJECT_PREFIX: prefix, RATE_LIMITS: "off", LOG_LEVEL: "warn" };
+    const env = { NATS_URL, NATS_SUBJECT_PREFIX: prefix, RATE_LIMITS: "off", LOG_LEVEL: "warn", DB_POOL_MAX: "8", MONITORING: process.env.MONITORING ?? "off" };
     const started = await Promise.allSettled(NODE_IDS.map((id) => startService(db!.url, { ...env, NODE_ID: id })));
     for (const [i, s] of started.entries()) if (s.status === "fulfilled") nodes.push({ id: NODE_IDS[i]!, service: s.value, alive: true });
     const failed = started.find((s) => s.status === "rejected");
@@ -77,42 +84,48 @@ export async function clusterBench(o: ClusterBenchOptions): Promise<void> {
     const [hot] = await openFundedWallets(nodes, 1, o, token);
     const many = await openFundedWallets(nodes, o.wallets, o, token);
     probeDb = connect(db.url, 2);
-    const measure = new ClusterProbe(probeDb, nodes);
-    const run = (name: string, group: Row["group"], make: MakeAttempt, note: () => string) => workload(o, name, group, make, measure, note);
-    const anyOfMany = () => pick(many);
-
-    const rows: Row[] = [];
-    const hotHttp = new RoundRobin(nodes, ownerOf);
-    rows.push(await run(`cluster 3 nodes hot wallet, HTTP round-robin`, "hot", httpPay(hotHttp, () => hot!, o.payment, token), () => hotHttp.note()));
-    const manyHttp = new RoundRobin(nodes, ownerOf);
-    rows.push(await run(`cluster 3 nodes ${o.wallets} wallets, HTTP round-robin`, "many", httpPay(manyHttp, anyOfMany, o.payment, token), () => manyHttp.note()));
-    rows.push(await run(`cluster 3 nodes ${o.wallets} wallets, NATS request-reply`, "many", natsPay(nc, prefix, anyOfMany, o.payment, token), () => "any node answers (queue group), owner over NATS"));
+    const watch = { pids: nodes.map((n) => n.service.proc.pid), db: probeDb };
+    const urls = nodes.map((n) => n.service.baseUrl);
+    const ownerIndex = (w: string) => nodes.findIndex((n) => n.id === ownerOf(w));
+    const runs: ClusterOutcome["runs"] = [];
+    const measure = async (workload: string, work: Work, note: (r: RunResult) => string) => {
+      const result = await run(work, { mode: "closed", callers: o.concurrency }, o.seconds, o.warmupSeconds, watch);
+      const line = `${note(result)}; cpu us/pay: nodes ${fmt((result.server_cpu_ms * 1000) / Math.max(1, result.ok), 0)} pg ${fmt((result.pg_cpu_ms * 1000) / Math.max(1, result.ok), 0)} generator ${fmt((result.client_cpu_ms * 1000) / Math.max(1, result.ok), 0)}; ${fmt(result.machine_cores)} cores busy`;
+      runs.push({ workload, result, note: line });
+      for (const e of result.errorSamples) console.log(`  ${workload}: ${e}`);
+      console.log(`  ${workload}, ${o.concurrency} callers: ${fmt(result.rate, 0)}/s p50 ${fmt(result.p50_ms)} p99 ${fmt(result.p99_ms)} ms, ${result.errors} errors; ${line}`);
+    };
+    const forwarded = (r: RunResult) => `${Math.round((100 * (r.counters.forwarded ?? 0)) / Math.max(1, r.counters.sent ?? 0))}% sent on to the owner`;
+    const payBody = JSON.stringify({ amount: o.payment });
+    const httpWork = (wallets: string[]): Work => ({ kind: "http", urls, paths: wallets.map((w) => `/v1/wallets/${w}/payments`), body: payBody, token, owners: wallets.map(ownerIndex) });
+    await measure("3 nodes, hot wallet, HTTP round-robin", httpWork([hot!]), forwarded);
+    await measure(`3 nodes, ${o.wallets} wallets, HTTP round-robin`, httpWork(many), forwarded);
+    await measure(`3 nodes, ${o.wallets} wallets, NATS request-reply`, { kind: "nats", natsUrl: NATS_URL, subject: `${prefix}.v1.wallets.payments.create`, wallets: many, amount: o.payment, token }, () => "any node answers (queue group), owner over NATS");
 
     const failover = await killAndWait(nc, prefix, nodes, view, hot!, o.payment, token);
     const survivor = nodes.find((n) => n.alive)!;
     const verdict = await getJson(survivor.service.baseUrl, "/admin/verify", token);
 
-    console.log("");
-    printTable(rows);
-    console.log(
+    const failoverLine =
       `failover: SIGKILL ${failover.victim} (held ${failover.victimShards} of ${view.shardCount} shards, LEASE_TTL_MS=${view.leaseTtlMs}); ` +
-        `shard ${failover.shard} re-leased by ${failover.newOwner ?? "nobody"} after ${ms(failover.released_ms)}; ` +
-        `a payment on its hot wallet answered 201 via ${failover.answeredVia ?? "-"} after ${ms(failover.answered_ms)} (${failover.attempts} attempt${failover.attempts === 1 ? "" : "s"}${failover.lastFailure ? `, last failure: ${failover.lastFailure}` : ""})`,
-    );
+      `shard ${failover.shard} re-leased by ${failover.newOwner ?? "nobody"} after ${ms(failover.released_ms)}; ` +
+      `a payment on its hot wallet answered 201 via ${failover.answeredVia ?? "-"} after ${ms(failover.answered_ms)} (${failover.attempts} attempt${failover.attempts === 1 ? "" : "s"}${failover.lastFailure ? `, last failure: ${failover.lastFailure}` : ""})`;
+    console.log(`  ${failoverLine}`);
     console.log(`  ledger verifier after the cluster run: ${verdict.body?.ok ? "clean" : `NOT clean: ${JSON.stringify(verdict.body).slice(0, 300)}`}`);
-    console.log(
-      JSON.stringify({
-        bench: "payments-cluster",
+    return {
+      runs,
+      summary: `${nodes.length} node processes on the same cores, SHARDS=${view.shardCount}, ${o.concurrency} callers; ${failoverLine}; ledger ${verdict.body?.ok ? "clean" : "NOT clean"}`,
+      json: {
         nodes: nodes.length,
         shards: view.shardCount,
         lease_ttl_ms: view.leaseTtlMs,
         concurrency: o.concurrency,
         seconds: o.seconds,
-        results: rows.map(rowJson),
+        results: runs.map((r) => runJson("cluster", r.workload, r.result, { note: r.note })),
         failover: { ...failover, released_ms: round(failover.released_ms), answered_ms: round(failover.answered_ms) },
         ledger_clean: verdict.body?.ok === true,
-      }),
-    );
+      },
+    };
   } catch (error) {
     for (const n of nodes) console.log(`--- ${n.id} output (tail) ---\n${n.service.output().slice(-2_000)}`);
     throw error;
@@ -146,62 +159,6 @@ async function removeStreams(nc: NatsConnection, prefix: string): Promise<void> 
   const jsm = await jetstreamManager(nc).catch(() => undefined);
   const names = [`KV_${prefix}_nodes`, `KV_${prefix}_leases`, `${prefix.toUpperCase().replaceAll("-", "_")}_EVENTS`];
   for (const name of names) await jsm?.streams.delete(name).catch(() => {});
-}
-
-/** Warm up (not measured), then measure; the measured run's first distinct failures are printed. */
-async function workload(o: ClusterBenchOptions, name: string, group: Row["group"], make: MakeAttempt, probe: ClusterProbe, note: () => string): Promise<Row> {
-  await runFor(o.warmupSeconds, o.concurrency, make(new ErrorSamples()), new ErrorSamples());
-  const errors = new ErrorSamples();
-  await probe.reset();
-  const measured = await runFor(o.seconds, o.concurrency, make(errors), errors);
-  const cpu = await probe.read(measured);
-  for (const e of errors.list()) console.log(`  ${name}: ${e}`);
-  console.log(`  done: ${name}`);
-  return { workload: name, group, kind: "coffer", measured, note: `${note()}; ${cpu}` };
-}
-
-/** Sends each request to the next node in turn; counts how many landed on a node that is not the wallet's owner. */
-class RoundRobin {
-  private next = 0;
-  private sent = 0;
-  private forwarded = 0;
-  constructor(
-    private readonly nodes: ClusterNode[],
-    private readonly ownerOf: (walletId: string) => string | undefined,
-  ) {}
-  pick(walletId: string): string {
-    const node = this.nodes[this.next++ % this.nodes.length]!;
-    this.sent++;
-    if (this.ownerOf(walletId) !== node.id) this.forwarded++;
-    return node.service.baseUrl;
-  }
-  note(): string {
-    return `${Math.round((100 * this.forwarded) / Math.max(1, this.sent))}% sent on to the owner`;
-  }
-}
-
-function httpPay(nodes: RoundRobin, walletFor: () => string, amount: string, token: string): MakeAttempt {
-  const body = JSON.stringify({ amount });
-  return (errors) => async () => {
-    const walletId = walletFor();
-    const res = await post(nodes.pick(walletId), `/v1/wallets/${walletId}/payments`, body, crypto.randomUUID(), token);
-    if (res.status === 201) return true;
-    errors.add(`${res.status} ${res.text.slice(0, 120)}`);
-    return false;
-  };
-}
-
-function natsPay(nc: NatsConnection, prefix: string, walletFor: () => string, amount: string, token: string): MakeAttempt {
-  return (errors) => async () => {
-    const h = headers();
-    h.set("Authorization", `Bearer ${token}`);
-    h.set("Idempotency-Key", crypto.randomUUID());
-    const msg = await nc.request(`${prefix}.v1.wallets.payments.create`, JSON.stringify({ walletId: walletFor(), amount }), { timeout: 10_000, headers: h });
-    const reply = JSON.parse(msg.string()) as { status: number; body: unknown };
-    if (reply.status === 201) return true;
-    errors.add(`${reply.status} ${JSON.stringify(reply.body).slice(0, 120)}`);
-    return false;
-  };
 }
 
 /**
@@ -254,44 +211,6 @@ async function killAndWait(nc: NatsConnection, prefix: string, nodes: ClusterNod
   clearTimeout(stopWatch);
   watch.stop();
   return { victim: victim.id, victimShards, shard, walletId, ...lease, answeredVia, answered_ms, attempts, ...(answeredVia ? {} : { lastFailure }) };
-}
-
-/**
- * Reads where the time goes while a workload runs: CPU of the three node processes (from /proc),
- * of this process (the load generator), of the database's Postgres backends, and of the machine.
- */
-class ClusterProbe {
-  private readonly probe: Probe;
-  private nodesStart = 0;
-  constructor(
-    db: Db,
-    private readonly nodes: ClusterNode[],
-  ) {
-    this.probe = new Probe(db, () => ({ transactions: 0, busyMs: 0 }));
-  }
-  async reset(): Promise<void> {
-    await this.probe.reset();
-    this.nodesStart = this.nodesCpu_ms();
-  }
-  async read(measured: Measured): Promise<string> {
-    const p = await this.probe.read();
-    const per = (cpu_ms: number) => ((cpu_ms * 1000) / Math.max(1, measured.ok)).toFixed(0);
-    return `cpu us/pay: nodes ${per(this.nodesCpu_ms() - this.nodesStart)} client ${per(p.bun_cpu_ms)} pg ${per(p.pg_cpu_ms)}; machine ${(p.machine_cpu_ms / p.wall_ms).toFixed(2)} cores busy`;
-  }
-  private nodesCpu_ms(): number {
-    return this.nodes.reduce((sum, n) => sum + processCpu_ms(n.service.proc.pid), 0);
-  }
-}
-
-/** User + system CPU of a process so far, from /proc/<pid>/stat (ticks of 10 ms); 0 if not visible. */
-function processCpu_ms(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return 0;
-  }
 }
 
 async function openFundedWallets(nodes: ClusterNode[], count: number, o: ClusterBenchOptions, token: string): Promise<string[]> {
@@ -356,9 +275,6 @@ async function getJson(baseUrl: string, path: string, token: string): Promise<{ 
   return { status: res.status, body: await res.json().catch(() => undefined) };
 }
 
-function pick<T>(items: T[]): T {
-  return items[Math.floor(Math.random() * items.length)]!;
-}
 
 function reason(error: unknown): string {
   return String((error as Error)?.message ?? error);

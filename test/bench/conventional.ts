@@ -1,28 +1,18 @@
-import postgres, { type Sql } from "postgres";
+import type { Sql } from "postgres";
 
 /**
  * The conventional pattern the actor design is measured against: a balance row per account and,
  * per payment, one SERIALIZABLE transaction that locks the row (SELECT ... FOR UPDATE), checks the
  * balance, updates it and inserts a ledger row, retried on serialization failure or deadlock.
  * The ledger row carries the payment's idempotency key under a unique index, as Coffer's does.
+ * The tables are made by the bench (createConventionalTables); the payments run in the load
+ * generator's process (generator.ts), with a pool of its own as a typical service would size it.
  */
 const RETRYABLE = new Set(["40001", "40P01"]);
 /** A payment that still cannot commit after this many attempts counts as an error (bounded, not forever). */
 const MAX_ATTEMPTS = 200;
 
-export interface Conventional {
-  accountIds: number[];
-  /** Attempts that were rolled back and retried (serialization failures and deadlocks). */
-  retries: number;
-  /** Resolves true once committed; throws (counted as an error) when it cannot be. */
-  pay(accountId: number, key: string, amount_minor: bigint): Promise<boolean>;
-  /** Median time of one durable single-row commit, one after another: the floor under any acknowledged write. */
-  bareCommit_ms(samples: number): Promise<number>;
-  close(): Promise<void>;
-}
-
-export async function setupConventional(url: string, accounts: number, balance_minor: bigint, poolMax: number): Promise<Conventional> {
-  const sql: Sql = postgres(url, { max: poolMax, idle_timeout: 30, connect_timeout: 10, prepare: true, onnotice: () => {}, types: {} });
+export async function createConventionalTables(sql: Sql, accounts: number, balance_minor: bigint): Promise<number[]> {
   await sql`drop table if exists bench_ledger`;
   await sql`drop table if exists bench_accounts`;
   await sql`create table bench_accounts (id int primary key, balance numeric(78,0) not null)`;
@@ -35,43 +25,42 @@ export async function setupConventional(url: string, accounts: number, balance_m
   await sql`insert into bench_accounts (id, balance)
             select g, ${balance_minor.toString()}::numeric from generate_series(1, ${accounts}::int) g`;
   await sql`analyze bench_accounts`;
+  return Array.from({ length: accounts }, (_, i) => i + 1);
+}
 
-  const state: Conventional = {
-    accountIds: Array.from({ length: accounts }, (_, i) => i + 1),
-    retries: 0,
-    async pay(accountId, key, amount_minor) {
-      for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-        try {
-          return await sql.begin("isolation level serializable", async (tx) => {
-            const [row] = await tx`select balance from bench_accounts where id = ${accountId} for update`;
-            if (!row) throw new Error(`account ${accountId} not found`);
-            if (BigInt(row.balance as string) < amount_minor) throw new Error("insufficient funds");
-            await tx`update bench_accounts set balance = balance - ${amount_minor.toString()}::numeric where id = ${accountId}`;
-            await tx`insert into bench_ledger (account_id, idempotency_key, amount) values (${accountId}, ${key}, ${(-amount_minor).toString()}::numeric)`;
-            return true;
-          });
-        } catch (error) {
-          const code = (error as { code?: string }).code;
-          if (!code || !RETRYABLE.has(code)) throw error;
-          state.retries++;
-        }
+/** One payment; resolves true once committed, throws (counted as an error) when it cannot be. */
+export function conventionalPayer(sql: Sql, counters: { retries: number }) {
+  return async function pay(accountId: number, key: string, amount_minor: bigint): Promise<boolean> {
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      try {
+        return await sql.begin("isolation level serializable", async (tx) => {
+          const [row] = await tx`select balance from bench_accounts where id = ${accountId} for update`;
+          if (!row) throw new Error(`account ${accountId} not found`);
+          if (BigInt(row.balance as string) < amount_minor) throw new Error("insufficient funds");
+          await tx`update bench_accounts set balance = balance - ${amount_minor.toString()}::numeric where id = ${accountId}`;
+          await tx`insert into bench_ledger (account_id, idempotency_key, amount) values (${accountId}, ${key}, ${(-amount_minor).toString()}::numeric)`;
+          return true;
+        });
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (!code || !RETRYABLE.has(code)) throw error;
+        counters.retries++;
       }
-      throw new Error(`gave up after ${MAX_ATTEMPTS} serialization failures or deadlocks`);
-    },
-    async bareCommit_ms(samples) {
-      await sql`create table if not exists bench_commit_probe (id bigserial primary key, at timestamptz not null default now())`;
-      const times: number[] = [];
-      for (let i = 0; i < samples; i++) {
-        const t0 = performance.now();
-        await sql`insert into bench_commit_probe default values`;
-        times.push(performance.now() - t0);
-      }
-      times.sort((a, b) => a - b);
-      return times[Math.floor(times.length / 2)] ?? Number.NaN;
-    },
-    async close() {
-      await sql.end({ timeout: 5 });
-    },
+    }
+    throw new Error(`gave up after ${MAX_ATTEMPTS} serialization failures or deadlocks`);
   };
-  return state;
+}
+
+/** Median time of one durable single-row commit, one after another: the floor under any acknowledged write. */
+export async function bareCommit_ms(sql: Sql, samples: number): Promise<number> {
+  await sql`create table if not exists bench_commit_probe (id bigserial primary key, at timestamptz not null default now())`;
+  const times: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const t0 = performance.now();
+    await sql`insert into bench_commit_probe default values`;
+    times.push(performance.now() - t0);
+  }
+  await sql`drop table bench_commit_probe`;
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)] ?? Number.NaN;
 }

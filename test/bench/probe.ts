@@ -75,7 +75,7 @@ export interface ProbeReading {
 const TICK_MS = 10;
 
 /** Busy CPU time of the whole machine so far, from /proc/stat; NaN where there is none. */
-function machineCpu_ms(): number {
+export function machineCpu_ms(): number {
   try {
     const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
     const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
@@ -87,7 +87,7 @@ function machineCpu_ms(): number {
 }
 
 /** User + system CPU time of one process so far, from /proc/<pid>/stat; undefined if not visible. */
-function processCpu_ms(pid: number): number | undefined {
+export function processCpu_ms(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // Fields after the command name (which may hold spaces) start at "state"; utime and stime follow 10 later.

@@ -1,103 +1,79 @@
-import { type Measured, percentile } from "./measure";
+import type { RunResult } from "./runs";
 
-export interface Row {
-  workload: string;
-  /** Which comparison group the row belongs to (`intake`: Stripe webhooks, not payments), and whether it is Coffer or the conventional pattern. */
-  group: "hot" | "many" | "intake";
-  kind: "coffer" | "conventional";
-  measured: Measured;
-  /** A note on the mechanism: commands per commit for Coffer, retries for the conventional pattern. */
-  note: string;
-  /** A longer diagnostic printed under the table. */
-  detail?: string;
+/** Printing helpers of `bun run bench`: aligned tables, numbers, and the JSON the README is filled from. */
+
+export function fmt(n: number | null | undefined, digits?: number): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return "-";
+  if (digits !== undefined) return n.toFixed(digits);
+  return Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(Math.abs(n) < 10 ? 2 : 1);
 }
 
-export const TARGETS = { hotRatio: 20, manyRatio: 5, p99_ms: 50 } as const;
-
-export function rate(m: Measured): number {
-  return m.seconds > 0 ? m.ok / m.seconds : 0;
+export function round(n: number | null | undefined, digits = 2): number | null {
+  if (n === null || n === undefined || !Number.isFinite(n)) return null;
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
 }
 
-export function printTable(rows: Row[]): void {
-  const header = ["workload", "per s", "p50 ms", "p99 ms", "errors", "note"];
-  const body = rows.map((r) => [
-    r.workload,
-    rate(r.measured).toFixed(0),
-    fmt(percentile(r.measured.latencies_ms, 50)),
-    fmt(percentile(r.measured.latencies_ms, 99)),
-    String(r.measured.errors),
-    r.note,
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === 5 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-  console.log(line(header));
-  console.log(widths.map((w) => "-".repeat(w)).join("  "));
-  for (const b of body) console.log(line(b));
-  for (const r of rows) if (r.detail) console.log(`  ${r.workload}: ${r.detail}`);
+/** A table: the first column and any listed in `left` are left-aligned, the rest right-aligned. */
+export function grid(header: string[], rows: string[][], left: number[] = [0]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (left.includes(i) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join("  ")
+      .trimEnd();
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
 }
 
-export interface Check {
-  name: string;
-  value: number;
-  target: string;
-  pass: boolean;
+/** µs per acknowledged request of some CPU time. */
+export function perReq_us(cpu_ms: number, r: RunResult): number {
+  return r.ok > 0 ? (cpu_ms * 1000) / r.ok : Number.NaN;
 }
 
-/** Ratios of each Coffer workload to the conventional pattern of its group, and each Coffer p99. */
-export function checks(rows: Row[]): Check[] {
-  const out: Check[] = [];
-  for (const group of ["hot", "many"] as const) {
-    const base = rows.find((r) => r.group === group && r.kind === "conventional");
-    const wanted = group === "hot" ? TARGETS.hotRatio : TARGETS.manyRatio;
-    for (const r of rows.filter((x) => x.group === group && x.kind === "coffer")) {
-      const ratio = base && rate(base.measured) > 0 ? rate(r.measured) / rate(base.measured) : Number.NaN;
-      out.push({ name: `${r.workload} vs ${base?.workload ?? "?"}`, value: ratio, target: `>= ${wanted}x`, pass: ratio >= wanted });
-    }
-  }
-  for (const r of rows.filter((x) => x.kind === "coffer")) {
-    const p99 = percentile(r.measured.latencies_ms, 99);
-    out.push({ name: `${r.workload} p99`, value: p99, target: `< ${TARGETS.p99_ms} ms`, pass: p99 < TARGETS.p99_ms });
-  }
-  return out;
+/** How a run was loaded, as a table cell. */
+export function loadCell(r: RunResult): string {
+  return r.load.mode === "closed" ? `${r.load.callers} callers` : `open ${r.load.rate}/s`;
 }
 
-export function printChecks(list: Check[]): void {
-  const width = Math.max(...list.map((c) => c.name.length));
-  for (const c of list) {
-    const value = c.target.endsWith("x") ? `${c.value.toFixed(1)}x` : `${fmt(c.value)} ms`;
-    console.log(`${c.pass ? "PASS" : "MISS"}  ${c.name.padEnd(width)}  ${value.padStart(9)}  (target ${c.target})`);
-  }
-}
-
-export function jsonLine(rows: Row[], list: Check[], settings: Record<string, unknown>): string {
-  return JSON.stringify({
-    bench: "payments",
-    ...settings,
-    results: rows.map(rowJson),
-    checks: list.map((c) => ({ name: c.name, value: round(c.value), target: c.target, pass: c.pass })),
-    pass: list.every((c) => c.pass),
-  });
-}
-
-/** One row as the JSON line reports it. */
-export function rowJson(r: Row): Record<string, unknown> {
+/** One run as the JSON report holds it. */
+export function runJson(section: string, workload: string, r: RunResult, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    workload: r.workload,
-    kind: r.kind,
-    ...(r.group === "intake" ? { events_per_s: round(rate(r.measured)) } : { payments_per_s: round(rate(r.measured)) }),
-    ok: r.measured.ok,
-    errors: r.measured.errors,
-    p50_ms: round(percentile(r.measured.latencies_ms, 50)),
-    p99_ms: round(percentile(r.measured.latencies_ms, 99)),
-    note: r.note,
-    ...(r.detail ? { detail: r.detail } : {}),
+    section,
+    workload,
+    load: r.load,
+    per_s: round(r.rate, 1),
+    ok: r.ok,
+    errors: r.errors,
+    p50_ms: round(r.p50_ms),
+    p90_ms: round(r.p90_ms),
+    p99_ms: round(r.p99_ms),
+    max_ms: round(r.max_ms),
+    ...(r.offered !== undefined ? { offered_per_s: r.offered, dropped: r.dropped } : {}),
+    server_cpu_us_per_req: round(perReq_us(r.server_cpu_ms, r), 0),
+    pg_cpu_us_per_req: round(perReq_us(r.pg_cpu_ms, r), 0),
+    client_cpu_us_per_req: round(perReq_us(r.client_cpu_ms, r), 0),
+    machine_cores_busy: round(r.machine_cores),
+    counters: r.counters,
+    ...(r.errorSamples.length ? { error_samples: r.errorSamples } : {}),
+    ...extra,
   };
 }
 
-function fmt(n: number): string {
-  return Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : "-";
+export interface Target {
+  name: string;
+  /** What was measured, as printed (e.g. "23.1x", "1.4 KB"). */
+  value: string;
+  target: string;
+  pass: boolean | null;
+  detail: string;
 }
 
-function round(n: number): number | null {
-  return Number.isFinite(n) ? Math.round(n * 100) / 100 : null;
+export function printTargets(list: Target[]): void {
+  console.log(
+    grid(
+      ["target", "measured", "wanted", "verdict", "from"],
+      list.map((t) => [t.name, t.value, t.target, t.pass === null ? "n/a" : t.pass ? "MET" : "MISSED", t.detail]),
+      [0, 4],
+    ),
+  );
 }

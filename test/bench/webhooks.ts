@@ -1,8 +1,13 @@
 import type Stripe from "stripe";
 import { signPayload } from "../../src/integrations/stripe/standin";
 import type { Caller } from "../../src/api/wallet-service";
-import type { Node } from "../../src/node";
-import { type Attempt, type ErrorSamples, inParallel } from "./measure";
+import { startNode, type Node } from "../../src/node";
+import { loadConfig } from "../../src/config";
+import { setLogLevel } from "../../lib/log";
+import { ADMIN, callerFor, testKeys } from "../support/auth";
+import { createTestDatabase } from "../support/db";
+import { startStripe, TEST_WEBHOOK_SECRET } from "../support/stripe";
+import { type Attempt, ErrorSamples, inParallel, percentile, runFor } from "./measure";
 
 /**
  * The webhook-intake workload of `bun run bench`: signed Stripe events per second through
@@ -63,4 +68,64 @@ export function webhookIntake(baseUrl: string, setup: IntakeSetup, secret: strin
     errors.add(`${res.status} ${text.slice(0, 120)}`);
     return false;
   };
+}
+
+/**
+ * The webhook part of `bun run bench` (BENCH_ONLY=webhooks): unlike the payment parts, the node
+ * runs in this process next to the callers (the intake needs the node's Stripe harness and its
+ * workers' idle signals), so its numbers include the callers' CPU. Returns its JSON.
+ */
+export async function webhooksPart(o: { seconds: number; warmup: number; concurrency: number }): Promise<Record<string, unknown>> {
+  setLogLevel("warn");
+  const deposits = Math.floor(Number(process.env.BENCH_DEPOSITS || 200));
+  const caller = callerFor(ADMIN);
+  const db = await createTestDatabase("benchhooks");
+  const stripe = await startStripe();
+  let node: Node | undefined;
+  let server: ReturnType<typeof Bun.serve> | undefined;
+  try {
+    const config = loadConfig({ JWT_KEYS_FILE: (await testKeys()).file, RATE_LIMITS: "off", DB_POOL_MAX: "10", ...process.env, ...stripe.env, NATS_URL: undefined, DATABASE_URL: db.url });
+    node = await startNode(config, db.url);
+    server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: node.http.fetch });
+    const baseUrl = `http://127.0.0.1:${server.port}`;
+    const wallets: string[] = [];
+    await inParallel(Array.from({ length: Math.min(100, deposits) }, (_, i) => i), o.concurrency, async (i) => {
+      const created = await node!.ops.createWallet(caller, `hooks-open-${i}`, { ownerId: `hooks-${i}`, asset: "USD" });
+      if (created.status !== 201) throw new Error(`wallet create failed: ${created.status} ${JSON.stringify(created.body)}`);
+      wallets.push(created.body.id as string);
+    });
+    const intake = await setupIntake(node, stripe.client, caller, wallets, deposits, o.concurrency);
+    console.log("");
+    console.log(`webhook intake (node in the bench process): ${deposits} deposits made and paid at the Stripe stand-in; ${o.concurrency} callers POST signed payment_intent.succeeded events`);
+    const make = webhookIntake(baseUrl, intake, TEST_WEBHOOK_SECRET, stripe.standin.apiVersion);
+    await runFor(o.warmup, o.concurrency, make(new ErrorSamples()), new ErrorSamples());
+    const errors = new ErrorSamples();
+    const measured = await runFor(o.seconds, o.concurrency, make(errors), errors);
+    const drainStarted = performance.now();
+    const drained = (await node.stripe!.events.idle(300_000)) && (await node.depositSaga.idle(300_000));
+    const drain_s = (performance.now() - drainStarted) / 1000;
+    const [counts] = await node.db`select (select count(*) from stripe_events)::int as stored,
+      (select count(*) from journals where kind = 'deposit')::int as credits, (select count(distinct source_id) from journals where kind = 'deposit')::int as credited`;
+    const rate = measured.ok / measured.seconds;
+    const out = {
+      events_per_s: Math.round(rate),
+      ok: measured.ok,
+      errors: measured.errors,
+      p50_ms: Math.round(percentile(measured.latencies_ms, 50) * 100) / 100,
+      p99_ms: Math.round(percentile(measured.latencies_ms, 99) * 100) / 100,
+      stored: counts!.stored,
+      backlog_drained_s: drained ? Math.round(drain_s * 10) / 10 : null,
+      deposits_credited: counts!.credited,
+      credits: counts!.credits,
+      credited_once: counts!.credits === counts!.credited,
+    };
+    for (const e of errors.list()) console.log(`  webhook intake: ${e}`);
+    console.log(`  ${out.events_per_s} events/s, p50 ${out.p50_ms} p99 ${out.p99_ms} ms, ${out.errors} errors; ${out.stored} stored, backlog ${drained ? `drained in ${drain_s.toFixed(1)} s` : "NOT DRAINED"}; ${out.deposits_credited}/${deposits} deposits credited, ${out.credits} credits`);
+    return out;
+  } finally {
+    await server?.stop(true);
+    await node?.close();
+    await stripe.stop();
+    await db.drop();
+  }
 }

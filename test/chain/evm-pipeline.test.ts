@@ -148,8 +148,9 @@ describe("a flat withdrawal fee", () => {
     const { wallet, withdrawalId, to } = await request("ethereum", "ETH", "0.1");
     await stepUntil(charging, withdrawalId, (s) => s === "completed");
     expect(await ethBalance(auto, to)).toBe(99_000_000_000_000_000n);
-    const postings = await t.node.db`select p.account, p.amount::text as amount from postings p join journals j on j.id = p.journal_id
-      where j.source_id = ${withdrawalId} and j.kind = 'withdrawal' order by p.account`;
+    // Per account: the journal is stored as two movements (wallet → chain payouts, wallet → fees).
+    const postings = await t.node.db`select p.account, sum(p.amount)::text as amount from postings p join journals j on j.id = p.journal_id
+      where j.source_id = ${withdrawalId} and j.kind = 'withdrawal' group by p.account order by p.account`;
     expect(postings.map((p) => [p.account, p.amount])).toEqual([
       [wallet, "-100000000000000000"],
       ["system:chain_payouts", "99000000000000000"],
