@@ -310,8 +310,11 @@ export class MachineActor {
     this.tipVersion = this.version;
     this.stopMachine(); // started again from the committed state when next needed
     if (later.some((r) => r.status === "fulfilled")) {
-      // Never expected: a batch committed behind one that did not. Memory cannot be trusted.
-      log("error", `${this.kind.name} batch committed behind a failed one`, { id: this.id });
+      // A batch committed behind one that failed. Expected only when the first's answer was lost with
+      // its connection (it did commit; its fate was unknown to us); otherwise a bug. Either way memory
+      // cannot be trusted: everyone in flight hears 503 and retries with their key on a fresh load.
+      const lost = databaseFailure(error) === "unavailable";
+      log(lost ? "warn" : "error", `${this.kind.name} batch committed behind one whose ${lost ? "answer was lost" : "commit failed"}`, { id: this.id });
       this.failing = false;
       this.fail(new Error("a chained batch committed behind a failed one"), chain.flatMap((e) => e.batch));
       return;

@@ -69,7 +69,7 @@ export async function clusterBench(o: ClusterBenchOptions): Promise<ClusterOutco
   const nodes: ClusterNode[] = [];
   try {
     db = await createTestDatabase("benchcluster");
-    const env = { NATS_URL, NATS_SUBJECT_PREFIX: prefix, RATE_LIMITS: "off", LOG_LEVEL: "warn", DB_POOL_MAX: "8", MONITORING: process.env.MONITORING ?? "off" };
+    const env = { NATS_URL, NATS_SUBJECT_PREFIX: prefix, RATE_LIMITS: "off", LOG_LEVEL: "warn", DB_POOL_MAX: "8", MONITORING: process.env.MONITORING ?? "off", PUBLIC_URL: "self" };
     const started = await Promise.allSettled(NODE_IDS.map((id) => startService(db!.url, { ...env, NODE_ID: id })));
     for (const [i, s] of started.entries()) if (s.status === "fulfilled") nodes.push({ id: NODE_IDS[i]!, service: s.value, alive: true });
     const failed = started.find((s) => s.status === "rejected");
@@ -97,9 +97,12 @@ export async function clusterBench(o: ClusterBenchOptions): Promise<ClusterOutco
     };
     const forwarded = (r: RunResult) => `${Math.round((100 * (r.counters.forwarded ?? 0)) / Math.max(1, r.counters.sent ?? 0))}% sent on to the owner`;
     const payBody = JSON.stringify({ amount: o.payment });
-    const httpWork = (wallets: string[]): Work => ({ kind: "http", urls, paths: wallets.map((w) => `/v1/wallets/${w}/payments`), body: payBody, token, owners: wallets.map(ownerIndex) });
+    const httpWork = (wallets: string[]): Extract<Work, { kind: "http" }> => ({ kind: "http", urls, paths: wallets.map((w) => `/v1/wallets/${w}/payments`), body: payBody, token, owners: wallets.map(ownerIndex) });
     await measure("3 nodes, hot wallet, HTTP round-robin", httpWork([hot!]), forwarded);
     await measure(`3 nodes, ${o.wallets} wallets, HTTP round-robin`, httpWork(many), forwarded);
+    // As the typed client does with followOwnerHints: requests start round-robin, then go where the answers say the wallet lives.
+    await measure("3 nodes, hot wallet, HTTP following owner hints", { ...httpWork([hot!]), followHints: true }, forwarded);
+    await measure(`3 nodes, ${o.wallets} wallets, HTTP following owner hints`, { ...httpWork(many), followHints: true }, forwarded);
     await measure(`3 nodes, ${o.wallets} wallets, NATS request-reply`, { kind: "nats", natsUrl: NATS_URL, subject: `${prefix}.v1.wallets.payments.create`, wallets: many, amount: o.payment, token }, () => "any node answers (queue group), owner over NATS");
 
     const failover = await killAndWait(nc, prefix, nodes, view, hot!, o.payment, token);

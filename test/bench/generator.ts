@@ -22,7 +22,18 @@ export type Load = { mode: "closed"; callers: number } | { mode: "open"; rate: n
 
 export type Work =
   /** POST `body` to a random one of `paths`, on `urls` round-robin; a 201 (or `expect`) is success. */
-  | { kind: "http"; urls: string[]; paths: string[]; body: string; token?: string; idempotency?: boolean; expect?: number; owners?: number[] }
+  | {
+      kind: "http";
+      urls: string[];
+      paths: string[];
+      body: string;
+      token?: string;
+      idempotency?: boolean;
+      expect?: number;
+      owners?: number[];
+      /** As the typed client with followOwnerHints: a path's later requests go to the node a `Coffer-Owner` answer named (one of `urls`). */
+      followHints?: boolean;
+    }
   | { kind: "nats"; natsUrl: string; subject: string; wallets: string[]; amount: string; token: string }
   | { kind: "pattern1"; dbUrl: string; redisUrl: string; pool: number; users: string[]; amount_minor: string; lockRetryMs: number; lockWaitMs: number; lockTtlMs: number }
   | { kind: "conventional"; dbUrl: string; pool: number; accounts: number[]; amount_minor: string }
@@ -85,6 +96,8 @@ async function prepare(work: Work, errors: () => ErrorSamples): Promise<Prepared
   switch (work.kind) {
     case "http": {
       let next = 0;
+      /** Path index → url index, from the answers' owner hints (followHints only). */
+      const hinted = new Map<number, number>();
       let forwarded = 0;
       let sent = 0;
       const expect = work.expect ?? 201;
@@ -93,11 +106,15 @@ async function prepare(work: Work, errors: () => ErrorSamples): Promise<Prepared
       return {
         attempt: async () => {
           const p = Math.floor(Math.random() * work.paths.length);
-          const u = next++ % work.urls.length;
+          const u = hinted.get(p) ?? next++ % work.urls.length;
           sent++;
           if (work.owners && work.owners[p] !== u) forwarded++;
           const headers = work.idempotency === false ? base : { ...base, "idempotency-key": crypto.randomUUID() };
           const res = await fetch(work.urls[u]! + work.paths[p]!, { method: "POST", headers, body: work.body });
+          if (work.followHints) {
+            const owner = work.urls.indexOf(res.headers.get("coffer-owner") ?? "");
+            if (owner >= 0) hinted.set(p, owner);
+          }
           const text = await res.text();
           if (res.status === expect) return true;
           errors().add(`${res.status} ${text.slice(0, 120)}`);

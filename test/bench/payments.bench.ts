@@ -338,9 +338,11 @@ function targets(): Target[] {
       ["hot wallet", (closed.get("hot wallet, HTTP") ?? []).find((r) => r.load.mode === "closed" && r.load.callers === CLUSTER_CALLERS)],
       [`${WALLETS} wallets`, (closed.get(`${WALLETS} wallets, HTTP`) ?? []).find((r) => r.load.mode === "closed" && r.load.callers === CLUSTER_CALLERS)],
     ] as const) {
-      const three = cluster.runs.find((r) => r.workload.includes(name) && r.workload.includes("HTTP"))?.result;
-      const x = ratio(three, one);
-      list.push({ name: `three nodes / one node, ${name}, HTTP, ${CLUSTER_CALLERS} callers`, value: `${fmt(x, 2)}x`, target: ">= 1x", pass: Number.isFinite(x) ? x >= 1 : null, detail: `${three ? `${fmt(three.rate, 0)}/s` : "not run"} vs ${one ? `${fmt(one.rate, 0)}/s` : "not run (single node part off)"}` });
+      for (const how of ["round-robin", "following owner hints"]) {
+        const three = cluster.runs.find((r) => r.workload.includes(name) && r.workload.includes(`HTTP ${how}`))?.result;
+        const x = ratio(three, one);
+        list.push({ name: `three nodes / one node, ${name}, HTTP ${how}, ${CLUSTER_CALLERS} callers`, value: `${fmt(x, 2)}x`, target: ">= 1x", pass: Number.isFinite(x) ? x >= 1 : null, detail: `${three ? `${fmt(three.rate, 0)}/s` : "not run"} vs ${one ? `${fmt(one.rate, 0)}/s` : "not run (single node part off)"}` });
+      }
     }
   }
   if (foot?.memory) {

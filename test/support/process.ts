@@ -34,7 +34,8 @@ export async function startService(databaseUrl: string, env: Record<string, stri
   try {
     proc = Bun.spawn(["bun", "src/main.ts"], {
       cwd: ROOT,
-      env: { ...process.env, ...(await testNodeEnv(env)), DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
+      // PUBLIC_URL "self": the node announces its own address (the owner hints clients may follow).
+      env: { ...process.env, ...(await testNodeEnv(env)), ...(env.PUBLIC_URL === "self" ? { PUBLIC_URL: `http://127.0.0.1:${port}` } : {}), DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
