@@ -414,6 +414,7 @@ async function memory(sql: Sql, controlUrl: string, template: string): Promise<F
       `passivated ${passivated.dropped}: ${m2.actors} actors, heap ${mb(m2.heapUsed)}, rss ${mb(m2.rss)}`,
   );
   console.log(`  JS objects per loaded actor: ${fmt(result.objectsPerActor, 1)}; most grown types per actor: ${result.grownTypesPerActor}`);
+  console.log(`  after passivation, JS objects left per wallet: ${fmt((m2.jscObjects - m0.jscObjects) / Math.max(1, n), 1)}; most grown types: ${grownTypes(m0, m2, n)}`);
   return result;
 }
 
