@@ -4,7 +4,7 @@ import { databaseFailure } from "../lib/db-errors";
 import { log, reason } from "../lib/log";
 import { idempotencyId } from "./envelope";
 import { CommitRefusedError, FencedError, KeysTakenError } from "./store-errors";
-import { commitWrites, type BatchWrite } from "./wallet-store";
+import { commitWrites, type AggregateWrite as BatchWrite } from "./write-path";
 
 /**
  * A batch was applied on top of an earlier batch of the same actor whose commit failed (or never

@@ -4,7 +4,7 @@ import type { WalletEffect } from "../machines/wallet.events";
 import { heldOf, WALLET_MACHINE_VERSION, walletMachine, type WalletContext } from "../machines/wallet.machine";
 import { decode, encode } from "./codec";
 import { confirmAbsent } from "./store-errors";
-import type { AggregateRows, AggregateWrite } from "./write-path";
+import type { AggregateRows } from "./write-path";
 
 /** A wallet's machine state as the actor holds it, plus the version it was loaded at (for fencing). */
 export type WalletSnapshot = ReturnType<typeof walletMachine.resolveState>;
@@ -37,9 +37,6 @@ export function emptyContext(walletId: string): WalletContext {
 }
 
 export { FencedError, KeysTakenError } from "./store-errors";
-export { commitWrites, type CommitReport } from "./write-path";
-/** A batch for the group commit (actors/commit-queue.ts); any kind of aggregate. */
-export type BatchWrite = AggregateWrite;
 
 /** What a wallet's batch writes besides what every aggregate writes (actors/write-path.ts). */
 export const walletRows: AggregateRows = {

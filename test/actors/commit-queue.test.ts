@@ -1,6 +1,7 @@
 import { expect, test } from "bun:test";
 import { CommitQueue, PredecessorFailedError } from "../../actors/commit-queue";
-import { walletRows, type BatchWrite, type CommitReport } from "../../actors/wallet-store";
+import { walletRows } from "../../actors/wallet-store";
+import type { AggregateWrite as BatchWrite, CommitReport } from "../../actors/write-path";
 import { CommitRefusedError, FencedError } from "../../actors/store-errors";
 import type { Db, Queryable } from "../../lib/db";
 
