@@ -66,7 +66,6 @@ export interface Booking {
   walletId: string;
   source: JournalSource;
   at: string;
-  reference?: string | null;
 }
 
 /**
@@ -102,7 +101,7 @@ export async function commitWrites(db: Queryable, writes: AggregateWrite[]): Pro
       const event = marks ? { id: Bun.randomUUIDv7(), type: e.type, payload: outboxPayload(e) } : undefined;
       const folded = event !== undefined && e.journal !== undefined && !Object.values(marks!).some(Boolean);
       if (e.journal) {
-        const legs = movementRows({ journal: e.journal, walletId: w.id, source: sourceOf(e, e.journal), at: e.at, reference: e.journal.reference ?? null });
+        const legs = movementRows({ journal: e.journal, walletId: w.id, source: sourceOf(e, e.journal), at: e.at });
         legs.forEach((leg, i) => movements.push({ n: ++n, ...leg, ...(folded && i === 0 ? { event_id: event.id, event_type: event.type, event_payload: event.payload } : {}) }));
       }
       if (event && !folded) events.push({ n: ++n, id: event.id, aggregate_id: w.id, type: event.type, payload: event.payload, created_at: e.at, ...marks });
@@ -175,7 +174,7 @@ function bigintsAsStrings(_key: string, value: unknown): unknown {
  * movement; one of more is split into legs, each debit paired with credits in order. Every
  * journal must balance.
  */
-function movementRows({ journal, walletId, source, at, reference }: Booking) {
+function movementRows({ journal, walletId, source, at }: Booking) {
   assertBalanced(journal);
   const rows: Record<string, unknown>[] = [];
   const debits = journal.postings.filter((p) => p.amount < 0n).map((p) => ({ account: p.account, left: -p.amount }));
@@ -188,7 +187,7 @@ function movementRows({ journal, walletId, source, at, reference }: Booking) {
       kind: journal.kind,
       asset: journal.asset,
       wallet_id: walletId,
-      reference: reference ?? null,
+      reference: journal.reference ?? null,
       source_kind: source.kind,
       source_id: source.id,
       debit: debits[d]!.account,

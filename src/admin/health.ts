@@ -2,6 +2,7 @@ import type Stripe from "stripe";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Cluster } from "../../actors/cluster";
 import type { Db } from "../../lib/db";
+import { backlog } from "../workers/event-cursor";
 
 /**
  * What operators look at before anything else: every part the node depends on, each with its state
@@ -107,13 +108,9 @@ export class HealthChecks {
   private async relay(): Promise<Component> {
     if (!this.sources.relay) return { name: "jetstream_relay", state: "not_configured", latencyMs: null };
     return timed("jetstream_relay", async () => {
-      const [row] = await withTimeout(
-        this.sources.db`select count(*)::int as n, extract(epoch from now() - min(e.created_at)) * 1000 as age from events e, event_cursors c
-          where c.name = 'relay' and (e.xid, e.seq) > (c.xid, c.seq)`,
-        PROBE_TIMEOUT_MS,
-      );
-      const lagMs = row!.age === null ? 0 : Math.max(0, Math.round(Number(row!.age)));
-      return { state: lagState(lagMs), details: { backlog: row!.n as number, lagMs } };
+      const waiting = await withTimeout(backlog(this.sources.db, "relay"), PROBE_TIMEOUT_MS);
+      const lagMs = Math.round(waiting.oldestMs ?? 0);
+      return { state: lagState(lagMs), details: { backlog: waiting.events, lagMs } };
     });
   }
 

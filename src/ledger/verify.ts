@@ -159,7 +159,7 @@ async function accountsPage(db: Db, kind: "wallets" | "chamas", after: string | 
       ? await db`select a.id, a.asset, a.posted::text as posted, a.held::text as held,
             coalesce(p.total, 0)::text as postings_total, p.other_assets, coalesce(h.total, 0)::text as holding, coalesce(f.total, 0)::text as forced
           from (select id, asset, posted, held from wallets ${from} order by id limit ${pageSize}) a
-          left join lateral (${sums(db, "a")}) p on true
+          left join lateral (${sums(db)}) p on true
           left join lateral (select sum(amount) as total from withdrawals where wallet_id = a.id and status = any(${db.array(WALLET_HOLDING)})) h on true
           left join lateral (select sum(case when m.credit = a.id::text then m.amount else -m.amount end) as total from movements m
             where m.wallet_id = a.id and (m.credit = a.id::text or m.debit = a.id::text) and m.kind = any(${db.array(FORCED_KINDS)})) f on true
@@ -167,7 +167,7 @@ async function accountsPage(db: Db, kind: "wallets" | "chamas", after: string | 
       : await db`select a.id, a.asset, a.posted::text as posted, a.held::text as held,
             coalesce(p.total, 0)::text as postings_total, p.other_assets, coalesce(h.total, 0)::text as holding
           from (select id, asset, posted, held from chamas ${from} order by id limit ${pageSize}) a
-          left join lateral (${sums(db, "a")}) p on true
+          left join lateral (${sums(db)}) p on true
           left join lateral (select sum(amount) as total from chama_withdrawals where chama_id = a.id and status = any(${db.array(CHAMA_HOLDING)})
             -- paid into a wallet: once processing, its money left for transit (posted out, no longer held)
             and not (status = 'processing' and to_wallet_id is not null)) h on true
@@ -175,12 +175,11 @@ async function accountsPage(db: Db, kind: "wallets" | "chamas", after: string | 
   return rows.map((r) => ({ id: r.id, asset: r.asset, posted: r.posted, held: r.held, postingsTotal: r.postings_total, otherAssets: r.other_assets, holding: r.holding, forced: r.forced ?? "0" }));
 }
 
-/** An aggregate's posted total from its own movements (one index range), and any asset not its own. */
-function sums(db: Db, a: string) {
-  const id = db.unsafe(`${a}.id::text`);
-  return db`select sum(case when m.credit = ${id} then m.amount when m.debit = ${id} then -m.amount end) as total,
-      array_agg(distinct m.asset) filter (where m.asset <> ${db.unsafe(`${a}.asset`)}) as other_assets
-    from movements m where m.wallet_id = ${db.unsafe(`${a}.id`)} and (m.credit = ${id} or m.debit = ${id})`;
+/** The posted total of account `a` from its own movements (one index range), and any asset not its own. */
+function sums(db: Db) {
+  return db`select sum(case when m.credit = a.id::text then m.amount when m.debit = a.id::text then -m.amount end) as total,
+      array_agg(distinct m.asset) filter (where m.asset <> a.asset) as other_assets
+    from movements m where m.wallet_id = a.id and (m.credit = a.id::text or m.debit = a.id::text)`;
 }
 
 function check(r: AccountRow, add: (m: Mismatch) => void): void {

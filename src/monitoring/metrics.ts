@@ -7,6 +7,7 @@ import type { Db } from "../../lib/db";
 import { ERROR_STATUS } from "../../lib/errors";
 import { log, reason } from "../../lib/log";
 import { NETWORKS } from "../../lib/networks";
+import { backlog } from "../workers/event-cursor";
 
 /**
  * Prometheus metrics, one registry per node (several nodes in one test process never share a
@@ -208,10 +209,9 @@ export class CofferMetrics {
     commitCounter("coffer_commit_busy_seconds_total", "Time spent in group-commit transactions.", "busyMs", 1 / 1000);
 
     const outbox = this.cached(this.options.outboxCacheMs ?? 2_000, async (db) => {
-      // Served by the partial index on unpublished rows (005_outbox_relay.sql): cheap however long the outbox grows.
-      const [row] = await db`select count(*)::int as n, coalesce(extract(epoch from now() - min(e.created_at)), 0)::float8 as lag_s
-        from events e, event_cursors c where c.name = 'relay' and (e.xid, e.seq) > (c.xid, c.seq)`;
-      return { backlog: Number(row!.n), lagS: Math.max(0, Number(row!.lag_s)) };
+      // Behind the relay's cursor: an index range on (xid, seq) of the outbox and of the event-carrying movements.
+      const waiting = await backlog(db, "relay");
+      return { backlog: waiting.events, lagS: (waiting.oldestMs ?? 0) / 1000 };
     });
     new Gauge({
       name: "coffer_outbox_backlog",

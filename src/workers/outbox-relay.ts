@@ -1,6 +1,7 @@
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Db } from "../../lib/db";
+import { backlog, type CursorEvent, eventsAfter, moveCursor } from "./event-cursor";
 import { EVERYTHING, type Ownership } from "./ownership";
 import { Pump } from "./pump";
 
@@ -20,15 +21,6 @@ const BATCH = 500;
 const RELAY_LOCK_ID = 72_060_002;
 const DUPLICATE_WINDOW_NS = 10 * 60 * 1_000_000_000;
 
-interface Row {
-  seq: string;
-  xid: string;
-  id: string;
-  aggregate_id: string;
-  type: string;
-  payload: Record<string, unknown>;
-  created_at: Date;
-}
 
 export class OutboxRelay {
   private readonly pump: Pump;
@@ -69,7 +61,7 @@ export class OutboxRelay {
 
   /** Resolves once every event committed so far is published (tests, shutdown). */
   idle(timeoutMs = 30_000): Promise<boolean> {
-    return this.pump.until(async () => (await unpublished(this.db)) === 0, timeoutMs);
+    return this.pump.until(async () => (await backlog(this.db, "relay")).events === 0, timeoutMs);
   }
 
   /** One pass: publish up to a batch, in order; true when a full batch went out (there may be more). */
@@ -82,12 +74,8 @@ export class OutboxRelay {
     const published = await this.db.begin(async (tx) => {
       const [lock] = await tx`select pg_try_advisory_xact_lock(${RELAY_LOCK_ID}) as mine`;
       if (!lock!.mine) return 0; // another node is relaying right now
-      const [cursor] = await tx`select xid::text as xid, seq::text as seq from event_cursors where name = 'relay'`;
-      // (events.seq, not the text alias: "10" sorts before "9")
-      const rows = (await tx`select seq::text, xid::text, id, aggregate_id, type, payload, created_at from events
-        where (xid, seq) > (${cursor!.xid}::xid8, ${cursor!.seq}::bigint) and xid < pg_snapshot_xmin(pg_current_snapshot())
-        order by events.xid, events.seq limit ${BATCH}`) as unknown as Row[];
-      let last: Row | undefined;
+      const rows = await eventsAfter(tx, "relay", BATCH);
+      let last: CursorEvent | undefined;
       try {
         for (const row of rows) {
           // One at a time, in order: a failure stops the pass, and later events wait their turn.
@@ -98,7 +86,7 @@ export class OutboxRelay {
         failed = error;
       }
       // What went out stays out: the cursor moves past it even when a later publish failed.
-      if (last) await tx`update event_cursors set xid = ${last.xid}::xid8, seq = ${last.seq}::bigint, updated_at = now() where name = 'relay'`;
+      if (last) await moveCursor(tx, "relay", last);
       return rows.length;
     });
     if (failed) throw failed;
@@ -106,12 +94,7 @@ export class OutboxRelay {
   }
 }
 
-function event(row: Row) {
+function event(row: CursorEvent) {
   return { id: row.id, seq: Number(row.seq), type: row.type, aggregateId: row.aggregate_id, createdAt: row.created_at.toISOString(), data: row.payload };
 }
 
-/** Events committed and not yet relayed (behind the cursor or still invisible to it): the relay's backlog. */
-export async function unpublished(db: Db): Promise<number> {
-  const [row] = await db`select count(*)::int as n from events e, event_cursors c where c.name = 'relay' and (e.xid, e.seq) > (c.xid, c.seq)`;
-  return row!.n as number;
-}

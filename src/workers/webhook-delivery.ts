@@ -8,6 +8,7 @@ import { AbortedByCaller, post, type ErrorClass, type Sent } from "../webhooks/s
 import type { WebhookSettings } from "../webhooks/settings";
 import { SIGNATURE_HEADER, signatureHeader } from "../webhooks/signing";
 import type { Resolver } from "../webhooks/ssrf";
+import { eventsAfter, moveCursor } from "./event-cursor";
 import { EVERYTHING, type Ownership } from "./ownership";
 import { Pump } from "./pump";
 
@@ -132,17 +133,7 @@ export class WebhookDelivery {
     return (await this.db.begin(async (tx) => {
       const [lock] = await tx`select pg_try_advisory_xact_lock(${FANOUT_LOCK_ID}) as mine`;
       if (!lock!.mine) return false; // another node is fanning out right now
-      // Behind the fan-out's cursor, in (transaction, seq) order, only what no running transaction can still add to (see the relay).
-      const [cursor] = await tx`select xid::text as xid, seq::text as seq from event_cursors where name = 'webhooks'`;
-      const rows = (await tx`select seq::text, xid::text, id, aggregate_id, type from events
-        where (xid, seq) > (${cursor!.xid}::xid8, ${cursor!.seq}::bigint) and xid < pg_snapshot_xmin(pg_current_snapshot())
-        order by events.xid, events.seq limit ${FANOUT_BATCH}`) as unknown as {
-        seq: string;
-        xid: string;
-        id: string;
-        aggregate_id: string;
-        type: string;
-      }[];
+      const rows = await eventsAfter(tx, "webhooks", FANOUT_BATCH);
       if (!rows.length) return false;
       const endpoints = (await tx`select id, events, start_seq::text from webhook_endpoints where status = 'enabled'`) as unknown as { id: string; events: string[]; start_seq: string }[];
       const deliveries: Record<string, unknown>[] = [];
@@ -159,8 +150,7 @@ export class WebhookDelivery {
         await tx`insert into webhook_deliveries ${tx(chunk)}
           on conflict (endpoint_id, event_id) where redelivery_of is null do nothing`;
       }
-      const last = rows[rows.length - 1]!;
-      await tx`update event_cursors set xid = ${last.xid}::xid8, seq = ${last.seq}::bigint, updated_at = now() where name = 'webhooks'`;
+      await moveCursor(tx, "webhooks", rows[rows.length - 1]!);
       return rows.length === FANOUT_BATCH;
     })) as boolean;
   }

@@ -36,7 +36,7 @@ async function insertFeeJournal(
     { account: hotWalletAccount(p.network), amount: -p.feeMinor },
     { account: networkFeesAccount(p.network), amount: p.feeMinor },
   ];
-  const journal: Journal = { id: journalId, kind: "network_fee", asset: p.nativeAsset as Journal["asset"], postings };
+  const journal: Journal = { id: journalId, kind: "network_fee", asset: p.nativeAsset, postings, ...(p.txHash ? { reference: p.txHash } : {}) };
   // The one write path (actors/write-path.ts), with no aggregate: journals only.
-  await commitLedger(tx, [{ journal, walletId, source: { kind: "withdrawal", id: p.withdrawalId }, at: new Date().toISOString(), reference: p.txHash }]);
+  await commitLedger(tx, [{ journal, walletId, source: { kind: "withdrawal", id: p.withdrawalId }, at: new Date().toISOString() }]);
 }
