@@ -4,7 +4,7 @@ import { databaseFailure } from "../lib/db-errors";
 import { log, reason } from "../lib/log";
 import { idempotencyId } from "./envelope";
 import { CommitRefusedError, FencedError, KeysTakenError } from "./store-errors";
-import { commitWrites, type AggregateWrite as BatchWrite } from "./write-path";
+import { commitWrites, LANE_OUT_OF_STEP, type AggregateWrite as BatchWrite } from "./write-path";
 
 /**
  * A batch was applied on top of an earlier batch of the same actor whose commit failed (or never
@@ -97,13 +97,13 @@ const RESENDS_MAX = 16;
  * Postgres runs it after N. It must commit only if N did: fencing on the version alone is not
  * enough, since another writer that moved the row to the version N would have written makes
  * N+1's version check pass on a state it was not computed from. So on a lane every statement is
- *   `begin read write; <guard>` · `select coffer_commit(…)` · `commit`
- * where the guard checks that `coffer.lane` (a session setting, rolled back with its transaction)
- * holds the token the previous statement on the lane set, and sets its own. If a statement fails,
- * every statement sent behind it fails its guard and writes nothing; their batches are sent again
- * (or, if their own predecessor failed, rejected with PredecessorFailedError). Lane connections
- * start read only (`default_transaction_read_only`), so a statement that ever ran outside its
- * guarded transaction (a reconnect between its messages) writes nothing either.
+ * ONE call, `coffer_commit_on_lane(batch, keys, expect, token)` (migration 031), in its own
+ * transaction: it writes only if the session setting `coffer.lane` holds the token the previous
+ * statement on the lane set (`expect`), and sets its own. A setting is rolled back with a failed
+ * transaction and a new connection has none, so if a statement fails (or the connection is
+ * replaced), every statement sent behind it is refused by its guard (SQLSTATE CF412) and writes
+ * nothing; their batches are sent again (or, if their own predecessor failed, rejected with
+ * PredecessorFailedError).
  */
 export class CommitQueue {
   private readonly lanes: Lane[];
@@ -118,7 +118,7 @@ export class CommitQueue {
     private readonly limits: CommitQueueLimits,
     /** The writer; tests may watch it, production uses commitWrites. */
     private readonly write: typeof commitWrites = commitWrites,
-    /** A lane's own connection (a client of one connection, read only by default; see connectCommitLane). */
+    /** A lane's own connection (a client of one connection; see connectCommitLane). */
     private readonly openLane?: (index: number) => Db,
     /** A lane statement out this long is taken for lost with its connection (statement_timeout is 30 s). */
     private readonly stallMs = 40_000,
@@ -236,12 +236,7 @@ export class CommitQueue {
     const stmt: Statement = { pendings: group, token: `${lane.index}.${++lane.tokens}` };
     const started = performance.now();
     const writes = group.map((p) => p.write);
-    let answers: Promise<PromiseSettledResult<unknown>[]>;
-    if (lane.session) {
-      answers = this.sendOnLane(lane, stmt, writes);
-    } else {
-      answers = Promise.allSettled([Promise.resolve(), this.write(this.db, writes), Promise.resolve()]);
-    }
+    const answers = lane.session ? this.sendOnLane(lane, stmt, writes) : settle(this.write(this.db, writes));
     lane.inFlight.push(stmt);
     const handle = async () => {
       const settled = await answers;
@@ -257,13 +252,10 @@ export class CommitQueue {
   }
 
   /**
-   * The guard, the writer's statements and the commit, all sent now, one behind the other on the
-   * lane's connection; nothing waits for a reply. postgres.js sends a query when it is first
-   * awaited (or `execute()`d), a microtask later, so each is started here, in order: the writer's
-   * statements the moment they are made, and right behind them the commit. So the writer must make
-   * its statements before its first await (commitWrites makes one); one that has made none by then
-   * gets a rollback instead, and one made later fails (it would run read only, outside the
-   * transaction, and fail there anyway).
+   * The statement, guarded on the one sent before it on the lane, sent now behind it on the lane's
+   * connection; nothing waits for a reply. postgres.js sends a query a microtask after it is first
+   * awaited, so statements go out in the order they are made: the writer must make its statement
+   * before its first await (commitWrites does). One made later can only be refused by its guard.
    *
    * When the connection is lost, the driver does not always settle every query that was queued on
    * it (seen when Postgres ends a backend during a reconnect's start-up, with statements waiting).
@@ -271,33 +263,23 @@ export class CommitQueue {
    * statement in flight on it is answered with that error (fate unknown), the client is ended and
    * the lane gets a new one. A statement out longer than any statement may run breaks it too.
    */
-  private sendOnLane(lane: Lane, stmt: Statement, writes: BatchWrite[]): Promise<PromiseSettledResult<unknown>[]> {
-    const session = lane.session!;
+  private sendOnLane(lane: Lane, stmt: Statement, writes: BatchWrite[]): Promise<PromiseSettledResult<unknown>> {
     const client = lane.client;
     const previous = lane.inFlight.at(-1);
-    const begun = session.unsafe(guard(stmt.token, previous?.token)).execute();
-    let open = true;
-    let made = 0;
-    const inTransaction = new Proxy(session, {
-      apply(target, self, args) {
-        const query = Reflect.apply(target, self, args) as ReturnType<Db["unsafe"]>;
-        // Made after the writer's first await: past the commit, it would run outside the guarded
-        // transaction (read only, so it fails). Failed here instead, loudly.
-        if (!open) return Object.assign(Promise.reject(new Error("a commit writer's statement made after its first await")), { execute: () => {} });
-        made++;
-        return query.execute();
-      },
+    const written = this.write(lane.session!, writes, { expect: previous?.token, token: stmt.token });
+    written.catch((error) => lostConnection(error) && this.breakLane(lane, client, error));
+    return new Promise((resolve) => {
+      // Answered by the statement, or by the client breaking first; whichever comes second is dropped.
+      const answer = (a: PromiseSettledResult<unknown>) => {
+        if (!client.waiting.delete(answer)) return;
+        clearTimeout(stalled);
+        resolve(a);
+      };
+      client.waiting.add(answer);
+      const stalled = setTimeout(() => this.breakLane(lane, client, new StalledLaneError(`commit lane ${lane.index}: a statement out for ${this.stallMs} ms`)), this.stallMs);
+      stalled.unref?.();
+      void settle(written).then(answer);
     });
-    const written = this.write(inTransaction, writes);
-    open = false;
-    const ended = made
-      ? session.unsafe("commit").execute()
-      : session.unsafe("rollback").execute().then(() => Promise.reject(new Error("the writer sent no statement")));
-    const parts = [begun, written, ended];
-    for (const part of parts) part.catch((error) => lostConnection(error) && this.breakLane(lane, client, error));
-    const stalled = setTimeout(() => this.breakLane(lane, client, new StalledLaneError(`commit lane ${lane.index}: a statement out for ${this.stallMs} ms`)), this.stallMs);
-    stalled.unref?.();
-    return Promise.race([Promise.allSettled(parts), client.broken]).finally(() => clearTimeout(stalled));
   }
 
   /** The lane's connection is gone (or hung): what was in flight on it fails, and the lane gets a new client. */
@@ -305,7 +287,7 @@ export class CommitQueue {
     if (lane.client !== client) return;
     // Nothing more goes out until what was in flight on the old client has been answered.
     lane.draining = lane.inFlight.length > 0;
-    client.break([{ status: "rejected", reason: error }, { status: "rejected", reason: error }, { status: "rejected", reason: error }]);
+    for (const answer of [...client.waiting]) answer({ status: "rejected", reason: error });
     const old = lane.session!;
     lane.client = newClient();
     lane.session = this.openLane!(lane.index);
@@ -313,49 +295,41 @@ export class CommitQueue {
     log("warn", "commit lane reconnected", { lane: lane.index, error: reason(error) });
   }
 
-  private finish(lane: Lane, stmt: Statement, [begun, written, committed]: PromiseSettledResult<unknown>[]): void {
+  private finish(lane: Lane, stmt: Statement, written: PromiseSettledResult<unknown>): void {
     this.inFlight--;
     lane.inFlight.splice(lane.inFlight.indexOf(stmt), 1);
-    if (begun!.status === "rejected" && databaseFailure(begun!.reason) !== "unavailable") {
-      // The guard refused: the statement before this one on the lane did not commit, so this one
-      // wrote nothing. Batches that depended on a failed batch fail; the others go again.
+    if (written.status === "rejected" && (written.reason as { code?: string } | null)?.code === LANE_OUT_OF_STEP) {
+      // The guard refused: the statement before this one on the lane did not commit (or the
+      // connection is not the one it went on), so this one wrote nothing. Batches that depended on
+      // a failed batch fail; the others go again.
       this.troubled(lane);
       for (const p of stmt.pendings) {
         if (p.after?.state === "failed") this.fail(p, new PredecessorFailedError(`${p.write.id}: the batch before this one did not commit`));
         else this.sendAgain(lane, p);
       }
       this.requeue(lane);
+    } else if (written.status === "rejected") {
+      // The database failed (or the commit's fate is unknown): every batch in it must be treated
+      // as not acknowledged. The actors reload and their callers may retry with the same keys.
+      this.troubled(lane);
+      for (const p of stmt.pendings) this.fail(p, written.reason as Error);
     } else {
-      const rolledBack = committed!.status === "fulfilled" && (committed!.value as { command?: string } | undefined)?.command === "ROLLBACK";
-      const error =
-        begun!.status === "rejected" ? begun!.reason
-        : written!.status === "rejected" ? written!.reason
-        : committed!.status === "rejected" ? committed!.reason
-        : rolledBack && (written!.value as { ok?: boolean }).ok ? new Error("the lane's transaction was rolled back")
-        : undefined;
-      if (error !== undefined) {
-        // The database failed (or the commit's fate is unknown): every batch in it must be treated
-        // as not acknowledged. The actors reload and their callers may retry with the same keys.
-        this.troubled(lane);
-        for (const p of stmt.pendings) this.fail(p, error as Error);
-      } else {
-        const report = (written as PromiseFulfilledResult<Awaited<ReturnType<typeof commitWrites>>>).value;
-        if (report.ok) {
-          for (const p of stmt.pendings) {
-            p.state = "committed";
-            p.resolve(report.versions.get(p.write.id)!);
-          }
-        } else {
-          // Nothing was written. The fenced and the taken are answered; the rest go again.
-          this.troubled(lane);
-          for (const p of stmt.pendings) {
-            const id = p.write.id;
-            if (report.fenced.has(id)) this.fail(p, new FencedError(id, p.write.fromVersion));
-            else if (report.taken.has(id)) this.fail(p, new KeysTakenError(report.taken.get(id)!));
-            else this.sendAgain(lane, p);
-          }
-          this.requeue(lane);
+      const report = (written as PromiseFulfilledResult<Awaited<ReturnType<typeof commitWrites>>>).value;
+      if (report.ok) {
+        for (const p of stmt.pendings) {
+          p.state = "committed";
+          p.resolve(report.versions.get(p.write.id)!);
         }
+      } else {
+        // Nothing was written. The fenced and the taken are answered; the rest go again.
+        this.troubled(lane);
+        for (const p of stmt.pendings) {
+          const id = p.write.id;
+          if (report.fenced.has(id)) this.fail(p, new FencedError(id, p.write.fromVersion));
+          else if (report.taken.has(id)) this.fail(p, new KeysTakenError(report.taken.get(id)!));
+          else this.sendAgain(lane, p);
+        }
+        this.requeue(lane);
       }
     }
     if (lane.draining && !lane.inFlight.length) {
@@ -408,16 +382,24 @@ function newLane(index: number, session: Db | undefined, depth: number): Lane {
   return { index, session, client: newClient(), depth, waiting: [], again: [], inFlight: [], draining: false, tokens: 0, handled: Promise.resolve() };
 }
 
+/**
+ * One connection's life on a lane: how to answer each statement still out on it, if it breaks.
+ * (Not a promise raced against every statement: a promise that never settles keeps every race's
+ * answer reachable, and a lane that never breaks would keep every statement's.)
+ */
 interface LaneClient {
-  /** Settles (never rejects) with the answers every statement in flight on a broken client gets. */
-  broken: Promise<PromiseSettledResult<unknown>[]>;
-  break(answers: PromiseSettledResult<unknown>[]): void;
+  waiting: Set<(answer: PromiseSettledResult<unknown>) => void>;
 }
 
 function newClient(): LaneClient {
-  let settle!: (answers: PromiseSettledResult<unknown>[]) => void;
-  const broken = new Promise<PromiseSettledResult<unknown>[]>((resolve) => (settle = resolve));
-  return { broken, break: settle };
+  return { waiting: new Set() };
+}
+
+function settle<T>(p: Promise<T>): Promise<PromiseSettledResult<T>> {
+  return p.then(
+    (value) => ({ status: "fulfilled", value }),
+    (reason: unknown) => ({ status: "rejected", reason }),
+  );
 }
 
 /** A lane statement was out longer than a statement may run (statement_timeout and then some): the lane's client is replaced. */
@@ -449,27 +431,14 @@ function remove(list: Pending[], p: Pending): boolean {
 }
 
 /**
- * Opens the lane's transaction and checks the lane's order: when a statement was sent behind
- * another, `coffer.lane` must hold the token that one set (it is rolled back with a failed
- * transaction, and gone on a new connection). The cast fails the statement, and so the
- * transaction, when it does not. Tokens are ours (digits and a dot), never caller input.
- */
-function guard(token: string, previous: string | undefined): string {
-  const set = `set_config('coffer.lane', '${token}', false)`;
-  if (previous === undefined) return `begin read write; select ${set}`;
-  return `begin read write; select case when current_setting('coffer.lane', true) = '${previous}' then ${set}
-    else ('commit lane out of step: ' || coalesce(current_setting('coffer.lane', true), 'unset'))::int::text end`;
-}
-
-/**
- * A commit lane's connection: a client of exactly one connection, so BEGIN is allowed and every
- * statement runs in the order it was sent. Sessions start read only: only the lane's guarded
- * transactions (`begin read write`) write. Timeouts as the pool's (lib/db.ts).
+ * A commit lane's connection: a client of exactly one connection, so every statement runs in the
+ * order it was sent, and the lane's session setting (`coffer.lane`) is its own. Timeouts as the
+ * pool's (lib/db.ts).
  */
 export function connectCommitLane(url: string, timeouts = { statement_ms: 30_000, lock_ms: 5_000 }): Db {
   return postgres(url, {
     max: 1,
-    connection: { statement_timeout: timeouts.statement_ms, lock_timeout: timeouts.lock_ms, default_transaction_read_only: true },
+    connection: { statement_timeout: timeouts.statement_ms, lock_timeout: timeouts.lock_ms },
     idle_timeout: 30,
     // A lane is every commit of its wallets: a start-up that Postgres ended half way (seen under
     // chaos, lib/db.ts) must free it sooner than the pool's 2 s. A local connect takes milliseconds.

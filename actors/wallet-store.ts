@@ -2,7 +2,7 @@ import type { Db } from "../lib/db";
 import { paidByProvider } from "../lib/bank-accounts";
 import type { WalletEffect } from "../machines/wallet.events";
 import { heldOf, WALLET_MACHINE_VERSION, walletMachine, type WalletContext } from "../machines/wallet.machine";
-import { decode, encode } from "./codec";
+import { decode, tagBigints } from "./codec";
 import { confirmAbsent } from "./store-errors";
 import type { AggregateRows } from "./write-path";
 
@@ -83,7 +83,7 @@ export function needsChainPayout(e: WalletEffect): boolean {
 
 /** The snapshot as stored: its bigints tagged (see codec.ts) so they come back as bigints. */
 function persistedForm(snapshot: WalletSnapshot): unknown {
-  return JSON.parse(encode({ value: snapshot.value, context: snapshot.context } satisfies PersistedWallet));
+  return tagBigints({ value: snapshot.value, context: snapshot.context } satisfies PersistedWallet);
 }
 
 /** One row per withdrawal touched in the batch (a request and its next step may share a batch). */

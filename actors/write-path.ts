@@ -77,11 +77,25 @@ export function toVersion(w: ActorWrite): number {
 }
 
 /**
+ * A commit lane's order check (actors/commit-queue.ts): the statement writes only if the lane's
+ * connection holds `expect` (the token the statement sent before it set), and sets `token`.
+ */
+export interface LaneGuard {
+  expect: string | undefined;
+  token: string;
+}
+
+/** SQLSTATE of a lane statement refused by its guard: the one before it did not commit (migration 031). */
+export const LANE_OUT_OF_STEP = "CF412";
+
+/**
  * Everything some batches did (each from a different aggregate), in ONE statement and so one
  * transaction. If any aggregate was fenced or any key was already taken, nothing is written and the
- * report says which, so the caller can answer those and commit the rest again.
+ * report says which, so the caller can answer those and commit the rest again. On a commit lane
+ * (`lane`), the statement carries the lane's guard and sends at once, before this returns to its
+ * caller's next statement.
  */
-export async function commitWrites(db: Queryable, writes: AggregateWrite[]): Promise<CommitReport> {
+export async function commitWrites(db: Queryable, writes: AggregateWrite[], lane?: LaneGuard): Promise<CommitReport> {
   assertKeysDistinct(writes);
   const batch: Record<string, unknown> = {};
   const add = (table: string, rows: unknown[]) => {
@@ -122,7 +136,7 @@ export async function commitWrites(db: Queryable, writes: AggregateWrite[]): Pro
 
   const report: CommitReport = { ok: true, versions: new Map(), fenced: new Set(), taken: new Map() };
   try {
-    await send(db, batch, keys);
+    await send(db, batch, keys, lane);
   } catch (error) {
     if ((error as { code?: string }).code !== "CF409") throw error;
     const detail = JSON.parse((error as { detail: string }).detail) as { taken: { scope: string; key: string }[]; fenced: string[] };
@@ -148,10 +162,12 @@ export async function commitLedger(db: Queryable, bookings: Booking[]): Promise<
 /**
  * The one statement. Sent as text and cast, so the driver does not encode it a second time; keys
  * go as `json` (not jsonb) so each response body keeps its text, for byte-identical replays.
- * Bigints anywhere in the batch become decimal strings.
+ * Bigints anywhere in the batch become decimal strings. On a lane, the same function behind the
+ * lane's guard (migration 031), in the statement's own transaction.
  */
-async function send(db: Queryable, batch: object, keys: object[]): Promise<void> {
-  await db`select coffer_commit(${stringify(batch)}::text::jsonb, ${JSON.stringify(keys)}::text::json)`;
+async function send(db: Queryable, batch: object, keys: object[], lane?: LaneGuard): Promise<void> {
+  if (lane) await db`select coffer_commit_on_lane(${stringify(batch)}::text::jsonb, ${JSON.stringify(keys)}::text::json, ${lane.expect ?? null}::text, ${lane.token}::text)`;
+  else await db`select coffer_commit(${stringify(batch)}::text::jsonb, ${JSON.stringify(keys)}::text::json)`;
 }
 
 /** JSON text with bigints as decimal strings. The rows are built with strings already; a replacer (much slower) only when one slipped through. */

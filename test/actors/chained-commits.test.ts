@@ -157,16 +157,28 @@ describe("a hot wallet's batches commit behind each other", () => {
   });
 });
 
-describe("a commit lane's connection", () => {
-  test("writes nothing outside a transaction it opened read write (a statement that lost its guard on a reconnect)", async () => {
+describe("a commit lane's guard (coffer_commit_on_lane)", () => {
+  test("writes only behind the token it expects: a new connection, or a statement behind one that failed, writes nothing", async () => {
     const lane = connectCommitLane(t.db.url);
+    const scope = `lane-guard-${crypto.randomUUID()}`;
+    const keys = (key: string) => JSON.stringify([{ scope, key, fingerprint: "f", status: 201, body: { ok: true } }]);
+    const onLane = (key: string, expectToken: string | null, token: string) =>
+      lane`select coffer_commit_on_lane('{}'::jsonb, ${keys(key)}::text::json, ${expectToken}::text, ${token}::text)`.then(
+        () => "ok",
+        (e: { code?: string }) => e.code,
+      );
+    const written = async () => (await sql`select key from idempotency_keys where scope = ${scope} order by key`).map((r) => r.key as string);
     try {
-      const refused = await lane`update wallets set version = version where false`.catch((e: { code?: string }) => e);
-      expect((refused as { code?: string }).code).toBe("25006");
-      await lane.unsafe("begin read write; select set_config('coffer.lane', '7.1', false)");
-      await lane`update wallets set version = version where false`;
-      await lane.unsafe("commit");
-      expect((await lane`select current_setting('coffer.lane', true) as token`)[0]!.token).toBe("7.1");
+      // A new connection holds no token: a statement sent behind another (on the lost one) is refused.
+      expect(await onLane("k0", "7.0", "7.1")).toBe("CF412");
+      expect(await onLane("k1", null, "7.1")).toBe("ok");
+      expect(await onLane("k2", "7.1", "7.2")).toBe("ok");
+      // This one fails (its key is taken): its token is rolled back with it...
+      expect(await onLane("k1", "7.2", "7.3")).toBe("CF409");
+      // ...so the one sent behind it, expecting 7.3, writes nothing, and the lane still holds 7.2.
+      expect(await onLane("k4", "7.3", "7.4")).toBe("CF412");
+      expect((await lane`select current_setting('coffer.lane', true) as token`)[0]!.token).toBe("7.2");
+      expect(await written()).toEqual(["k1", "k2"]);
     } finally {
       await lane.end({ timeout: 1 });
     }

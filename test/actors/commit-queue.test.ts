@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import { CommitQueue, PredecessorFailedError } from "../../actors/commit-queue";
 import { walletRows } from "../../actors/wallet-store";
-import type { AggregateWrite as BatchWrite, CommitReport } from "../../actors/write-path";
+import { LANE_OUT_OF_STEP, type AggregateWrite as BatchWrite, type CommitReport, type LaneGuard } from "../../actors/write-path";
 import { CommitRefusedError, FencedError } from "../../actors/store-errors";
 import type { Db, Queryable } from "../../lib/db";
 
@@ -101,12 +101,10 @@ test("past waitingMax a batch is refused at once with CommitRefusedError and nev
 
 /** A writer whose every commit the test settles: `answer(i, report | error)`. */
 function controlledWriter() {
-  const calls: { ids: string[]; settle: (r: CommitReport | Error) => void }[] = [];
-  const write = (db: Queryable, writes: BatchWrite[]) =>
+  const calls: { ids: string[]; lane: LaneGuard | undefined; settle: (r: CommitReport | Error) => void }[] = [];
+  const write = (_db: Queryable, writes: BatchWrite[], lane?: LaneGuard) =>
     new Promise<CommitReport>((resolve, reject) => {
-      // On a lane the writer's statement is what the queue sends the commit behind.
-      if (typeof db === "function") void (db as unknown as (s: TemplateStringsArray) => Promise<unknown>)`select 1`;
-      calls.push({ ids: writes.map((w) => w.id), settle: (r) => (r instanceof Error ? reject(r) : resolve(r)) });
+      calls.push({ ids: writes.map((w) => w.id), lane, settle: (r) => (r instanceof Error ? reject(r) : resolve(r)) });
     });
   const ok = (ids: string[], version = 2): CommitReport => ({ ok: true, versions: new Map(ids.map((id) => [id, version])), fenced: new Set(), taken: new Map() });
   const fenced = (id: string): CommitReport => ({ ok: false, versions: new Map(), fenced: new Set([id]), taken: new Map() });
@@ -141,45 +139,33 @@ test("a batch behind one that failed is never written: it fails with Predecessor
   expect(queue.load).toEqual({ inFlight: 0, waiting: 0 });
 });
 
-/** A lane session that records what was sent, in order; the test settles each guard (`guards[i]`), the commit answers at once. */
-function fakeSession(sent: string[], guards: { pass(): void; fail(): void }[]) {
-  const query = (text: string) => {
-    let p: Promise<unknown>;
-    if (text.startsWith("begin")) {
-      p = new Promise((resolve, reject) => guards.push({ pass: () => resolve([]), fail: () => reject(Object.assign(new Error("commit lane out of step"), { name: "PostgresError", code: "22P02", severity: "ERROR" })) }));
-    } else {
-      p = Promise.resolve({ command: text === "rollback" ? "ROLLBACK" : "COMMIT" });
-    }
-    p.catch(() => {});
-    return Object.assign(p, { execute: () => (sent.push(text.startsWith("begin") ? "begin" : text), p) });
-  };
-  const session = (strings: TemplateStringsArray) => query(strings.join("$"));
-  return Object.assign(session, { unsafe: query, end: async () => {} }) as unknown as Db;
-}
+/** A lane's connection; the writer (controlledWriter) stands in for what it answers. */
+const fakeSession = () => Object.assign(() => {}, { end: async () => {} }) as unknown as Db;
 
-test("on a lane, a batch behind another goes out before that one's answer, guard, statement and commit in order; when a statement fails, the one behind it fails its guard, and a batch that waited goes once the lane is quiet", async () => {
+/** What Postgres answers a lane statement whose guard found the lane out of step (migration 031). */
+const outOfStep = () => Object.assign(new Error("commit lane out of step"), { name: "PostgresError", code: LANE_OUT_OF_STEP, severity: "ERROR" });
+
+test("on a lane, a batch behind another goes out before that one's answer, guarded on the token of the statement before it; when a statement fails, the one behind it fails its guard, and a batch that waited goes once the lane is quiet", async () => {
   const w = controlledWriter();
-  const sent: string[] = [];
-  const guards: { pass(): void; fail(): void }[] = [];
-  const queue = new CommitQueue({} as Db, { inFlightMax: 4, writesMax: 100, waitingMax: 100, lanes: 1, depth: 2 }, w.write, () => fakeSession(sent, guards));
+  const queue = new CommitQueue({} as Db, { inFlightMax: 4, writesMax: 100, waitingMax: 100, lanes: 1, depth: 2 }, w.write, fakeSession);
   const a1 = queue.commitBehind(batch("a", "k1"), undefined);
   const a2 = queue.commitBehind({ ...batch("a", "k2"), fromVersion: 2 }, a1);
   await nextTurn();
   expect(w.calls.map((c) => c.ids)).toEqual([["a"], ["a"]]);
-  expect(sent).toEqual(["begin", "select 1", "commit", "begin", "select 1", "commit"]);
+  // Each statement is guarded on the token of the one sent before it on the lane.
+  expect(w.calls.map((c) => c.lane)).toEqual([{ expect: undefined, token: "0.1" }, { expect: "0.1", token: "0.2" }]);
   expect(queue.stats.pipelined).toBe(1);
   const b = queue.commitBehind(batch("b", "k3"), undefined);
   expect(w.calls.length).toBe(2); // the lane is two deep
   // a1 is fenced, so a2's guard finds the lane out of step: a2 fails; b goes once the lane is quiet.
-  guards[0]!.pass();
   w.calls[0]!.settle(w.fenced("a"));
-  guards[1]!.fail();
-  w.calls[1]!.settle(Object.assign(new Error("current transaction is aborted"), { name: "PostgresError", code: "25P02", severity: "ERROR" }));
+  w.calls[1]!.settle(outOfStep());
   await expect(a1.done).rejects.toBeInstanceOf(FencedError);
   await expect(a2.done).rejects.toBeInstanceOf(PredecessorFailedError);
   await nextTurn();
   expect(w.calls.map((c) => c.ids)).toEqual([["a"], ["a"], ["b"]]);
-  guards[2]!.pass();
+  // Nothing was in flight when b went: it expects nothing (the lane's setting is whatever a1 left).
+  expect(w.calls[2]!.lane).toEqual({ expect: undefined, token: "0.3" });
   w.calls[2]!.settle(w.ok(["b"]));
   expect(await b.done).toBe(2);
   expect(queue.load).toEqual({ inFlight: 0, waiting: 0 });
@@ -187,22 +173,17 @@ test("on a lane, a batch behind another goes out before that one's answer, guard
 
 test("on a lane, a statement that fails only because the one before it did is sent again, once the lane is quiet", async () => {
   const w = controlledWriter();
-  const sent: string[] = [];
-  const guards: { pass(): void; fail(): void }[] = [];
-  const queue = new CommitQueue({} as Db, { inFlightMax: 4, writesMax: 1, waitingMax: 100, lanes: 1, depth: 2 }, w.write, () => fakeSession(sent, guards));
+  const queue = new CommitQueue({} as Db, { inFlightMax: 4, writesMax: 1, waitingMax: 100, lanes: 1, depth: 2 }, w.write, fakeSession);
   const a = queue.commitBehind(batch("a", "k1"), undefined);
   const c = queue.commitBehind(batch("c", "k2"), undefined);
   await nextTurn();
   expect(w.calls.map((x) => x.ids)).toEqual([["a"], ["c"]]);
-  guards[0]!.pass();
   w.calls[0]!.settle(w.fenced("a"));
-  guards[1]!.fail();
-  w.calls[1]!.settle(Object.assign(new Error("current transaction is aborted"), { name: "PostgresError", code: "25P02", severity: "ERROR" }));
+  w.calls[1]!.settle(outOfStep());
   await expect(a.done).rejects.toBeInstanceOf(FencedError);
   await nextTurn();
   expect(w.calls.map((x) => x.ids)).toEqual([["a"], ["c"], ["c"]]);
   expect(queue.stats.resent).toBe(1);
-  guards[2]!.pass();
   w.calls[2]!.settle(w.ok(["c"]));
   expect(await c.done).toBe(2);
 });

@@ -69,7 +69,9 @@ export async function openFundedWallets(baseUrl: string, token: string, count: n
   return ids;
 }
 
+/** BENCH_NODE_PROFILE_DIR: the node runs under `bun --cpu-prof` and writes its profile there when it stops (see test/bench/lean/profile-summary.ts). */
 export async function startBenchNode(databaseUrl: string, env: Record<string, string> = {}): Promise<Spawned & { baseUrl: string; controlUrl: string }> {
+  const profileDir = process.env.BENCH_NODE_PROFILE_DIR;
   const s = await spawnReady("test/bench/node-server.ts", {
     JWT_KEYS_FILE: (await testKeys()).file,
     DB_POOL_MAX: process.env.DB_POOL_MAX ?? "10",
@@ -77,7 +79,7 @@ export async function startBenchNode(databaseUrl: string, env: Record<string, st
     ...env,
     DATABASE_URL: databaseUrl,
     NATS_URL: undefined,
-  });
+  }, undefined, profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []);
   return { ...s, baseUrl: `http://127.0.0.1:${s.ready.port}`, controlUrl: `http://127.0.0.1:${s.ready.control}` };
 }
 

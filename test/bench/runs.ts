@@ -22,8 +22,8 @@ export interface Spawned {
 }
 
 /** Spawn `bun <script>` and wait for its one-line JSON `{"ready":true,…}` on stdout. */
-export async function spawnReady(script: string, env: Record<string, string | undefined>, timeout_ms = 60_000): Promise<Spawned> {
-  const proc = Bun.spawn(["bun", script], { cwd: ROOT, env: { ...process.env, ...env }, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+export async function spawnReady(script: string, env: Record<string, string | undefined>, timeout_ms = 60_000, bunArgs: string[] = []): Promise<Spawned> {
+  const proc = Bun.spawn(["bun", ...bunArgs, script], { cwd: ROOT, env: { ...process.env, ...env }, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   let output = "";
   let ready: Record<string, unknown> | undefined;
   let readyResolve!: () => void;
