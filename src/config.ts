@@ -18,7 +18,13 @@ const Env = z.object({
   ACTOR_BATCH_MAX: z.coerce.number().int().min(1).max(10_000).default(256),
   /** Commands waiting in one actor's mailbox at most; past it callers get 503 OVERLOADED. */
   ACTOR_MAILBOX_MAX: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
-  /** Transactions one node keeps in flight (over all its commit lanes); batches from many wallets that wait meanwhile share the next one. */
+  /**
+   * Transactions one node keeps in flight (over all its commit lanes); batches from many wallets that
+   * wait meanwhile share the next one. Per node: several nodes on one Postgres keep this many each,
+   * so where the database's CPU is what limits (nodes sharing one small machine with it) split it
+   * over them. Three nodes at 4 each on two cores made commits of a third the size and cost Postgres
+   * 2-3x the CPU per payment for 1,000 wallets (test/bench/cluster.bench.ts runs them at 1 each).
+   */
   COMMIT_IN_FLIGHT_MAX: z.coerce.number().int().min(1).max(64).default(4),
   /**
    * Commit lanes: connections of their own that every commit goes through, a wallet always on the

@@ -17,6 +17,11 @@ export async function natsConnectOptions(config: Config): Promise<NodeConnection
     name: config.NODE_ID ? `coffer-${config.NODE_ID}` : "coffer",
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
+    // No stack captured for every request (nats.js makes two Error objects per request to keep the
+    // caller's stack for a later timeout): a node sends a request per forwarded batch, per lease it
+    // renews (every shard, every round) and per chunk of relayed events, and none of their failures
+    // needs the stack (they are retried or counted).
+    noAsyncTraces: true,
   };
   if (config.NATS_NKEY_SEED_FILE) {
     const seed = await readSecretFile("NATS_NKEY_SEED_FILE", config.NATS_NKEY_SEED_FILE);

@@ -23,7 +23,7 @@
  *               transaction and BENCH_CEILING_BATCH per transaction (needs rows; runs it)
  *  - memory     bytes per loaded idle actor and per passivated wallet with BENCH_MEMORY_WALLETS (100,000)
  *  - webhooks   Stripe webhook intake (webhooks.ts; this one runs the node in this process)
- *  - cluster    three node processes against one (cluster.bench.ts), driven by the same generator
+ *  - cluster    one clustered node (with NATS) and three node processes against the single node (cluster.bench.ts), driven by the same generator
  *  - chain      address validation and ETH payouts on Anvil (chain.bench.ts)
  * "payments" names hot,many,pattern1,conventional,open,hono,monitoring.
  *
@@ -339,9 +339,30 @@ function targets(): Target[] {
       [`${WALLETS} wallets`, (closed.get(`${WALLETS} wallets, HTTP`) ?? []).find((r) => r.load.mode === "closed" && r.load.callers === CLUSTER_CALLERS)],
     ] as const) {
       for (const how of ["round-robin", "following owner hints"]) {
-        const three = cluster.runs.find((r) => r.workload.includes(name) && r.workload.includes(`HTTP ${how}`))?.result;
+        const three = cluster.runs.find((r) => r.workload.startsWith("3 nodes,") && r.workload.includes(name) && r.workload.includes(`HTTP ${how}`))?.result;
         const x = ratio(three, one);
         list.push({ name: `three nodes / one node, ${name}, HTTP ${how}, ${CLUSTER_CALLERS} callers`, value: `${fmt(x, 2)}x`, target: ">= 1x", pass: Number.isFinite(x) ? x >= 1 : null, detail: `${three ? `${fmt(three.rate, 0)}/s` : "not run"} vs ${one ? `${fmt(one.rate, 0)}/s` : "not run (single node part off)"}` });
+      }
+    }
+    // Like with like: the one-node cluster (NATS, leases, relay) against the single node, and three clustered nodes against one.
+    const perPay = (r: RunResult | undefined) => (r ? `${fmt(perReq_us(r.server_cpu_ms, r), 0)} node + ${fmt(perReq_us(r.pg_cpu_ms, r), 0)} pg us/pay` : "");
+    for (const [name, one] of [
+      ["hot wallet", (closed.get("hot wallet, HTTP") ?? []).find((r) => r.load.mode === "closed" && r.load.callers === CLUSTER_CALLERS)],
+      [`${WALLETS} wallets`, (closed.get(`${WALLETS} wallets, HTTP`) ?? []).find((r) => r.load.mode === "closed" && r.load.callers === CLUSTER_CALLERS)],
+    ] as const) {
+      const clustered = cluster.runs.find((r) => r.workload === `1 node with NATS, ${name}, HTTP`)?.result;
+      const x = ratio(clustered, one);
+      list.push({ name: `one-node cluster / one node, ${name}, HTTP, ${CLUSTER_CALLERS} callers`, value: `${fmt(x, 2)}x`, target: "~1x (what clustering costs)", pass: null, detail: `${clustered ? `${fmt(clustered.rate, 0)}/s, ${perPay(clustered)}` : "not run"} vs ${one ? `${fmt(one.rate, 0)}/s, ${perPay(one)}` : "not run (single node part off)"}` });
+      for (const how of ["round-robin", "following owner hints"]) {
+        const three = cluster.runs.find((r) => r.workload.startsWith("3 nodes,") && r.workload.includes(name) && r.workload.includes(`HTTP ${how}`))?.result;
+        const y = ratio(three, clustered);
+        list.push({ name: `three nodes / one-node cluster, ${name}, HTTP ${how}, ${CLUSTER_CALLERS} callers`, value: `${fmt(y, 2)}x`, target: ">= 1x", pass: Number.isFinite(y) ? y >= 1 : null, detail: `${three ? `${fmt(three.rate, 0)}/s, ${perPay(three)}` : "not run"} vs ${clustered ? `${fmt(clustered.rate, 0)}/s` : "not run"}` });
+      }
+      // The three nodes again with the commits in flight split over them (as many in flight together as one node keeps).
+      const split = cluster.runs.find((r) => r.workload.startsWith("3 nodes at ") && r.workload.includes(name) && r.workload.includes("HTTP following owner hints"));
+      if (split) {
+        const z = ratio(split.result, one);
+        list.push({ name: `three nodes (${split.workload.slice("3 nodes at ".length).split(",")[0]}) / one node, ${name}, HTTP following owner hints`, value: `${fmt(z, 2)}x`, target: ">= 1x", pass: Number.isFinite(z) ? z >= 1 : null, detail: `${fmt(split.result.rate, 0)}/s, ${perPay(split.result)} vs ${one ? `${fmt(one.rate, 0)}/s` : "not run"}` });
       }
     }
   }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { OutboxRelay } from "../../src/workers/outbox-relay";
 import { deleteClusterState } from "../support/nats";
 import { fundedWallet, startTestNode, type TestNode } from "../support/node";
 
@@ -22,12 +23,12 @@ afterAll(async () => {
   await deleteClusterState(PREFIX);
 });
 
-/** Every message in the stream, in stream order. */
-async function streamed(): Promise<{ subject: string; msgId: string | undefined; event: any }[]> {
-  const info = await jsm.streams.info(t.node.relay!.stream);
+/** Every message in the stream (the node's relay's unless named), in stream order. */
+async function streamed(stream = t.node.relay!.stream): Promise<{ subject: string; msgId: string | undefined; event: any }[]> {
+  const info = await jsm.streams.info(stream);
   const out = [];
   for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
-    const m = await jsm.streams.getMessage(t.node.relay!.stream, { seq });
+    const m = await jsm.streams.getMessage(stream, { seq });
     if (m) out.push({ subject: m.subject, msgId: m.header.get("Nats-Msg-Id") || undefined, event: m.json() });
   }
   return out;
@@ -77,4 +78,50 @@ test("destinations never travel in events", async () => {
   const text = JSON.stringify(await streamed());
   expect(text).not.toContain("99887766554433");
   expect(text).toContain("withdrawal.changed");
+});
+
+// Last: it stops the node's relay and relays the same events with one of its own.
+test("events go out many to an ack, each once and in commit order, also when another message gets into the stream between passes", async () => {
+  const a = await fundedWallet(t.api, "USD", "500.00");
+  const b = await fundedWallet(t.api, "USD", "500.00");
+  const pay = (w: string, n: number) => Promise.all(Array.from({ length: n }, () => t.api("POST", `/v1/wallets/${w}/payments`, { amount: "1.00" })));
+  await Promise.all([pay(a, 120), pay(b, 120)]);
+  expect(await t.node.relay!.idle()).toBe(true);
+  await t.node.relay!.stop();
+
+  // A relay of its own (its connection counted) on every event so far, from the start, into a stream of its own.
+  const prefix = `${PREFIX}x`;
+  const own = await connect({ servers: NATS_URL });
+  const relay = new OutboxRelay(t.node.db, own, prefix, 60_000);
+  try {
+    await t.node.db`update event_cursors set xid = '0'::xid8, seq = 0 where name = 'relay'`;
+    await relay.start();
+    expect(await relay.idle()).toBe(true);
+    const events = await t.node.db`select id, seq, aggregate_id from events order by seq`;
+    expect(events.length).toBeGreaterThan(240);
+    const inOrder = async (foreign: number) => {
+      const messages = await streamed(relay.stream);
+      expect(messages).toHaveLength(events.length + foreign);
+      const mine = messages.filter((m) => m.msgId !== undefined && !m.msgId.startsWith("foreign"));
+      expect(mine.map((m) => m.msgId).sort()).toEqual(events.map((r) => r.id as string).sort());
+      for (const wallet of [a, b]) {
+        expect(mine.filter((m) => m.event.aggregateId === wallet).map((m) => m.event.seq)).toEqual(events.filter((r) => r.aggregate_id === wallet).map((r) => Number(r.seq)));
+      }
+    };
+    await inOrder(0);
+    // One ack for the first event and one per chunk after it (plus the stream's own requests): not one per event.
+    expect(own.stats().inMsgs).toBeLessThan(events.length / 10);
+
+    // Someone else's message lands behind the relay's last event: its next chunk is refused whole and sent again.
+    await jetstream(nc).publish(`${prefix}.events.foreign.x`, JSON.stringify({}), { msgID: "foreign-1" });
+    await Promise.all([pay(a, 30), pay(b, 30)]);
+    relay.kick();
+    expect(await relay.idle()).toBe(true);
+    events.splice(0, events.length, ...(await t.node.db`select id, seq, aggregate_id from events order by seq`));
+    await inOrder(1);
+  } finally {
+    await relay.stop();
+    await own.drain();
+    await deleteClusterState(prefix);
+  }
 });

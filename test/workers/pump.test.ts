@@ -61,3 +61,43 @@ test("stop waits for the pass in hand, but no longer than stopWaitMs", async () 
   release();
   await roundEnds(pump);
 });
+
+test("with kickGapMs, kicks during a pass coalesce into one pass at least the gap after it started; a pass with more left goes on at once", async () => {
+  const at: number[] = [];
+  let release!: () => void;
+  let more = 0;
+  /** Resolves when the pass with this number has started. */
+  const waiting: { n: number; resolve: () => void }[] = [];
+  const passStarts = (n: number) => new Promise<void>((resolve) => (at.length >= n ? resolve() : waiting.push({ n, resolve })));
+  const pump = new Pump(
+    "test",
+    () => {
+      at.push(performance.now());
+      for (const w of waiting.filter((w) => w.n <= at.length)) {
+        waiting.splice(waiting.indexOf(w), 1);
+        w.resolve();
+      }
+      if (at.length === 1) return new Promise<boolean>((resolve) => (release = () => resolve(false)));
+      return Promise.resolve(more > 0 && more-- > 1);
+    },
+    NEVER_MS,
+    { kickGapMs: 60 },
+  );
+  pump.kick();
+  for (let i = 0; i < 20; i++) pump.kick(); // during the first pass: one more pass, not twenty
+  release();
+  await roundEnds(pump);
+  expect(at.length).toBe(1); // the second waits for the gap, on a timer of its own
+  await passStarts(2);
+  expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(55);
+  await roundEnds(pump);
+  expect(at.length).toBe(2);
+  // Passes that say there is more go on without a gap (a kick first waits out the gap after pass 2).
+  more = 3;
+  pump.kick();
+  await passStarts(5);
+  await roundEnds(pump);
+  expect(at.length).toBe(5);
+  expect(at[4]! - at[2]!).toBeLessThan(50);
+  await pump.stop();
+});
