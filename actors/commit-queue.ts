@@ -122,6 +122,14 @@ export class CommitQueue {
     private readonly openLane?: (index: number) => Db,
     /** A lane statement out this long is taken for lost with its connection (statement_timeout is 30 s). */
     private readonly stallMs = 40_000,
+    /**
+     * A lane statement out this long gets a `select 1` sent behind it on its connection. A healthy
+     * connection answers it in turn, after the statement (which may be waiting on a lock); a dead
+     * one the driver had not noticed fails the write, and the lane is replaced at once instead of
+     * after stallMs. Seen under chaos: a lane whose backend was terminated sat with statements
+     * unanswered until the next write to it, seconds later.
+     */
+    private readonly probeMs = 1_000,
   ) {
     const count = openLane ? Math.max(0, Math.min(limits.lanes ?? 0, limits.inFlightMax)) : 0;
     this.lanes = count
@@ -261,23 +269,30 @@ export class CommitQueue {
    * it (seen when Postgres ends a backend during a reconnect's start-up, with statements waiting).
    * So the first query on a lane that fails for a lost connection breaks the lane's client: every
    * statement in flight on it is answered with that error (fate unknown), the client is ended and
-   * the lane gets a new one. A statement out longer than any statement may run breaks it too.
+   * the lane gets a new one. A statement still out after probeMs gets a `select 1` behind it (the
+   * write fails on a dead connection), and one out longer than any statement may run breaks it too.
    */
   private sendOnLane(lane: Lane, stmt: Statement, writes: BatchWrite[]): Promise<PromiseSettledResult<unknown>> {
     const client = lane.client;
+    const session = lane.session!;
     const previous = lane.inFlight.at(-1);
-    const written = this.write(lane.session!, writes, { expect: previous?.token, token: stmt.token });
+    const written = this.write(session, writes, { expect: previous?.token, token: stmt.token });
     written.catch((error) => lostConnection(error) && this.breakLane(lane, client, error));
     return new Promise((resolve) => {
+      const stalled = setTimeout(() => this.breakLane(lane, client, new StalledLaneError(`commit lane ${lane.index}: a statement out for ${this.stallMs} ms`)), this.stallMs);
+      const probe = setTimeout(() => {
+        if (client.waiting.has(answer) && lane.client === client) void session.unsafe("select 1").catch((error: unknown) => lostConnection(error) && this.breakLane(lane, client, error as Error));
+      }, this.probeMs);
+      stalled.unref?.();
+      probe.unref?.();
       // Answered by the statement, or by the client breaking first; whichever comes second is dropped.
       const answer = (a: PromiseSettledResult<unknown>) => {
         if (!client.waiting.delete(answer)) return;
         clearTimeout(stalled);
+        clearTimeout(probe);
         resolve(a);
       };
       client.waiting.add(answer);
-      const stalled = setTimeout(() => this.breakLane(lane, client, new StalledLaneError(`commit lane ${lane.index}: a statement out for ${this.stallMs} ms`)), this.stallMs);
-      stalled.unref?.();
       void settle(written).then(answer);
     });
   }

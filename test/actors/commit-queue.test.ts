@@ -187,3 +187,42 @@ test("on a lane, a statement that fails only because the one before it did is se
   w.calls[2]!.settle(w.ok(["c"]));
   expect(await c.done).toBe(2);
 });
+
+test("on a lane whose connection died unnoticed (statements never answered), a probe sent behind them finds it and the lane is replaced", async () => {
+  const w = controlledWriter();
+  const probes: string[] = [];
+  // The first connection: the writer's statements are never answered, and a probe's write fails as on a dead socket.
+  const dead = Object.assign(() => {}, {
+    unsafe: (text: string) => {
+      probes.push(text);
+      return Promise.reject(Object.assign(new Error("write ECONNRESET"), { code: "ECONNRESET" }));
+    },
+    end: async () => {},
+  }) as unknown as Db;
+  const opened: Db[] = [];
+  const queue = new CommitQueue({} as Db, { inFlightMax: 4, writesMax: 100, waitingMax: 100, lanes: 1, depth: 2 }, w.write, () => (opened.push(opened.length ? fakeSession() : dead), opened.at(-1)!), 40_000, 20);
+  const a = queue.commit(batch("a", "k1"));
+  // Nothing answers a's statement; the probe does, with the lost connection: a hears it, and the lane opens anew.
+  await expect(a).rejects.toMatchObject({ code: "ECONNRESET" });
+  expect(probes).toEqual(["select 1"]);
+  expect(opened.length).toBe(2);
+  const b = queue.commit(batch("b", "k2"));
+  await nextTurn();
+  w.calls.at(-1)!.settle(w.ok(["b"]));
+  expect(await b).toBe(2);
+  expect(queue.load).toEqual({ inFlight: 0, waiting: 0 });
+});
+
+test("on a healthy lane a probe is only a query behind a slow statement: the statement's own answer counts", async () => {
+  const w = controlledWriter();
+  const probes: string[] = [];
+  let probed!: () => void;
+  const probeSent = new Promise<void>((resolve) => (probed = resolve));
+  const healthy = Object.assign(() => {}, { unsafe: (text: string) => (probes.push(text), probed(), Promise.resolve([])), end: async () => {} }) as unknown as Db;
+  const queue = new CommitQueue({} as Db, { inFlightMax: 4, writesMax: 100, waitingMax: 100, lanes: 1, depth: 2 }, w.write, () => healthy, 40_000, 10);
+  const a = queue.commit(batch("a", "k1"));
+  await probeSent;
+  expect(probes).toEqual(["select 1"]);
+  w.calls[0]!.settle(w.ok(["a"]));
+  expect(await a).toBe(2);
+});
