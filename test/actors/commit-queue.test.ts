@@ -226,3 +226,74 @@ test("on a healthy lane a probe is only a query behind a slow statement: the sta
   w.calls[0]!.settle(w.ok(["a"]));
   expect(await a).toBe(2);
 });
+
+/** A lane's connection whose every query answers at once, as a healthy one does. */
+function answeringSession(): Db {
+  const query = () => {
+    const p = Promise.resolve([]);
+    return Object.assign(p, { execute: () => p });
+  };
+  return Object.assign(query, { unsafe: query, end: async () => {} }) as unknown as Db;
+}
+
+test("on a lane, nothing a committed statement answered stays reachable from the queue once its batches are answered (100,000 passivated wallets must leave nothing behind)", async () => {
+  const reports: WeakRef<CommitReport>[] = [];
+  const write = async (db: Queryable, writes: BatchWrite[]): Promise<CommitReport> => {
+    await db`select 1`; // the writer's statement, made before its first await (as commitWrites does)
+    const report: CommitReport = { ok: true, versions: new Map(writes.map((w) => [w.id, 2])), fenced: new Set(), taken: new Map() };
+    reports.push(new WeakRef(report));
+    return report;
+  };
+  const queue = new CommitQueue({} as Db, { inFlightMax: 2, writesMax: 8, waitingMax: 10_000, lanes: 1, depth: 2 }, write, answeringSession);
+  for (let i = 0; i < 200; i++) {
+    const tickets = Array.from({ length: 4 }, (_, j) => queue.commit(batch(`w-${i}-${j}`, `k-${i}-${j}`)));
+    expect(await Promise.all(tickets)).toEqual([2, 2, 2, 2]);
+  }
+  const statements = reports.length;
+  expect(statements).toBeGreaterThanOrEqual(200);
+  expect(queue.load).toEqual({ inFlight: 0, waiting: 0 });
+  // Weak references hold their target until the turn that made them ends; then a full collection.
+  await nextTurn();
+  await nextTurn();
+  Bun.gc(true);
+  await nextTurn();
+  Bun.gc(true);
+  const kept = reports.filter((r) => r.deref() !== undefined).length;
+  // A conservative scan of the stack may keep one or two alive; a queue that holds on to them keeps every one.
+  expect(kept).toBeLessThan(statements / 20);
+  await queue.close();
+});
+
+test("on a lane whose connection is lost, every statement in flight on it is answered with that loss, and the lane goes on on a new connection", async () => {
+  // The first connection: the writer's statements are failed by hand (as the driver fails one and
+  // may leave the others queued, unanswered).
+  const writerStatements: ((error: Error) => void)[] = [];
+  const lost = (): Db => {
+    const statement = () => {
+      const p = new Promise<never>((_, reject) => writerStatements.push(reject));
+      p.catch(() => {});
+      return Object.assign(p, { execute: () => p });
+    };
+    return Object.assign(statement, { unsafe: () => new Promise<never>(() => {}), end: async () => {} }) as unknown as Db;
+  };
+  const opened: number[] = [];
+  const openLane = (index: number) => {
+    opened.push(index);
+    return opened.length === 1 ? lost() : answeringSession();
+  };
+  const write = async (db: Queryable, writes: BatchWrite[]): Promise<CommitReport> => {
+    await db`select 1`;
+    return { ok: true, versions: new Map(writes.map((w) => [w.id, 2])), fenced: new Set(), taken: new Map() };
+  };
+  const queue = new CommitQueue({} as Db, { inFlightMax: 2, writesMax: 1, waitingMax: 100, lanes: 1, depth: 2 }, write, openLane);
+  const a = queue.commit(batch("a", "k1"));
+  const b = queue.commit(batch("b", "k2"));
+  expect(writerStatements.length).toBe(2); // both out on the first connection, one behind the other
+  writerStatements[0]!(Object.assign(new Error("connection closed"), { code: "CONNECTION_CLOSED" }));
+  await expect(a).rejects.toMatchObject({ code: "CONNECTION_CLOSED" });
+  await expect(b).rejects.toMatchObject({ code: "CONNECTION_CLOSED" });
+  expect(opened).toEqual([0, 0]);
+  expect(await queue.commit(batch("c", "k3"))).toBe(2);
+  expect(queue.load).toEqual({ inFlight: 0, waiting: 0 });
+  await queue.close();
+});

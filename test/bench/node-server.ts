@@ -25,7 +25,7 @@ import { heapStats } from "bun:jsc";
 import { loadConfig } from "../../src/config";
 import { startNode } from "../../src/node";
 import { setLogLevel } from "../../lib/log";
-import type { Envelope } from "../../actors/envelope";
+import { loadCommand } from "./load-command";
 
 const databaseUrl = process.env.DATABASE_URL;
 if (!databaseUrl) throw new Error("DATABASE_URL is required");
@@ -58,16 +58,6 @@ function stats() {
   return { commits: { ...node.host.commitStats }, actors: node.host.size, cpu_ms: cpuMs(), ...memory() };
 }
 
-/** A command the wallet's machine applies and has nothing to do for (unfreeze an active wallet): no money moves. */
-function probeEnvelope(i: number): Envelope {
-  return {
-    kind: "wallet",
-    command: { type: "wallet.unfreeze", at: new Date().toISOString() },
-    idempotency: { scope: "admin:bench-admin", key: `load-${i}-${crypto.randomUUID()}`, fingerprint: "bench" },
-    principal: { sub: "bench-admin", role: "admin", permissions: [] },
-  } as Envelope;
-}
-
 async function load(ids: string[], concurrency: number): Promise<{ loaded: number; ms: number; outcomes: Record<string, number> }> {
   const t0 = performance.now();
   const outcomes: Record<string, number> = {};
@@ -75,9 +65,9 @@ async function load(ids: string[], concurrency: number): Promise<{ loaded: numbe
   async function worker() {
     while (next < ids.length) {
       const i = next++;
-      let reply = await node.host.dispatch(ids[i]!, probeEnvelope(i));
+      let reply = await node.host.dispatch(ids[i]!, loadCommand(i));
       // A connection the bench ended (to flush its statistics) fails its next query once: again.
-      for (let again = 0; again < 3 && reply.status === 503; again++) reply = await node.host.dispatch(ids[i]!, probeEnvelope(i));
+      for (let again = 0; again < 3 && reply.status === 503; again++) reply = await node.host.dispatch(ids[i]!, loadCommand(i));
       const code = `${reply.status} ${String((reply.body as { code?: unknown })?.code ?? "")}`;
       outcomes[code] = (outcomes[code] ?? 0) + 1;
     }

@@ -12,9 +12,9 @@ import { heapStats } from "bun:jsc";
 import { loadConfig } from "../../../src/config";
 import { startNode } from "../../../src/node";
 import { setLogLevel } from "../../../lib/log";
-import type { Envelope } from "../../../actors/envelope";
 import { ADMIN, callerFor, testKeys } from "../../support/auth";
 import { createTestDatabase } from "../../support/db";
+import { loadCommand } from "../load-command";
 
 const WALLETS = Number(process.env.PROBE_WALLETS ?? 10_000);
 const CONCURRENCY = Number(process.env.PROBE_CONCURRENCY ?? 64);
@@ -41,14 +41,6 @@ function grown(a: ReturnType<typeof reading>, b: ReturnType<typeof reading>, per
     .join(", ");
 }
 
-function probeEnvelope(i: number): Envelope {
-  return {
-    kind: "wallet",
-    command: { type: "wallet.unfreeze", at: new Date().toISOString() },
-    idempotency: { scope: "admin:bench-admin", key: `load-${i}-${crypto.randomUUID()}`, fingerprint: "bench" },
-    principal: { sub: "bench-admin", role: "admin", permissions: [] },
-  } as Envelope;
-}
 
 const db = await createTestDatabase("probe");
 const config = loadConfig({
@@ -79,7 +71,7 @@ try {
     [template],
   );
   // Warm up every code path once (first-use caches, JIT) on the template, then forget it.
-  for (let i = 0; i < 3; i++) await node.host.dispatch(template, probeEnvelope(-1 - i));
+  for (let i = 0; i < 3; i++) await node.host.dispatch(template, loadCommand(-1 - i));
   node.host.passivateIdle(Date.now() + 365 * 24 * 3600 * 1000);
 
   const m0 = reading();
@@ -94,7 +86,7 @@ try {
     Array.from({ length: CONCURRENCY }, async () => {
       while (next < ids.length) {
         const i = next++;
-        const reply = await node.host.dispatch(ids[i]!, probeEnvelope(i));
+        const reply = await node.host.dispatch(ids[i]!, loadCommand(i));
         const code = `${reply.status} ${String((reply.body as { code?: unknown })?.code ?? "")}`;
         outcomes[code] = (outcomes[code] ?? 0) + 1;
       }
