@@ -309,7 +309,9 @@ export class MachineActor {
     this.tip = this.snapshot;
     this.tipVersion = this.version;
     this.stopMachine(); // started again from the committed state when next needed
-    if (later.some((r) => r.status === "fulfilled")) {
+    // A batch with nothing to write (replays, refusals without a key) is "done" at once: it did
+    // not commit anything, and it is applied again below like the others.
+    if (later.some((r, i) => r.status === "fulfilled" && chain[i + 1]!.write)) {
       // A batch committed behind one that failed. Expected only when the first's answer was lost with
       // its connection (it did commit; its fate was unknown to us); otherwise a bug. Either way memory
       // cannot be trusted: everyone in flight hears 503 and retries with their key on a fresh load.

@@ -138,6 +138,31 @@ describe("a hot wallet's batches commit behind each other", () => {
     await verifyIsClean(t);
   });
 
+  test("N's key taken meanwhile, with a replay cut behind it (nothing to write): N gets the stored outcome, the replay its first answer, and nobody a 503", async () => {
+    const id = await fundedWallet(t.api, "USD", "10.00");
+    const probeKey = crypto.randomUUID();
+    const probe = await pay(id, "0.01", probeKey);
+    expect(probe.status).toBe(201);
+    const [{ scope }] = (await sql`select scope from idempotency_keys where key = ${probeKey}`) as unknown as [{ scope: string }];
+    const key = crypto.randomUUID();
+    await sql`insert into idempotency_keys (scope, key, fingerprint, status, body) values (${scope}, ${key}, 'elsewhere', 201, '{"elsewhere":true}')`;
+    const host = t.node.host;
+    const lock = await holdWalletRow(id);
+    const first = nextEvent(host, "batch", (e) => e.id === id);
+    const p1 = pay(id, "1.00", key);
+    await first;
+    // Cut while N commits, answered from the actor's recent outcomes: a batch with nothing to write.
+    const second = nextEvent(host, "batch", (e) => e.id === id);
+    const p2 = pay(id, "0.01", probeKey);
+    await second;
+    await lock.release();
+    const [r1, r2] = await Promise.all([p1, p2]);
+    expect([r1.status, r1.body.code]).toEqual([422, "IDEMPOTENCY_CONFLICT"]);
+    expect([r2.status, r2.body]).toEqual([201, probe.body]);
+    expect(await stored(id)).toMatchObject({ posted: "999", payments: 1 });
+    await verifyIsClean(t);
+  });
+
   test("the lane's connection killed with N and N+1 on it: both callers hear 503, retries with the same keys pay each exactly once", async () => {
     const id = await fundedWallet(t.api, "USD", "10.00");
     const { lock, p1, p2, keys } = await twoBehindEachOther(id);
