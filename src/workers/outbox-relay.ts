@@ -42,7 +42,6 @@ const RELAY_LOCK_ID = 72_060_002;
 const KICK_GAP_MS = 50;
 const DUPLICATE_WINDOW_NS = 10 * 60 * 1_000_000_000;
 
-
 export class OutboxRelay {
   private readonly pump: Pump;
   private js: JetStreamClient | undefined;
