@@ -1,5 +1,4 @@
-import postgres from "postgres";
-import type { Db } from "../lib/db";
+import { connect, type Db } from "../lib/db";
 import { databaseFailure } from "../lib/db-errors";
 import { log, reason } from "../lib/log";
 import { idempotencyId } from "./envelope";
@@ -446,22 +445,12 @@ function remove(list: Pending[], p: Pending): boolean {
 }
 
 /**
- * A commit lane's connection: a client of exactly one connection, so every statement runs in the
- * order it was sent, and the lane's session setting (`coffer.lane`) is its own. Timeouts as the
- * pool's (lib/db.ts).
+ * A commit lane's connection: the pool's settings (lib/db.ts) on a client of exactly one
+ * connection, so every statement runs in the order it was sent and the lane's session setting
+ * (`coffer.lane`) is its own. A lane is every commit of its wallets: a start-up that Postgres ended
+ * half way (seen under chaos) must free it sooner than the pool's 2 s; a local connect takes
+ * milliseconds.
  */
 export function connectCommitLane(url: string, timeouts = { statement_ms: 30_000, lock_ms: 5_000 }): Db {
-  return postgres(url, {
-    max: 1,
-    connection: { statement_timeout: timeouts.statement_ms, lock_timeout: timeouts.lock_ms },
-    idle_timeout: 30,
-    // A lane is every commit of its wallets: a start-up that Postgres ended half way (seen under
-    // chaos, lib/db.ts) must free it sooner than the pool's 2 s. A local connect takes milliseconds.
-    connect_timeout: 1,
-    max_lifetime: 60 * 30,
-    prepare: true,
-    onnotice: () => {},
-    backoff: (attempt: number) => Math.min(0.02 * 2 ** attempt, 0.5),
-    types: {},
-  });
+  return connect(url, 1, timeouts, 1);
 }

@@ -316,7 +316,7 @@ export class MachineActor {
       // its connection (it did commit; its fate was unknown to us); otherwise a bug. Either way memory
       // cannot be trusted: everyone in flight hears 503 and retries with their key on a fresh load.
       const lost = databaseFailure(error) === "unavailable";
-      log(lost ? "warn" : "error", `${this.kind.name} batch committed behind one whose ${lost ? "answer was lost" : "commit failed"}`, { id: this.id, error: reason(error), code: String((error as { code?: unknown } | null)?.code ?? (error as Error | null)?.constructor?.name ?? "") });
+      log(lost ? "warn" : "error", `${this.kind.name} batch committed behind one whose ${lost ? "answer was lost" : "commit failed"}`, { id: this.id, error: reason(error) });
       this.failing = false;
       this.fail(new Error("a chained batch committed behind a failed one"), chain.flatMap((e) => e.batch));
       return;

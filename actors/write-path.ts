@@ -166,8 +166,9 @@ export async function commitLedger(db: Queryable, bookings: Booking[]): Promise<
  * lane's guard (migration 031), in the statement's own transaction.
  */
 async function send(db: Queryable, batch: object, keys: object[], lane?: LaneGuard): Promise<void> {
-  if (lane) await db`select coffer_commit_on_lane(${stringify(batch)}::text::jsonb, ${JSON.stringify(keys)}::text::json, ${lane.expect ?? null}::text, ${lane.token}::text)`;
-  else await db`select coffer_commit(${stringify(batch)}::text::jsonb, ${JSON.stringify(keys)}::text::json)`;
+  const [batchText, keysText] = [stringify(batch), JSON.stringify(keys)];
+  if (lane) await db`select coffer_commit_on_lane(${batchText}::text::jsonb, ${keysText}::text::json, ${lane.expect ?? null}::text, ${lane.token}::text)`;
+  else await db`select coffer_commit(${batchText}::text::jsonb, ${keysText}::text::json)`;
 }
 
 /** JSON text with bigints as decimal strings. The rows are built with strings already; a replacer (much slower) only when one slipped through. */

@@ -2,8 +2,11 @@ import postgres, { type Sql, type TransactionSql } from "postgres";
 
 export type Db = Sql;
 
-/** One pool per process. Options are explicit so nothing depends on the driver's defaults. */
-export function connect(url: string, max = 20, timeouts = { statement_ms: 30_000, lock_ms: 5_000 }): Db {
+/**
+ * One pool per process (and a client of one connection per commit lane, actors/commit-queue.ts).
+ * Options are explicit so nothing depends on the driver's defaults.
+ */
+export function connect(url: string, max = 20, timeouts = { statement_ms: 30_000, lock_ms: 5_000 }, connectTimeoutS = 2): Db {
   return postgres(url, {
     max,
     // A commit stuck behind someone else's lock (an operator's open transaction, a migration) must
@@ -13,7 +16,7 @@ export function connect(url: string, max = 20, timeouts = { statement_ms: 30_000
     // Setting up a connection to Postgres takes milliseconds. When Postgres ends backends while
     // the pool is reconnecting, some new connections never finish their start-up and only this
     // timeout frees them: at 10 s a node stalled that long (test/chaos/chama-db-failure.test.ts).
-    connect_timeout: 2,
+    connect_timeout: connectTimeoutS,
     max_lifetime: 60 * 30,
     prepare: true,
     onnotice: () => {},
